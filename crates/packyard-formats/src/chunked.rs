@@ -1,0 +1,56 @@
+//! Compressed indexes made of independently compressed chunks.
+//!
+//! A multi-member gzip file (RFC 1952, section 2.2) and a multi-frame zstd file decompress to
+//! the concatenation of their members, so an index can be kept as one compressed chunk per
+//! group of packages and only the chunks that changed are compressed again on a publish.
+//! apt 2.6 and dnf 4.14 read both; neither reads a multi-stream xz, which is therefore always
+//! compressed whole.
+
+use std::io::Write;
+
+/// Compresses one chunk as a complete gzip member.
+pub fn gzip_member(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 4 + 64),
+        flate2::Compression::new(6),
+    );
+    encoder.write_all(data).expect("writing to a Vec cannot fail");
+    encoder.finish().expect("writing to a Vec cannot fail")
+}
+
+/// Compresses one chunk as a complete zstd frame.
+pub fn zstd_frame(data: &[u8]) -> Vec<u8> {
+    zstd::bulk::compress(data, 9).expect("zstd compression of an in-memory buffer cannot fail")
+}
+
+/// Compresses a whole file as a single xz stream.
+pub fn xz_stream(data: &[u8]) -> Vec<u8> {
+    let mut encoder = liblzma::write::XzEncoder::new(Vec::with_capacity(data.len() / 5 + 64), 6);
+    encoder.write_all(data).expect("writing to a Vec cannot fail");
+    encoder.finish().expect("writing to a Vec cannot fail")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn concatenated_gzip_members_decompress_to_the_concatenation() {
+        let mut file = gzip_member(b"Package: a\n\n");
+        file.extend(gzip_member(b"Package: b\n\n"));
+        let mut out = String::new();
+        flate2::read::MultiGzDecoder::new(&file[..])
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(out, "Package: a\n\nPackage: b\n\n");
+    }
+
+    #[test]
+    fn concatenated_zstd_frames_decompress_to_the_concatenation() {
+        let mut file = zstd_frame(b"one ");
+        file.extend(zstd_frame(b"two"));
+        let out = zstd::stream::decode_all(&file[..]).unwrap();
+        assert_eq!(out, b"one two");
+    }
+}

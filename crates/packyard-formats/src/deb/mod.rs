@@ -1,0 +1,21 @@
+//! Debian binary packages and APT repository indexes.
+//!
+//! Specs followed: deb(5) for the ar container, deb-control(5) and Debian Policy 5.6 for the
+//! control fields, and the Debian repository format (wiki.debian.org/DebianRepository/Format)
+//! for `Packages`, `Release` and the `by-hash` layout.
+
+mod archive;
+mod control;
+mod packages;
+mod path;
+mod release;
+mod version;
+mod writer;
+
+pub use archive::{DebError, Limits, read_control};
+pub use control::{Control, ControlError};
+pub use packages::render_stanza;
+pub use path::{AptPath, Compression, HashKind, RepoPath};
+pub use release::{ReleaseFile, ReleaseInfo, render_release};
+pub use writer::{DataFile, ar_member, build_deb, compress_member};
+pub use version::{compare_versions, validate_architecture, validate_package_name, validate_version};

@@ -1,0 +1,210 @@
+//! The URL grammar of a repository's APT tree, parsed before any handler runs.
+//!
+//! Relative to `/OWNER/REPO/`:
+//!
+//! ```text
+//! gpgkey
+//! OS/dists/DIST/{InRelease,Release,Release.gpg}
+//! OS/dists/DIST/main/binary-ARCH/Packages{,.gz,.zst,.xz}
+//! OS/dists/DIST/main/binary-ARCH/by-hash/{MD5Sum,SHA1,SHA256,SHA512}/HEX
+//! OS/pool/DIST/main/L/NAME/FILE.deb
+//! ```
+
+/// A path under `/OWNER/REPO/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepoPath {
+    GpgKey,
+    Apt { os: String, path: AptPath },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+    Xz,
+}
+
+impl Compression {
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Compression::None => "",
+            Compression::Gzip => ".gz",
+            Compression::Zstd => ".zst",
+            Compression::Xz => ".xz",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashKind {
+    Md5,
+    Sha1,
+    Sha256,
+    Sha512,
+}
+
+impl HashKind {
+    fn parse(name: &str, hex: &str) -> Option<HashKind> {
+        let (kind, len) = match name {
+            "MD5Sum" => (HashKind::Md5, 32),
+            "SHA1" => (HashKind::Sha1, 40),
+            "SHA256" => (HashKind::Sha256, 64),
+            "SHA512" => (HashKind::Sha512, 128),
+            _ => return None,
+        };
+        let valid = hex.len() == len && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        valid.then_some(kind)
+    }
+}
+
+/// A path under `/OWNER/REPO/OS/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AptPath {
+    InRelease { dist: String },
+    Release { dist: String },
+    ReleaseGpg { dist: String },
+    Packages { dist: String, arch: String, compression: Compression },
+    ByHash { dist: String, arch: String, kind: HashKind, hex: String },
+    Pool { dist: String, name: String, filename: String },
+}
+
+impl RepoPath {
+    pub fn parse(path: &str) -> Option<RepoPath> {
+        if path == "gpgkey" {
+            return Some(RepoPath::GpgKey);
+        }
+        let (os, rest) = path.split_once('/')?;
+        if !is_segment(os) {
+            return None;
+        }
+        Some(RepoPath::Apt {
+            os: os.to_owned(),
+            path: AptPath::parse(rest)?,
+        })
+    }
+}
+
+impl AptPath {
+    pub fn parse(path: &str) -> Option<AptPath> {
+        let parts: Vec<&str> = path.split('/').collect();
+        if !parts.iter().all(|p| is_segment(p)) {
+            return None;
+        }
+        let owned = |s: &str| s.to_owned();
+        match parts.as_slice() {
+            ["dists", dist, "InRelease"] => Some(AptPath::InRelease { dist: owned(dist) }),
+            ["dists", dist, "Release"] => Some(AptPath::Release { dist: owned(dist) }),
+            ["dists", dist, "Release.gpg"] => Some(AptPath::ReleaseGpg { dist: owned(dist) }),
+            ["dists", dist, "main", binary, file] => {
+                let arch = binary.strip_prefix("binary-")?;
+                let compression = match *file {
+                    "Packages" => Compression::None,
+                    "Packages.gz" => Compression::Gzip,
+                    "Packages.zst" => Compression::Zstd,
+                    "Packages.xz" => Compression::Xz,
+                    _ => return None,
+                };
+                Some(AptPath::Packages { dist: owned(dist), arch: owned(arch), compression })
+            }
+            ["dists", dist, "main", binary, "by-hash", kind, hex] => {
+                let arch = binary.strip_prefix("binary-")?;
+                Some(AptPath::ByHash {
+                    dist: owned(dist),
+                    arch: owned(arch),
+                    kind: HashKind::parse(kind, hex)?,
+                    hex: owned(hex),
+                })
+            }
+            ["pool", dist, "main", letter, name, filename] => {
+                let first = name.chars().next()?.to_string();
+                if *letter != first || !filename.ends_with(".deb") {
+                    return None;
+                }
+                Some(AptPath::Pool { dist: owned(dist), name: owned(name), filename: owned(filename) })
+            }
+            _ => None,
+        }
+    }
+
+    /// The pool path of a package file relative to `/OWNER/REPO/OS/`, as `Filename:` lists it.
+    pub fn pool_filename(dist: &str, name: &str, filename: &str) -> String {
+        let letter = name.chars().next().unwrap_or('_');
+        format!("pool/{dist}/main/{letter}/{name}/{filename}")
+    }
+}
+
+/// A non-empty path segment that cannot climb out of its directory.
+fn is_segment(s: &str) -> bool {
+    !s.is_empty() && s != "." && s != ".." && !s.contains('\\') && !s.contains('\0')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_apt_tree() {
+        let p = |s| RepoPath::parse(s);
+        assert_eq!(p("gpgkey"), Some(RepoPath::GpgKey));
+        assert_eq!(
+            p("debian/dists/bookworm/InRelease"),
+            Some(RepoPath::Apt {
+                os: "debian".into(),
+                path: AptPath::InRelease { dist: "bookworm".into() }
+            })
+        );
+        assert_eq!(
+            AptPath::parse("dists/jammy/main/binary-arm64/Packages.gz"),
+            Some(AptPath::Packages {
+                dist: "jammy".into(),
+                arch: "arm64".into(),
+                compression: Compression::Gzip
+            })
+        );
+        let hex = "a".repeat(128);
+        assert_eq!(
+            AptPath::parse(&format!("dists/jammy/main/binary-amd64/by-hash/SHA512/{hex}")),
+            Some(AptPath::ByHash {
+                dist: "jammy".into(),
+                arch: "amd64".into(),
+                kind: HashKind::Sha512,
+                hex
+            })
+        );
+        assert_eq!(
+            AptPath::parse("pool/jammy/main/h/hello/hello_1.0_amd64.deb"),
+            Some(AptPath::Pool {
+                dist: "jammy".into(),
+                name: "hello".into(),
+                filename: "hello_1.0_amd64.deb".into()
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_everything_else() {
+        for bad in [
+            "",
+            "debian",
+            "debian/dists/bookworm/Release.bak",
+            "debian/dists/../InRelease",
+            "debian/dists/bookworm/main/binary-amd64/Packages.bz2",
+            "debian/dists/bookworm/main/binary-amd64/by-hash/SHA256/xyz",
+            "debian/dists/bookworm/main/binary-amd64/by-hash/SHA256/ABCDEF",
+            "debian/pool/bookworm/main/x/hello/hello.deb",
+            "debian/pool/bookworm/main/h/hello/hello.rpm",
+            "debian//dists/bookworm/InRelease",
+        ] {
+            assert_eq!(RepoPath::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn pool_filename_uses_the_first_letter() {
+        assert_eq!(
+            AptPath::pool_filename("bookworm", "libfoo", "libfoo_1_amd64.deb"),
+            "pool/bookworm/main/l/libfoo/libfoo_1_amd64.deb"
+        );
+    }
+}
