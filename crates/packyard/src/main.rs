@@ -1,1 +1,5 @@
-fn main(){}
+//! The `packyard` command.
+
+fn main() -> std::process::ExitCode {
+    packyard::cli::main()
+}

@@ -127,6 +127,18 @@ impl AptPath {
         }
     }
 
+    /// The distribution (suite) the path is under.
+    pub fn dist(&self) -> &str {
+        match self {
+            AptPath::InRelease { dist }
+            | AptPath::Release { dist }
+            | AptPath::ReleaseGpg { dist }
+            | AptPath::Packages { dist, .. }
+            | AptPath::ByHash { dist, .. }
+            | AptPath::Pool { dist, .. } => dist,
+        }
+    }
+
     /// The pool path of a package file relative to `/OWNER/REPO/OS/`, as `Filename:` lists it.
     pub fn pool_filename(dist: &str, name: &str, filename: &str) -> String {
         let letter = name.chars().next().unwrap_or('_');

@@ -1,0 +1,28 @@
+//! The shared state of one process: database, blob storage, configuration, and the signal
+//! that wakes index workers.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::storage::Blobs;
+
+#[derive(Clone)]
+pub struct App {
+    pub db: Db,
+    pub blobs: Blobs,
+    pub config: Arc<Config>,
+    /// Notified when a job is queued, so an idle worker starts at once instead of polling.
+    pub wake: Arc<Notify>,
+}
+
+impl App {
+    pub async fn open(config: Config) -> Result<App> {
+        let db = Db::open_sqlite(&config.database_path()).await?;
+        let blobs = Blobs::local(&config.data_dir)?;
+        Ok(App { db, blobs, config: Arc::new(config), wake: Arc::new(Notify::new()) })
+    }
+}

@@ -1,0 +1,57 @@
+//! `packyard serve`: the HTTP server, index workers and the collector in one process, with
+//! graceful shutdown on SIGTERM or Ctrl-C (in-flight requests and the job in hand finish).
+
+use anyhow::{Context, Result};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::config::Config;
+use crate::{http, jobs};
+
+pub async fn run(config: Config) -> Result<()> {
+    init_logging(&config.log_format);
+    let started = std::time::Instant::now();
+    let app = App::open(config).await?;
+    let listener = tokio::net::TcpListener::bind(app.config.listen)
+        .await
+        .with_context(|| format!("listening on {}", app.config.listen))?;
+    let shutdown = CancellationToken::new();
+    let mut background = Vec::new();
+    for _ in 0..app.config.index_workers.max(1) {
+        background.push(tokio::spawn(jobs::run_worker(app.clone(), shutdown.clone())));
+    }
+    background.push(tokio::spawn(jobs::gc::run_collector(app.clone(), shutdown.clone())));
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        data_dir = %app.config.data_dir.display(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "packyard serving"
+    );
+    axum::serve(listener, http::router(app.clone()))
+        .with_graceful_shutdown(termination())
+        .await?;
+    tracing::info!("requests drained; stopping workers");
+    shutdown.cancel();
+    for task in background {
+        task.await?;
+    }
+    Ok(())
+}
+
+async fn termination() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutdown requested");
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
+}

@@ -1,0 +1,119 @@
+//! Settings, layered: built-in defaults < TOML file (`--config`) < `PACKYARD_*` environment
+//! variables < command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::sign::KeyAlgorithm;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the SQLite database, blobs and temporary uploads live.
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// The URL clients reach this server at, used in API answers; derived from the request's
+    /// `Host` header when unset.
+    pub public_url: Option<String>,
+    /// Largest package accepted by a push, in bytes.
+    pub max_upload_bytes: u64,
+    /// How long superseded index files stay reachable by hash, in seconds.
+    pub index_grace_secs: u64,
+    /// Index workers in this process.
+    pub index_workers: usize,
+    pub signing_key_algorithm: KeyAlgorithm,
+    /// Lifetime of new signing keys, in days.
+    pub signing_key_days: u32,
+    /// `json` or `text`.
+    pub log_format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("packyard-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            max_upload_bytes: 4 << 30,
+            index_grace_secs: 3600,
+            index_workers: 1,
+            signing_key_algorithm: KeyAlgorithm::Rsa4096,
+            signing_key_days: 730,
+            log_format: "text".into(),
+        }
+    }
+}
+
+/// Flags that override the file and the environment when given.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+}
+
+/// The settings `PACKYARD_*` variables may set; other `PACKYARD_*` variables (a test database
+/// URL, say) belong to other programs.
+const ENV_KEYS: &[&str] = &[
+    "data_dir",
+    "listen",
+    "public_url",
+    "max_upload_bytes",
+    "index_grace_secs",
+    "index_workers",
+    "signing_key_algorithm",
+    "signing_key_days",
+    "log_format",
+];
+
+impl Config {
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            anyhow::ensure!(file.exists(), "config file {} does not exist", file.display());
+            figment = figment.merge(Toml::file(file));
+        }
+        figment
+            .merge(Env::prefixed("PACKYARD_").only(ENV_KEYS))
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .context("invalid configuration")
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("packyard.db")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_flags_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("packyard.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\nindex_grace_secs = 5\n").unwrap();
+        let config = Config::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.index_grace_secs, 5);
+
+        let flags = Overrides { listen: Some("127.0.0.1:9100".parse().unwrap()), data_dir: None };
+        let config = Config::load(Some(&file), &flags).unwrap();
+        assert_eq!(config.listen.port(), 9100);
+    }
+
+    #[test]
+    fn unknown_settings_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("packyard.toml");
+        std::fs::write(&file, "lisen = \"127.0.0.1:9000\"\n").unwrap();
+        assert!(Config::load(Some(&file), &Overrides::default()).is_err());
+    }
+}

@@ -1,0 +1,118 @@
+//! The job queue table: enqueue with per-target deduplication, claim with a lease, finish,
+//! retry with backoff.
+//!
+//! Invariant: at most one queued job and at most one unexpired running job per target, so two
+//! workers never build the same target at once and a burst of pushes costs one more publish.
+
+use anyhow::Result;
+
+use super::{Db, Tx, now};
+
+pub const APT_PUBLISH: &str = "apt_publish";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Job {
+    pub id: i64,
+    pub kind: String,
+    pub repository_id: i64,
+    pub distro_version_id: i64,
+    pub attempts: i64,
+}
+
+/// Queues a job for the target unless one is already queued.
+pub async fn enqueue(tx: &mut Tx, kind: &str, repository_id: i64, distro_version_id: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO jobs (kind, repository_id, distro_version_id, state, run_at, created_at)
+         VALUES ($1, $2, $3, 'queued', $4, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(kind)
+    .bind(repository_id)
+    .bind(distro_version_id)
+    .bind(now())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Takes the oldest runnable job whose target nobody else is building, leasing it for
+/// `lease_secs`.
+pub async fn claim(db: &Db, lease_secs: i64) -> Result<Option<Job>> {
+    let now = now();
+    let mut tx = db.begin_write().await?;
+    // A running job whose lease ran out belongs to a worker that died: queue it again, or drop
+    // it when another run of its target is queued already.
+    sqlx::query(
+        "DELETE FROM jobs WHERE state = 'running' AND lease_until <= $1 AND EXISTS (
+            SELECT 1 FROM jobs q WHERE q.state = 'queued' AND q.kind = jobs.kind
+            AND q.repository_id = jobs.repository_id AND q.distro_version_id = jobs.distro_version_id)",
+    )
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE jobs SET state = 'queued' WHERE state = 'running' AND lease_until <= $1")
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    let job = sqlx::query_as(
+        "UPDATE jobs SET state = 'running', lease_until = $2, attempts = attempts + 1
+         WHERE id = (
+            SELECT j.id FROM jobs j WHERE j.state = 'queued' AND j.run_at <= $1
+            AND NOT EXISTS (
+                SELECT 1 FROM jobs r WHERE r.state = 'running' AND r.kind = j.kind
+                AND r.repository_id = j.repository_id AND r.distro_version_id = j.distro_version_id)
+            ORDER BY j.run_at, j.id LIMIT 1)
+         RETURNING id, kind, repository_id, distro_version_id, attempts",
+    )
+    .bind(now)
+    .bind(now + lease_secs)
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(job)
+}
+
+pub async fn complete(db: &Db, job: &Job) -> Result<()> {
+    sqlx::query("DELETE FROM jobs WHERE id = $1")
+        .bind(job.id)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// Puts a failed job back with a delay, or drops it when a newer run is already queued.
+pub async fn retry_later(db: &Db, job: &Job, error: &str, delay_secs: i64) -> Result<()> {
+    let mut tx = db.begin_write().await?;
+    let requeued = sqlx::query(
+        "UPDATE jobs SET state = 'queued', run_at = $2, lease_until = NULL, last_error = $3
+         WHERE id = $1 AND NOT EXISTS (
+            SELECT 1 FROM jobs q WHERE q.state = 'queued' AND q.kind = $4
+            AND q.repository_id = $5 AND q.distro_version_id = $6)",
+    )
+    .bind(job.id)
+    .bind(now() + delay_secs)
+    .bind(error)
+    .bind(&job.kind)
+    .bind(job.repository_id)
+    .bind(job.distro_version_id)
+    .execute(&mut *tx)
+    .await?;
+    if requeued.rows_affected() == 0 {
+        sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Jobs queued or running, for readiness and tests.
+pub async fn pending(db: &Db) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM jobs").fetch_one(db.pool()).await?)
+}
+
+/// Seconds until the next delayed job becomes runnable, if any is waiting.
+pub async fn next_run_in(db: &Db) -> Result<Option<i64>> {
+    let next: Option<i64> =
+        sqlx::query_scalar("SELECT MIN(run_at) FROM jobs WHERE state = 'queued'")
+            .fetch_one(db.pool())
+            .await?;
+    Ok(next.map(|at| (at - now()).max(0)))
+}

@@ -1,0 +1,200 @@
+//! Package rows: one per pushed file, with the index stanza rendered at upload.
+
+use anyhow::Result;
+
+use super::{Db, Tx, is_unique_violation, now};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Package {
+    pub id: i64,
+    pub repository_id: i64,
+    pub distro_version_id: i64,
+    pub format: String,
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+    pub filename: String,
+    pub size: i64,
+    pub md5: String,
+    pub sha1: String,
+    pub sha256: String,
+    pub sha512: String,
+    pub stanza: String,
+    pub indexed: bool,
+    pub created_at: i64,
+}
+
+const COLUMNS: &str = "id, repository_id, distro_version_id, format, name, version, architecture,
+    filename, size, md5, sha1, sha256, sha512, stanza, indexed, created_at";
+
+pub struct NewPackage<'a> {
+    pub repository_id: i64,
+    pub distro_version_id: i64,
+    pub format: &'a str,
+    pub name: &'a str,
+    pub version: &'a str,
+    pub architecture: &'a str,
+    pub filename: &'a str,
+    pub size: i64,
+    pub md5: &'a str,
+    pub sha1: &'a str,
+    pub sha256: &'a str,
+    pub sha512: &'a str,
+    pub stanza: &'a str,
+}
+
+/// What an insert found in the way.
+pub enum Inserted {
+    New(Package),
+    /// A live package with the same identity or file name exists.
+    Conflict(Package),
+}
+
+pub async fn insert(tx: &mut Tx, new: &NewPackage<'_>) -> Result<Inserted> {
+    let sql = format!(
+        "INSERT INTO packages (repository_id, distro_version_id, format, name, version,
+         architecture, filename, size, md5, sha1, sha256, sha512, stanza, indexed, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, FALSE, $14)
+         RETURNING {COLUMNS}"
+    );
+    let result = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(new.repository_id)
+        .bind(new.distro_version_id)
+        .bind(new.format)
+        .bind(new.name)
+        .bind(new.version)
+        .bind(new.architecture)
+        .bind(new.filename)
+        .bind(new.size)
+        .bind(new.md5)
+        .bind(new.sha1)
+        .bind(new.sha256)
+        .bind(new.sha512)
+        .bind(new.stanza)
+        .bind(now())
+        .fetch_one(&mut **tx)
+        .await;
+    match result {
+        Ok(package) => Ok(Inserted::New(package)),
+        Err(e) if is_unique_violation(&e) => {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM packages WHERE repository_id = $1 AND distro_version_id = $2
+                 AND deleted_at IS NULL
+                 AND ((name = $3 AND version = $4 AND architecture = $5) OR filename = $6)
+                 ORDER BY id LIMIT 1"
+            );
+            let existing = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(new.repository_id)
+                .bind(new.distro_version_id)
+                .bind(new.name)
+                .bind(new.version)
+                .bind(new.architecture)
+                .bind(new.filename)
+                .fetch_one(&mut **tx)
+                .await?;
+            Ok(Inserted::Conflict(existing))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A live package by its file name within one distribution version.
+pub async fn by_filename(
+    db: &Db,
+    repository_id: i64,
+    distro_version_id: i64,
+    filename: &str,
+) -> Result<Option<Package>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM packages WHERE repository_id = $1 AND distro_version_id = $2
+         AND filename = $3 AND deleted_at IS NULL"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(repository_id)
+        .bind(distro_version_id)
+        .bind(filename)
+        .fetch_optional(db.pool())
+        .await?)
+}
+
+/// The newest row for a pool file, destroyed ones included: an index that is still current
+/// (or reachable by hash) may list a package destroyed a moment ago.
+pub async fn for_pool_file(
+    db: &Db,
+    repository_id: i64,
+    distro_version_id: i64,
+    filename: &str,
+) -> Result<Option<Package>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM packages WHERE repository_id = $1 AND distro_version_id = $2
+         AND filename = $3 ORDER BY id DESC LIMIT 1"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(repository_id)
+        .bind(distro_version_id)
+        .bind(filename)
+        .fetch_optional(db.pool())
+        .await?)
+}
+
+/// Live packages matching name and architecture, for show and versions.
+pub async fn by_name_and_arch(
+    db: &Db,
+    repository_id: i64,
+    distro_version_id: i64,
+    name: &str,
+    architecture: &str,
+) -> Result<Vec<Package>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM packages WHERE repository_id = $1 AND distro_version_id = $2
+         AND name = $3 AND architecture = $4 AND deleted_at IS NULL ORDER BY id"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(repository_id)
+        .bind(distro_version_id)
+        .bind(name)
+        .bind(architecture)
+        .fetch_all(db.pool())
+        .await?)
+}
+
+/// Marks a package destroyed; it leaves the index on the next publish.
+pub async fn mark_deleted(tx: &mut Tx, id: i64) -> Result<()> {
+    sqlx::query("UPDATE packages SET deleted_at = $1 WHERE id = $2")
+        .bind(now())
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// What the indexer needs of one package.
+#[derive(Debug, sqlx::FromRow)]
+pub struct IndexEntry {
+    pub id: i64,
+    pub architecture: String,
+    pub stanza: String,
+    pub indexed: bool,
+}
+
+/// Every live package of a publish target, in id order.
+pub async fn index_entries(db: &Db, repository_id: i64, distro_version_id: i64) -> Result<Vec<IndexEntry>> {
+    Ok(sqlx::query_as(
+        "SELECT id, architecture, stanza, indexed FROM packages
+         WHERE repository_id = $1 AND distro_version_id = $2 AND deleted_at IS NULL ORDER BY id",
+    )
+    .bind(repository_id)
+    .bind(distro_version_id)
+    .fetch_all(db.pool())
+    .await?)
+}
+
+pub async fn mark_indexed(tx: &mut Tx, ids: &[i64]) -> Result<()> {
+    for id in ids {
+        sqlx::query("UPDATE packages SET indexed = TRUE WHERE id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}

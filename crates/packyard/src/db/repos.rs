@@ -1,0 +1,136 @@
+//! Repositories and their signing keys.
+
+use anyhow::Result;
+
+use super::{Db, Tx, now};
+use crate::sign::GeneratedKey;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Repo {
+    pub id: i64,
+    pub owner_id: i64,
+    pub owner: String,
+    pub name: String,
+    pub private: bool,
+    pub index_zstd: bool,
+    pub index_xz: bool,
+    pub created_at: i64,
+    pub last_push_at: Option<i64>,
+}
+
+const SELECT: &str = "SELECT r.id, r.owner_id, u.name AS owner, r.name, r.private, r.index_zstd,
+    r.index_xz, r.created_at, r.last_push_at FROM repositories r JOIN users u ON u.id = r.owner_id";
+
+pub struct NewRepo<'a> {
+    pub owner_id: i64,
+    pub name: &'a str,
+    pub private: bool,
+    pub index_zstd: bool,
+    pub index_xz: bool,
+}
+
+/// Inserts a repository with its first signing key; `Ok(None)` when the name is taken.
+pub async fn create(db: &Db, repo: &NewRepo<'_>, key: &GeneratedKey) -> Result<Option<i64>> {
+    let mut tx = db.begin_write().await?;
+    let inserted: Option<(i64,)> = sqlx::query_as(
+        "INSERT INTO repositories (owner_id, name, private, index_zstd, index_xz, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (owner_id, name) DO NOTHING RETURNING id",
+    )
+    .bind(repo.owner_id)
+    .bind(repo.name)
+    .bind(repo.private)
+    .bind(repo.index_zstd)
+    .bind(repo.index_xz)
+    .bind(now())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((id,)) = inserted else {
+        return Ok(None);
+    };
+    add_key(&mut tx, id, key).await?;
+    tx.commit().await?;
+    Ok(Some(id))
+}
+
+pub async fn add_key(tx: &mut Tx, repository_id: i64, key: &GeneratedKey) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO signing_keys (repository_id, fingerprint, public_armored, secret_armored,
+         created_at, expires_at, active) VALUES ($1, $2, $3, $4, $5, $6, TRUE)",
+    )
+    .bind(repository_id)
+    .bind(&key.fingerprint)
+    .bind(&key.public_armored)
+    .bind(&key.secret_armored)
+    .bind(key.created_at)
+    .bind(key.expires_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn by_owner_and_name(db: &Db, owner: &str, name: &str) -> Result<Option<Repo>> {
+    let sql = select_where(SELECT, " WHERE u.name = $1 AND r.name = $2");
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(owner)
+        .bind(name)
+        .fetch_optional(db.pool())
+        .await?)
+}
+
+pub async fn by_id(db: &Db, id: i64) -> Result<Option<Repo>> {
+    let sql = select_where(SELECT, " WHERE r.id = $1");
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?)
+}
+
+pub async fn list_for_owner(db: &Db, owner_id: i64) -> Result<Vec<Repo>> {
+    let sql = select_where(SELECT, " WHERE r.owner_id = $1 ORDER BY r.name");
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(owner_id)
+        .fetch_all(db.pool())
+        .await?)
+}
+
+fn select_where(select: &str, tail: &str) -> String {
+    format!("{select}{tail}")
+}
+
+pub async fn touch_last_push(tx: &mut Tx, repository_id: i64) -> Result<()> {
+    sqlx::query("UPDATE repositories SET last_push_at = $1 WHERE id = $2")
+        .bind(now())
+        .bind(repository_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn package_count(db: &Db, repository_id: i64) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM packages WHERE repository_id = $1 AND deleted_at IS NULL",
+    )
+    .bind(repository_id)
+    .fetch_one(db.pool())
+    .await?)
+}
+
+/// Armored public keys of the repository's active signing keys, oldest first.
+pub async fn active_public_keys(db: &Db, repository_id: i64) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT public_armored FROM signing_keys WHERE repository_id = $1 AND active ORDER BY id",
+    )
+    .bind(repository_id)
+    .fetch_all(db.pool())
+    .await?)
+}
+
+/// Armored secret keys of the repository's active signing keys, oldest first.
+pub async fn active_secret_keys(db: &Db, repository_id: i64) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT secret_armored FROM signing_keys WHERE repository_id = $1 AND active ORDER BY id",
+    )
+    .bind(repository_id)
+    .fetch_all(db.pool())
+    .await?)
+}

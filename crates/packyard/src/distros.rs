@@ -1,0 +1,119 @@
+//! The distribution versions packages are pushed to, with ids that never change.
+//!
+//! Ids are part of the API (`package[distro_version_id]`) and are stored in every package row,
+//! so a released id is never reused or renumbered: new releases get new ids at the end of
+//! their block. Blocks: 1-9 generic, 10-99 Debian, 100-299 Ubuntu.
+
+use packyard_api::{DistributionFamily, DistributionVersion};
+
+/// One distribution version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Distro {
+    pub id: i64,
+    /// `debian`, `ubuntu`, or `any`.
+    pub os: &'static str,
+    /// The codename apt uses as the suite (`bookworm`), or `any`.
+    pub dist: &'static str,
+    pub version_number: &'static str,
+    pub display_name: &'static str,
+    pub format: PackageFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackageFormat {
+    Deb,
+}
+
+const fn deb(id: i64, os: &'static str, dist: &'static str, version_number: &'static str, display_name: &'static str) -> Distro {
+    Distro { id, os, dist, version_number, display_name, format: PackageFormat::Deb }
+}
+
+pub const DISTROS: &[Distro] = &[
+    deb(1, "any", "any", "", "any"),
+    deb(10, "debian", "buster", "10", "10 buster"),
+    deb(11, "debian", "bullseye", "11", "11 bullseye"),
+    deb(12, "debian", "bookworm", "12", "12 bookworm"),
+    deb(13, "debian", "trixie", "13", "13 trixie"),
+    deb(14, "debian", "forky", "14", "14 forky"),
+    deb(19, "debian", "sid", "", "sid"),
+    deb(100, "ubuntu", "bionic", "18.04", "18.04 Bionic Beaver"),
+    deb(101, "ubuntu", "cosmic", "18.10", "18.10 Cosmic Cuttlefish"),
+    deb(102, "ubuntu", "disco", "19.04", "19.04 Disco Dingo"),
+    deb(103, "ubuntu", "eoan", "19.10", "19.10 Eoan Ermine"),
+    deb(104, "ubuntu", "focal", "20.04", "20.04 Focal Fossa"),
+    deb(105, "ubuntu", "groovy", "20.10", "20.10 Groovy Gorilla"),
+    deb(106, "ubuntu", "hirsute", "21.04", "21.04 Hirsute Hippo"),
+    deb(107, "ubuntu", "impish", "21.10", "21.10 Impish Indri"),
+    deb(108, "ubuntu", "jammy", "22.04", "22.04 Jammy Jellyfish"),
+    deb(109, "ubuntu", "kinetic", "22.10", "22.10 Kinetic Kudu"),
+    deb(110, "ubuntu", "lunar", "23.04", "23.04 Lunar Lobster"),
+    deb(111, "ubuntu", "mantic", "23.10", "23.10 Mantic Minotaur"),
+    deb(112, "ubuntu", "noble", "24.04", "24.04 Noble Numbat"),
+    deb(113, "ubuntu", "oracular", "24.10", "24.10 Oracular Oriole"),
+    deb(114, "ubuntu", "plucky", "25.04", "25.04 Plucky Puffin"),
+    deb(115, "ubuntu", "questing", "25.10", "25.10 Questing Quokka"),
+    deb(116, "ubuntu", "resolute", "26.04", "26.04 Resolute Raccoon"),
+];
+
+pub fn by_id(id: i64) -> Option<&'static Distro> {
+    DISTROS.iter().find(|d| d.id == id)
+}
+
+pub fn by_os_dist(os: &str, dist: &str) -> Option<&'static Distro> {
+    DISTROS.iter().find(|d| d.os == os && d.dist == dist)
+}
+
+/// Resolves `OS/DIST` as the CLI and the yank path give it; DIST may be the codename or the
+/// version number.
+pub fn by_path(os: &str, dist: &str) -> Option<&'static Distro> {
+    by_os_dist(os, dist).or_else(|| {
+        DISTROS
+            .iter()
+            .find(|d| d.os == os && !d.version_number.is_empty() && d.version_number == dist)
+    })
+}
+
+fn os_display_name(os: &str) -> &'static str {
+    match os {
+        "debian" => "Debian",
+        "ubuntu" => "Ubuntu",
+        _ => "Any",
+    }
+}
+
+/// The `deb` list of `GET /api/v1/distributions.json`.
+pub fn deb_families() -> Vec<DistributionFamily> {
+    let mut families: Vec<DistributionFamily> = Vec::new();
+    for distro in DISTROS.iter().filter(|d| d.format == PackageFormat::Deb) {
+        let version = DistributionVersion {
+            id: distro.id,
+            display_name: distro.display_name.to_owned(),
+            index_name: distro.dist.to_owned(),
+            version_number: distro.version_number.to_owned(),
+        };
+        match families.iter_mut().find(|f| f.index_name == distro.os) {
+            Some(family) => family.versions.push(version),
+            None => families.push(DistributionFamily {
+                display_name: os_display_name(distro.os).to_owned(),
+                index_name: distro.os.to_owned(),
+                versions: vec![version],
+            }),
+        }
+    }
+    families
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_pairs_resolve() {
+        for (i, a) in DISTROS.iter().enumerate() {
+            assert!(DISTROS[i + 1..].iter().all(|b| b.id != a.id && (b.os, b.dist) != (a.os, a.dist)));
+            assert_eq!(by_id(a.id), Some(a));
+        }
+        assert_eq!(by_path("ubuntu", "22.04").map(|d| d.dist), Some("jammy"));
+        assert_eq!(by_path("debian", "bookworm").map(|d| d.id), Some(12));
+    }
+}

@@ -1,0 +1,33 @@
+//! `DELETE /api/v1/repos/OWNER/REPO/OS/DIST/FILENAME` (`package_cloud yank`): the package
+//! leaves the index on the next publish; its blob is collected after the grace period.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+
+use crate::app::App;
+use crate::db;
+use crate::distros;
+use crate::http::auth;
+use crate::http::error::ApiError;
+
+pub async fn destroy(
+    State(app): State<App>,
+    Path((owner, name, os, dist, filename)): Path<(String, String, String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let user = auth::require_user(&app, &headers).await?;
+    let repo = auth::writable_repo(&app, &user, &owner, &name).await?;
+    let distro = distros::by_path(&os, &dist).ok_or_else(|| ApiError::not_found(format!("unknown distribution {os}/{dist}")))?;
+    let package = db::packages::by_filename(&app.db, repo.id, distro.id, &filename)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("{filename} is not in {owner}/{name} {os}/{dist}")))?;
+    let mut tx = app.db.begin_write().await?;
+    db::packages::mark_deleted(&mut tx, package.id).await?;
+    db::jobs::enqueue(&mut tx, db::jobs::APT_PUBLISH, repo.id, distro.id).await?;
+    tx.commit().await.map_err(anyhow::Error::from)?;
+    app.wake.notify_one();
+    tracing::info!(repository = %format!("{owner}/{name}"), filename = %filename, "destroyed package");
+    Ok(Json(json!({})))
+}

@@ -1,0 +1,130 @@
+//! `POST /api/v1/repos/OWNER/REPO/packages.json`, multipart with `package[package_file]` and
+//! `package[distro_version_id]`.
+//!
+//! The file is streamed to a temporary file by a blocking task that hashes it as it writes
+//! (MD5, SHA-1, SHA-256, SHA-512 in one pass), so memory stays flat whatever the file's size.
+
+use std::io::Write;
+
+use axum::Json;
+use axum::extract::{Multipart, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use bytes::Bytes;
+use packyard_api as api;
+use packyard_formats::digest::MultiHasher;
+use tempfile::TempPath;
+use tokio::sync::mpsc;
+
+use crate::app::App;
+use crate::distros::{self, PackageFormat};
+use crate::http::error::ApiError;
+use crate::http::{auth, present};
+use crate::ingest::{self, PushError, Staged};
+
+pub async fn push(
+    State(app): State<App>,
+    Path((owner, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    multipart: Multipart,
+) -> Result<(StatusCode, Json<api::Package>), ApiError> {
+    let user = auth::require_user(&app, &headers).await?;
+    let repo = auth::writable_repo(&app, &user, &owner, &name).await?;
+    let form = read_form(&app, multipart).await?;
+
+    let (staged, _temp) = form.file.ok_or_else(|| ApiError::invalid("package_file", "is missing"))?;
+    let distro_id = form
+        .distro_version_id
+        .ok_or_else(|| ApiError::invalid("distro_version_id", "is missing"))?;
+    let distro = distro_id
+        .trim()
+        .parse()
+        .ok()
+        .and_then(distros::by_id)
+        .ok_or_else(|| ApiError::invalid("distro_version_id", format!("{distro_id:?} is not a known distribution version id; see /api/v1/distributions.json")))?;
+    let pushed = match distro.format {
+        PackageFormat::Deb => ingest::push_deb(&app, &repo, distro, &staged).await,
+    };
+    let (package, _is_new) = pushed.map_err(|e| match e {
+        PushError::BadPackage(m) => ApiError::invalid("package_file", m),
+        PushError::BadFilename(m) => ApiError::invalid("filename", m),
+        PushError::Conflict(m) => ApiError::invalid("filename", m),
+        PushError::Internal(e) => ApiError::Internal(e),
+    })?;
+    let base = auth::base_url(&app, &headers);
+    Ok((StatusCode::CREATED, Json(present::package(&base, &repo, distro, &package))))
+}
+
+struct Form {
+    distro_version_id: Option<String>,
+    /// The staged file and the guard that deletes it when the request ends.
+    file: Option<(Staged, TempPath)>,
+}
+
+async fn read_form(app: &App, mut multipart: Multipart) -> Result<Form, ApiError> {
+    let mut form = Form { distro_version_id: None, file: None };
+    let bad_body = |e: axum::extract::multipart::MultipartError| ApiError::BadRequest(format!("invalid multipart body: {e}"));
+    while let Some(field) = multipart.next_field().await.map_err(bad_body)? {
+        match field.name().unwrap_or_default() {
+            "package[distro_version_id]" | "distro_version_id" => {
+                form.distro_version_id = Some(field.text().await.map_err(bad_body)?);
+            }
+            "package[package_file]" | "package_file" => {
+                if form.file.is_some() {
+                    return Err(ApiError::invalid("package_file", "only one file may be pushed per request"));
+                }
+                let filename = field.file_name().unwrap_or_default().to_owned();
+                form.file = Some(stage(app, field, filename).await?);
+            }
+            _ => {}
+        }
+    }
+    Ok(form)
+}
+
+/// Writes a multipart field to a temporary file, hashing it on the way, within the size limit.
+async fn stage(app: &App, mut field: axum::extract::multipart::Field<'_>, filename: String) -> Result<(Staged, TempPath), ApiError> {
+    let limit = app.config.max_upload_bytes;
+    let file = tempfile::NamedTempFile::new_in(app.blobs.tmp_dir()).map_err(|e| anyhow::anyhow!("creating a staging file: {e}"))?;
+    let (file, path) = file.into_parts();
+    let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut hasher = MultiHasher::default();
+        while let Some(chunk) = rx.blocking_recv() {
+            hasher.update(&chunk);
+            out.write_all(&chunk)?;
+        }
+        out.flush()?;
+        Ok::<_, std::io::Error>(hasher.finish())
+    });
+    let mut received: u64 = 0;
+    let mut failure = None;
+    loop {
+        match field.chunk().await {
+            Ok(Some(chunk)) => {
+                received += chunk.len() as u64;
+                if received > limit {
+                    failure = Some(ApiError::PayloadTooLarge(format!(
+                        "package is larger than the {limit} byte upload limit"
+                    )));
+                    break;
+                }
+                if tx.send(chunk).await.is_err() {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                failure = Some(ApiError::BadRequest(format!("upload interrupted: {e}")));
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let digests = writer.await.map_err(anyhow::Error::from)?.map_err(|e| anyhow::anyhow!("writing the staging file: {e}"))?;
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    let staged = Staged { path: path.to_path_buf(), filename, digests };
+    Ok((staged, path))
+}

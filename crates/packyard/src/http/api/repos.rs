@@ -1,0 +1,96 @@
+//! `GET /api/v1/repos.json`, `POST /api/v1/repos.json`, `GET /api/v1/repos/OWNER/REPO.json`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header::CONTENT_TYPE};
+use bytes::Bytes;
+use packyard_api as api;
+
+use crate::app::App;
+use crate::db;
+use crate::http::auth;
+use crate::http::error::ApiError;
+use crate::http::present;
+
+pub async fn list(State(app): State<App>, headers: HeaderMap) -> Result<Json<Vec<api::Repository>>, ApiError> {
+    let user = auth::require_user(&app, &headers).await?;
+    let base = auth::base_url(&app, &headers);
+    let mut out = Vec::new();
+    for repo in db::repos::list_for_owner(&app.db, user.id).await? {
+        let count = db::repos::package_count(&app.db, repo.id).await?;
+        out.push(present::repository(&base, &repo, count));
+    }
+    Ok(Json(out))
+}
+
+pub async fn show(
+    State(app): State<App>,
+    Path((owner, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<api::Repository>, ApiError> {
+    let name = name.strip_suffix(".json").unwrap_or(&name);
+    let user = auth::optional_user(&app, &headers).await?;
+    let repo = auth::readable_repo(&app, user.as_ref(), &owner, name).await?;
+    let count = db::repos::package_count(&app.db, repo.id).await?;
+    Ok(Json(present::repository(&auth::base_url(&app, &headers), &repo, count)))
+}
+
+pub async fn create(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<api::Repository>), ApiError> {
+    let user = auth::require_user(&app, &headers).await?;
+    let request = parse_create(&headers, &body)?;
+    let name = request.repository.name.trim();
+    validate_name(name)?;
+    let private = request.repository.private.as_ref().is_some_and(api::Flag::is_set);
+
+    let key = crate::keys::generate_for(&app.config, &user.name, name).await?;
+    let new = db::repos::NewRepo { owner_id: user.id, name, private, index_zstd: false, index_xz: false };
+    let Some(id) = db::repos::create(&app.db, &new, &key).await? else {
+        return Err(ApiError::invalid("name", "has already been taken"));
+    };
+    let repo = db::repos::by_id(&app.db, id).await?.ok_or_else(|| anyhow::anyhow!("repository {id} vanished"))?;
+    tracing::info!(owner = %user.name, repository = %name, private, "created repository");
+    Ok((StatusCode::CREATED, Json(present::repository(&auth::base_url(&app, &headers), &repo, 0))))
+}
+
+/// The body as JSON or as form fields `repository[name]=...&repository[private]=1`.
+fn parse_create(headers: &HeaderMap, body: &[u8]) -> Result<api::CreateRepository, ApiError> {
+    let is_json = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")));
+    }
+    let mut repository = api::NewRepository::default();
+    for (key, value) in form_urlencoded_pairs(body) {
+        match key.as_str() {
+            "repository[name]" | "name" => repository.name = value,
+            "repository[private]" | "private" => repository.private = Some(api::Flag::Text(value)),
+            _ => {}
+        }
+    }
+    Ok(api::CreateRepository { repository })
+}
+
+fn form_urlencoded_pairs(body: &[u8]) -> Vec<(String, String)> {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body).unwrap_or_default()
+}
+
+fn validate_name(name: &str) -> Result<(), ApiError> {
+    let valid = !name.is_empty()
+        && name.len() <= 100
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if valid && !name.ends_with(".json") {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "name",
+            "must be 1 to 100 letters, digits, '-', '_' or '.', starting with a letter or digit",
+        ))
+    }
+}

@@ -1,0 +1,65 @@
+//! The API's error type: each kind maps to a status code and a JSON body in packagecloud's
+//! shapes; internal errors are logged once here and answered without detail.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// 401 `{"error": "Unauthenticated"}`.
+    Unauthenticated,
+    Forbidden(String),
+    NotFound(String),
+    BadRequest(String),
+    /// 422 `{"field": ["message"]}`, which the package_cloud CLI prints field by field.
+    Invalid { field: &'static str, message: String },
+    PayloadTooLarge(String),
+    Internal(anyhow::Error),
+}
+
+impl ApiError {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::Invalid { field, message: message.into() }
+    }
+
+    pub fn not_found(what: impl Into<String>) -> ApiError {
+        ApiError::NotFound(what.into())
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        ApiError::Internal(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match self {
+            ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, json!({"error": "Unauthenticated"})),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, json!({"error": m})),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, json!({"error": m})),
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, json!({"error": m})),
+            ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, json!({"error": m})),
+            ApiError::Invalid { field, message } => {
+                let mut body = Map::new();
+                body.insert(field.to_owned(), Value::Array(vec![Value::String(message)]));
+                (StatusCode::UNPROCESSABLE_ENTITY, Value::Object(body))
+            }
+            ApiError::Internal(e) => {
+                tracing::error!(error = %format!("{e:#}"), "request failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "internal server error"}))
+            }
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Basic realm=\"packyard\""),
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,98 @@
+//! Database rows as API v1 bodies, with the URLs clients follow next.
+
+use std::collections::BTreeMap;
+
+use packyard_api as api;
+use packyard_formats::deb::{AptPath, Control};
+
+use crate::db::{packages::Package, repos::Repo};
+use crate::distros::Distro;
+
+fn timestamp(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+pub fn repository(base: &str, repo: &Repo, package_count: i64) -> api::Repository {
+    let fq = format!("{}/{}", repo.owner, repo.name);
+    let api_root = format!("/api/v1/repos/{fq}");
+    api::Repository {
+        name: repo.name.clone(),
+        created_at: timestamp(repo.created_at),
+        url: format!("{base}/{fq}"),
+        last_push_human: repo.last_push_at.map(timestamp).unwrap_or_else(|| "never".into()),
+        package_count_human: format!("{package_count} packages"),
+        private: repo.private,
+        fqname: fq.clone(),
+        paths: api::RepositoryPaths {
+            create_package: format!("{api_root}/packages.json"),
+            package_contents: format!("{api_root}/packages/contents.json"),
+            master_tokens: format!("{api_root}/master_tokens"),
+            create_master_token: format!("{api_root}/master_tokens"),
+            gpg_keys: format!("{api_root}/gpg_keys.json"),
+            self_: api_root,
+        },
+        urls: api::RepositoryUrls {
+            install_script: format!("{base}/install/repositories/{fq}/script.deb.sh"),
+        },
+    }
+}
+
+/// Dependency fields as the API lists them, one entry per comma-separated relation.
+fn dependencies(stanza: &str) -> BTreeMap<String, Vec<String>> {
+    let Ok(control) = Control::parse(stanza.as_bytes()) else {
+        return BTreeMap::new();
+    };
+    let fields = ["Pre-Depends", "Depends", "Recommends", "Suggests", "Conflicts", "Breaks", "Replaces", "Provides", "Enhances"];
+    fields
+        .iter()
+        .filter_map(|field| {
+            let value = control.get(field)?;
+            let items = value.split(',').map(|s| s.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+            Some((field.to_lowercase(), items))
+        })
+        .collect()
+}
+
+pub fn package(base: &str, repo: &Repo, distro: &Distro, p: &Package) -> api::Package {
+    let fq = format!("{}/{}", repo.owner, repo.name);
+    let (epoch, version) = match p.version.split_once(':') {
+        Some((epoch, rest)) => (epoch.parse().ok(), rest.to_owned()),
+        None => (Some(0), p.version.clone()),
+    };
+    let target = format!("{}/{}", distro.os, distro.dist);
+    let package_root = format!("/api/v1/repos/{fq}/package/{}/{target}/{}/{}", p.format, p.name, p.architecture);
+    let self_url = format!("{package_root}/{}.json", p.version);
+    api::Package {
+        name: p.name.clone(),
+        distro_version: target.clone(),
+        created_at: timestamp(p.created_at),
+        version,
+        release: None,
+        epoch,
+        architecture: p.architecture.clone(),
+        package_type: p.format.clone(),
+        filename: p.filename.clone(),
+        size: p.size.to_string(),
+        md5sum: p.md5.clone(),
+        sha1sum: p.sha1.clone(),
+        sha256sum: p.sha256.clone(),
+        sha512sum: p.sha512.clone(),
+        indexed: p.indexed,
+        dependencies: dependencies(&p.stanza),
+        repository_html_url: format!("/{fq}"),
+        package_url: self_url.clone(),
+        package_html_url: format!("/{fq}/packages/{target}/{}", p.filename),
+        download_url: format!(
+            "{base}/{fq}/{}/{}",
+            distro.os,
+            AptPath::pool_filename(distro.dist, &p.name, &p.filename)
+        ),
+        versions_url: format!("{package_root}/versions.json"),
+        promote_url: format!("/api/v1/repos/{fq}/{target}/{}/promote.json", p.filename),
+        destroy_url: format!("/api/v1/repos/{fq}/{target}/{}", p.filename),
+        self_url,
+    }
+}

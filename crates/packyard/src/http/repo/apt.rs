@@ -1,0 +1,79 @@
+//! The APT tree of one repository: signed release files of the current generation, Packages
+//! indexes by name or by hash, and pool files.
+
+use axum::response::Response;
+use packyard_formats::deb::{AptPath, HashKind};
+
+use super::send::{self, File, Request};
+use crate::app::App;
+use crate::db::generations::{self, DigestColumn, IndexFile};
+use crate::db::{self, repos::Repo};
+use crate::distros::{self, PackageFormat};
+use crate::http::error::ApiError;
+use crate::storage::BlobKey;
+
+pub async fn serve(app: &App, repo: &Repo, os: &str, path: AptPath, request: &Request<'_>) -> Result<Response, ApiError> {
+    let distro = distros::by_os_dist(os, path.dist())
+        .filter(|d| d.format == PackageFormat::Deb)
+        .ok_or_else(|| ApiError::not_found(format!("{os}/{}", path.dist())))?;
+    let missing = || ApiError::not_found(format!("{}/{}", distro.os, distro.dist));
+
+    let file = match path {
+        AptPath::InRelease { .. } | AptPath::Release { .. } | AptPath::ReleaseGpg { .. } => {
+            let generation = generations::current(&app.db, repo.id, distro.id).await?.ok_or_else(missing)?;
+            let (content_type, text) = match path {
+                AptPath::InRelease { .. } => ("text/plain; charset=utf-8", generation.in_release),
+                AptPath::Release { .. } => ("text/plain; charset=utf-8", generation.release),
+                _ => ("application/pgp-signature", generation.release_gpg),
+            };
+            File::dynamic(content_type, text.into()).modified_at(generation.created_at)
+        }
+        AptPath::Packages { arch, compression, .. } => {
+            let name = format!("main/binary-{arch}/Packages{}", compression.suffix());
+            let index = generations::current_file(&app.db, repo.id, distro.id, &name).await?.ok_or_else(missing)?;
+            index_file(index, false)?
+        }
+        AptPath::ByHash { arch, kind, hex, .. } => {
+            let column = match kind {
+                HashKind::Md5 => DigestColumn::Md5,
+                HashKind::Sha1 => DigestColumn::Sha1,
+                HashKind::Sha256 => DigestColumn::Sha256,
+                HashKind::Sha512 => DigestColumn::Sha512,
+            };
+            let dir = format!("main/binary-{arch}");
+            let index = generations::file_by_hash(&app.db, repo.id, distro.id, &dir, column, &hex).await?.ok_or_else(missing)?;
+            index_file(index, true)?
+        }
+        AptPath::Pool { name, filename, .. } => {
+            let package = db::packages::for_pool_file(&app.db, repo.id, distro.id, &filename)
+                .await?
+                .filter(|p| p.name == name)
+                .ok_or_else(missing)?;
+            File::blob(BlobKey::from_sha256(&package.sha256)?, package.size as u64, "application/vnd.debian.binary-package")
+                .immutable()
+                .modified_at(package.created_at)
+        }
+    };
+    Ok(send::send(app, request, file).await?)
+}
+
+/// An index file: served from its blob, or decompressed from its `.gz` sibling's blob.
+fn index_file(index: IndexFile, by_hash: bool) -> Result<File, ApiError> {
+    let blob = BlobKey::from_sha256(&index.blob_sha256)?;
+    let content_type = if index.path.ends_with(".gz") {
+        "application/gzip"
+    } else if index.path.ends_with(".zst") {
+        "application/zstd"
+    } else if index.path.ends_with(".xz") {
+        "application/x-xz"
+    } else {
+        "text/plain; charset=utf-8"
+    };
+    let file = if index.gunzip {
+        File::gunzipped(blob, index.size as u64, content_type, index.sha256)
+    } else {
+        File::blob(blob, index.size as u64, content_type)
+    };
+    // Files named by hash never change; files named by path change on every publish.
+    Ok(if by_hash { file.immutable() } else { file })
+}

@@ -1,0 +1,55 @@
+//! Repository files as apt reads them: `/OWNER/REPO/gpgkey` and the APT tree under
+//! `/OWNER/REPO/OS/`. Errors are bare status codes; apt only looks at those.
+
+mod apt;
+mod send;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use packyard_formats::deb::RepoPath;
+
+use crate::app::App;
+use crate::db;
+use crate::http::auth;
+use crate::http::error::ApiError;
+
+pub async fn serve(
+    State(app): State<App>,
+    Path((owner, name, path)): Path<(String, String, String)>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    match dispatch(&app, &owner, &name, &path, &method, &headers).await {
+        Ok(response) => response,
+        Err(ApiError::Internal(e)) => {
+            tracing::error!(error = %format!("{e:#}"), path = %path, "serving a repository file failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+        Err(ApiError::Unauthenticated) => StatusCode::UNAUTHORIZED.into_response(),
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn dispatch(
+    app: &App,
+    owner: &str,
+    name: &str,
+    path: &str,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let parsed = RepoPath::parse(path).ok_or_else(|| ApiError::not_found(path))?;
+    let user = auth::optional_user(app, headers).await?;
+    let repo = auth::readable_repo(app, user.as_ref(), owner, name).await?;
+    let request = send::Request { method, headers };
+    match parsed {
+        RepoPath::GpgKey => {
+            let keys = db::repos::active_public_keys(&app.db, repo.id).await?;
+            let keyring = crate::sign::keyring(&keys)?;
+            let file = send::File::dynamic("application/pgp-keys", keyring.into());
+            Ok(send::send(app, &request, file).await?)
+        }
+        RepoPath::Apt { os, path } => apt::serve(app, &repo, &os, path, &request).await,
+    }
+}

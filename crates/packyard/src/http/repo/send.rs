@@ -1,0 +1,209 @@
+//! Sends one repository file with the HTTP caching and range semantics apt and proxies use:
+//! `ETag`/`If-None-Match`, `Last-Modified`/`If-Modified-Since`, single `Range` requests, `HEAD`,
+//! and `Cache-Control` that marks content-addressed files immutable.
+
+use std::io::Read;
+
+use axum::body::Body;
+use axum::http::header::{
+    ACCEPT_RANGES, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE,
+    IF_NONE_MATCH, LAST_MODIFIED, RANGE,
+};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use packyard_formats::digest::sha256_hex;
+
+use crate::app::App;
+use crate::http::error::ApiError;
+use crate::storage::BlobKey;
+
+pub struct Request<'a> {
+    pub method: &'a Method,
+    pub headers: &'a HeaderMap,
+}
+
+enum Source {
+    Blob(BlobKey),
+    /// The gzip blob whose decompressed bytes are the file.
+    Gunzip(BlobKey),
+    Memory(Bytes),
+}
+
+pub struct File {
+    source: Source,
+    size: u64,
+    content_type: &'static str,
+    etag: String,
+    immutable: bool,
+    modified_at: Option<i64>,
+}
+
+impl File {
+    pub fn blob(key: BlobKey, size: u64, content_type: &'static str) -> File {
+        let etag = format!("\"{}\"", key.sha256());
+        File { source: Source::Blob(key), size, content_type, etag, immutable: false, modified_at: None }
+    }
+
+    pub fn gunzipped(key: BlobKey, size: u64, content_type: &'static str, sha256: String) -> File {
+        File { source: Source::Gunzip(key), size, content_type, etag: format!("\"{sha256}\""), immutable: false, modified_at: None }
+    }
+
+    pub fn dynamic(content_type: &'static str, data: Bytes) -> File {
+        let etag = format!("\"{}\"", sha256_hex(&data));
+        File { size: data.len() as u64, source: Source::Memory(data), content_type, etag, immutable: false, modified_at: None }
+    }
+
+    pub fn immutable(mut self) -> File {
+        self.immutable = true;
+        self
+    }
+
+    pub fn modified_at(mut self, secs: i64) -> File {
+        self.modified_at = Some(secs);
+        self
+    }
+}
+
+pub async fn send(app: &App, request: &Request<'_>, file: File) -> Result<Response, ApiError> {
+    let mut headers = HeaderMap::new();
+    headers.insert(ETAG, header(&file.etag));
+    let cache = if file.immutable { "public, max-age=31536000, immutable" } else { "no-cache" };
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
+    let modified = file.modified_at.and_then(|secs| u64::try_from(secs).ok()).map(|secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
+    if let Some(modified) = modified {
+        headers.insert(LAST_MODIFIED, header(&httpdate::fmt_http_date(modified)));
+    }
+    if not_modified(request.headers, &file.etag, modified) {
+        return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
+    }
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(file.content_type));
+
+    let ranged = !matches!(file.source, Source::Gunzip(_));
+    if ranged {
+        headers.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    }
+    let range = match request.headers.get(RANGE).and_then(|v| v.to_str().ok()) {
+        Some(spec) if ranged => match parse_range(spec, file.size) {
+            RangeRequest::Whole => None,
+            RangeRequest::Part(start, end) => Some(start..end),
+            RangeRequest::Unsatisfiable => {
+                headers.insert(CONTENT_RANGE, header(&format!("bytes */{}", file.size)));
+                return Ok((StatusCode::RANGE_NOT_SATISFIABLE, headers).into_response());
+            }
+        },
+        _ => None,
+    };
+    let status = match &range {
+        Some(r) => {
+            headers.insert(CONTENT_RANGE, header(&format!("bytes {}-{}/{}", r.start, r.end - 1, file.size)));
+            StatusCode::PARTIAL_CONTENT
+        }
+        None => StatusCode::OK,
+    };
+    let length = range.as_ref().map_or(file.size, |r| r.end - r.start);
+    headers.insert(CONTENT_LENGTH, header(&length.to_string()));
+    if request.method == Method::HEAD {
+        return Ok((status, headers).into_response());
+    }
+
+    let body = match file.source {
+        Source::Memory(data) => {
+            let data = match range {
+                Some(r) => data.slice(r.start as usize..r.end as usize),
+                None => data,
+            };
+            Body::from(data)
+        }
+        Source::Blob(key) => {
+            let read = app.blobs.get(&key, range).await?.ok_or_else(|| missing_blob(&key))?;
+            Body::from_stream(read.stream)
+        }
+        Source::Gunzip(key) => {
+            let compressed = app.blobs.get_bytes(&key).await?;
+            let expected = file.size;
+            let plain = tokio::task::spawn_blocking(move || {
+                let mut out = Vec::with_capacity(expected as usize);
+                flate2::read::MultiGzDecoder::new(&compressed[..]).take(expected + 1).read_to_end(&mut out)?;
+                anyhow::ensure!(out.len() as u64 == expected, "decompressed index has {} bytes, expected {expected}", out.len());
+                Ok(out)
+            })
+            .await
+            .map_err(anyhow::Error::from)??;
+            Body::from(plain)
+        }
+    };
+    Ok((status, headers, body).into_response())
+}
+
+fn missing_blob(key: &BlobKey) -> ApiError {
+    ApiError::Internal(anyhow::anyhow!("blob {} is referenced but missing from storage", key.sha256()))
+}
+
+fn header(value: &str) -> HeaderValue {
+    HeaderValue::from_str(value).expect("generated header values are visible ASCII")
+}
+
+fn not_modified(headers: &HeaderMap, etag: &str, modified: Option<std::time::SystemTime>) -> bool {
+    if let Some(tags) = headers.get(IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        return tags.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == etag);
+    }
+    let since = headers.get(IF_MODIFIED_SINCE).and_then(|v| v.to_str().ok()).and_then(|v| httpdate::parse_http_date(v).ok());
+    matches!((since, modified), (Some(since), Some(modified)) if modified <= since)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum RangeRequest {
+    Whole,
+    Part(u64, u64),
+    Unsatisfiable,
+}
+
+/// A single `bytes=` range (RFC 9110, section 14.1.2) as a half-open interval; several ranges
+/// or a malformed header get the whole file, as the RFC allows.
+fn parse_range(spec: &str, size: u64) -> RangeRequest {
+    let Some(spec) = spec.trim().strip_prefix("bytes=") else {
+        return RangeRequest::Whole;
+    };
+    if spec.contains(',') {
+        return RangeRequest::Whole;
+    }
+    let Some((start, end)) = spec.split_once('-') else {
+        return RangeRequest::Whole;
+    };
+    let (start, end) = (start.trim(), end.trim());
+    let parsed = match (start.parse::<u64>(), end.parse::<u64>()) {
+        (Ok(s), Ok(e)) if s <= e => Some((s, e.saturating_add(1).min(size))),
+        (Ok(s), Err(_)) if end.is_empty() => Some((s, size)),
+        (Err(_), Ok(n)) if start.is_empty() => {
+            if n == 0 {
+                return RangeRequest::Unsatisfiable;
+            }
+            Some((size.saturating_sub(n), size))
+        }
+        _ => None,
+    };
+    match parsed {
+        None => RangeRequest::Whole,
+        Some((s, _)) if s >= size => RangeRequest::Unsatisfiable,
+        Some((s, e)) => RangeRequest::Part(s, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), RangeRequest::Part(0, 10));
+        assert_eq!(parse_range("bytes=90-", 100), RangeRequest::Part(90, 100));
+        assert_eq!(parse_range("bytes=-10", 100), RangeRequest::Part(90, 100));
+        assert_eq!(parse_range("bytes=50-500", 100), RangeRequest::Part(50, 100));
+        assert_eq!(parse_range("bytes=100-", 100), RangeRequest::Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 100), RangeRequest::Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), RangeRequest::Whole);
+        assert_eq!(parse_range("items=0-1", 100), RangeRequest::Whole);
+        assert_eq!(parse_range("bytes=9-1", 100), RangeRequest::Whole);
+    }
+}

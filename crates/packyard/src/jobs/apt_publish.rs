@@ -1,0 +1,260 @@
+//! Publishing one APT target `(repository, distribution version)`: a new index generation
+//! built from stored stanzas, written content-addressed, then made current in one transaction.
+//!
+//! Cost grows with what changed: each architecture's `Packages` is a sequence of chunks of at
+//! most `CHUNK_SPAN` consecutive package ids, and a chunk is compressed again only when the set
+//! of packages in it changed. Unchanged chunks are reused from the cache byte for byte, so the
+//! `.gz` (and `.zst`) files are concatenations of independently compressed members.
+
+use std::collections::{BTreeSet, HashMap};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use packyard_formats::chunked;
+use packyard_formats::deb::{ReleaseFile, ReleaseInfo, render_release};
+use packyard_formats::digest::{FileDigests, MultiHasher, sha256_hex};
+
+use crate::app::App;
+use crate::db::generations::{Chunk, IndexFile, NewGeneration};
+use crate::db::packages::IndexEntry;
+use crate::db::{self, repos::Repo};
+use crate::distros::{self, Distro};
+use crate::sign::Signer;
+use crate::storage::BlobKey;
+
+/// Package ids per chunk.
+const CHUNK_SPAN: i64 = 1024;
+/// Architectures every distribution lists, so `apt-get update` succeeds on these hosts even
+/// before a package for their architecture is pushed.
+const DEFAULT_ARCHITECTURES: &[&str] = &["amd64", "arm64", "i386"];
+
+pub async fn publish(app: &App, repository_id: i64, distro_version_id: i64) -> Result<()> {
+    let Some(repo) = db::repos::by_id(&app.db, repository_id).await? else {
+        return Ok(()); // The repository was deleted after the job was queued.
+    };
+    let distro = distros::by_id(distro_version_id)
+        .with_context(|| format!("unknown distribution version id {distro_version_id}"))?;
+    let entries = db::packages::index_entries(&app.db, repository_id, distro_version_id).await?;
+    let cached = db::generations::chunks(&app.db, repository_id, distro_version_id).await?;
+    let secret_keys = db::repos::active_secret_keys(&app.db, repository_id).await?;
+    let date = release_date();
+
+    let built = tokio::task::spawn_blocking(move || {
+        let signer = Signer::from_armored(&secret_keys)?;
+        build(&repo, distro, &entries, cached, &signer, &date)
+    })
+    .await??;
+
+    for (key, bytes) in &built.blobs {
+        app.blobs.put_bytes(key, bytes.clone()).await?;
+    }
+    let mut tx = app.db.begin_write().await?;
+    // The collector deletes blobs under the write lock; check again now that we hold it.
+    for (key, bytes) in &built.blobs {
+        app.blobs.put_bytes(key, bytes.clone()).await?;
+    }
+    let generation = NewGeneration {
+        repository_id,
+        distro_version_id,
+        release: &built.release,
+        in_release: &built.in_release,
+        release_gpg: &built.release_gpg,
+        files: &built.files,
+        changed_chunks: &built.changed_chunks,
+        live_chunks: &built.live_chunks,
+        newly_indexed: &built.newly_indexed,
+    };
+    let generation_id = db::generations::publish(&mut tx, &generation).await?;
+    tx.commit().await?;
+    tracing::info!(
+        repository_id,
+        distro_version_id,
+        generation_id,
+        packages = built.package_count,
+        chunks_compressed = built.changed_chunks.len(),
+        "published apt index"
+    );
+    Ok(())
+}
+
+/// Everything one publish writes.
+struct Built {
+    release: String,
+    in_release: String,
+    release_gpg: String,
+    files: Vec<IndexFile>,
+    blobs: Vec<(BlobKey, Bytes)>,
+    changed_chunks: Vec<Chunk>,
+    live_chunks: Vec<(String, i64)>,
+    newly_indexed: Vec<i64>,
+    package_count: usize,
+}
+
+fn build(
+    repo: &Repo,
+    distro: &Distro,
+    entries: &[IndexEntry],
+    cached: Vec<Chunk>,
+    signer: &Signer,
+    date: &str,
+) -> Result<Built> {
+    let mut architectures: BTreeSet<String> =
+        DEFAULT_ARCHITECTURES.iter().map(|a| a.to_string()).collect();
+    architectures.extend(entries.iter().filter(|e| e.architecture != "all").map(|e| e.architecture.clone()));
+    let mut cache: HashMap<(String, i64), Chunk> =
+        cached.into_iter().map(|c| ((c.architecture.clone(), c.chunk_no), c)).collect();
+
+    let mut files = Vec::new();
+    let mut blobs = Vec::new();
+    let mut changed_chunks = Vec::new();
+    let mut live_chunks = Vec::new();
+    for arch in &architectures {
+        let members: Vec<&IndexEntry> = entries
+            .iter()
+            .filter(|e| e.architecture == *arch || e.architecture == "all")
+            .collect();
+        let mut plain = MultiHasher::default();
+        let mut whole_text = repo.index_xz.then(String::new);
+        let mut gz = Vec::new();
+        let mut zst = Vec::new();
+        for group in members.chunk_by(|a, b| a.id / CHUNK_SPAN == b.id / CHUNK_SPAN) {
+            let chunk_no = group[0].id / CHUNK_SPAN;
+            let text = chunk_text(group);
+            plain.update(text.as_bytes());
+            if let Some(whole) = whole_text.as_mut() {
+                whole.push_str(&text);
+            }
+            let fingerprint = fingerprint(group);
+            let reusable = cache.remove(&(arch.clone(), chunk_no)).filter(|c| {
+                c.fingerprint == fingerprint && (!repo.index_zstd || c.zst.is_some())
+            });
+            let chunk = match reusable {
+                Some(chunk) => chunk,
+                None => {
+                    let chunk = Chunk {
+                        architecture: arch.clone(),
+                        chunk_no,
+                        fingerprint,
+                        gz: chunked::gzip_member(text.as_bytes()),
+                        zst: repo.index_zstd.then(|| chunked::zstd_frame(text.as_bytes())),
+                    };
+                    changed_chunks.push(chunk.clone());
+                    chunk
+                }
+            };
+            gz.extend_from_slice(&chunk.gz);
+            if let Some(frame) = &chunk.zst {
+                zst.extend_from_slice(frame);
+            }
+            live_chunks.push((arch.clone(), chunk_no));
+        }
+        if members.is_empty() {
+            // An empty index is still a valid compressed file.
+            gz = chunked::gzip_member(b"");
+            zst = chunked::zstd_frame(b"");
+        }
+
+        let dir = format!("main/binary-{arch}");
+        let gz_digests = FileDigests::of(&gz);
+        let gz_key = BlobKey::from_sha256(&gz_digests.sha256)?;
+        files.push(index_file(format!("{dir}/Packages"), &plain.finish(), &gz_key, true));
+        files.push(index_file(format!("{dir}/Packages.gz"), &gz_digests, &gz_key, false));
+        blobs.push((gz_key, Bytes::from(gz)));
+        if repo.index_zstd {
+            let digests = FileDigests::of(&zst);
+            let key = BlobKey::from_sha256(&digests.sha256)?;
+            files.push(index_file(format!("{dir}/Packages.zst"), &digests, &key, false));
+            blobs.push((key, Bytes::from(zst)));
+        }
+        if let Some(whole) = whole_text {
+            let xz = chunked::xz_stream(whole.as_bytes());
+            let digests = FileDigests::of(&xz);
+            let key = BlobKey::from_sha256(&digests.sha256)?;
+            files.push(index_file(format!("{dir}/Packages.xz"), &digests, &key, false));
+            blobs.push((key, Bytes::from(xz)));
+        }
+    }
+
+    let digests: Vec<FileDigests> = files.iter().map(file_digests).collect();
+    let listed: Vec<ReleaseFile<'_>> = files
+        .iter()
+        .zip(&digests)
+        .map(|(file, digests)| ReleaseFile { path: &file.path, digests })
+        .collect();
+    let label = format!("{}/{}", repo.owner, repo.name);
+    let architectures: Vec<String> = architectures.into_iter().collect();
+    let description = format!("{label} for {}/{}", distro.os, distro.dist);
+    let release = render_release(
+        &ReleaseInfo {
+            origin: &label,
+            label: &label,
+            suite: distro.dist,
+            codename: distro.dist,
+            date,
+            architectures: &architectures,
+            components: &["main"],
+            description: &description,
+        },
+        &listed,
+    );
+    let in_release = signer.clearsign(&release)?;
+    let release_gpg = signer.detached(release.as_bytes())?;
+    Ok(Built {
+        release,
+        in_release,
+        release_gpg,
+        files,
+        blobs,
+        changed_chunks,
+        live_chunks,
+        newly_indexed: entries.iter().filter(|e| !e.indexed).map(|e| e.id).collect(),
+        package_count: entries.len(),
+    })
+}
+
+/// The stanzas of a chunk, each followed by the blank line that separates stanzas.
+fn chunk_text(group: &[&IndexEntry]) -> String {
+    let mut text = String::with_capacity(group.iter().map(|e| e.stanza.len() + 1).sum());
+    for entry in group {
+        text.push_str(&entry.stanza);
+        text.push('\n');
+    }
+    text
+}
+
+/// Identifies the package set of a chunk; stanzas never change once stored, so ids suffice.
+fn fingerprint(group: &[&IndexEntry]) -> String {
+    let ids: Vec<u8> = group.iter().flat_map(|e| e.id.to_le_bytes()).collect();
+    sha256_hex(&ids)
+}
+
+fn index_file(path: String, digests: &FileDigests, blob: &BlobKey, gunzip: bool) -> IndexFile {
+    IndexFile {
+        path,
+        size: digests.size as i64,
+        md5: digests.md5.clone(),
+        sha1: digests.sha1.clone(),
+        sha256: digests.sha256.clone(),
+        sha512: digests.sha512.clone(),
+        blob_sha256: blob.sha256().to_owned(),
+        gunzip,
+    }
+}
+
+fn file_digests(file: &IndexFile) -> FileDigests {
+    FileDigests {
+        size: file.size as u64,
+        md5: file.md5.clone(),
+        sha1: file.sha1.clone(),
+        sha256: file.sha256.clone(),
+        sha512: file.sha512.clone(),
+    }
+}
+
+/// `Date:` of a Release file: RFC 2822 in UTC.
+fn release_date() -> String {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] UTC"
+    );
+    time::OffsetDateTime::now_utc().format(&format).expect("a fixed format always formats")
+}

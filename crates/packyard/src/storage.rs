@@ -1,0 +1,125 @@
+//! Blob storage: package files and index files, content-addressed by SHA-256 and never
+//! rewritten. The default backend is a local folder through `object_store`.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use object_store::local::LocalFileSystem;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use tokio::io::AsyncReadExt;
+
+/// The key of a blob: its SHA-256, validated as 64 lowercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobKey(String);
+
+impl BlobKey {
+    pub fn from_sha256(hex: &str) -> Result<BlobKey> {
+        let valid = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        anyhow::ensure!(valid, "not a SHA-256 digest: {hex:?}");
+        Ok(BlobKey(hex.to_owned()))
+    }
+
+    pub fn sha256(&self) -> &str {
+        &self.0
+    }
+
+    /// `blobs/ab/cd/abcd...`: two levels of fan-out keep directories small.
+    pub fn path(&self) -> object_store::path::Path {
+        object_store::path::Path::from(format!("blobs/{}/{}/{}", &self.0[..2], &self.0[2..4], self.0))
+    }
+}
+
+/// A blob being read: its total size and a stream of the requested bytes.
+pub struct BlobRead {
+    pub total_size: u64,
+    pub range: Range<u64>,
+    pub stream: BoxStream<'static, object_store::Result<Bytes>>,
+}
+
+#[derive(Clone)]
+pub struct Blobs {
+    store: Arc<dyn ObjectStore>,
+    tmp_dir: PathBuf,
+}
+
+impl Blobs {
+    /// Blobs under `data_dir/blobs`, uploads staged in `data_dir/tmp`.
+    pub fn local(data_dir: &Path) -> Result<Blobs> {
+        let tmp_dir = data_dir.join("tmp");
+        std::fs::create_dir_all(&tmp_dir).with_context(|| format!("creating {}", tmp_dir.display()))?;
+        let store = LocalFileSystem::new_with_prefix(data_dir)
+            .with_context(|| format!("opening blob storage in {}", data_dir.display()))?
+            .with_automatic_cleanup(true);
+        Ok(Blobs { store: Arc::new(store), tmp_dir })
+    }
+
+    /// Where uploads are staged while they are hashed and checked.
+    pub fn tmp_dir(&self) -> &Path {
+        &self.tmp_dir
+    }
+
+    pub async fn exists(&self, key: &BlobKey) -> Result<bool> {
+        match self.store.head(&key.path()).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn put_bytes(&self, key: &BlobKey, data: Bytes) -> Result<()> {
+        if !self.exists(key).await? {
+            self.store.put(&key.path(), PutPayload::from(data)).await?;
+        }
+        Ok(())
+    }
+
+    /// Copies a local file into the store in parts, so memory does not grow with its size.
+    pub async fn put_file(&self, key: &BlobKey, file: &Path) -> Result<()> {
+        if self.exists(key).await? {
+            return Ok(());
+        }
+        let mut source = tokio::fs::File::open(file).await?;
+        let upload = self.store.put_multipart(&key.path()).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, 8 << 20);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = source.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            writer.wait_for_capacity(4).await?;
+            writer.write(&buf[..n]);
+        }
+        writer.finish().await?;
+        Ok(())
+    }
+
+    /// Reads a blob, or the bytes `range` of it; `None` when it does not exist.
+    pub async fn get(&self, key: &BlobKey, range: Option<Range<u64>>) -> Result<Option<BlobRead>> {
+        let options = GetOptions { range: range.map(GetRange::Bounded), ..Default::default() };
+        match self.store.get_opts(&key.path(), options).await {
+            Ok(result) => Ok(Some(BlobRead {
+                total_size: result.meta.size,
+                range: result.range.clone(),
+                stream: result.into_stream(),
+            })),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn get_bytes(&self, key: &BlobKey) -> Result<Bytes> {
+        Ok(self.store.get(&key.path()).await?.bytes().await?)
+    }
+
+    pub async fn delete(&self, key: &BlobKey) -> Result<()> {
+        match self.store.delete(&key.path()).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
