@@ -63,9 +63,14 @@ impl Blobs {
     }
 
     pub async fn exists(&self, key: &BlobKey) -> Result<bool> {
+        Ok(self.size(key).await?.is_some())
+    }
+
+    /// The stored size of a blob, or `None` when it does not exist.
+    pub async fn size(&self, key: &BlobKey) -> Result<Option<u64>> {
         match self.store.head(&key.path()).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }

@@ -48,6 +48,23 @@ pub fn ar_member(out: &mut Vec<u8>, name: &str, data: &[u8]) {
 
 fn tar_of(files: &[DataFile<'_>]) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
+    // Directories first, parents before children, as dpkg needs them to unpack.
+    let mut dirs: Vec<&str> = files
+        .iter()
+        .flat_map(|f| f.path.match_indices('/').map(|(i, _)| &f.path[..i]))
+        .collect();
+    dirs.sort_unstable();
+    dirs.dedup();
+    for dir in dirs {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(0);
+        header.set_mode(0o755);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Directory);
+        builder
+            .append_data(&mut header, format!("./{dir}/"), &[][..])
+            .expect("writing a tar to a Vec cannot fail");
+    }
     for file in files {
         let mut header = tar::Header::new_gnu();
         header.set_size(file.contents.len() as u64);

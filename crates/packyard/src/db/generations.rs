@@ -139,13 +139,23 @@ pub async fn chunks(db: &Db, repository_id: i64, distro_version_id: i64) -> Resu
 /// Stores a generation and makes it current within the caller's transaction: either every
 /// file row, the pointer, the chunk cache and the `indexed` flags change, or none does.
 pub async fn publish(tx: &mut Tx, new: &NewGeneration<'_>) -> Result<i64> {
+    // Strictly increasing per target: `Last-Modified` of InRelease is this time, and a client
+    // revalidating with If-Modified-Since must see two publishes in one second as a change.
+    let previous: Option<i64> = sqlx::query_scalar(
+        "SELECT MAX(created_at) FROM apt_generations WHERE repository_id = $1 AND distro_version_id = $2",
+    )
+    .bind(new.repository_id)
+    .bind(new.distro_version_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let created_at = previous.map_or(now(), |p| now().max(p + 1));
     let (generation_id,): (i64,) = sqlx::query_as(
         "INSERT INTO apt_generations (repository_id, distro_version_id, created_at, release,
          in_release, release_gpg) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
     .bind(new.repository_id)
     .bind(new.distro_version_id)
-    .bind(now())
+    .bind(created_at)
     .bind(new.release)
     .bind(new.in_release)
     .bind(new.release_gpg)

@@ -65,7 +65,12 @@ impl File {
     }
 }
 
-pub async fn send(app: &App, request: &Request<'_>, file: File) -> Result<Response, ApiError> {
+pub async fn send(app: &App, request: &Request<'_>, mut file: File) -> Result<Response, ApiError> {
+    if let Source::Blob(key) = &file.source {
+        // Serve what is stored: if it ever differs from what the database recorded, the client
+        // sees a checksum mismatch rather than a connection cut short.
+        file.size = app.blobs.size(key).await?.ok_or_else(|| missing_blob(key))?;
+    }
     let mut headers = HeaderMap::new();
     headers.insert(ETAG, header(&file.etag));
     let cache = if file.immutable { "public, max-age=31536000, immutable" } else { "no-cache" };

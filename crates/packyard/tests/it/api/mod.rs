@@ -1,0 +1,4 @@
+mod distributions;
+mod packages;
+mod push_errors;
+mod repos;

@@ -1,0 +1,9 @@
+//! Integration tests: the whole server in-process on a loopback port, driven over HTTP and by
+//! the real apt tools. Modules mirror the URL tree.
+
+mod api;
+mod apt_client;
+mod fixtures;
+mod repo;
+mod restart;
+mod support;

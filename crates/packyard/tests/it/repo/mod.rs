@@ -1,0 +1,3 @@
+mod apt;
+mod ftparchive;
+mod http;

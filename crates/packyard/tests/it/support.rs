@@ -1,0 +1,177 @@
+//! `TestApp`: a server on a free loopback port with its own data folder, plus helpers to make
+//! users, repositories and pushes, and to wait for the index workers.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use packyard::app::App;
+use packyard::config::Config;
+use packyard::db;
+use packyard::sign::KeyAlgorithm;
+use reqwest::multipart::{Form, Part};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio_util::sync::CancellationToken;
+
+pub struct TestApp {
+    pub app: App,
+    pub base: String,
+    pub token: String,
+    _dir: TempDir,
+    shutdown: CancellationToken,
+    client: reqwest::Client,
+}
+
+pub struct Builder {
+    config: Config,
+    workers: bool,
+}
+
+impl Builder {
+    pub fn key_algorithm(mut self, algorithm: KeyAlgorithm) -> Self {
+        self.config.signing_key_algorithm = algorithm;
+        self
+    }
+
+    pub fn max_upload_bytes(mut self, limit: u64) -> Self {
+        self.config.max_upload_bytes = limit;
+        self
+    }
+
+    /// No index workers: queued jobs stay queued until `run_jobs` runs them.
+    pub fn without_workers(mut self) -> Self {
+        self.workers = false;
+        self
+    }
+
+    pub async fn start(self) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = self.config;
+        config.data_dir = dir.path().join("data");
+        let app = App::open(config).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let router = packyard::http::router(app.clone());
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await.unwrap();
+        });
+        if self.workers {
+            tokio::spawn(packyard::jobs::run_worker(app.clone(), shutdown.clone()));
+        }
+        let user = db::users::find_or_create(&app.db, "admin").await.unwrap();
+        let token = db::users::create_token(&app.db, user.id).await.unwrap();
+        TestApp { app, base, token, _dir: dir, shutdown, client: reqwest::Client::new() }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl TestApp {
+    pub fn builder() -> Builder {
+        let config = Config {
+            signing_key_algorithm: KeyAlgorithm::Ed25519,
+            ..Config::default()
+        };
+        Builder { config, workers: true }
+    }
+
+    pub async fn new() -> TestApp {
+        TestApp::builder().start().await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.app.config.data_dir.clone()
+    }
+
+    /// A token for another user, who owns nothing.
+    pub async fn stranger_token(&self) -> String {
+        let user = db::users::find_or_create(&self.app.db, "stranger").await.unwrap();
+        db::users::create_token(&self.app.db, user.id).await.unwrap()
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path))
+    }
+
+    pub fn authed(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path)).basic_auth(&self.token, Some(""))
+    }
+
+    pub async fn create_repo(&self, name: &str, private: bool) -> Value {
+        let response = self
+            .authed(reqwest::Method::POST, "/api/v1/repos.json")
+            .form(&[("repository[name]", name), ("repository[private]", if private { "1" } else { "0" })])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "creating {name}");
+        response.json().await.unwrap()
+    }
+
+    /// Pushes `bytes` as `filename` to `admin/REPO` for the distribution version `distro_id`.
+    pub async fn push(&self, repo: &str, distro_id: i64, filename: &str, bytes: Vec<u8>) -> reqwest::Response {
+        self.push_as(&self.token, repo, distro_id, filename, bytes).await
+    }
+
+    pub async fn push_as(&self, token: &str, repo: &str, distro_id: i64, filename: &str, bytes: Vec<u8>) -> reqwest::Response {
+        let form = Form::new()
+            .text("package[distro_version_id]", distro_id.to_string())
+            .part("package[package_file]", Part::bytes(bytes).file_name(filename.to_owned()));
+        self.client
+            .post(self.url(&format!("/api/v1/repos/admin/{repo}/packages.json")))
+            .basic_auth(token, Some(""))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn push_ok(&self, repo: &str, distro_id: i64, filename: &str, bytes: Vec<u8>) -> Value {
+        let response = self.push(repo, distro_id, filename, bytes).await;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, 201, "pushing {filename}: {body}");
+        body
+    }
+
+    /// Waits until the job queue is empty.
+    pub async fn wait_for_jobs(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while db::jobs::pending(&self.app.db).await.unwrap() > 0 {
+            assert!(Instant::now() < deadline, "jobs did not drain within 60 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Runs queued jobs in this task, for apps built `without_workers`.
+    pub async fn run_jobs(&self) {
+        while let Some(job) = db::jobs::claim(&self.app.db, 60).await.unwrap() {
+            packyard::jobs::apt_publish::publish(&self.app, job.repository_id, job.distro_version_id).await.unwrap();
+            db::jobs::complete(&self.app.db, &job).await.unwrap();
+        }
+    }
+
+    /// Live package rows and stored blob files, to check that a rejected push left nothing.
+    pub async fn stored(&self) -> (i64, usize) {
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM packages").fetch_one(self.app.db.pool()).await.unwrap();
+        (rows, count_files(&self.data_dir().join("blobs")) + count_files(&self.data_dir().join("tmp")))
+    }
+}
+
+fn count_files(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 })
+        .sum()
+}
