@@ -36,6 +36,13 @@ pub struct NewRepository {
     /// packagecloud's clients send `"1"`/`"0"`, JSON clients a boolean.
     #[serde(default)]
     pub private: Option<Flag>,
+    /// Also publish `Packages.zst`, compressed incrementally like `Packages.gz`.
+    #[serde(default)]
+    pub index_zstd: Option<Flag>,
+    /// Also publish `Packages.xz`, recompressed whole on every publish (apt cannot read a
+    /// multi-stream xz, so it cannot be updated incrementally).
+    #[serde(default)]
+    pub index_xz: Option<Flag>,
 }
 
 /// A boolean that may arrive as `true`, `"1"`, `"true"` or `1`.

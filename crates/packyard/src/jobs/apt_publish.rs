@@ -41,7 +41,7 @@ pub async fn publish(app: &App, repository_id: i64, distro_version_id: i64) -> R
 
     let built = tokio::task::spawn_blocking(move || {
         let signer = Signer::from_armored(&secret_keys)?;
-        build(&repo, distro, &entries, cached, &signer, &date)
+        build(&repo, distro, &entries, cached, &signer, &date, CHUNK_SPAN)
     })
     .await??;
 
@@ -97,6 +97,7 @@ fn build(
     cached: Vec<Chunk>,
     signer: &Signer,
     date: &str,
+    chunk_span: i64,
 ) -> Result<Built> {
     let mut architectures: BTreeSet<String> =
         DEFAULT_ARCHITECTURES.iter().map(|a| a.to_string()).collect();
@@ -117,8 +118,8 @@ fn build(
         let mut whole_text = repo.index_xz.then(String::new);
         let mut gz = Vec::new();
         let mut zst = Vec::new();
-        for group in members.chunk_by(|a, b| a.id / CHUNK_SPAN == b.id / CHUNK_SPAN) {
-            let chunk_no = group[0].id / CHUNK_SPAN;
+        for group in members.chunk_by(|a, b| a.id / chunk_span == b.id / chunk_span) {
+            let chunk_no = group[0].id / chunk_span;
             let text = chunk_text(group);
             plain.update(text.as_bytes());
             if let Some(whole) = whole_text.as_mut() {
@@ -257,4 +258,80 @@ fn release_date() -> String {
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] UTC"
     );
     time::OffsetDateTime::now_utc().format(&format).expect("a fixed format always formats")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+    use crate::sign::{self, KeyAlgorithm};
+
+    fn entry(id: i64, architecture: &str) -> IndexEntry {
+        let stanza = format!("Package: p{id}\nVersion: 1.0\nArchitecture: {architecture}\n");
+        IndexEntry { id, architecture: architecture.into(), stanza, indexed: false }
+    }
+
+    fn repo() -> Repo {
+        Repo {
+            id: 1,
+            owner_id: 1,
+            owner: "acme".into(),
+            name: "stable".into(),
+            private: false,
+            index_zstd: true,
+            index_xz: false,
+            created_at: 0,
+            last_push_at: None,
+        }
+    }
+
+    fn packages_gz(built: &Built, arch: &str) -> String {
+        let path = format!("main/binary-{arch}/Packages.gz");
+        let file = built.files.iter().find(|f| f.path == path).unwrap();
+        let (_, bytes) = built.blobs.iter().find(|(k, _)| k.sha256() == file.blob_sha256).unwrap();
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(&bytes[..]).read_to_string(&mut text).unwrap();
+        text
+    }
+
+    #[test]
+    fn only_changed_chunks_are_compressed_again() {
+        let key = sign::generate("t <t@example.invalid>", KeyAlgorithm::Ed25519, 86_400).unwrap();
+        let signer = Signer::from_armored(&[key.secret_armored]).unwrap();
+        let distro = distros::by_id(12).unwrap();
+        let mut entries: Vec<IndexEntry> = (1..=5).map(|id| entry(id, "amd64")).collect();
+        entries.push(entry(7, "all"));
+
+        // Span 2: chunks 0 (id 1), 1 (2, 3), 2 (4, 5) and 3 (7) for amd64; chunk 3 for the rest.
+        let first = build(&repo(), distro, &entries, vec![], &signer, "d", 2).unwrap();
+        assert_eq!(first.changed_chunks.len(), 4 + 2);
+        assert_eq!(first.newly_indexed, [1, 2, 3, 4, 5, 7]);
+
+        // One more package: one new chunk, nothing else recompressed.
+        entries.insert(5, entry(6, "amd64"));
+        let second = build(&repo(), distro, &entries, first.changed_chunks.clone(), &signer, "d", 2).unwrap();
+        let changed: Vec<(&str, i64)> = second.changed_chunks.iter().map(|c| (c.architecture.as_str(), c.chunk_no)).collect();
+        assert_eq!(changed, [("amd64", 3)]);
+
+        // A package destroyed: only its chunk changes.
+        let mut cache = first.changed_chunks.clone();
+        cache.retain(|c| !(c.architecture == "amd64" && c.chunk_no == 3));
+        cache.extend(second.changed_chunks.clone());
+        entries.retain(|e| e.id != 3);
+        let third = build(&repo(), distro, &entries, cache, &signer, "d", 2).unwrap();
+        let changed: Vec<(&str, i64)> = third.changed_chunks.iter().map(|c| (c.architecture.as_str(), c.chunk_no)).collect();
+        assert_eq!(changed, [("amd64", 1)]);
+
+        // The concatenated members read back as the whole index, in id order.
+        let expected: String = [1, 2, 4, 5, 6].iter().map(|id| format!("Package: p{id}\nVersion: 1.0\nArchitecture: amd64\n\n")).collect::<String>()
+            + "Package: p7\nVersion: 1.0\nArchitecture: all\n\n";
+        assert_eq!(packages_gz(&third, "amd64"), expected);
+        assert_eq!(packages_gz(&third, "arm64"), "Package: p7\nVersion: 1.0\nArchitecture: all\n\n");
+        let plain = third.files.iter().find(|f| f.path == "main/binary-amd64/Packages").unwrap();
+        assert_eq!(plain.size as usize, expected.len());
+        assert!(plain.gunzip);
+        assert!(third.release.contains("main/binary-amd64/Packages.zst"));
+        assert!(third.in_release.starts_with("-----BEGIN PGP SIGNED MESSAGE-----"));
+    }
 }

@@ -39,6 +39,11 @@ impl Apt {
         Apt { dir }
     }
 
+    /// apt's downloaded index files.
+    pub fn lists(&self) -> PathBuf {
+        self.dir.path().join("state/lists")
+    }
+
     /// Runs an apt program with this configuration.
     pub async fn run(&self, program: &str, args: &[&str]) -> Output {
         tokio::process::Command::new(program)

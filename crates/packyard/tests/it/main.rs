@@ -4,6 +4,7 @@
 mod api;
 mod apt_client;
 mod fixtures;
+mod jobs;
 mod repo;
 mod restart;
 mod support;

@@ -44,10 +44,11 @@ pub async fn create(
     let request = parse_create(&headers, &body)?;
     let name = request.repository.name.trim();
     validate_name(name)?;
-    let private = request.repository.private.as_ref().is_some_and(api::Flag::is_set);
+    let flag = |f: &Option<api::Flag>| f.as_ref().is_some_and(api::Flag::is_set);
+    let private = flag(&request.repository.private);
 
     let key = crate::keys::generate_for(&app.config, &user.name, name).await?;
-    let new = db::repos::NewRepo { owner_id: user.id, name, private, index_zstd: false, index_xz: false };
+    let new = db::repos::NewRepo { owner_id: user.id, name, private, index_zstd: flag(&request.repository.index_zstd), index_xz: flag(&request.repository.index_xz) };
     let Some(id) = db::repos::create(&app.db, &new, &key).await? else {
         return Err(ApiError::invalid("name", "has already been taken"));
     };
@@ -70,6 +71,8 @@ fn parse_create(headers: &HeaderMap, body: &[u8]) -> Result<api::CreateRepositor
         match key.as_str() {
             "repository[name]" | "name" => repository.name = value,
             "repository[private]" | "private" => repository.private = Some(api::Flag::Text(value)),
+            "repository[index_zstd]" => repository.index_zstd = Some(api::Flag::Text(value)),
+            "repository[index_xz]" => repository.index_xz = Some(api::Flag::Text(value)),
             _ => {}
         }
     }

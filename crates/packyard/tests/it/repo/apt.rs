@@ -107,3 +107,38 @@ async fn apt_rejects_a_release_changed_after_signing() {
     assert!(text.contains("BADSIG") || text.contains("signatures were invalid"), "apt accepted a changed InRelease:\n{text}");
     assert!(apt.versions("hello").await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apt_reads_the_optional_zstd_and_xz_indexes() {
+    let app = TestApp::new().await;
+    let created = app
+        .authed(Method::POST, "/api/v1/repos.json")
+        .form(&[("repository[name]", "stable"), ("repository[index_zstd]", "1"), ("repository[index_xz]", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    // Two publishes, so the .zst is made of several frames.
+    app.push_ok("stable", BOOKWORM, "hello_1.0_amd64.deb", deb("hello", "1.0", "amd64")).await;
+    app.wait_for_jobs().await;
+    app.push_ok("stable", BOOKWORM, "hello_2.0_amd64.deb", deb("hello", "2.0", "amd64")).await;
+    app.wait_for_jobs().await;
+
+    let dir = "/admin/stable/debian/dists/bookworm/main/binary-amd64";
+    let plain = app.get(&format!("{dir}/Packages")).send().await.unwrap().bytes().await.unwrap();
+    let zst = app.get(&format!("{dir}/Packages.zst")).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(zstd::stream::decode_all(&zst[..]).unwrap(), plain);
+    let release = app.get("/admin/stable/debian/dists/bookworm/Release").send().await.unwrap().text().await.unwrap();
+    assert!(release.contains("main/binary-amd64/Packages.xz"));
+
+    let apt = apt_for(&app, "stable").await;
+    for order in ["zst", "xz", "gz"] {
+        std::fs::remove_dir_all(apt.lists()).unwrap();
+        std::fs::create_dir_all(apt.lists().join("partial")).unwrap();
+        let option = format!("Acquire::CompressionTypes::Order::={order}");
+        let out = apt.run("apt-get", &["-o", &option, "update"]).await;
+        assert!(out.status.success(), "{order}: {}", combined(&out));
+        assert!(!combined(&out).contains("W: "), "{order}: {}", combined(&out));
+        assert_eq!(apt.versions("hello").await, ["2.0", "1.0"], "{order}");
+    }
+}
