@@ -14,7 +14,9 @@ pub fn gzip_member(data: &[u8]) -> Vec<u8> {
         Vec::with_capacity(data.len() / 4 + 64),
         flate2::Compression::new(6),
     );
-    encoder.write_all(data).expect("writing to a Vec cannot fail");
+    encoder
+        .write_all(data)
+        .expect("writing to a Vec cannot fail");
     encoder.finish().expect("writing to a Vec cannot fail")
 }
 
@@ -26,7 +28,9 @@ pub fn zstd_frame(data: &[u8]) -> Vec<u8> {
 /// Compresses a whole file as a single xz stream.
 pub fn xz_stream(data: &[u8]) -> Vec<u8> {
     let mut encoder = liblzma::write::XzEncoder::new(Vec::with_capacity(data.len() / 5 + 64), 6);
-    encoder.write_all(data).expect("writing to a Vec cannot fail");
+    encoder
+        .write_all(data)
+        .expect("writing to a Vec cannot fail");
     encoder.finish().expect("writing to a Vec cannot fail")
 }
 

@@ -31,17 +31,30 @@ fn read(bytes: &[u8]) -> Result<deb::Control, DebError> {
 }
 
 fn hello_deb(compression: Compression) -> Vec<u8> {
-    let file = DataFile { path: "usr/bin/hello", contents: b"#!/bin/sh\necho hello\n", mode: 0o755 };
+    let file = DataFile {
+        path: "usr/bin/hello",
+        contents: b"#!/bin/sh\necho hello\n",
+        mode: 0o755,
+    };
     build_deb(HELLO, &[file], compression)
 }
 
 #[test]
 fn reads_the_control_file_under_every_compression() {
-    for compression in [Compression::None, Compression::Gzip, Compression::Xz, Compression::Zstd] {
-        let control = read(&hello_deb(compression)).unwrap_or_else(|e| panic!("{compression:?}: {e}"));
+    for compression in [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Xz,
+        Compression::Zstd,
+    ] {
+        let control =
+            read(&hello_deb(compression)).unwrap_or_else(|e| panic!("{compression:?}: {e}"));
         assert_eq!(control.get("Package"), Some("hello"));
         assert_eq!(control.get("Version"), Some("2.10-3"));
-        assert_eq!(control.get("Depends"), Some("libc6 (>= 2.34), foo | bar (<< 2)"));
+        assert_eq!(
+            control.get("Depends"),
+            Some("libc6 (>= 2.34), foo | bar (<< 2)")
+        );
     }
 }
 
@@ -56,7 +69,11 @@ fn stanza_and_release_render_as_expected() {
         sha256: "2".repeat(64),
         sha512: "3".repeat(128),
     };
-    let stanza = render_stanza(&control, "pool/bookworm/main/h/hello/hello_2.10-3_amd64.deb", &digests);
+    let stanza = render_stanza(
+        &control,
+        "pool/bookworm/main/h/hello/hello_2.10-3_amd64.deb",
+        &digests,
+    );
     insta::assert_snapshot!("hello_stanza", stanza);
 
     let packages = FileDigests::of(format!("{stanza}\n").as_bytes());
@@ -72,7 +89,10 @@ fn stanza_and_release_render_as_expected() {
             components: &["main"],
             description: "acme/stable for debian/bookworm",
         },
-        &[ReleaseFile { path: "main/binary-amd64/Packages", digests: &packages }],
+        &[ReleaseFile {
+            path: "main/binary-amd64/Packages",
+            digests: &packages,
+        }],
     );
     insta::assert_snapshot!("hello_release", release);
 }
@@ -80,13 +100,19 @@ fn stanza_and_release_render_as_expected() {
 fn expect_error(bytes: &[u8], needle: &str) {
     match read(bytes) {
         Ok(_) => panic!("expected an error naming {needle:?}"),
-        Err(e) => assert!(e.to_string().contains(needle), "{e} does not mention {needle:?}"),
+        Err(e) => assert!(
+            e.to_string().contains(needle),
+            "{e} does not mention {needle:?}"
+        ),
     }
 }
 
 #[test]
 fn rejects_what_is_not_a_package() {
-    expect_error(b"PK\x03\x04 this is a zip", "does not start with an ar archive");
+    expect_error(
+        b"PK\x03\x04 this is a zip",
+        "does not start with an ar archive",
+    );
     expect_error(b"", "does not start with an ar archive");
     let mut no_binary = b"!<arch>\n".to_vec();
     ar_member(&mut no_binary, "README", b"hi");
@@ -108,7 +134,11 @@ fn rejects_truncated_packages() {
 fn rejects_missing_members() {
     let mut only_data = b"!<arch>\n".to_vec();
     ar_member(&mut only_data, "debian-binary", b"2.0\n");
-    ar_member(&mut only_data, "data.tar.gz", &compress_member(b"", Compression::Gzip));
+    ar_member(
+        &mut only_data,
+        "data.tar.gz",
+        &compress_member(b"", Compression::Gzip),
+    );
     expect_error(&only_data, "no control.tar member");
 
     let mut bad_control = b"!<arch>\n".to_vec();
@@ -124,7 +154,11 @@ fn rejects_a_decompression_bomb() {
     let zeros = vec![0u8; 200 << 20];
     let mut bomb = b"!<arch>\n".to_vec();
     ar_member(&mut bomb, "debian-binary", b"2.0\n");
-    ar_member(&mut bomb, "control.tar.zst", &compress_member(&zeros, Compression::Zstd));
+    ar_member(
+        &mut bomb,
+        "control.tar.zst",
+        &compress_member(&zeros, Compression::Zstd),
+    );
     ar_member(&mut bomb, "data.tar.gz", b"");
     expect_error(&bomb, "larger than the 64 MiB limit");
 }
@@ -135,10 +169,22 @@ fn rejects_bad_control_fields() {
         ("Version: 1.0\nArchitecture: all\n", "no Package field"),
         ("Package: hello\nArchitecture: all\n", "no Version field"),
         ("Package: hello\nVersion: 1.0\n", "no Architecture field"),
-        ("Package: Hello_World\nVersion: 1.0\nArchitecture: all\n", "package name \"Hello_World\" is invalid"),
-        ("Package: hello\nVersion: one\nArchitecture: all\n", "version \"one\" is invalid"),
-        ("Package: hello\nVersion: 1.0\nArchitecture: ../x\n", "architecture \"../x\" is invalid"),
-        ("Package: hello\nVersion: 1.0\nArchitecture: all\nFilename: /etc/passwd\n", "only the repository may set"),
+        (
+            "Package: Hello_World\nVersion: 1.0\nArchitecture: all\n",
+            "package name \"Hello_World\" is invalid",
+        ),
+        (
+            "Package: hello\nVersion: one\nArchitecture: all\n",
+            "version \"one\" is invalid",
+        ),
+        (
+            "Package: hello\nVersion: 1.0\nArchitecture: ../x\n",
+            "architecture \"../x\" is invalid",
+        ),
+        (
+            "Package: hello\nVersion: 1.0\nArchitecture: all\nFilename: /etc/passwd\n",
+            "only the repository may set",
+        ),
         ("Package hello\n", "neither a `Field: value` line"),
     ];
     for (control, needle) in cases {

@@ -23,6 +23,11 @@ impl App {
     pub async fn open(config: Config) -> Result<App> {
         let db = Db::open_sqlite(&config.database_path()).await?;
         let blobs = Blobs::local(&config.data_dir)?;
-        Ok(App { db, blobs, config: Arc::new(config), wake: Arc::new(Notify::new()) })
+        Ok(App {
+            db,
+            blobs,
+            config: Arc::new(config),
+            wake: Arc::new(Notify::new()),
+        })
     }
 }

@@ -76,7 +76,11 @@ impl Config {
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
-            anyhow::ensure!(file.exists(), "config file {} does not exist", file.display());
+            anyhow::ensure!(
+                file.exists(),
+                "config file {} does not exist",
+                file.display()
+            );
             figment = figment.merge(Toml::file(file));
         }
         figment
@@ -104,7 +108,10 @@ mod tests {
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.index_grace_secs, 5);
 
-        let flags = Overrides { listen: Some("127.0.0.1:9100".parse().unwrap()), data_dir: None };
+        let flags = Overrides {
+            listen: Some("127.0.0.1:9100".parse().unwrap()),
+            data_dir: None,
+        };
         let config = Config::load(Some(&file), &flags).unwrap();
         assert_eq!(config.listen.port(), 9100);
     }

@@ -24,8 +24,21 @@ pub enum PackageFormat {
     Deb,
 }
 
-const fn deb(id: i64, os: &'static str, dist: &'static str, version_number: &'static str, display_name: &'static str) -> Distro {
-    Distro { id, os, dist, version_number, display_name, format: PackageFormat::Deb }
+const fn deb(
+    id: i64,
+    os: &'static str,
+    dist: &'static str,
+    version_number: &'static str,
+    display_name: &'static str,
+) -> Distro {
+    Distro {
+        id,
+        os,
+        dist,
+        version_number,
+        display_name,
+        format: PackageFormat::Deb,
+    }
 }
 
 pub const DISTROS: &[Distro] = &[
@@ -110,7 +123,11 @@ mod tests {
     #[test]
     fn ids_are_unique_and_pairs_resolve() {
         for (i, a) in DISTROS.iter().enumerate() {
-            assert!(DISTROS[i + 1..].iter().all(|b| b.id != a.id && (b.os, b.dist) != (a.os, a.dist)));
+            assert!(
+                DISTROS[i + 1..]
+                    .iter()
+                    .all(|b| b.id != a.id && (b.os, b.dist) != (a.os, a.dist))
+            );
             assert_eq!(by_id(a.id), Some(a));
         }
         assert_eq!(by_path("ubuntu", "22.04").map(|d| d.dist), Some("jammy"));

@@ -13,7 +13,11 @@ use packyard_formats::digest::FileDigests;
 use thiserror::Error;
 
 use crate::app::App;
-use crate::db::{self, packages::{Inserted, NewPackage, Package}, repos::Repo};
+use crate::db::{
+    self,
+    packages::{Inserted, NewPackage, Package},
+    repos::Repo,
+};
 use crate::distros::{Distro, PackageFormat};
 use crate::storage::BlobKey;
 
@@ -38,14 +42,22 @@ pub enum PushError {
 
 /// Checks that `filename` can name a file in the pool: one path segment, no traversal.
 pub fn check_filename(filename: &str, format: PackageFormat) -> Result<(), PushError> {
-    let bad = |why: &str| Err(PushError::BadFilename(format!("file name {filename:?} {why}")));
+    let bad = |why: &str| {
+        Err(PushError::BadFilename(format!(
+            "file name {filename:?} {why}"
+        )))
+    };
     if filename.is_empty() || filename.len() > 200 {
         return bad("must be 1 to 200 characters");
     }
     if filename.contains('/') || filename.contains('\\') || filename.contains("..") {
         return bad("must not contain '/', '\\' or '..'");
     }
-    if filename.starts_with('.') || filename.chars().any(|c| c.is_control() || c.is_whitespace()) {
+    if filename.starts_with('.')
+        || filename
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace())
+    {
         return bad("must not start with '.' or contain spaces or control characters");
     }
     let suffix = match format {
@@ -59,13 +71,22 @@ pub fn check_filename(filename: &str, format: PackageFormat) -> Result<(), PushE
 
 /// Stores a staged `.deb` in `repo` for `distro`. Returns the package and whether it is new
 /// (false for an identical re-push).
-pub async fn push_deb(app: &App, repo: &Repo, distro: &Distro, staged: &Staged) -> Result<(Package, bool), PushError> {
+pub async fn push_deb(
+    app: &App,
+    repo: &Repo,
+    distro: &Distro,
+    staged: &Staged,
+) -> Result<(Package, bool), PushError> {
     check_filename(&staged.filename, PackageFormat::Deb)?;
     let path = staged.path.clone();
     let size = staged.digests.size;
     let control = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&path)?;
-        Ok::<_, anyhow::Error>(deb::read_control(std::io::BufReader::new(file), size, &deb::Limits::default()))
+        Ok::<_, anyhow::Error>(deb::read_control(
+            std::io::BufReader::new(file),
+            size,
+            &deb::Limits::default(),
+        ))
     })
     .await
     .context("reading the package")??
@@ -111,14 +132,20 @@ pub async fn push_deb(app: &App, repo: &Repo, distro: &Distro, staged: &Staged) 
         Inserted::Conflict(existing) if existing.sha256 == d.sha256 => Ok((existing, false)),
         Inserted::Conflict(existing) => {
             let target = format!("{}/{}", distro.os, distro.dist);
-            let message = if existing.name == name && existing.version == version && existing.architecture == architecture {
+            let message = if existing.name == name
+                && existing.version == version
+                && existing.architecture == architecture
+            {
                 format!(
                     "has already been taken: {name} {version} ({architecture}) is already in {target} \
                      with different contents ({}); destroy it first or push a new version",
                     existing.filename
                 )
             } else {
-                format!("has already been taken: {target} already has a file named {}", existing.filename)
+                format!(
+                    "has already been taken: {target} already has a file named {}",
+                    existing.filename
+                )
             };
             Err(PushError::Conflict(message))
         }

@@ -5,9 +5,10 @@
 //! made by each of them, so clients that trust either key keep verifying.
 
 use anyhow::{Context, Result};
+use pgp::armor::BlockType;
 use pgp::composed::{
-    CleartextSignedMessage, Deserializable, DetachedSignature, KeyType, SignedKeyDetails, SignedPublicKey,
-    SignedSecretKey,
+    CleartextSignedMessage, Deserializable, DetachedSignature, KeyType, SignedKeyDetails,
+    SignedPublicKey, SignedSecretKey,
 };
 use pgp::crypto::hash::HashAlgorithm;
 use pgp::packet::{
@@ -15,7 +16,6 @@ use pgp::packet::{
     Subpacket, SubpacketData, UserId,
 };
 use pgp::types::{Duration, KeyDetails, KeyVersion, Password, SignedUser, Tag, Timestamp};
-use pgp::armor::BlockType;
 use serde::Deserialize;
 
 /// The public-key algorithm of new signing keys.
@@ -38,7 +38,11 @@ pub struct GeneratedKey {
 }
 
 /// Generates a certify-and-sign primary key for `user_id` that expires after `validity_secs`.
-pub fn generate(user_id: &str, algorithm: KeyAlgorithm, validity_secs: u32) -> Result<GeneratedKey> {
+pub fn generate(
+    user_id: &str,
+    algorithm: KeyAlgorithm,
+    validity_secs: u32,
+) -> Result<GeneratedKey> {
     let mut rng = rand::thread_rng();
     let key_type = match algorithm {
         KeyAlgorithm::Rsa4096 => KeyType::Rsa(4096),
@@ -46,7 +50,13 @@ pub fn generate(user_id: &str, algorithm: KeyAlgorithm, validity_secs: u32) -> R
     };
     let (public_params, secret_params) = key_type.generate(&mut rng)?;
     let created = Timestamp::now();
-    let inner = PubKeyInner::new(KeyVersion::V4, key_type.to_alg(), created, None, public_params)?;
+    let inner = PubKeyInner::new(
+        KeyVersion::V4,
+        key_type.to_alg(),
+        created,
+        None,
+        public_params,
+    )?;
     let public = PublicKey::from_inner(inner)?;
     let secret = SecretKey::new(public.clone(), secret_params)?;
 
@@ -86,15 +96,18 @@ fn self_certification(
         Subpacket::regular(SubpacketData::SignatureCreationTime(created))?,
         Subpacket::regular(SubpacketData::IssuerFingerprint(secret.fingerprint()))?,
         Subpacket::regular(SubpacketData::KeyFlags(flags))?,
-        Subpacket::regular(SubpacketData::KeyExpirationTime(Duration::from_secs(validity_secs)))?,
+        Subpacket::regular(SubpacketData::KeyExpirationTime(Duration::from_secs(
+            validity_secs,
+        )))?,
         Subpacket::regular(SubpacketData::PreferredHashAlgorithms(smallvec::smallvec![
             HashAlgorithm::Sha512,
             HashAlgorithm::Sha256
         ]))?,
         Subpacket::regular(SubpacketData::IsPrimary(true))?,
     ];
-    config.unhashed_subpackets =
-        vec![Subpacket::regular(SubpacketData::IssuerKeyId(secret.legacy_key_id()))?];
+    config.unhashed_subpackets = vec![Subpacket::regular(SubpacketData::IssuerKeyId(
+        secret.legacy_key_id(),
+    ))?];
     Ok(config.sign_certification(secret, public, &Password::empty(), Tag::UserId, user_id)?)
 }
 
@@ -105,7 +118,10 @@ pub struct Signer {
 
 impl Signer {
     pub fn from_armored(secret_keys: &[String]) -> Result<Signer> {
-        anyhow::ensure!(!secret_keys.is_empty(), "the repository has no active signing key");
+        anyhow::ensure!(
+            !secret_keys.is_empty(),
+            "the repository has no active signing key"
+        );
         let keys = secret_keys
             .iter()
             .map(|armored| {
@@ -141,7 +157,11 @@ impl Signer {
     }
 }
 
-fn detached(key: &SignedSecretKey, data: &[u8], typ: SignatureType) -> pgp::errors::Result<Signature> {
+fn detached(
+    key: &SignedSecretKey,
+    data: &[u8],
+    typ: SignatureType,
+) -> pgp::errors::Result<Signature> {
     let signing_key = &key.primary_key;
     let mut config = SignatureConfig::from_key(rand::thread_rng(), signing_key, typ)?;
     config.hash_alg = HashAlgorithm::Sha512;
@@ -149,8 +169,9 @@ fn detached(key: &SignedSecretKey, data: &[u8], typ: SignatureType) -> pgp::erro
         Subpacket::regular(SubpacketData::SignatureCreationTime(Timestamp::now()))?,
         Subpacket::regular(SubpacketData::IssuerFingerprint(signing_key.fingerprint()))?,
     ];
-    config.unhashed_subpackets =
-        vec![Subpacket::regular(SubpacketData::IssuerKeyId(signing_key.legacy_key_id()))?];
+    config.unhashed_subpackets = vec![Subpacket::regular(SubpacketData::IssuerKeyId(
+        signing_key.legacy_key_id(),
+    ))?];
     config.sign(signing_key, &Password::empty(), data)
 }
 

@@ -29,7 +29,12 @@ impl BlobKey {
 
     /// `blobs/ab/cd/abcd...`: two levels of fan-out keep directories small.
     pub fn path(&self) -> object_store::path::Path {
-        object_store::path::Path::from(format!("blobs/{}/{}/{}", &self.0[..2], &self.0[2..4], self.0))
+        object_store::path::Path::from(format!(
+            "blobs/{}/{}/{}",
+            &self.0[..2],
+            &self.0[2..4],
+            self.0
+        ))
     }
 }
 
@@ -50,11 +55,15 @@ impl Blobs {
     /// Blobs under `data_dir/blobs`, uploads staged in `data_dir/tmp`.
     pub fn local(data_dir: &Path) -> Result<Blobs> {
         let tmp_dir = data_dir.join("tmp");
-        std::fs::create_dir_all(&tmp_dir).with_context(|| format!("creating {}", tmp_dir.display()))?;
+        std::fs::create_dir_all(&tmp_dir)
+            .with_context(|| format!("creating {}", tmp_dir.display()))?;
         let store = LocalFileSystem::new_with_prefix(data_dir)
             .with_context(|| format!("opening blob storage in {}", data_dir.display()))?
             .with_automatic_cleanup(true);
-        Ok(Blobs { store: Arc::new(store), tmp_dir })
+        Ok(Blobs {
+            store: Arc::new(store),
+            tmp_dir,
+        })
     }
 
     /// Where uploads are staged while they are hashed and checked.
@@ -105,7 +114,10 @@ impl Blobs {
 
     /// Reads a blob, or the bytes `range` of it; `None` when it does not exist.
     pub async fn get(&self, key: &BlobKey, range: Option<Range<u64>>) -> Result<Option<BlobRead>> {
-        let options = GetOptions { range: range.map(GetRange::Bounded), ..Default::default() };
+        let options = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..Default::default()
+        };
         match self.store.get_opts(&key.path(), options).await {
             Ok(result) => Ok(Some(BlobRead {
                 total_size: result.meta.size,

@@ -51,7 +51,9 @@ pub enum DebError {
     MissingControl,
     #[error("package has no data.tar member")]
     MissingData,
-    #[error("unsupported control member {0:?}: expected control.tar, control.tar.gz, control.tar.xz or control.tar.zst")]
+    #[error(
+        "unsupported control member {0:?}: expected control.tar, control.tar.gz, control.tar.xz or control.tar.zst"
+    )]
     UnsupportedControlCompression(String),
     #[error("{member} is larger than the {limit_mib} MiB limit")]
     TooLarge { member: String, limit_mib: u64 },
@@ -131,8 +133,12 @@ pub fn read_control<R: Read + Seek>(
 }
 
 fn check_fields(control: &Control) -> Result<(), DebError> {
-    let name = control.get("Package").ok_or(DebError::MissingField("Package"))?;
-    let version = control.get("Version").ok_or(DebError::MissingField("Version"))?;
+    let name = control
+        .get("Package")
+        .ok_or(DebError::MissingField("Package"))?;
+    let version = control
+        .get("Version")
+        .ok_or(DebError::MissingField("Version"))?;
     let arch = control
         .get("Architecture")
         .ok_or(DebError::MissingField("Architecture"))?;
@@ -220,7 +226,9 @@ fn read_control_member<R: Read>(
         "control.tar" => Box::new(compressed),
         "control.tar.gz" => Box::new(flate2::read::GzDecoder::new(compressed)),
         "control.tar.xz" => Box::new(liblzma::read::XzDecoder::new(compressed)),
-        "control.tar.zst" => Box::new(zstd::stream::read::Decoder::new(compressed).map_err(corrupt)?),
+        "control.tar.zst" => {
+            Box::new(zstd::stream::read::Decoder::new(compressed).map_err(corrupt)?)
+        }
         other => return Err(DebError::UnsupportedControlCompression(other.to_owned())),
     };
     // One byte past the limit tells a file at the limit from a larger one.

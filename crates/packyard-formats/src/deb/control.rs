@@ -122,7 +122,10 @@ mod tests {
             Control::parse(b"Package: a\n\nPackage: b\n"),
             Err(ControlError::SeveralParagraphs)
         );
-        assert_eq!(Control::parse(b"no colon here\n"), Err(ControlError::BadLine(1)));
+        assert_eq!(
+            Control::parse(b"no colon here\n"),
+            Err(ControlError::BadLine(1))
+        );
         assert_eq!(Control::parse(&[0xff, b':']), Err(ControlError::NotUtf8));
     }
 }

@@ -17,5 +17,7 @@ pub use control::{Control, ControlError};
 pub use packages::render_stanza;
 pub use path::{AptPath, Compression, HashKind, RepoPath};
 pub use release::{ReleaseFile, ReleaseInfo, render_release};
+pub use version::{
+    compare_versions, validate_architecture, validate_package_name, validate_version,
+};
 pub use writer::{DataFile, ar_member, build_deb, compress_member};
-pub use version::{compare_versions, validate_architecture, validate_package_name, validate_version};

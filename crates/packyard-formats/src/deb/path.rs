@@ -61,12 +61,31 @@ impl HashKind {
 /// A path under `/OWNER/REPO/OS/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AptPath {
-    InRelease { dist: String },
-    Release { dist: String },
-    ReleaseGpg { dist: String },
-    Packages { dist: String, arch: String, compression: Compression },
-    ByHash { dist: String, arch: String, kind: HashKind, hex: String },
-    Pool { dist: String, name: String, filename: String },
+    InRelease {
+        dist: String,
+    },
+    Release {
+        dist: String,
+    },
+    ReleaseGpg {
+        dist: String,
+    },
+    Packages {
+        dist: String,
+        arch: String,
+        compression: Compression,
+    },
+    ByHash {
+        dist: String,
+        arch: String,
+        kind: HashKind,
+        hex: String,
+    },
+    Pool {
+        dist: String,
+        name: String,
+        filename: String,
+    },
 }
 
 impl RepoPath {
@@ -105,7 +124,11 @@ impl AptPath {
                     "Packages.xz" => Compression::Xz,
                     _ => return None,
                 };
-                Some(AptPath::Packages { dist: owned(dist), arch: owned(arch), compression })
+                Some(AptPath::Packages {
+                    dist: owned(dist),
+                    arch: owned(arch),
+                    compression,
+                })
             }
             ["dists", dist, "main", binary, "by-hash", kind, hex] => {
                 let arch = binary.strip_prefix("binary-")?;
@@ -121,7 +144,11 @@ impl AptPath {
                 if *letter != first || !filename.ends_with(".deb") {
                     return None;
                 }
-                Some(AptPath::Pool { dist: owned(dist), name: owned(name), filename: owned(filename) })
+                Some(AptPath::Pool {
+                    dist: owned(dist),
+                    name: owned(name),
+                    filename: owned(filename),
+                })
             }
             _ => None,
         }
@@ -163,7 +190,9 @@ mod tests {
             p("debian/dists/bookworm/InRelease"),
             Some(RepoPath::Apt {
                 os: "debian".into(),
-                path: AptPath::InRelease { dist: "bookworm".into() }
+                path: AptPath::InRelease {
+                    dist: "bookworm".into()
+                }
             })
         );
         assert_eq!(
@@ -176,7 +205,9 @@ mod tests {
         );
         let hex = "a".repeat(128);
         assert_eq!(
-            AptPath::parse(&format!("dists/jammy/main/binary-amd64/by-hash/SHA512/{hex}")),
+            AptPath::parse(&format!(
+                "dists/jammy/main/binary-amd64/by-hash/SHA512/{hex}"
+            )),
             Some(AptPath::ByHash {
                 dist: "jammy".into(),
                 arch: "amd64".into(),

@@ -52,7 +52,10 @@ pub fn render_release(info: &ReleaseInfo<'_>, files: &[ReleaseFile<'_>]) -> Stri
     for (name, value) in header {
         out.push_str(&format!("{name}: {value}\n"));
     }
-    out.push_str(&format!("Architectures: {}\n", info.architectures.join(" ")));
+    out.push_str(&format!(
+        "Architectures: {}\n",
+        info.architectures.join(" ")
+    ));
     out.push_str(&format!("Components: {}\n", info.components.join(" ")));
     out.push_str(&format!("Description: {}\n", info.description));
     out.push_str("Acquire-By-Hash: yes\n");
@@ -61,7 +64,8 @@ pub fn render_release(info: &ReleaseInfo<'_>, files: &[ReleaseFile<'_>]) -> Stri
         .map(|f| f.digests.size.to_string().len())
         .max()
         .unwrap_or(1);
-    let sections: [(&str, fn(&FileDigests) -> &str); 4] = [
+    type Digest = fn(&FileDigests) -> &str;
+    let sections: [(&str, Digest); 4] = [
         ("MD5Sum", |d| &d.md5),
         ("SHA1", |d| &d.sha1),
         ("SHA256", |d| &d.sha256),

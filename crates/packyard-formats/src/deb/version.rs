@@ -33,10 +33,10 @@ pub fn validate_version(version: &str) -> Result<(), String> {
         Some((epoch, rest)) => (Some(epoch), rest),
         None => (None, version),
     };
-    if let Some(epoch) = epoch {
-        if epoch.is_empty() || !epoch.bytes().all(|b| b.is_ascii_digit()) || epoch.len() > 9 {
-            return fail("the epoch before ':' must be a number");
-        }
+    if let Some(epoch) = epoch
+        && (epoch.is_empty() || !epoch.bytes().all(|b| b.is_ascii_digit()) || epoch.len() > 9)
+    {
+        return fail("the epoch before ':' must be a number");
     }
     let (upstream, revision) = match rest.rsplit_once('-') {
         Some((upstream, revision)) => (upstream, Some(revision)),
@@ -51,14 +51,15 @@ pub fn validate_version(version: &str) -> Result<(), String> {
     if !upstream_ok {
         return fail("the upstream version may only hold letters, digits and . + ~ - :");
     }
-    if let Some(revision) = revision {
-        if revision.is_empty()
+    if let Some(revision) = revision
+        && (revision.is_empty()
             || !revision
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"+.~".contains(&b))
-        {
-            return fail("the Debian revision after the last '-' may only hold letters, digits and + . ~");
-        }
+                .all(|b| b.is_ascii_alphanumeric() || b"+.~".contains(&b)))
+    {
+        return fail(
+            "the Debian revision after the last '-' may only hold letters, digits and + . ~",
+        );
     }
     Ok(())
 }
@@ -159,10 +160,19 @@ mod tests {
 
     #[test]
     fn versions() {
-        for ok in ["1.0", "1.0-1", "2:1.0-1ubuntu1", "1.0~rc1-1", "1:2.3-4-5", "0.1+git20200101"] {
+        for ok in [
+            "1.0",
+            "1.0-1",
+            "2:1.0-1ubuntu1",
+            "1.0~rc1-1",
+            "1:2.3-4-5",
+            "0.1+git20200101",
+        ] {
             assert!(validate_version(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "a1.0", "1.0-", "x:1.0", "1.0_1", "1.0 1", "1.0/../x", "1.0-1-"] {
+        for bad in [
+            "", "a1.0", "1.0-", "x:1.0", "1.0_1", "1.0 1", "1.0/../x", "1.0-1-",
+        ] {
             assert!(validate_version(bad).is_err(), "{bad}");
         }
     }

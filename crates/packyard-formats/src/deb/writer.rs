@@ -16,14 +16,22 @@ pub struct DataFile<'a> {
 /// Builds a `.deb` with `control` as its control file and `files` as its contents; the
 /// control member is compressed with `compression`, the data member with gzip.
 pub fn build_deb(control: &str, files: &[DataFile<'_>], compression: Compression) -> Vec<u8> {
-    let control_tar = tar_of(&[DataFile { path: "control", contents: control.as_bytes(), mode: 0o644 }]);
+    let control_tar = tar_of(&[DataFile {
+        path: "control",
+        contents: control.as_bytes(),
+        mode: 0o644,
+    }]);
     let data_tar = tar_of(files);
     let control_member = compress_member(&control_tar, compression);
     let data_member = compress_member(&data_tar, Compression::Gzip);
 
     let mut out = b"!<arch>\n".to_vec();
     ar_member(&mut out, "debian-binary", b"2.0\n");
-    ar_member(&mut out, &format!("control.tar{}", compression.suffix()), &control_member);
+    ar_member(
+        &mut out,
+        &format!("control.tar{}", compression.suffix()),
+        &control_member,
+    );
     ar_member(&mut out, "data.tar.gz", &data_member);
     out
 }
@@ -75,7 +83,9 @@ fn tar_of(files: &[DataFile<'_>]) -> Vec<u8> {
             .append_data(&mut header, format!("./{}", file.path), file.contents)
             .expect("writing a tar to a Vec cannot fail");
     }
-    builder.into_inner().expect("writing a tar to a Vec cannot fail")
+    builder
+        .into_inner()
+        .expect("writing a tar to a Vec cannot fail")
 }
 
 /// Compresses `data` as a member of that compression, for tests that craft members.
@@ -87,4 +97,3 @@ pub fn compress_member(data: &[u8], compression: Compression) -> Vec<u8> {
         Compression::Xz => crate::chunked::xz_stream(data),
     }
 }
-

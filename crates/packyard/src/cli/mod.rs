@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, Overrides};
 
 #[derive(Parser)]
-#[command(name = "packyard", version, about = "Self-hosted APT package repositories")]
+#[command(
+    name = "packyard",
+    version,
+    about = "Self-hosted APT package repositories"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -59,7 +63,10 @@ enum AdminCommand {
 
 impl ConfigArgs {
     fn load(&self, listen: Option<std::net::SocketAddr>) -> Result<Config> {
-        let overrides = Overrides { data_dir: self.data_dir.clone(), listen };
+        let overrides = Overrides {
+            data_dir: self.data_dir.clone(),
+            listen,
+        };
         Config::load(self.config.as_deref(), &overrides)
     }
 }
@@ -83,7 +90,9 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve { config, listen } => serve::run(config.load(listen)?).await,
-        Command::Admin { command: AdminCommand::CreateToken { config, user } } => {
+        Command::Admin {
+            command: AdminCommand::CreateToken { config, user },
+        } => {
             let config = config.load(None)?;
             let db = crate::db::Db::open_sqlite(&config.database_path()).await?;
             let user = crate::db::users::find_or_create(&db, &user).await?;

@@ -18,9 +18,15 @@ pub async fn run(config: Config) -> Result<()> {
     let shutdown = CancellationToken::new();
     let mut background = Vec::new();
     for _ in 0..app.config.index_workers.max(1) {
-        background.push(tokio::spawn(jobs::run_worker(app.clone(), shutdown.clone())));
+        background.push(tokio::spawn(jobs::run_worker(
+            app.clone(),
+            shutdown.clone(),
+        )));
     }
-    background.push(tokio::spawn(jobs::gc::run_collector(app.clone(), shutdown.clone())));
+    background.push(tokio::spawn(jobs::gc::run_collector(
+        app.clone(),
+        shutdown.clone(),
+    )));
     tracing::info!(
         listen = %listener.local_addr()?,
         data_dir = %app.config.data_dir.display(),
@@ -53,5 +59,9 @@ fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn,sqlx=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
+    let _ = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }

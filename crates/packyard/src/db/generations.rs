@@ -49,7 +49,11 @@ pub struct NewGeneration<'a> {
     pub newly_indexed: &'a [i64],
 }
 
-pub async fn current(db: &Db, repository_id: i64, distro_version_id: i64) -> Result<Option<Generation>> {
+pub async fn current(
+    db: &Db,
+    repository_id: i64,
+    distro_version_id: i64,
+) -> Result<Option<Generation>> {
     Ok(sqlx::query_as(
         "SELECT g.id, g.created_at, g.release, g.in_release, g.release_gpg
          FROM publish_targets t JOIN apt_generations g ON g.id = t.current_generation_id
@@ -216,7 +220,11 @@ pub async fn publish(tx: &mut Tx, new: &NewGeneration<'_>) -> Result<i64> {
     .fetch_all(&mut **tx)
     .await?;
     for (architecture, chunk_no) in stored {
-        if !new.live_chunks.iter().any(|(a, n)| *a == architecture && *n == chunk_no) {
+        if !new
+            .live_chunks
+            .iter()
+            .any(|(a, n)| *a == architecture && *n == chunk_no)
+        {
             sqlx::query(
                 "DELETE FROM apt_chunks WHERE repository_id = $1 AND distro_version_id = $2
                  AND architecture = $3 AND chunk_no = $4",

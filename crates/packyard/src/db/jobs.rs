@@ -20,7 +20,12 @@ pub struct Job {
 }
 
 /// Queues a job for the target unless one is already queued.
-pub async fn enqueue(tx: &mut Tx, kind: &str, repository_id: i64, distro_version_id: i64) -> Result<()> {
+pub async fn enqueue(
+    tx: &mut Tx,
+    kind: &str,
+    repository_id: i64,
+    distro_version_id: i64,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO jobs (kind, repository_id, distro_version_id, state, run_at, created_at)
          VALUES ($1, $2, $3, 'queued', $4, $4) ON CONFLICT DO NOTHING",
@@ -97,7 +102,10 @@ pub async fn retry_later(db: &Db, job: &Job, error: &str, delay_secs: i64) -> Re
     .execute(&mut *tx)
     .await?;
     if requeued.rows_affected() == 0 {
-        sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM jobs WHERE id = $1")
+            .bind(job.id)
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(())
@@ -105,7 +113,9 @@ pub async fn retry_later(db: &Db, job: &Job, error: &str, delay_secs: i64) -> Re
 
 /// Jobs queued or running, for readiness and tests.
 pub async fn pending(db: &Db) -> Result<i64> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM jobs").fetch_one(db.pool()).await?)
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM jobs")
+        .fetch_one(db.pool())
+        .await?)
 }
 
 /// Seconds until the next delayed job becomes runnable, if any is waiting.

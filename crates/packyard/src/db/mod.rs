@@ -15,7 +15,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 pub type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
 
@@ -45,7 +47,10 @@ impl Db {
             .connect_with(options)
             .await
             .with_context(|| format!("opening the database {}", path.display()))?;
-        MIGRATOR.run(&pool).await.context("migrating the database")?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .context("migrating the database")?;
         Ok(Db { pool })
     }
 

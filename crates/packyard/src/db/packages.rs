@@ -178,7 +178,11 @@ pub struct IndexEntry {
 }
 
 /// Every live package of a publish target, in id order.
-pub async fn index_entries(db: &Db, repository_id: i64, distro_version_id: i64) -> Result<Vec<IndexEntry>> {
+pub async fn index_entries(
+    db: &Db,
+    repository_id: i64,
+    distro_version_id: i64,
+) -> Result<Vec<IndexEntry>> {
     Ok(sqlx::query_as(
         "SELECT id, architecture, stanza, indexed FROM packages
          WHERE repository_id = $1 AND distro_version_id = $2 AND deleted_at IS NULL ORDER BY id",

@@ -15,11 +15,13 @@ pub struct User {
 
 /// Returns the user called `name`, creating it first if needed.
 pub async fn find_or_create(db: &Db, name: &str) -> Result<User> {
-    sqlx::query("INSERT INTO users (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-        .bind(name)
-        .bind(now())
-        .execute(db.pool())
-        .await?;
+    sqlx::query(
+        "INSERT INTO users (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(now())
+    .execute(db.pool())
+    .await?;
     Ok(sqlx::query_as("SELECT id, name FROM users WHERE name = $1")
         .bind(name)
         .fetch_one(db.pool())

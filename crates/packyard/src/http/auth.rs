@@ -19,9 +19,13 @@ fn basic_token(headers: &HeaderMap) -> Option<String> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
-    let user = decoded.split_once(':').map_or(decoded.as_str(), |(user, _)| user);
+    let user = decoded
+        .split_once(':')
+        .map_or(decoded.as_str(), |(user, _)| user);
     (!user.is_empty()).then(|| user.to_owned())
 }
 
@@ -37,7 +41,9 @@ pub async fn optional_user(app: &App, headers: &HeaderMap) -> Result<Option<User
 }
 
 pub async fn require_user(app: &App, headers: &HeaderMap) -> Result<User, ApiError> {
-    optional_user(app, headers).await?.ok_or(ApiError::Unauthenticated)
+    optional_user(app, headers)
+        .await?
+        .ok_or(ApiError::Unauthenticated)
 }
 
 fn not_found(owner: &str, name: &str) -> ApiError {
@@ -45,7 +51,12 @@ fn not_found(owner: &str, name: &str) -> ApiError {
 }
 
 /// A repository the caller may read: public, or theirs.
-pub async fn readable_repo(app: &App, user: Option<&User>, owner: &str, name: &str) -> Result<Repo, ApiError> {
+pub async fn readable_repo(
+    app: &App,
+    user: Option<&User>,
+    owner: &str,
+    name: &str,
+) -> Result<Repo, ApiError> {
     let repo = db::repos::by_owner_and_name(&app.db, owner, name)
         .await?
         .ok_or_else(|| not_found(owner, name))?;
@@ -57,10 +68,17 @@ pub async fn readable_repo(app: &App, user: Option<&User>, owner: &str, name: &s
 }
 
 /// A repository the caller may change: theirs.
-pub async fn writable_repo(app: &App, user: &User, owner: &str, name: &str) -> Result<Repo, ApiError> {
+pub async fn writable_repo(
+    app: &App,
+    user: &User,
+    owner: &str,
+    name: &str,
+) -> Result<Repo, ApiError> {
     let repo = readable_repo(app, Some(user), owner, name).await?;
     if repo.owner_id != user.id {
-        return Err(ApiError::Forbidden(format!("only {owner} may change {owner}/{name}")));
+        return Err(ApiError::Forbidden(format!(
+            "only {owner} may change {owner}/{name}"
+        )));
     }
     Ok(repo)
 }

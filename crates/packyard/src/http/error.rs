@@ -14,14 +14,20 @@ pub enum ApiError {
     NotFound(String),
     BadRequest(String),
     /// 422 `{"field": ["message"]}`, which the package_cloud CLI prints field by field.
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     PayloadTooLarge(String),
     Internal(anyhow::Error),
 }
 
 impl ApiError {
     pub fn invalid(field: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::Invalid { field, message: message.into() }
+        ApiError::Invalid {
+            field,
+            message: message.into(),
+        }
     }
 
     pub fn not_found(what: impl Into<String>) -> ApiError {
@@ -38,7 +44,10 @@ impl From<anyhow::Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = match self {
-            ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, json!({"error": "Unauthenticated"})),
+            ApiError::Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "Unauthenticated"}),
+            ),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, json!({"error": m})),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, json!({"error": m})),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, json!({"error": m})),
@@ -50,7 +59,10 @@ impl IntoResponse for ApiError {
             }
             ApiError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "request failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "internal server error"}))
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"error": "internal server error"}),
+                )
             }
         };
         let mut response = (status, Json(body)).into_response();

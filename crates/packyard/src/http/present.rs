@@ -11,7 +11,10 @@ use crate::distros::Distro;
 fn timestamp(secs: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(secs)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -22,7 +25,10 @@ pub fn repository(base: &str, repo: &Repo, package_count: i64) -> api::Repositor
         name: repo.name.clone(),
         created_at: timestamp(repo.created_at),
         url: format!("{base}/{fq}"),
-        last_push_human: repo.last_push_at.map(timestamp).unwrap_or_else(|| "never".into()),
+        last_push_human: repo
+            .last_push_at
+            .map(timestamp)
+            .unwrap_or_else(|| "never".into()),
         package_count_human: format!("{package_count} packages"),
         private: repo.private,
         fqname: fq.clone(),
@@ -45,12 +51,25 @@ fn dependencies(stanza: &str) -> BTreeMap<String, Vec<String>> {
     let Ok(control) = Control::parse(stanza.as_bytes()) else {
         return BTreeMap::new();
     };
-    let fields = ["Pre-Depends", "Depends", "Recommends", "Suggests", "Conflicts", "Breaks", "Replaces", "Provides", "Enhances"];
+    let fields = [
+        "Pre-Depends",
+        "Depends",
+        "Recommends",
+        "Suggests",
+        "Conflicts",
+        "Breaks",
+        "Replaces",
+        "Provides",
+        "Enhances",
+    ];
     fields
         .iter()
         .filter_map(|field| {
             let value = control.get(field)?;
-            let items = value.split(',').map(|s| s.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+            let items = value
+                .split(',')
+                .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+                .collect();
             Some((field.to_lowercase(), items))
         })
         .collect()
@@ -63,7 +82,10 @@ pub fn package(base: &str, repo: &Repo, distro: &Distro, p: &Package) -> api::Pa
         None => (Some(0), p.version.clone()),
     };
     let target = format!("{}/{}", distro.os, distro.dist);
-    let package_root = format!("/api/v1/repos/{fq}/package/{}/{target}/{}/{}", p.format, p.name, p.architecture);
+    let package_root = format!(
+        "/api/v1/repos/{fq}/package/{}/{target}/{}/{}",
+        p.format, p.name, p.architecture
+    );
     let self_url = format!("{package_root}/{}.json", p.version);
     api::Package {
         name: p.name.clone(),

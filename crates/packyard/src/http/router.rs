@@ -15,16 +15,29 @@ pub fn router(app: App) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/api/v1/distributions.json", get(api::distributions::list))
         .route("/api/v1/distributions", get(api::distributions::list))
-        .route("/api/v1/repos.json", get(api::repos::list).post(api::repos::create))
-        .route("/api/v1/repos", get(api::repos::list).post(api::repos::create))
+        .route(
+            "/api/v1/repos.json",
+            get(api::repos::list).post(api::repos::create),
+        )
+        .route(
+            "/api/v1/repos",
+            get(api::repos::list).post(api::repos::create),
+        )
         .route("/api/v1/repos/{owner}/{repo}", get(api::repos::show))
         .route(
             "/api/v1/repos/{owner}/{repo}/packages.json",
             // The push handler streams the body and enforces the limit itself (413).
-            post(api::packages::push::push).layer(DefaultBodyLimit::max(upload_limit.saturating_add(1 << 20))),
+            post(api::packages::push::push)
+                .layer(DefaultBodyLimit::max(upload_limit.saturating_add(1 << 20))),
         )
-        .route("/api/v1/repos/{owner}/{repo}/package/{*path}", get(api::packages::show::show))
-        .route("/api/v1/repos/{owner}/{repo}/{os}/{dist}/{filename}", delete(api::packages::destroy::destroy))
+        .route(
+            "/api/v1/repos/{owner}/{repo}/package/{*path}",
+            get(api::packages::show::show),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{repo}/{os}/{dist}/{filename}",
+            delete(api::packages::destroy::destroy),
+        )
         .route("/{owner}/{repo}/{*path}", get(repo::serve))
         .layer(TraceLayer::new_for_http())
         .with_state(app)

@@ -99,11 +99,20 @@ fn build(
     date: &str,
     chunk_span: i64,
 ) -> Result<Built> {
-    let mut architectures: BTreeSet<String> =
-        DEFAULT_ARCHITECTURES.iter().map(|a| a.to_string()).collect();
-    architectures.extend(entries.iter().filter(|e| e.architecture != "all").map(|e| e.architecture.clone()));
-    let mut cache: HashMap<(String, i64), Chunk> =
-        cached.into_iter().map(|c| ((c.architecture.clone(), c.chunk_no), c)).collect();
+    let mut architectures: BTreeSet<String> = DEFAULT_ARCHITECTURES
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    architectures.extend(
+        entries
+            .iter()
+            .filter(|e| e.architecture != "all")
+            .map(|e| e.architecture.clone()),
+    );
+    let mut cache: HashMap<(String, i64), Chunk> = cached
+        .into_iter()
+        .map(|c| ((c.architecture.clone(), c.chunk_no), c))
+        .collect();
 
     let mut files = Vec::new();
     let mut blobs = Vec::new();
@@ -126,9 +135,9 @@ fn build(
                 whole.push_str(&text);
             }
             let fingerprint = fingerprint(group);
-            let reusable = cache.remove(&(arch.clone(), chunk_no)).filter(|c| {
-                c.fingerprint == fingerprint && (!repo.index_zstd || c.zst.is_some())
-            });
+            let reusable = cache
+                .remove(&(arch.clone(), chunk_no))
+                .filter(|c| c.fingerprint == fingerprint && (!repo.index_zstd || c.zst.is_some()));
             let chunk = match reusable {
                 Some(chunk) => chunk,
                 None => {
@@ -137,7 +146,9 @@ fn build(
                         chunk_no,
                         fingerprint,
                         gz: chunked::gzip_member(text.as_bytes()),
-                        zst: repo.index_zstd.then(|| chunked::zstd_frame(text.as_bytes())),
+                        zst: repo
+                            .index_zstd
+                            .then(|| chunked::zstd_frame(text.as_bytes())),
                     };
                     changed_chunks.push(chunk.clone());
                     chunk
@@ -158,20 +169,40 @@ fn build(
         let dir = format!("main/binary-{arch}");
         let gz_digests = FileDigests::of(&gz);
         let gz_key = BlobKey::from_sha256(&gz_digests.sha256)?;
-        files.push(index_file(format!("{dir}/Packages"), &plain.finish(), &gz_key, true));
-        files.push(index_file(format!("{dir}/Packages.gz"), &gz_digests, &gz_key, false));
+        files.push(index_file(
+            format!("{dir}/Packages"),
+            &plain.finish(),
+            &gz_key,
+            true,
+        ));
+        files.push(index_file(
+            format!("{dir}/Packages.gz"),
+            &gz_digests,
+            &gz_key,
+            false,
+        ));
         blobs.push((gz_key, Bytes::from(gz)));
         if repo.index_zstd {
             let digests = FileDigests::of(&zst);
             let key = BlobKey::from_sha256(&digests.sha256)?;
-            files.push(index_file(format!("{dir}/Packages.zst"), &digests, &key, false));
+            files.push(index_file(
+                format!("{dir}/Packages.zst"),
+                &digests,
+                &key,
+                false,
+            ));
             blobs.push((key, Bytes::from(zst)));
         }
         if let Some(whole) = whole_text {
             let xz = chunked::xz_stream(whole.as_bytes());
             let digests = FileDigests::of(&xz);
             let key = BlobKey::from_sha256(&digests.sha256)?;
-            files.push(index_file(format!("{dir}/Packages.xz"), &digests, &key, false));
+            files.push(index_file(
+                format!("{dir}/Packages.xz"),
+                &digests,
+                &key,
+                false,
+            ));
             blobs.push((key, Bytes::from(xz)));
         }
     }
@@ -180,7 +211,10 @@ fn build(
     let listed: Vec<ReleaseFile<'_>> = files
         .iter()
         .zip(&digests)
-        .map(|(file, digests)| ReleaseFile { path: &file.path, digests })
+        .map(|(file, digests)| ReleaseFile {
+            path: &file.path,
+            digests,
+        })
         .collect();
     let label = format!("{}/{}", repo.owner, repo.name);
     let architectures: Vec<String> = architectures.into_iter().collect();
@@ -208,7 +242,11 @@ fn build(
         blobs,
         changed_chunks,
         live_chunks,
-        newly_indexed: entries.iter().filter(|e| !e.indexed).map(|e| e.id).collect(),
+        newly_indexed: entries
+            .iter()
+            .filter(|e| !e.indexed)
+            .map(|e| e.id)
+            .collect(),
         package_count: entries.len(),
     })
 }
@@ -257,7 +295,9 @@ fn release_date() -> String {
     let format = time::macros::format_description!(
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] UTC"
     );
-    time::OffsetDateTime::now_utc().format(&format).expect("a fixed format always formats")
+    time::OffsetDateTime::now_utc()
+        .format(&format)
+        .expect("a fixed format always formats")
 }
 
 #[cfg(test)]
@@ -269,7 +309,12 @@ mod tests {
 
     fn entry(id: i64, architecture: &str) -> IndexEntry {
         let stanza = format!("Package: p{id}\nVersion: 1.0\nArchitecture: {architecture}\n");
-        IndexEntry { id, architecture: architecture.into(), stanza, indexed: false }
+        IndexEntry {
+            id,
+            architecture: architecture.into(),
+            stanza,
+            indexed: false,
+        }
     }
 
     fn repo() -> Repo {
@@ -289,9 +334,15 @@ mod tests {
     fn packages_gz(built: &Built, arch: &str) -> String {
         let path = format!("main/binary-{arch}/Packages.gz");
         let file = built.files.iter().find(|f| f.path == path).unwrap();
-        let (_, bytes) = built.blobs.iter().find(|(k, _)| k.sha256() == file.blob_sha256).unwrap();
+        let (_, bytes) = built
+            .blobs
+            .iter()
+            .find(|(k, _)| k.sha256() == file.blob_sha256)
+            .unwrap();
         let mut text = String::new();
-        flate2::read::MultiGzDecoder::new(&bytes[..]).read_to_string(&mut text).unwrap();
+        flate2::read::MultiGzDecoder::new(&bytes[..])
+            .read_to_string(&mut text)
+            .unwrap();
         text
     }
 
@@ -310,8 +361,21 @@ mod tests {
 
         // One more package: one new chunk, nothing else recompressed.
         entries.insert(5, entry(6, "amd64"));
-        let second = build(&repo(), distro, &entries, first.changed_chunks.clone(), &signer, "d", 2).unwrap();
-        let changed: Vec<(&str, i64)> = second.changed_chunks.iter().map(|c| (c.architecture.as_str(), c.chunk_no)).collect();
+        let second = build(
+            &repo(),
+            distro,
+            &entries,
+            first.changed_chunks.clone(),
+            &signer,
+            "d",
+            2,
+        )
+        .unwrap();
+        let changed: Vec<(&str, i64)> = second
+            .changed_chunks
+            .iter()
+            .map(|c| (c.architecture.as_str(), c.chunk_no))
+            .collect();
         assert_eq!(changed, [("amd64", 3)]);
 
         // A package destroyed: only its chunk changes.
@@ -320,18 +384,36 @@ mod tests {
         cache.extend(second.changed_chunks.clone());
         entries.retain(|e| e.id != 3);
         let third = build(&repo(), distro, &entries, cache, &signer, "d", 2).unwrap();
-        let changed: Vec<(&str, i64)> = third.changed_chunks.iter().map(|c| (c.architecture.as_str(), c.chunk_no)).collect();
+        let changed: Vec<(&str, i64)> = third
+            .changed_chunks
+            .iter()
+            .map(|c| (c.architecture.as_str(), c.chunk_no))
+            .collect();
         assert_eq!(changed, [("amd64", 1)]);
 
         // The concatenated members read back as the whole index, in id order.
-        let expected: String = [1, 2, 4, 5, 6].iter().map(|id| format!("Package: p{id}\nVersion: 1.0\nArchitecture: amd64\n\n")).collect::<String>()
+        let expected: String = [1, 2, 4, 5, 6]
+            .iter()
+            .map(|id| format!("Package: p{id}\nVersion: 1.0\nArchitecture: amd64\n\n"))
+            .collect::<String>()
             + "Package: p7\nVersion: 1.0\nArchitecture: all\n\n";
         assert_eq!(packages_gz(&third, "amd64"), expected);
-        assert_eq!(packages_gz(&third, "arm64"), "Package: p7\nVersion: 1.0\nArchitecture: all\n\n");
-        let plain = third.files.iter().find(|f| f.path == "main/binary-amd64/Packages").unwrap();
+        assert_eq!(
+            packages_gz(&third, "arm64"),
+            "Package: p7\nVersion: 1.0\nArchitecture: all\n\n"
+        );
+        let plain = third
+            .files
+            .iter()
+            .find(|f| f.path == "main/binary-amd64/Packages")
+            .unwrap();
         assert_eq!(plain.size as usize, expected.len());
         assert!(plain.gunzip);
         assert!(third.release.contains("main/binary-amd64/Packages.zst"));
-        assert!(third.in_release.starts_with("-----BEGIN PGP SIGNED MESSAGE-----"));
+        assert!(
+            third
+                .in_release
+                .starts_with("-----BEGIN PGP SIGNED MESSAGE-----")
+        );
     }
 }

@@ -43,7 +43,9 @@ pub async fn run_worker(app: App, shutdown: CancellationToken) {
 async fn run_job(app: &App, job: &db::jobs::Job) {
     let started = Instant::now();
     let result = match job.kind.as_str() {
-        db::jobs::APT_PUBLISH => apt_publish::publish(app, job.repository_id, job.distro_version_id).await,
+        db::jobs::APT_PUBLISH => {
+            apt_publish::publish(app, job.repository_id, job.distro_version_id).await
+        }
         other => Err(anyhow::anyhow!("unknown job kind {other:?}")),
     };
     let duration_ms = started.elapsed().as_millis() as u64;

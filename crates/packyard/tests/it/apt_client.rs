@@ -15,7 +15,14 @@ impl Apt {
     pub fn new(source_url: &str, dist: &str, keyring: &[u8]) -> Apt {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path();
-        for sub in ["state/lists/partial", "cache/archives/partial", "etc/apt.conf.d", "etc/preferences.d", "etc/trusted.gpg.d", "log"] {
+        for sub in [
+            "state/lists/partial",
+            "cache/archives/partial",
+            "etc/apt.conf.d",
+            "etc/preferences.d",
+            "etc/trusted.gpg.d",
+            "log",
+        ] {
             std::fs::create_dir_all(a.join(sub)).unwrap();
         }
         std::fs::write(a.join("dpkg-status"), "").unwrap();
@@ -60,7 +67,10 @@ impl Apt {
         let out = self.run("apt-get", &["update"]).await;
         let text = combined(&out);
         assert!(out.status.success(), "apt-get update failed:\n{text}");
-        assert!(!text.contains("W: ") && !text.contains("E: "), "apt-get update complained:\n{text}");
+        assert!(
+            !text.contains("W: ") && !text.contains("E: "),
+            "apt-get update complained:\n{text}"
+        );
     }
 
     /// The versions `apt-cache policy` lists for `package`.
@@ -76,7 +86,9 @@ impl Apt {
             .filter_map(|l| {
                 let tokens: Vec<&str> = l.split_whitespace().filter(|t| *t != "***").collect();
                 match tokens.as_slice() {
-                    [version, priority] if priority.parse::<i32>().is_ok() => Some((*version).to_owned()),
+                    [version, priority] if priority.parse::<i32>().is_ok() => {
+                        Some((*version).to_owned())
+                    }
                     _ => None,
                 }
             })
@@ -96,24 +108,42 @@ impl Apt {
         }
         let r = root.display().to_string();
         let args = [
-            "-o".to_owned(), format!("Dir::State::status={r}/var/lib/dpkg/status"),
-            "-o".to_owned(), format!("DPkg::Options::=--root={r}"),
-            "-o".to_owned(), format!("DPkg::Options::=--admindir={r}/var/lib/dpkg"),
-            "-o".to_owned(), "DPkg::Options::=--force-script-chrootless".to_owned(),
-            "-o".to_owned(), format!("DPkg::Options::=--log={r}/var/log/dpkg.log"),
-            "-o".to_owned(), "DPkg::Chroot-Directory=/".to_owned(),
-            "-o".to_owned(), "Dpkg::Use-Pty=0".to_owned(),
-            "install".to_owned(), "-y".to_owned(), "--allow-downgrades".to_owned(), spec.to_owned(),
+            "-o".to_owned(),
+            format!("Dir::State::status={r}/var/lib/dpkg/status"),
+            "-o".to_owned(),
+            format!("DPkg::Options::=--root={r}"),
+            "-o".to_owned(),
+            format!("DPkg::Options::=--admindir={r}/var/lib/dpkg"),
+            "-o".to_owned(),
+            "DPkg::Options::=--force-script-chrootless".to_owned(),
+            "-o".to_owned(),
+            format!("DPkg::Options::=--log={r}/var/log/dpkg.log"),
+            "-o".to_owned(),
+            "DPkg::Chroot-Directory=/".to_owned(),
+            "-o".to_owned(),
+            "Dpkg::Use-Pty=0".to_owned(),
+            "install".to_owned(),
+            "-y".to_owned(),
+            "--allow-downgrades".to_owned(),
+            spec.to_owned(),
         ];
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = self.run("apt-get", &args).await;
-        assert!(out.status.success(), "apt-get install {spec} failed:\n{}", combined(&out));
+        assert!(
+            out.status.success(),
+            "apt-get install {spec} failed:\n{}",
+            combined(&out)
+        );
         root
     }
 }
 
 pub fn combined(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// Converts an armored key to the binary form apt's `signed-by` takes, with the real gpg.
@@ -127,7 +157,13 @@ pub async fn dearmor(armored: &str) -> Vec<u8> {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("gpg runs (scripts/test installs gnupg)");
-    child.stdin.take().unwrap().write_all(armored.as_bytes()).await.unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(armored.as_bytes())
+        .await
+        .unwrap();
     let out = child.wait_with_output().await.unwrap();
     assert!(out.status.success());
     out.stdout

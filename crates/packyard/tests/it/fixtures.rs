@@ -14,7 +14,11 @@ pub fn deb(name: &str, version: &str, arch: &str) -> Vec<u8> {
          Installed-Size: 1\nSection: misc\nPriority: optional\nDescription: test package {name}\n A package for tests.\n"
     );
     let script = format!("#!/bin/sh\necho {name} {version}\n");
-    let files = [DataFile { path: &format!("usr/bin/{name}"), contents: script.as_bytes(), mode: 0o755 }];
+    let files = [DataFile {
+        path: &format!("usr/bin/{name}"),
+        contents: script.as_bytes(),
+        mode: 0o755,
+    }];
     build_deb(&control, &files, Compression::Gzip)
 }
 
@@ -45,5 +49,9 @@ pub fn dpkg_deb(dir: &Path, control: &str, file_path: &str, file_contents: &str)
 fn rand_suffix() -> String {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }

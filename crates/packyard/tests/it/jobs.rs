@@ -8,7 +8,9 @@ use crate::support::TestApp;
 
 async fn enqueue(app: &TestApp, repository_id: i64, distro: i64) {
     let mut tx = app.app.db.begin_write().await.unwrap();
-    db::jobs::enqueue(&mut tx, APT_PUBLISH, repository_id, distro).await.unwrap();
+    db::jobs::enqueue(&mut tx, APT_PUBLISH, repository_id, distro)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
 }
 
@@ -19,7 +21,11 @@ async fn queued_jobs_coalesce_per_target_and_one_worker_builds_a_target_at_a_tim
         enqueue(&app, 1, BOOKWORM).await;
     }
     enqueue(&app, 1, JAMMY).await;
-    assert_eq!(db::jobs::pending(&app.app.db).await.unwrap(), 2, "one queued job per target");
+    assert_eq!(
+        db::jobs::pending(&app.app.db).await.unwrap(),
+        2,
+        "one queued job per target"
+    );
 
     let first = db::jobs::claim(&app.app.db, 60).await.unwrap().unwrap();
     // While it runs, a new push queues exactly one more run of the same target...
@@ -40,13 +46,24 @@ async fn failed_jobs_wait_for_their_backoff_and_expired_leases_are_taken_over() 
     enqueue(&app, 1, BOOKWORM).await;
     let job = db::jobs::claim(&app.app.db, 60).await.unwrap().unwrap();
     assert_eq!(job.attempts, 1);
-    db::jobs::retry_later(&app.app.db, &job, "boom", 3600).await.unwrap();
-    assert!(db::jobs::claim(&app.app.db, 60).await.unwrap().is_none(), "not before its backoff");
-    let error: String = sqlx::query_scalar("SELECT last_error FROM jobs").fetch_one(app.app.db.pool()).await.unwrap();
+    db::jobs::retry_later(&app.app.db, &job, "boom", 3600)
+        .await
+        .unwrap();
+    assert!(
+        db::jobs::claim(&app.app.db, 60).await.unwrap().is_none(),
+        "not before its backoff"
+    );
+    let error: String = sqlx::query_scalar("SELECT last_error FROM jobs")
+        .fetch_one(app.app.db.pool())
+        .await
+        .unwrap();
     assert_eq!(error, "boom");
 
     // A worker that died holding a lease: the job runs again once the lease has expired.
-    sqlx::query("UPDATE jobs SET run_at = 0").execute(app.app.db.pool()).await.unwrap();
+    sqlx::query("UPDATE jobs SET run_at = 0")
+        .execute(app.app.db.pool())
+        .await
+        .unwrap();
     let taken = db::jobs::claim(&app.app.db, 0).await.unwrap().unwrap();
     assert_eq!(taken.attempts, 2);
     let again = db::jobs::claim(&app.app.db, 60).await.unwrap().unwrap();
@@ -58,32 +75,80 @@ async fn failed_jobs_wait_for_their_backoff_and_expired_leases_are_taken_over() 
 async fn the_collector_removes_superseded_generations_and_unreferenced_blobs_after_the_grace() {
     let app = TestApp::new().await;
     app.create_repo("stable", false).await;
-    app.push_ok("stable", BOOKWORM, "hello_1.0_amd64.deb", deb("hello", "1.0", "amd64")).await;
+    app.push_ok(
+        "stable",
+        BOOKWORM,
+        "hello_1.0_amd64.deb",
+        deb("hello", "1.0", "amd64"),
+    )
+    .await;
     app.wait_for_jobs().await;
-    app.push_ok("stable", BOOKWORM, "other_1.0_amd64.deb", deb("other", "1.0", "amd64")).await;
+    app.push_ok(
+        "stable",
+        BOOKWORM,
+        "other_1.0_amd64.deb",
+        deb("other", "1.0", "amd64"),
+    )
+    .await;
     app.wait_for_jobs().await;
-    let destroyed = app.authed(Method::DELETE, "/api/v1/repos/admin/stable/debian/bookworm/hello_1.0_amd64.deb").send().await.unwrap();
+    let destroyed = app
+        .authed(
+            Method::DELETE,
+            "/api/v1/repos/admin/stable/debian/bookworm/hello_1.0_amd64.deb",
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(destroyed.status(), 200);
     app.wait_for_jobs().await;
-    let generations = || async { db::generations::count(&app.app.db, 1, BOOKWORM).await.unwrap() };
+    let generations = || async {
+        db::generations::count(&app.app.db, 1, BOOKWORM)
+            .await
+            .unwrap()
+    };
     assert_eq!(generations().await, 3);
 
     // Within the grace period nothing goes.
     assert_eq!(packyard::jobs::gc::collect(&app.app).await.unwrap(), 0);
     let pool = "/admin/stable/debian/pool/bookworm/main/h/hello/hello_1.0_amd64.deb";
-    assert_eq!(app.get(pool).send().await.unwrap().status(), 200, "a destroyed package stays downloadable during the grace");
+    assert_eq!(
+        app.get(pool).send().await.unwrap().status(),
+        200,
+        "a destroyed package stays downloadable during the grace"
+    );
 
     // Age everything past the grace period.
-    sqlx::query("UPDATE apt_generations SET created_at = created_at - 7200").execute(app.app.db.pool()).await.unwrap();
-    sqlx::query("UPDATE packages SET deleted_at = deleted_at - 7200 WHERE deleted_at IS NOT NULL").execute(app.app.db.pool()).await.unwrap();
+    sqlx::query("UPDATE apt_generations SET created_at = created_at - 7200")
+        .execute(app.app.db.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE packages SET deleted_at = deleted_at - 7200 WHERE deleted_at IS NOT NULL")
+        .execute(app.app.db.pool())
+        .await
+        .unwrap();
     let deleted = packyard::jobs::gc::collect(&app.app).await.unwrap();
-    assert!(deleted >= 2, "the old Packages.gz files and the destroyed package's blob: {deleted}");
-    assert_eq!(generations().await, 1, "only the current generation is kept");
+    assert!(
+        deleted >= 2,
+        "the old Packages.gz files and the destroyed package's blob: {deleted}"
+    );
+    assert_eq!(
+        generations().await,
+        1,
+        "only the current generation is kept"
+    );
     assert_eq!(app.get(pool).send().await.unwrap().status(), 404);
 
     // What is current is untouched, and apt-visible files still resolve.
-    let current = app.get("/admin/stable/debian/dists/bookworm/main/binary-amd64/Packages.gz").send().await.unwrap();
+    let current = app
+        .get("/admin/stable/debian/dists/bookworm/main/binary-amd64/Packages.gz")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(current.status(), 200);
-    let other = app.get("/admin/stable/debian/pool/bookworm/main/o/other/other_1.0_amd64.deb").send().await.unwrap();
+    let other = app
+        .get("/admin/stable/debian/pool/bookworm/main/o/other/other_1.0_amd64.deb")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(other.status(), 200);
 }

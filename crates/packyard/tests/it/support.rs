@@ -55,14 +55,24 @@ impl Builder {
         let router = packyard::http::router(app.clone());
         let stop = shutdown.clone();
         tokio::spawn(async move {
-            axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await.unwrap();
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+                .unwrap();
         });
         if self.workers {
             tokio::spawn(packyard::jobs::run_worker(app.clone(), shutdown.clone()));
         }
         let user = db::users::find_or_create(&app.db, "admin").await.unwrap();
         let token = db::users::create_token(&app.db, user.id).await.unwrap();
-        TestApp { app, base, token, _dir: dir, shutdown, client: reqwest::Client::new() }
+        TestApp {
+            app,
+            base,
+            token,
+            _dir: dir,
+            shutdown,
+            client: reqwest::Client::new(),
+        }
     }
 }
 
@@ -78,7 +88,10 @@ impl TestApp {
             signing_key_algorithm: KeyAlgorithm::Ed25519,
             ..Config::default()
         };
-        Builder { config, workers: true }
+        Builder {
+            config,
+            workers: true,
+        }
     }
 
     pub async fn new() -> TestApp {
@@ -95,8 +108,12 @@ impl TestApp {
 
     /// A token for another user, who owns nothing.
     pub async fn stranger_token(&self) -> String {
-        let user = db::users::find_or_create(&self.app.db, "stranger").await.unwrap();
-        db::users::create_token(&self.app.db, user.id).await.unwrap()
+        let user = db::users::find_or_create(&self.app.db, "stranger")
+            .await
+            .unwrap();
+        db::users::create_token(&self.app.db, user.id)
+            .await
+            .unwrap()
     }
 
     pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
@@ -104,13 +121,18 @@ impl TestApp {
     }
 
     pub fn authed(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.client.request(method, self.url(path)).basic_auth(&self.token, Some(""))
+        self.client
+            .request(method, self.url(path))
+            .basic_auth(&self.token, Some(""))
     }
 
     pub async fn create_repo(&self, name: &str, private: bool) -> Value {
         let response = self
             .authed(reqwest::Method::POST, "/api/v1/repos.json")
-            .form(&[("repository[name]", name), ("repository[private]", if private { "1" } else { "0" })])
+            .form(&[
+                ("repository[name]", name),
+                ("repository[private]", if private { "1" } else { "0" }),
+            ])
             .send()
             .await
             .unwrap();
@@ -119,14 +141,31 @@ impl TestApp {
     }
 
     /// Pushes `bytes` as `filename` to `admin/REPO` for the distribution version `distro_id`.
-    pub async fn push(&self, repo: &str, distro_id: i64, filename: &str, bytes: Vec<u8>) -> reqwest::Response {
-        self.push_as(&self.token, repo, distro_id, filename, bytes).await
+    pub async fn push(
+        &self,
+        repo: &str,
+        distro_id: i64,
+        filename: &str,
+        bytes: Vec<u8>,
+    ) -> reqwest::Response {
+        self.push_as(&self.token, repo, distro_id, filename, bytes)
+            .await
     }
 
-    pub async fn push_as(&self, token: &str, repo: &str, distro_id: i64, filename: &str, bytes: Vec<u8>) -> reqwest::Response {
+    pub async fn push_as(
+        &self,
+        token: &str,
+        repo: &str,
+        distro_id: i64,
+        filename: &str,
+        bytes: Vec<u8>,
+    ) -> reqwest::Response {
         let form = Form::new()
             .text("package[distro_version_id]", distro_id.to_string())
-            .part("package[package_file]", Part::bytes(bytes).file_name(filename.to_owned()));
+            .part(
+                "package[package_file]",
+                Part::bytes(bytes).file_name(filename.to_owned()),
+            );
         self.client
             .post(self.url(&format!("/api/v1/repos/admin/{repo}/packages.json")))
             .basic_auth(token, Some(""))
@@ -136,7 +175,13 @@ impl TestApp {
             .unwrap()
     }
 
-    pub async fn push_ok(&self, repo: &str, distro_id: i64, filename: &str, bytes: Vec<u8>) -> Value {
+    pub async fn push_ok(
+        &self,
+        repo: &str,
+        distro_id: i64,
+        filename: &str,
+        bytes: Vec<u8>,
+    ) -> Value {
         let response = self.push(repo, distro_id, filename, bytes).await;
         let status = response.status();
         let body: Value = response.json().await.unwrap();
@@ -156,22 +201,42 @@ impl TestApp {
     /// Runs queued jobs in this task, for apps built `without_workers`.
     pub async fn run_jobs(&self) {
         while let Some(job) = db::jobs::claim(&self.app.db, 60).await.unwrap() {
-            packyard::jobs::apt_publish::publish(&self.app, job.repository_id, job.distro_version_id).await.unwrap();
+            packyard::jobs::apt_publish::publish(
+                &self.app,
+                job.repository_id,
+                job.distro_version_id,
+            )
+            .await
+            .unwrap();
             db::jobs::complete(&self.app.db, &job).await.unwrap();
         }
     }
 
     /// Live package rows and stored blob files, to check that a rejected push left nothing.
     pub async fn stored(&self) -> (i64, usize) {
-        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM packages").fetch_one(self.app.db.pool()).await.unwrap();
-        (rows, count_files(&self.data_dir().join("blobs")) + count_files(&self.data_dir().join("tmp")))
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM packages")
+            .fetch_one(self.app.db.pool())
+            .await
+            .unwrap();
+        (
+            rows,
+            count_files(&self.data_dir().join("blobs")) + count_files(&self.data_dir().join("tmp")),
+        )
     }
 }
 
 fn count_files(dir: &std::path::Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     entries
         .flatten()
-        .map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 })
+        .map(|e| {
+            if e.path().is_dir() {
+                count_files(&e.path())
+            } else {
+                1
+            }
+        })
         .sum()
 }

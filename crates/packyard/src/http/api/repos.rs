@@ -12,7 +12,10 @@ use crate::http::auth;
 use crate::http::error::ApiError;
 use crate::http::present;
 
-pub async fn list(State(app): State<App>, headers: HeaderMap) -> Result<Json<Vec<api::Repository>>, ApiError> {
+pub async fn list(
+    State(app): State<App>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<api::Repository>>, ApiError> {
     let user = auth::require_user(&app, &headers).await?;
     let base = auth::base_url(&app, &headers);
     let mut out = Vec::new();
@@ -32,7 +35,11 @@ pub async fn show(
     let user = auth::optional_user(&app, &headers).await?;
     let repo = auth::readable_repo(&app, user.as_ref(), &owner, name).await?;
     let count = db::repos::package_count(&app.db, repo.id).await?;
-    Ok(Json(present::repository(&auth::base_url(&app, &headers), &repo, count)))
+    Ok(Json(present::repository(
+        &auth::base_url(&app, &headers),
+        &repo,
+        count,
+    )))
 }
 
 pub async fn create(
@@ -48,13 +55,28 @@ pub async fn create(
     let private = flag(&request.repository.private);
 
     let key = crate::keys::generate_for(&app.config, &user.name, name).await?;
-    let new = db::repos::NewRepo { owner_id: user.id, name, private, index_zstd: flag(&request.repository.index_zstd), index_xz: flag(&request.repository.index_xz) };
+    let new = db::repos::NewRepo {
+        owner_id: user.id,
+        name,
+        private,
+        index_zstd: flag(&request.repository.index_zstd),
+        index_xz: flag(&request.repository.index_xz),
+    };
     let Some(id) = db::repos::create(&app.db, &new, &key).await? else {
         return Err(ApiError::invalid("name", "has already been taken"));
     };
-    let repo = db::repos::by_id(&app.db, id).await?.ok_or_else(|| anyhow::anyhow!("repository {id} vanished"))?;
+    let repo = db::repos::by_id(&app.db, id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("repository {id} vanished"))?;
     tracing::info!(owner = %user.name, repository = %name, private, "created repository");
-    Ok((StatusCode::CREATED, Json(present::repository(&auth::base_url(&app, &headers), &repo, 0))))
+    Ok((
+        StatusCode::CREATED,
+        Json(present::repository(
+            &auth::base_url(&app, &headers),
+            &repo,
+            0,
+        )),
+    ))
 }
 
 /// The body as JSON or as form fields `repository[name]=...&repository[private]=1`.
@@ -64,7 +86,8 @@ fn parse_create(headers: &HeaderMap, body: &[u8]) -> Result<api::CreateRepositor
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     if is_json {
-        return serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")));
+        return serde_json::from_slice(body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")));
     }
     let mut repository = api::NewRepository::default();
     for (key, value) in form_urlencoded_pairs(body) {
@@ -87,7 +110,9 @@ fn validate_name(name: &str) -> Result<(), ApiError> {
     let valid = !name.is_empty()
         && name.len() <= 100
         && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
     if valid && !name.ends_with(".json") {
         Ok(())
     } else {

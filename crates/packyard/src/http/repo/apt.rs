@@ -12,7 +12,13 @@ use crate::distros::{self, PackageFormat};
 use crate::http::error::ApiError;
 use crate::storage::BlobKey;
 
-pub async fn serve(app: &App, repo: &Repo, os: &str, path: AptPath, request: &Request<'_>) -> Result<Response, ApiError> {
+pub async fn serve(
+    app: &App,
+    repo: &Repo,
+    os: &str,
+    path: AptPath,
+    request: &Request<'_>,
+) -> Result<Response, ApiError> {
     let distro = distros::by_os_dist(os, path.dist())
         .filter(|d| d.format == PackageFormat::Deb)
         .ok_or_else(|| ApiError::not_found(format!("{os}/{}", path.dist())))?;
@@ -20,7 +26,9 @@ pub async fn serve(app: &App, repo: &Repo, os: &str, path: AptPath, request: &Re
 
     let file = match path {
         AptPath::InRelease { .. } | AptPath::Release { .. } | AptPath::ReleaseGpg { .. } => {
-            let generation = generations::current(&app.db, repo.id, distro.id).await?.ok_or_else(missing)?;
+            let generation = generations::current(&app.db, repo.id, distro.id)
+                .await?
+                .ok_or_else(missing)?;
             let (content_type, text) = match path {
                 AptPath::InRelease { .. } => ("text/plain; charset=utf-8", generation.in_release),
                 AptPath::Release { .. } => ("text/plain; charset=utf-8", generation.release),
@@ -28,12 +36,18 @@ pub async fn serve(app: &App, repo: &Repo, os: &str, path: AptPath, request: &Re
             };
             File::dynamic(content_type, text.into()).modified_at(generation.created_at)
         }
-        AptPath::Packages { arch, compression, .. } => {
+        AptPath::Packages {
+            arch, compression, ..
+        } => {
             let name = format!("main/binary-{arch}/Packages{}", compression.suffix());
-            let index = generations::current_file(&app.db, repo.id, distro.id, &name).await?.ok_or_else(missing)?;
+            let index = generations::current_file(&app.db, repo.id, distro.id, &name)
+                .await?
+                .ok_or_else(missing)?;
             index_file(index, false)?
         }
-        AptPath::ByHash { arch, kind, hex, .. } => {
+        AptPath::ByHash {
+            arch, kind, hex, ..
+        } => {
             let column = match kind {
                 HashKind::Md5 => DigestColumn::Md5,
                 HashKind::Sha1 => DigestColumn::Sha1,
@@ -41,7 +55,9 @@ pub async fn serve(app: &App, repo: &Repo, os: &str, path: AptPath, request: &Re
                 HashKind::Sha512 => DigestColumn::Sha512,
             };
             let dir = format!("main/binary-{arch}");
-            let index = generations::file_by_hash(&app.db, repo.id, distro.id, &dir, column, &hex).await?.ok_or_else(missing)?;
+            let index = generations::file_by_hash(&app.db, repo.id, distro.id, &dir, column, &hex)
+                .await?
+                .ok_or_else(missing)?;
             index_file(index, true)?
         }
         AptPath::Pool { name, filename, .. } => {
@@ -49,12 +65,16 @@ pub async fn serve(app: &App, repo: &Repo, os: &str, path: AptPath, request: &Re
                 .await?
                 .filter(|p| p.name == name)
                 .ok_or_else(missing)?;
-            File::blob(BlobKey::from_sha256(&package.sha256)?, package.size as u64, "application/vnd.debian.binary-package")
-                .immutable()
-                .modified_at(package.created_at)
+            File::blob(
+                BlobKey::from_sha256(&package.sha256)?,
+                package.size as u64,
+                "application/vnd.debian.binary-package",
+            )
+            .immutable()
+            .modified_at(package.created_at)
         }
     };
-    Ok(send::send(app, request, file).await?)
+    send::send(app, request, file).await
 }
 
 /// An index file: served from its blob, or decompressed from its `.gz` sibling's blob.

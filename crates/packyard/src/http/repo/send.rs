@@ -6,8 +6,8 @@ use std::io::Read;
 
 use axum::body::Body;
 use axum::http::header::{
-    ACCEPT_RANGES, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE,
-    IF_NONE_MATCH, LAST_MODIFIED, RANGE,
+    ACCEPT_RANGES, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG,
+    IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, RANGE,
 };
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -42,16 +42,37 @@ pub struct File {
 impl File {
     pub fn blob(key: BlobKey, size: u64, content_type: &'static str) -> File {
         let etag = format!("\"{}\"", key.sha256());
-        File { source: Source::Blob(key), size, content_type, etag, immutable: false, modified_at: None }
+        File {
+            source: Source::Blob(key),
+            size,
+            content_type,
+            etag,
+            immutable: false,
+            modified_at: None,
+        }
     }
 
     pub fn gunzipped(key: BlobKey, size: u64, content_type: &'static str, sha256: String) -> File {
-        File { source: Source::Gunzip(key), size, content_type, etag: format!("\"{sha256}\""), immutable: false, modified_at: None }
+        File {
+            source: Source::Gunzip(key),
+            size,
+            content_type,
+            etag: format!("\"{sha256}\""),
+            immutable: false,
+            modified_at: None,
+        }
     }
 
     pub fn dynamic(content_type: &'static str, data: Bytes) -> File {
         let etag = format!("\"{}\"", sha256_hex(&data));
-        File { size: data.len() as u64, source: Source::Memory(data), content_type, etag, immutable: false, modified_at: None }
+        File {
+            size: data.len() as u64,
+            source: Source::Memory(data),
+            content_type,
+            etag,
+            immutable: false,
+            modified_at: None,
+        }
     }
 
     pub fn immutable(mut self) -> File {
@@ -69,13 +90,24 @@ pub async fn send(app: &App, request: &Request<'_>, mut file: File) -> Result<Re
     if let Source::Blob(key) = &file.source {
         // Serve what is stored: if it ever differs from what the database recorded, the client
         // sees a checksum mismatch rather than a connection cut short.
-        file.size = app.blobs.size(key).await?.ok_or_else(|| missing_blob(key))?;
+        file.size = app
+            .blobs
+            .size(key)
+            .await?
+            .ok_or_else(|| missing_blob(key))?;
     }
     let mut headers = HeaderMap::new();
     headers.insert(ETAG, header(&file.etag));
-    let cache = if file.immutable { "public, max-age=31536000, immutable" } else { "no-cache" };
+    let cache = if file.immutable {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
     headers.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
-    let modified = file.modified_at.and_then(|secs| u64::try_from(secs).ok()).map(|secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
+    let modified = file
+        .modified_at
+        .and_then(|secs| u64::try_from(secs).ok())
+        .map(|secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
     if let Some(modified) = modified {
         headers.insert(LAST_MODIFIED, header(&httpdate::fmt_http_date(modified)));
     }
@@ -101,7 +133,10 @@ pub async fn send(app: &App, request: &Request<'_>, mut file: File) -> Result<Re
     };
     let status = match &range {
         Some(r) => {
-            headers.insert(CONTENT_RANGE, header(&format!("bytes {}-{}/{}", r.start, r.end - 1, file.size)));
+            headers.insert(
+                CONTENT_RANGE,
+                header(&format!("bytes {}-{}/{}", r.start, r.end - 1, file.size)),
+            );
             StatusCode::PARTIAL_CONTENT
         }
         None => StatusCode::OK,
@@ -121,7 +156,11 @@ pub async fn send(app: &App, request: &Request<'_>, mut file: File) -> Result<Re
             Body::from(data)
         }
         Source::Blob(key) => {
-            let read = app.blobs.get(&key, range).await?.ok_or_else(|| missing_blob(&key))?;
+            let read = app
+                .blobs
+                .get(&key, range)
+                .await?
+                .ok_or_else(|| missing_blob(&key))?;
             Body::from_stream(read.stream)
         }
         Source::Gunzip(key) => {
@@ -129,8 +168,14 @@ pub async fn send(app: &App, request: &Request<'_>, mut file: File) -> Result<Re
             let expected = file.size;
             let plain = tokio::task::spawn_blocking(move || {
                 let mut out = Vec::with_capacity(expected as usize);
-                flate2::read::MultiGzDecoder::new(&compressed[..]).take(expected + 1).read_to_end(&mut out)?;
-                anyhow::ensure!(out.len() as u64 == expected, "decompressed index has {} bytes, expected {expected}", out.len());
+                flate2::read::MultiGzDecoder::new(&compressed[..])
+                    .take(expected + 1)
+                    .read_to_end(&mut out)?;
+                anyhow::ensure!(
+                    out.len() as u64 == expected,
+                    "decompressed index has {} bytes, expected {expected}",
+                    out.len()
+                );
                 Ok(out)
             })
             .await
@@ -142,7 +187,10 @@ pub async fn send(app: &App, request: &Request<'_>, mut file: File) -> Result<Re
 }
 
 fn missing_blob(key: &BlobKey) -> ApiError {
-    ApiError::Internal(anyhow::anyhow!("blob {} is referenced but missing from storage", key.sha256()))
+    ApiError::Internal(anyhow::anyhow!(
+        "blob {} is referenced but missing from storage",
+        key.sha256()
+    ))
 }
 
 fn header(value: &str) -> HeaderValue {
@@ -151,9 +199,15 @@ fn header(value: &str) -> HeaderValue {
 
 fn not_modified(headers: &HeaderMap, etag: &str, modified: Option<std::time::SystemTime>) -> bool {
     if let Some(tags) = headers.get(IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
-        return tags.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == etag);
+        return tags
+            .split(',')
+            .map(str::trim)
+            .any(|t| t == "*" || t.trim_start_matches("W/") == etag);
     }
-    let since = headers.get(IF_MODIFIED_SINCE).and_then(|v| v.to_str().ok()).and_then(|v| httpdate::parse_http_date(v).ok());
+    let since = headers
+        .get(IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok());
     matches!((since, modified), (Some(since), Some(modified)) if modified <= since)
 }
 
@@ -204,7 +258,10 @@ mod tests {
         assert_eq!(parse_range("bytes=0-9", 100), RangeRequest::Part(0, 10));
         assert_eq!(parse_range("bytes=90-", 100), RangeRequest::Part(90, 100));
         assert_eq!(parse_range("bytes=-10", 100), RangeRequest::Part(90, 100));
-        assert_eq!(parse_range("bytes=50-500", 100), RangeRequest::Part(50, 100));
+        assert_eq!(
+            parse_range("bytes=50-500", 100),
+            RangeRequest::Part(50, 100)
+        );
         assert_eq!(parse_range("bytes=100-", 100), RangeRequest::Unsatisfiable);
         assert_eq!(parse_range("bytes=-0", 100), RangeRequest::Unsatisfiable);
         assert_eq!(parse_range("bytes=0-1,5-6", 100), RangeRequest::Whole);

@@ -12,7 +12,9 @@ async fn push_answers_201_with_the_package_details() {
     app.create_repo("stable", false).await;
     let bytes = deb("hello", "1.0-1", "amd64");
     let sha256 = packyard_formats::digest::FileDigests::of(&bytes).sha256;
-    let body = app.push_ok("stable", BOOKWORM, "hello_1.0-1_amd64.deb", bytes.clone()).await;
+    let body = app
+        .push_ok("stable", BOOKWORM, "hello_1.0-1_amd64.deb", bytes.clone())
+        .await;
     assert_eq!(body["name"], "hello");
     assert_eq!(body["version"], "1.0-1");
     assert_eq!(body["architecture"], "amd64");
@@ -23,13 +25,26 @@ async fn push_answers_201_with_the_package_details() {
     assert_eq!(body["indexed"], false, "no worker ran yet");
     assert_eq!(
         body["download_url"],
-        format!("{}/admin/stable/debian/pool/bookworm/main/h/hello/hello_1.0-1_amd64.deb", app.base)
+        format!(
+            "{}/admin/stable/debian/pool/bookworm/main/h/hello/hello_1.0-1_amd64.deb",
+            app.base
+        )
     );
 
     let show_path = body["self_url"].as_str().unwrap().to_owned();
     app.run_jobs().await;
-    let shown: Value = app.get(&show_path).send().await.unwrap().json().await.unwrap();
-    assert_eq!(shown["indexed"], true, "the package is in the current signed index");
+    let shown: Value = app
+        .get(&show_path)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        shown["indexed"], true,
+        "the package is in the current signed index"
+    );
     assert_eq!(shown["sha256sum"], sha256);
 }
 
@@ -38,8 +53,11 @@ async fn same_bytes_again_is_idempotent_different_bytes_conflict() {
     let app = TestApp::new().await;
     app.create_repo("stable", false).await;
     let first = deb("hello", "1.0-1", "amd64");
-    app.push_ok("stable", BOOKWORM, "hello_1.0-1_amd64.deb", first.clone()).await;
-    let again = app.push_ok("stable", BOOKWORM, "hello_1.0-1_amd64.deb", first).await;
+    app.push_ok("stable", BOOKWORM, "hello_1.0-1_amd64.deb", first.clone())
+        .await;
+    let again = app
+        .push_ok("stable", BOOKWORM, "hello_1.0-1_amd64.deb", first)
+        .await;
     assert_eq!(again["name"], "hello");
 
     // Same name, version and architecture, other contents.
@@ -50,14 +68,20 @@ async fn same_bytes_again_is_idempotent_different_bytes_conflict() {
         packyard_formats::deb::Compression::Gzip,
     );
     other.clone_from(&tweaked);
-    let response = app.push("stable", BOOKWORM, "hello_1.0-1_amd64.deb", other).await;
+    let response = app
+        .push("stable", BOOKWORM, "hello_1.0-1_amd64.deb", other)
+        .await;
     assert_eq!(response.status(), 422);
     let body: Value = response.json().await.unwrap();
     let message = body["filename"][0].as_str().unwrap();
-    assert!(message.contains("already in debian/bookworm with different contents"), "{message}");
+    assert!(
+        message.contains("already in debian/bookworm with different contents"),
+        "{message}"
+    );
 
     // The same identity in another distribution is a different package.
-    app.push_ok("stable", JAMMY, "hello_1.0-1_amd64.deb", tweaked).await;
+    app.push_ok("stable", JAMMY, "hello_1.0-1_amd64.deb", tweaked)
+        .await;
     let (rows, _) = app.stored().await;
     assert_eq!(rows, 2);
 }
@@ -67,12 +91,32 @@ async fn versions_lists_every_version_and_show_finds_each() {
     let app = TestApp::new().await;
     app.create_repo("stable", false).await;
     for version in ["1.0-1", "1.1-1", "2:0.9-1"] {
-        app.push_ok("stable", BOOKWORM, &deb_filename("hello", version.split(':').last().unwrap(), "amd64"), deb("hello", version, "amd64")).await;
+        app.push_ok(
+            "stable",
+            BOOKWORM,
+            &deb_filename("hello", version.split(':').next_back().unwrap(), "amd64"),
+            deb("hello", version, "amd64"),
+        )
+        .await;
     }
     let base = "/api/v1/repos/admin/stable/package/deb/debian/bookworm/hello/amd64";
-    let versions: Value = app.get(&format!("{base}/versions.json")).send().await.unwrap().json().await.unwrap();
+    let versions: Value = app
+        .get(&format!("{base}/versions.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(versions.as_array().unwrap().len(), 3);
-    let epoch: Value = app.get(&format!("{base}/0.9-1.json")).send().await.unwrap().json().await.unwrap();
+    let epoch: Value = app
+        .get(&format!("{base}/0.9-1.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(epoch["epoch"], 2);
     assert_eq!(epoch["version"], "0.9-1");
     let missing = app.get(&format!("{base}/9.9.json")).send().await.unwrap();
@@ -83,21 +127,44 @@ async fn versions_lists_every_version_and_show_finds_each() {
 async fn destroy_removes_the_package_from_the_api() {
     let app = TestApp::new().await;
     app.create_repo("stable", false).await;
-    app.push_ok("stable", BOOKWORM, "hello_1.0-1_amd64.deb", deb("hello", "1.0-1", "amd64")).await;
+    app.push_ok(
+        "stable",
+        BOOKWORM,
+        "hello_1.0-1_amd64.deb",
+        deb("hello", "1.0-1", "amd64"),
+    )
+    .await;
     let path = "/api/v1/repos/admin/stable/debian/bookworm/hello_1.0-1_amd64.deb";
     let anonymous = app.get(path).send().await.unwrap();
     assert_eq!(anonymous.status(), 405, "destroy is DELETE only");
-    let unauthenticated = reqwest::Client::new().delete(app.url(path)).send().await.unwrap();
+    let unauthenticated = reqwest::Client::new()
+        .delete(app.url(path))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(unauthenticated.status(), 401);
     let response = app.authed(Method::DELETE, path).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.json::<Value>().await.unwrap(), serde_json::json!({}));
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        serde_json::json!({})
+    );
     let again = app.authed(Method::DELETE, path).send().await.unwrap();
     assert_eq!(again.status(), 404);
-    let show = app.get("/api/v1/repos/admin/stable/package/deb/debian/bookworm/hello/amd64/1.0-1.json").send().await.unwrap();
+    let show = app
+        .get("/api/v1/repos/admin/stable/package/deb/debian/bookworm/hello/amd64/1.0-1.json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(show.status(), 404);
     // Pushing the same identity again after a destroy is allowed.
-    app.push_ok("stable", BOOKWORM, "hello_1.0-1_amd64.deb", deb("hello", "1.0-1", "amd64")).await;
+    app.push_ok(
+        "stable",
+        BOOKWORM,
+        "hello_1.0-1_amd64.deb",
+        deb("hello", "1.0-1", "amd64"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -108,19 +175,44 @@ async fn a_burst_of_pushes_is_indexed_by_few_publishes() {
         let app = &app;
         async move {
             let name = format!("pkg{i:02}");
-            app.push_ok("stable", BOOKWORM, &deb_filename(&name, "1.0", "amd64"), deb(&name, "1.0", "amd64")).await
+            app.push_ok(
+                "stable",
+                BOOKWORM,
+                &deb_filename(&name, "1.0", "amd64"),
+                deb(&name, "1.0", "amd64"),
+            )
+            .await
         }
     });
     futures::future::join_all(pushes).await;
     app.wait_for_jobs().await;
 
-    let packages = app.get("/admin/stable/debian/dists/bookworm/main/binary-amd64/Packages").send().await.unwrap().text().await.unwrap();
+    let packages = app
+        .get("/admin/stable/debian/dists/bookworm/main/binary-amd64/Packages")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for i in 0..50 {
-        assert!(packages.contains(&format!("Package: pkg{i:02}\n")), "pkg{i:02} is missing from the index");
+        assert!(
+            packages.contains(&format!("Package: pkg{i:02}\n")),
+            "pkg{i:02} is missing from the index"
+        );
     }
-    let generations: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM apt_generations").fetch_one(app.app.db.pool()).await.unwrap();
+    let generations: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM apt_generations")
+        .fetch_one(app.app.db.pool())
+        .await
+        .unwrap();
     // Pushes that land while a publish runs coalesce into one more run.
-    assert!(generations < 25, "{generations} publishes for 50 concurrent pushes");
-    let unindexed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM packages WHERE NOT indexed").fetch_one(app.app.db.pool()).await.unwrap();
+    assert!(
+        generations < 25,
+        "{generations} publishes for 50 concurrent pushes"
+    );
+    let unindexed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM packages WHERE NOT indexed")
+        .fetch_one(app.app.db.pool())
+        .await
+        .unwrap();
     assert_eq!(unindexed, 0);
 }

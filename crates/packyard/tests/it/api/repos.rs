@@ -12,18 +12,41 @@ async fn create_list_and_show() {
     assert_eq!(created["fqname"], "admin/stable");
     assert_eq!(created["private"], false);
 
-    let list: Value = app.authed(Method::GET, "/api/v1/repos.json").send().await.unwrap().json().await.unwrap();
+    let list: Value = app
+        .authed(Method::GET, "/api/v1/repos.json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["name"], "stable");
 
-    let shown: Value = app.get("/api/v1/repos/admin/stable.json").send().await.unwrap().json().await.unwrap();
+    let shown: Value = app
+        .get("/api/v1/repos/admin/stable.json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     // The package_cloud CLI builds its next requests from these.
-    assert_eq!(shown["paths"]["create_package"], "/api/v1/repos/admin/stable/packages.json");
+    assert_eq!(
+        shown["paths"]["create_package"],
+        "/api/v1/repos/admin/stable/packages.json"
+    );
     assert_eq!(shown["paths"]["self"], "/api/v1/repos/admin/stable");
-    assert_eq!(shown["paths"]["gpg_keys"], "/api/v1/repos/admin/stable/gpg_keys.json");
+    assert_eq!(
+        shown["paths"]["gpg_keys"],
+        "/api/v1/repos/admin/stable/gpg_keys.json"
+    );
     assert_eq!(
         shown["urls"]["install_script"],
-        format!("{}/install/repositories/admin/stable/script.deb.sh", app.base)
+        format!(
+            "{}/install/repositories/admin/stable/script.deb.sh",
+            app.base
+        )
     );
 }
 
@@ -45,7 +68,11 @@ async fn create_accepts_json_bodies() {
 async fn duplicate_and_invalid_names_are_422_with_field_lists() {
     let app = TestApp::new().await;
     app.create_repo("stable", false).await;
-    for (name, needle) in [("stable", "has already been taken"), ("../etc", "must be 1 to 100"), ("", "must be 1 to 100")] {
+    for (name, needle) in [
+        ("stable", "has already been taken"),
+        ("../etc", "must be 1 to 100"),
+        ("", "must be 1 to 100"),
+    ] {
         let response = app
             .authed(Method::POST, "/api/v1/repos.json")
             .form(&[("repository[name]", name)])
@@ -54,7 +81,9 @@ async fn duplicate_and_invalid_names_are_422_with_field_lists() {
             .unwrap();
         assert_eq!(response.status(), 422, "{name:?}");
         let body: Value = response.json().await.unwrap();
-        let message = body["name"][0].as_str().expect("422 bodies map fields to lists of messages");
+        let message = body["name"][0]
+            .as_str()
+            .expect("422 bodies map fields to lists of messages");
         assert!(message.contains(needle), "{name:?}: {message}");
     }
 }
@@ -69,7 +98,10 @@ async fn writes_need_a_valid_token() {
 
     let wrong = reqwest::Client::new()
         .post(app.url("/api/v1/repos.json"))
-        .basic_auth("not-a-real-token-not-a-real-token-not-a-real-token", Some(""))
+        .basic_auth(
+            "not-a-real-token-not-a-real-token-not-a-real-token",
+            Some(""),
+        )
         .form(&[("repository[name]", "x")])
         .send()
         .await
@@ -82,21 +114,50 @@ async fn private_repositories_are_404_to_strangers() {
     let app = TestApp::new().await;
     app.create_repo("internal", true).await;
     let stranger = app.stranger_token().await;
-    let paths = ["/api/v1/repos/admin/internal.json", "/admin/internal/gpgkey", "/admin/internal/debian/dists/bookworm/InRelease"];
+    let paths = [
+        "/api/v1/repos/admin/internal.json",
+        "/admin/internal/gpgkey",
+        "/admin/internal/debian/dists/bookworm/InRelease",
+    ];
     for path in paths {
         let anonymous = app.get(path).send().await.unwrap();
         assert_eq!(anonymous.status(), 404, "anonymous {path}");
-        let other = app.get(path).basic_auth(&stranger, Some("")).send().await.unwrap();
+        let other = app
+            .get(path)
+            .basic_auth(&stranger, Some(""))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(other.status(), 404, "stranger {path}");
     }
-    let missing = app.get("/api/v1/repos/admin/nothing-here.json").send().await.unwrap();
+    let missing = app
+        .get("/api/v1/repos/admin/nothing-here.json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
-    let owner = app.authed(Method::GET, "/api/v1/repos/admin/internal.json").send().await.unwrap();
+    let owner = app
+        .authed(Method::GET, "/api/v1/repos/admin/internal.json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(owner.status(), 200);
-    let key = app.authed(Method::GET, "/admin/internal/gpgkey").send().await.unwrap();
+    let key = app
+        .authed(Method::GET, "/admin/internal/gpgkey")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(key.status(), 200);
 
     // A stranger cannot push to it either, and learns nothing: 404.
-    let push = app.push_as(&stranger, "internal", 12, "hello_1.0_all.deb", crate::fixtures::deb("hello", "1.0", "all")).await;
+    let push = app
+        .push_as(
+            &stranger,
+            "internal",
+            12,
+            "hello_1.0_all.deb",
+            crate::fixtures::deb("hello", "1.0", "all"),
+        )
+        .await;
     assert_eq!(push.status(), 404);
 }

@@ -8,26 +8,59 @@ use crate::fixtures::{BOOKWORM, deb, deb_filename};
 use crate::support::TestApp;
 
 async fn apt_for(app: &TestApp, repo: &str) -> Apt {
-    let armored = app.get(&format!("/admin/{repo}/gpgkey")).send().await.unwrap().text().await.unwrap();
-    assert!(armored.starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----"), "{armored}");
-    Apt::new(&app.url(&format!("/admin/{repo}/debian/")), "bookworm", &dearmor(&armored).await)
+    let armored = app
+        .get(&format!("/admin/{repo}/gpgkey"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        armored.starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----"),
+        "{armored}"
+    );
+    Apt::new(
+        &app.url(&format!("/admin/{repo}/debian/")),
+        "bookworm",
+        &dearmor(&armored).await,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apt_installs_pinned_versions_and_forgets_destroyed_ones() {
     // The default key type, RSA-4096, as most hosts will see it.
-    let app = TestApp::builder().key_algorithm(packyard::sign::KeyAlgorithm::Rsa4096).start().await;
+    let app = TestApp::builder()
+        .key_algorithm(packyard::sign::KeyAlgorithm::Rsa4096)
+        .start()
+        .await;
     app.create_repo("stable", false).await;
     for version in ["1.0-1", "2.0-1"] {
-        app.push_ok("stable", BOOKWORM, &deb_filename("hello", version, "amd64"), deb("hello", version, "amd64")).await;
+        app.push_ok(
+            "stable",
+            BOOKWORM,
+            &deb_filename("hello", version, "amd64"),
+            deb("hello", version, "amd64"),
+        )
+        .await;
     }
-    app.push_ok("stable", BOOKWORM, "greeter_0.1_all.deb", deb("greeter", "0.1", "all")).await;
+    app.push_ok(
+        "stable",
+        BOOKWORM,
+        "greeter_0.1_all.deb",
+        deb("greeter", "0.1", "all"),
+    )
+    .await;
     app.wait_for_jobs().await;
 
     let apt = apt_for(&app, "stable").await;
     apt.update().await;
     assert_eq!(apt.versions("hello").await, ["2.0-1", "1.0-1"]);
-    assert_eq!(apt.versions("greeter").await, ["0.1"], "Architecture: all is in the amd64 index");
+    assert_eq!(
+        apt.versions("greeter").await,
+        ["0.1"],
+        "Architecture: all is in the amd64 index"
+    );
 
     let root = apt.install("hello=1.0-1").await;
     let installed = std::fs::read_to_string(root.join("usr/bin/hello")).unwrap();
@@ -37,7 +70,10 @@ async fn apt_installs_pinned_versions_and_forgets_destroyed_ones() {
     assert_eq!(upgraded, "#!/bin/sh\necho hello 2.0-1\n");
 
     let destroyed = app
-        .authed(Method::DELETE, "/api/v1/repos/admin/stable/debian/bookworm/hello_1.0-1_amd64.deb")
+        .authed(
+            Method::DELETE,
+            "/api/v1/repos/admin/stable/debian/bookworm/hello_1.0-1_amd64.deb",
+        )
         .send()
         .await
         .unwrap();
@@ -52,27 +88,59 @@ async fn apt_rejects_a_wrong_key() {
     let app = TestApp::new().await;
     app.create_repo("stable", false).await;
     app.create_repo("other", false).await;
-    app.push_ok("stable", BOOKWORM, "hello_1.0_amd64.deb", deb("hello", "1.0", "amd64")).await;
+    app.push_ok(
+        "stable",
+        BOOKWORM,
+        "hello_1.0_amd64.deb",
+        deb("hello", "1.0", "amd64"),
+    )
+    .await;
     app.wait_for_jobs().await;
 
-    let other_key = app.get("/admin/other/gpgkey").send().await.unwrap().text().await.unwrap();
-    let apt = Apt::new(&app.url("/admin/stable/debian/"), "bookworm", &dearmor(&other_key).await);
+    let other_key = app
+        .get("/admin/other/gpgkey")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let apt = Apt::new(
+        &app.url("/admin/stable/debian/"),
+        "bookworm",
+        &dearmor(&other_key).await,
+    );
     let out = apt.run("apt-get", &["update"]).await;
     let text = combined(&out);
-    assert!(text.contains("NO_PUBKEY") || text.contains("is not signed"), "apt accepted a repository signed by another key:\n{text}");
+    assert!(
+        text.contains("NO_PUBKEY") || text.contains("is not signed"),
+        "apt accepted a repository signed by another key:\n{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apt_rejects_an_index_changed_on_disk() {
     let app = TestApp::new().await;
     app.create_repo("stable", false).await;
-    app.push_ok("stable", BOOKWORM, "hello_1.0_amd64.deb", deb("hello", "1.0", "amd64")).await;
+    app.push_ok(
+        "stable",
+        BOOKWORM,
+        "hello_1.0_amd64.deb",
+        deb("hello", "1.0", "amd64"),
+    )
+    .await;
     app.wait_for_jobs().await;
     let apt = apt_for(&app, "stable").await;
     apt.update().await;
 
     // Change the stored Packages.gz behind the index's back: same name, other bytes.
-    app.push_ok("stable", BOOKWORM, "extra_1.0_amd64.deb", deb("extra", "1.0", "amd64")).await;
+    app.push_ok(
+        "stable",
+        BOOKWORM,
+        "extra_1.0_amd64.deb",
+        deb("extra", "1.0", "amd64"),
+    )
+    .await;
     app.wait_for_jobs().await;
     let (blob,): (String,) = sqlx::query_as(
         "SELECT f.blob_sha256 FROM apt_generation_files f JOIN publish_targets t ON t.current_generation_id = f.generation_id
@@ -81,13 +149,30 @@ async fn apt_rejects_an_index_changed_on_disk() {
     .fetch_one(app.app.db.pool())
     .await
     .unwrap();
-    let path = app.data_dir().join("blobs").join(&blob[..2]).join(&blob[2..4]).join(&blob);
-    std::fs::write(&path, packyard_formats::chunked::gzip_member(b"Package: evil\nVersion: 6.6.6\nArchitecture: amd64\n\n")).unwrap();
+    let path = app
+        .data_dir()
+        .join("blobs")
+        .join(&blob[..2])
+        .join(&blob[2..4])
+        .join(&blob);
+    std::fs::write(
+        &path,
+        packyard_formats::chunked::gzip_member(
+            b"Package: evil\nVersion: 6.6.6\nArchitecture: amd64\n\n",
+        ),
+    )
+    .unwrap();
 
     let out = apt.run("apt-get", &["update"]).await;
     let text = combined(&out);
-    assert!(!out.status.success(), "apt accepted a changed index:\n{text}");
-    assert!(text.contains("Hash Sum mismatch") || text.contains("unexpected size"), "{text}");
+    assert!(
+        !out.status.success(),
+        "apt accepted a changed index:\n{text}"
+    );
+    assert!(
+        text.contains("Hash Sum mismatch") || text.contains("unexpected size"),
+        "{text}"
+    );
     assert!(!apt.versions("evil").await.contains(&"6.6.6".to_owned()));
 }
 
@@ -95,7 +180,13 @@ async fn apt_rejects_an_index_changed_on_disk() {
 async fn apt_rejects_a_release_changed_after_signing() {
     let app = TestApp::new().await;
     app.create_repo("stable", false).await;
-    app.push_ok("stable", BOOKWORM, "hello_1.0_amd64.deb", deb("hello", "1.0", "amd64")).await;
+    app.push_ok(
+        "stable",
+        BOOKWORM,
+        "hello_1.0_amd64.deb",
+        deb("hello", "1.0", "amd64"),
+    )
+    .await;
     app.wait_for_jobs().await;
     sqlx::query("UPDATE apt_generations SET in_release = replace(in_release, 'Suite: bookworm', 'Suite: trixie')")
         .execute(app.app.db.pool())
@@ -104,7 +195,10 @@ async fn apt_rejects_a_release_changed_after_signing() {
     let apt = apt_for(&app, "stable").await;
     let out = apt.run("apt-get", &["update"]).await;
     let text = combined(&out);
-    assert!(text.contains("BADSIG") || text.contains("signatures were invalid"), "apt accepted a changed InRelease:\n{text}");
+    assert!(
+        text.contains("BADSIG") || text.contains("signatures were invalid"),
+        "apt accepted a changed InRelease:\n{text}"
+    );
     assert!(apt.versions("hello").await.is_empty());
 }
 
@@ -113,22 +207,59 @@ async fn apt_reads_the_optional_zstd_and_xz_indexes() {
     let app = TestApp::new().await;
     let created = app
         .authed(Method::POST, "/api/v1/repos.json")
-        .form(&[("repository[name]", "stable"), ("repository[index_zstd]", "1"), ("repository[index_xz]", "1")])
+        .form(&[
+            ("repository[name]", "stable"),
+            ("repository[index_zstd]", "1"),
+            ("repository[index_xz]", "1"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(created.status(), 201);
     // Two publishes, so the .zst is made of several frames.
-    app.push_ok("stable", BOOKWORM, "hello_1.0_amd64.deb", deb("hello", "1.0", "amd64")).await;
+    app.push_ok(
+        "stable",
+        BOOKWORM,
+        "hello_1.0_amd64.deb",
+        deb("hello", "1.0", "amd64"),
+    )
+    .await;
     app.wait_for_jobs().await;
-    app.push_ok("stable", BOOKWORM, "hello_2.0_amd64.deb", deb("hello", "2.0", "amd64")).await;
+    app.push_ok(
+        "stable",
+        BOOKWORM,
+        "hello_2.0_amd64.deb",
+        deb("hello", "2.0", "amd64"),
+    )
+    .await;
     app.wait_for_jobs().await;
 
     let dir = "/admin/stable/debian/dists/bookworm/main/binary-amd64";
-    let plain = app.get(&format!("{dir}/Packages")).send().await.unwrap().bytes().await.unwrap();
-    let zst = app.get(&format!("{dir}/Packages.zst")).send().await.unwrap().bytes().await.unwrap();
+    let plain = app
+        .get(&format!("{dir}/Packages"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let zst = app
+        .get(&format!("{dir}/Packages.zst"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(zstd::stream::decode_all(&zst[..]).unwrap(), plain);
-    let release = app.get("/admin/stable/debian/dists/bookworm/Release").send().await.unwrap().text().await.unwrap();
+    let release = app
+        .get("/admin/stable/debian/dists/bookworm/Release")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(release.contains("main/binary-amd64/Packages.xz"));
 
     let apt = apt_for(&app, "stable").await;
@@ -138,7 +269,11 @@ async fn apt_reads_the_optional_zstd_and_xz_indexes() {
         let option = format!("Acquire::CompressionTypes::Order::={order}");
         let out = apt.run("apt-get", &["-o", &option, "update"]).await;
         assert!(out.status.success(), "{order}: {}", combined(&out));
-        assert!(!combined(&out).contains("W: "), "{order}: {}", combined(&out));
+        assert!(
+            !combined(&out).contains("W: "),
+            "{order}: {}",
+            combined(&out)
+        );
         assert_eq!(apt.versions("hello").await, ["2.0", "1.0"], "{order}");
     }
 }

@@ -82,8 +82,17 @@ async fn stanzas_match_apt_ftparchive_field_for_field() {
     let pool = work.path().join("pool");
     std::fs::create_dir_all(&pool).unwrap();
     for control in CONTROLS {
-        let name = control.lines().next().unwrap().trim_start_matches("Package: ");
-        let bytes = dpkg_deb(work.path(), control, &format!("usr/share/{name}/README"), "hello\n");
+        let name = control
+            .lines()
+            .next()
+            .unwrap()
+            .trim_start_matches("Package: ");
+        let bytes = dpkg_deb(
+            work.path(),
+            control,
+            &format!("usr/share/{name}/README"),
+            "hello\n",
+        );
         let filename = format!("{name}.deb");
         std::fs::write(pool.join(&filename), &bytes).unwrap();
         app.push_ok("stable", BOOKWORM, &filename, bytes).await;
@@ -96,17 +105,35 @@ async fn stanzas_match_apt_ftparchive_field_for_field() {
         .output()
         .await
         .expect("apt-ftparchive runs (scripts/test installs apt-utils)");
-    assert!(reference.status.success(), "{}", String::from_utf8_lossy(&reference.stderr));
+    assert!(
+        reference.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reference.stderr)
+    );
     let reference = stanzas(&String::from_utf8(reference.stdout).unwrap());
     assert_eq!(reference.len(), CONTROLS.len());
 
-    let ours = app.get("/admin/stable/debian/dists/bookworm/main/binary-amd64/Packages").send().await.unwrap().text().await.unwrap();
+    let ours = app
+        .get("/admin/stable/debian/dists/bookworm/main/binary-amd64/Packages")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let ours = stanzas(&ours);
     for (name, expected) in &reference {
-        let actual = ours.get(name).unwrap_or_else(|| panic!("{name} is missing from our index"));
+        let actual = ours
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} is missing from our index"));
         for (field, value) in expected.fields() {
             if field == "Filename" {
-                assert!(actual.get("Filename").unwrap().ends_with(&format!("/{name}.deb")));
+                assert!(
+                    actual
+                        .get("Filename")
+                        .unwrap()
+                        .ends_with(&format!("/{name}.deb"))
+                );
                 continue;
             }
             assert_eq!(actual.get(field), Some(value), "{name}: field {field}");

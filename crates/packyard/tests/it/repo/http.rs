@@ -13,11 +13,15 @@ async fn pool_files_support_head_range_and_etags() {
     let app = TestApp::new().await;
     app.create_repo("stable", false).await;
     let bytes = deb("hello", "1.0", "amd64");
-    app.push_ok("stable", BOOKWORM, "hello_1.0_amd64.deb", bytes.clone()).await;
+    app.push_ok("stable", BOOKWORM, "hello_1.0_amd64.deb", bytes.clone())
+        .await;
 
     let full = app.get(POOL).send().await.unwrap();
     assert_eq!(full.status(), 200);
-    assert_eq!(full.headers()[CACHE_CONTROL], "public, max-age=31536000, immutable");
+    assert_eq!(
+        full.headers()[CACHE_CONTROL],
+        "public, max-age=31536000, immutable"
+    );
     let etag = full.headers()[ETAG].to_str().unwrap().to_owned();
     assert_eq!(full.bytes().await.unwrap(), bytes);
 
@@ -26,15 +30,33 @@ async fn pool_files_support_head_range_and_etags() {
     assert_eq!(head.headers()[CONTENT_LENGTH], bytes.len().to_string());
     assert!(head.bytes().await.unwrap().is_empty());
 
-    let part = app.get(POOL).header(RANGE, "bytes=8-67").send().await.unwrap();
+    let part = app
+        .get(POOL)
+        .header(RANGE, "bytes=8-67")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(part.status(), 206);
-    assert_eq!(part.headers()[CONTENT_RANGE], format!("bytes 8-67/{}", bytes.len()));
+    assert_eq!(
+        part.headers()[CONTENT_RANGE],
+        format!("bytes 8-67/{}", bytes.len())
+    );
     assert_eq!(part.bytes().await.unwrap(), bytes[8..68]);
 
-    let beyond = app.get(POOL).header(RANGE, format!("bytes={}-", bytes.len())).send().await.unwrap();
+    let beyond = app
+        .get(POOL)
+        .header(RANGE, format!("bytes={}-", bytes.len()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(beyond.status(), 416);
 
-    let cached = app.get(POOL).header(IF_NONE_MATCH, &etag).send().await.unwrap();
+    let cached = app
+        .get(POOL)
+        .header(IF_NONE_MATCH, &etag)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(cached.status(), 304);
 
     for path in [
@@ -54,38 +76,93 @@ async fn pool_files_support_head_range_and_etags() {
 async fn release_files_are_not_cached_and_old_generations_stay_reachable_by_hash() {
     let app = TestApp::new().await;
     app.create_repo("stable", false).await;
-    app.push_ok("stable", BOOKWORM, "hello_1.0_amd64.deb", deb("hello", "1.0", "amd64")).await;
+    app.push_ok(
+        "stable",
+        BOOKWORM,
+        "hello_1.0_amd64.deb",
+        deb("hello", "1.0", "amd64"),
+    )
+    .await;
     app.wait_for_jobs().await;
 
-    let in_release = app.get("/admin/stable/debian/dists/bookworm/InRelease").send().await.unwrap();
+    let in_release = app
+        .get("/admin/stable/debian/dists/bookworm/InRelease")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(in_release.status(), 200);
     assert_eq!(in_release.headers()[CACHE_CONTROL], "no-cache");
     let first = in_release.text().await.unwrap();
-    let release = app.get("/admin/stable/debian/dists/bookworm/Release").send().await.unwrap().text().await.unwrap();
+    let release = app
+        .get("/admin/stable/debian/dists/bookworm/Release")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(first.contains(&release), "InRelease signs the Release text");
-    let signature = app.get("/admin/stable/debian/dists/bookworm/Release.gpg").send().await.unwrap().text().await.unwrap();
+    let signature = app
+        .get("/admin/stable/debian/dists/bookworm/Release.gpg")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(signature.starts_with("-----BEGIN PGP SIGNATURE-----"));
 
     let old_sha512 = sha512_of(&release, "main/binary-amd64/Packages.gz");
-    app.push_ok("stable", BOOKWORM, "other_1.0_amd64.deb", deb("other", "1.0", "amd64")).await;
+    app.push_ok(
+        "stable",
+        BOOKWORM,
+        "other_1.0_amd64.deb",
+        deb("other", "1.0", "amd64"),
+    )
+    .await;
     app.wait_for_jobs().await;
-    let second = app.get("/admin/stable/debian/dists/bookworm/Release").send().await.unwrap().text().await.unwrap();
+    let second = app
+        .get("/admin/stable/debian/dists/bookworm/Release")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let new_sha512 = sha512_of(&second, "main/binary-amd64/Packages.gz");
     assert_ne!(old_sha512, new_sha512);
 
     // A client that fetched the previous InRelease can still get the files it lists.
     for sha512 in [&old_sha512, &new_sha512] {
-        let path = format!("/admin/stable/debian/dists/bookworm/main/binary-amd64/by-hash/SHA512/{sha512}");
+        let path = format!(
+            "/admin/stable/debian/dists/bookworm/main/binary-amd64/by-hash/SHA512/{sha512}"
+        );
         let response = app.get(&path).send().await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
-        assert_eq!(response.headers()[CACHE_CONTROL], "public, max-age=31536000, immutable");
+        assert_eq!(
+            response.headers()[CACHE_CONTROL],
+            "public, max-age=31536000, immutable"
+        );
         let body = response.bytes().await.unwrap();
-        assert_eq!(&packyard_formats::digest::FileDigests::of(&body).sha512, sha512);
+        assert_eq!(
+            &packyard_formats::digest::FileDigests::of(&body).sha512,
+            sha512
+        );
     }
 
     // The uncompressed Packages is listed and served, decompressed from its .gz.
-    let plain = app.get("/admin/stable/debian/dists/bookworm/main/binary-amd64/Packages").send().await.unwrap().bytes().await.unwrap();
-    assert_eq!(packyard_formats::digest::FileDigests::of(&plain).sha512, sha512_of(&second, "main/binary-amd64/Packages"));
+    let plain = app
+        .get("/admin/stable/debian/dists/bookworm/main/binary-amd64/Packages")
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(
+        packyard_formats::digest::FileDigests::of(&plain).sha512,
+        sha512_of(&second, "main/binary-amd64/Packages")
+    );
 }
 
 fn sha512_of(release: &str, path: &str) -> String {
@@ -100,6 +177,10 @@ fn sha512_of(release: &str, path: &str) -> String {
 
 impl TestApp {
     async fn client_head(&self, path: &str) -> reqwest::Response {
-        reqwest::Client::new().head(self.url(path)).send().await.unwrap()
+        reqwest::Client::new()
+            .head(self.url(path))
+            .send()
+            .await
+            .unwrap()
     }
 }

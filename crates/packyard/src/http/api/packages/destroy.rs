@@ -19,10 +19,13 @@ pub async fn destroy(
 ) -> Result<Json<Value>, ApiError> {
     let user = auth::require_user(&app, &headers).await?;
     let repo = auth::writable_repo(&app, &user, &owner, &name).await?;
-    let distro = distros::by_path(&os, &dist).ok_or_else(|| ApiError::not_found(format!("unknown distribution {os}/{dist}")))?;
+    let distro = distros::by_path(&os, &dist)
+        .ok_or_else(|| ApiError::not_found(format!("unknown distribution {os}/{dist}")))?;
     let package = db::packages::by_filename(&app.db, repo.id, distro.id, &filename)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("{filename} is not in {owner}/{name} {os}/{dist}")))?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!("{filename} is not in {owner}/{name} {os}/{dist}"))
+        })?;
     let mut tx = app.db.begin_write().await?;
     db::packages::mark_deleted(&mut tx, package.id).await?;
     db::jobs::enqueue(&mut tx, db::jobs::APT_PUBLISH, repo.id, distro.id).await?;

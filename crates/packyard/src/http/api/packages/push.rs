@@ -31,7 +31,9 @@ pub async fn push(
     let repo = auth::writable_repo(&app, &user, &owner, &name).await?;
     let form = read_form(&app, multipart).await?;
 
-    let (staged, _temp) = form.file.ok_or_else(|| ApiError::invalid("package_file", "is missing"))?;
+    let (staged, _temp) = form
+        .file
+        .ok_or_else(|| ApiError::invalid("package_file", "is missing"))?;
     let distro_id = form
         .distro_version_id
         .ok_or_else(|| ApiError::invalid("distro_version_id", "is missing"))?;
@@ -51,7 +53,10 @@ pub async fn push(
         PushError::Internal(e) => ApiError::Internal(e),
     })?;
     let base = auth::base_url(&app, &headers);
-    Ok((StatusCode::CREATED, Json(present::package(&base, &repo, distro, &package))))
+    Ok((
+        StatusCode::CREATED,
+        Json(present::package(&base, &repo, distro, &package)),
+    ))
 }
 
 struct Form {
@@ -61,8 +66,13 @@ struct Form {
 }
 
 async fn read_form(app: &App, mut multipart: Multipart) -> Result<Form, ApiError> {
-    let mut form = Form { distro_version_id: None, file: None };
-    let bad_body = |e: axum::extract::multipart::MultipartError| ApiError::BadRequest(format!("invalid multipart body: {e}"));
+    let mut form = Form {
+        distro_version_id: None,
+        file: None,
+    };
+    let bad_body = |e: axum::extract::multipart::MultipartError| {
+        ApiError::BadRequest(format!("invalid multipart body: {e}"))
+    };
     while let Some(field) = multipart.next_field().await.map_err(bad_body)? {
         match field.name().unwrap_or_default() {
             "package[distro_version_id]" | "distro_version_id" => {
@@ -70,7 +80,10 @@ async fn read_form(app: &App, mut multipart: Multipart) -> Result<Form, ApiError
             }
             "package[package_file]" | "package_file" => {
                 if form.file.is_some() {
-                    return Err(ApiError::invalid("package_file", "only one file may be pushed per request"));
+                    return Err(ApiError::invalid(
+                        "package_file",
+                        "only one file may be pushed per request",
+                    ));
                 }
                 let filename = field.file_name().unwrap_or_default().to_owned();
                 form.file = Some(stage(app, field, filename).await?);
@@ -82,9 +95,14 @@ async fn read_form(app: &App, mut multipart: Multipart) -> Result<Form, ApiError
 }
 
 /// Writes a multipart field to a temporary file, hashing it on the way, within the size limit.
-async fn stage(app: &App, mut field: axum::extract::multipart::Field<'_>, filename: String) -> Result<(Staged, TempPath), ApiError> {
+async fn stage(
+    app: &App,
+    mut field: axum::extract::multipart::Field<'_>,
+    filename: String,
+) -> Result<(Staged, TempPath), ApiError> {
     let limit = app.config.max_upload_bytes;
-    let file = tempfile::NamedTempFile::new_in(app.blobs.tmp_dir()).map_err(|e| anyhow::anyhow!("creating a staging file: {e}"))?;
+    let file = tempfile::NamedTempFile::new_in(app.blobs.tmp_dir())
+        .map_err(|e| anyhow::anyhow!("creating a staging file: {e}"))?;
     let (file, path) = file.into_parts();
     let (tx, mut rx) = mpsc::channel::<Bytes>(16);
     let writer = tokio::task::spawn_blocking(move || {
@@ -121,10 +139,17 @@ async fn stage(app: &App, mut field: axum::extract::multipart::Field<'_>, filena
         }
     }
     drop(tx);
-    let digests = writer.await.map_err(anyhow::Error::from)?.map_err(|e| anyhow::anyhow!("writing the staging file: {e}"))?;
+    let digests = writer
+        .await
+        .map_err(anyhow::Error::from)?
+        .map_err(|e| anyhow::anyhow!("writing the staging file: {e}"))?;
     if let Some(failure) = failure {
         return Err(failure);
     }
-    let staged = Staged { path: path.to_path_buf(), filename, digests };
+    let staged = Staged {
+        path: path.to_path_buf(),
+        filename,
+        digests,
+    };
     Ok((staged, path))
 }

@@ -24,18 +24,31 @@ pub async fn show(
         return Err(ApiError::not_found(format!("no package at {path}")));
     };
     let last = last.strip_suffix(".json").unwrap_or(last);
-    let distro = distros::by_path(os, dist).ok_or_else(|| ApiError::not_found(format!("unknown distribution {os}/{dist}")))?;
-    let versions = db::packages::by_name_and_arch(&app.db, repo.id, distro.id, package, arch).await?;
+    let distro = distros::by_path(os, dist)
+        .ok_or_else(|| ApiError::not_found(format!("unknown distribution {os}/{dist}")))?;
+    let versions =
+        db::packages::by_name_and_arch(&app.db, repo.id, distro.id, package, arch).await?;
     let base = auth::base_url(&app, &headers);
     if last == "versions" {
-        let all: Vec<_> = versions.iter().map(|p| present::package(&base, &repo, distro, p)).collect();
+        let all: Vec<_> = versions
+            .iter()
+            .map(|p| present::package(&base, &repo, distro, p))
+            .collect();
         return Ok(Json(all).into_response());
     }
     // The version may be given with its epoch (`1:2.0-1`) or without it (`2.0-1`).
     let found = versions
         .iter()
         .find(|p| p.version == last)
-        .or_else(|| versions.iter().find(|p| p.version.split_once(':').is_some_and(|(_, v)| v == last)))
-        .ok_or_else(|| ApiError::not_found(format!("{package} {last} ({arch}) is not in {owner}/{name} {os}/{dist}")))?;
+        .or_else(|| {
+            versions
+                .iter()
+                .find(|p| p.version.split_once(':').is_some_and(|(_, v)| v == last))
+        })
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "{package} {last} ({arch}) is not in {owner}/{name} {os}/{dist}"
+            ))
+        })?;
     Ok(Json(present::package(&base, &repo, distro, found)).into_response())
 }
