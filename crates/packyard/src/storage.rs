@@ -49,6 +49,8 @@ pub struct BlobRead {
 pub struct Blobs {
     store: Arc<dyn ObjectStore>,
     tmp_dir: PathBuf,
+    /// The folder the local backend maps keys into, where staged files can be linked in place.
+    local_root: Option<PathBuf>,
 }
 
 impl Blobs {
@@ -63,6 +65,7 @@ impl Blobs {
         Ok(Blobs {
             store: Arc::new(store),
             tmp_dir,
+            local_root: Some(data_dir.to_path_buf()),
         })
     }
 
@@ -91,10 +94,24 @@ impl Blobs {
         Ok(())
     }
 
-    /// Copies a local file into the store in parts, so memory does not grow with its size.
+    /// Stores a local file: on the local backend by hard-linking the staged file into place
+    /// (no second copy of a large upload), elsewhere by uploading it in parts so memory does
+    /// not grow with its size.
     pub async fn put_file(&self, key: &BlobKey, file: &Path) -> Result<()> {
         if self.exists(key).await? {
             return Ok(());
+        }
+        if let Some(root) = &self.local_root {
+            let dest = root.join(key.path().as_ref());
+            if let Some(parent) = dest.parent() {
+                tokio::fs::create_dir_all(parent).await?;
+            }
+            match tokio::fs::hard_link(file, &dest).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+                // Another filesystem (a separate tmp mount): fall back to copying.
+                Err(_) => {}
+            }
         }
         let mut source = tokio::fs::File::open(file).await?;
         let upload = self.store.put_multipart(&key.path()).await?;

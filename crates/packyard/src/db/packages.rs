@@ -105,16 +105,12 @@ pub async fn by_filename(
     distro_version_id: i64,
     filename: &str,
 ) -> Result<Option<Package>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM packages WHERE repository_id = $1 AND distro_version_id = $2
-         AND filename = $3 AND deleted_at IS NULL"
-    );
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(repository_id)
-        .bind(distro_version_id)
-        .bind(filename)
-        .fetch_optional(db.pool())
-        .await?)
+    Ok(
+        newest_by_filename(db, repository_id, distro_version_id, filename)
+            .await?
+            .filter(|(_, deleted_at)| deleted_at.is_none())
+            .map(|(package, _)| package),
+    )
 }
 
 /// The newest row for a pool file, destroyed ones included: an index that is still current
@@ -125,16 +121,36 @@ pub async fn for_pool_file(
     distro_version_id: i64,
     filename: &str,
 ) -> Result<Option<Package>> {
+    Ok(
+        newest_by_filename(db, repository_id, distro_version_id, filename)
+            .await?
+            .map(|(package, _)| package),
+    )
+}
+
+async fn newest_by_filename(
+    db: &Db,
+    repository_id: i64,
+    distro_version_id: i64,
+    filename: &str,
+) -> Result<Option<(Package, Option<i64>)>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        package: Package,
+        deleted_at: Option<i64>,
+    }
     let sql = format!(
-        "SELECT {COLUMNS} FROM packages WHERE repository_id = $1 AND distro_version_id = $2
-         AND filename = $3 ORDER BY id DESC LIMIT 1"
+        "SELECT {COLUMNS}, deleted_at FROM packages WHERE repository_id = $1
+         AND distro_version_id = $2 AND filename = $3 ORDER BY id DESC LIMIT 1"
     );
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(repository_id)
         .bind(distro_version_id)
         .bind(filename)
         .fetch_optional(db.pool())
-        .await?)
+        .await?;
+    Ok(row.map(|r| (r.package, r.deleted_at)))
 }
 
 /// Live packages matching name and architecture, for show and versions.

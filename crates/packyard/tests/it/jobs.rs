@@ -3,7 +3,7 @@
 use packyard::db::{self, jobs::APT_PUBLISH};
 use reqwest::Method;
 
-use crate::fixtures::{BOOKWORM, JAMMY, deb};
+use crate::fixtures::{BOOKWORM, JAMMY};
 use crate::support::TestApp;
 
 async fn enqueue(app: &TestApp, repository_id: i64, distro: i64) {
@@ -75,21 +75,9 @@ async fn failed_jobs_wait_for_their_backoff_and_expired_leases_are_taken_over() 
 async fn the_collector_removes_superseded_generations_and_unreferenced_blobs_after_the_grace() {
     let app = TestApp::new().await;
     app.create_repo("stable", false).await;
-    app.push_ok(
-        "stable",
-        BOOKWORM,
-        "hello_1.0_amd64.deb",
-        deb("hello", "1.0", "amd64"),
-    )
-    .await;
+    app.push_deb("stable", "hello", "1.0", "amd64").await;
     app.wait_for_jobs().await;
-    app.push_ok(
-        "stable",
-        BOOKWORM,
-        "other_1.0_amd64.deb",
-        deb("other", "1.0", "amd64"),
-    )
-    .await;
+    app.push_deb("stable", "other", "1.0", "amd64").await;
     app.wait_for_jobs().await;
     let destroyed = app
         .authed(
@@ -112,7 +100,7 @@ async fn the_collector_removes_superseded_generations_and_unreferenced_blobs_aft
     assert_eq!(packyard::jobs::gc::collect(&app.app).await.unwrap(), 0);
     let pool = "/admin/stable/debian/pool/bookworm/main/h/hello/hello_1.0_amd64.deb";
     assert_eq!(
-        app.get(pool).send().await.unwrap().status(),
+        app.status(pool).await,
         200,
         "a destroyed package stays downloadable during the grace"
     );
@@ -136,7 +124,7 @@ async fn the_collector_removes_superseded_generations_and_unreferenced_blobs_aft
         1,
         "only the current generation is kept"
     );
-    assert_eq!(app.get(pool).send().await.unwrap().status(), 404);
+    assert_eq!(app.status(pool).await, 404);
 
     // What is current is untouched, and apt-visible files still resolve.
     let current = app

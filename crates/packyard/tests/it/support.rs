@@ -120,6 +120,22 @@ impl TestApp {
         self.client.get(self.url(path))
     }
 
+    pub async fn text(&self, path: &str) -> String {
+        self.get(path).send().await.unwrap().text().await.unwrap()
+    }
+
+    pub async fn json(&self, path: &str) -> Value {
+        self.get(path).send().await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn bytes(&self, path: &str) -> bytes::Bytes {
+        self.get(path).send().await.unwrap().bytes().await.unwrap()
+    }
+
+    pub async fn status(&self, path: &str) -> reqwest::StatusCode {
+        self.get(path).send().await.unwrap().status()
+    }
+
     pub fn authed(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.client
             .request(method, self.url(path))
@@ -187,6 +203,18 @@ impl TestApp {
         let body: Value = response.json().await.unwrap();
         assert_eq!(status, 201, "pushing {filename}: {body}");
         body
+    }
+
+    /// Pushes a generated `NAME_VERSION_ARCH.deb` to `admin/REPO` for debian/bookworm.
+    pub async fn push_deb(&self, repo: &str, name: &str, version: &str, arch: &str) -> Value {
+        let filename = crate::fixtures::deb_filename(name, version, arch);
+        self.push_ok(
+            repo,
+            crate::fixtures::BOOKWORM,
+            &filename,
+            crate::fixtures::deb(name, version, arch),
+        )
+        .await
     }
 
     /// Waits until the job queue is empty.

@@ -7,14 +7,7 @@ use crate::support::TestApp;
 #[tokio::test]
 async fn lists_deb_distributions_with_stable_ids() {
     let app = TestApp::new().await;
-    let body: Value = app
-        .get("/api/v1/distributions.json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: Value = app.json("/api/v1/distributions.json").await;
     // The ids are a contract with every client that stored one: the snapshot must never change
     // for existing entries, only grow.
     insta::assert_json_snapshot!("distributions", body);

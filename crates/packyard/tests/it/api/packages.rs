@@ -33,14 +33,7 @@ async fn push_answers_201_with_the_package_details() {
 
     let show_path = body["self_url"].as_str().unwrap().to_owned();
     app.run_jobs().await;
-    let shown: Value = app
-        .get(&show_path)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shown: Value = app.json(&show_path).await;
     assert_eq!(
         shown["indexed"], true,
         "the package is in the current signed index"
@@ -100,23 +93,9 @@ async fn versions_lists_every_version_and_show_finds_each() {
         .await;
     }
     let base = "/api/v1/repos/admin/stable/package/deb/debian/bookworm/hello/amd64";
-    let versions: Value = app
-        .get(&format!("{base}/versions.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let versions: Value = app.json(&format!("{base}/versions.json")).await;
     assert_eq!(versions.as_array().unwrap().len(), 3);
-    let epoch: Value = app
-        .get(&format!("{base}/0.9-1.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let epoch: Value = app.json(&format!("{base}/0.9-1.json")).await;
     assert_eq!(epoch["epoch"], 2);
     assert_eq!(epoch["version"], "0.9-1");
     let missing = app.get(&format!("{base}/9.9.json")).send().await.unwrap();
@@ -127,13 +106,7 @@ async fn versions_lists_every_version_and_show_finds_each() {
 async fn destroy_removes_the_package_from_the_api() {
     let app = TestApp::new().await;
     app.create_repo("stable", false).await;
-    app.push_ok(
-        "stable",
-        BOOKWORM,
-        "hello_1.0-1_amd64.deb",
-        deb("hello", "1.0-1", "amd64"),
-    )
-    .await;
+    app.push_deb("stable", "hello", "1.0-1", "amd64").await;
     let path = "/api/v1/repos/admin/stable/debian/bookworm/hello_1.0-1_amd64.deb";
     let anonymous = app.get(path).send().await.unwrap();
     assert_eq!(anonymous.status(), 405, "destroy is DELETE only");
@@ -158,13 +131,7 @@ async fn destroy_removes_the_package_from_the_api() {
         .unwrap();
     assert_eq!(show.status(), 404);
     // Pushing the same identity again after a destroy is allowed.
-    app.push_ok(
-        "stable",
-        BOOKWORM,
-        "hello_1.0-1_amd64.deb",
-        deb("hello", "1.0-1", "amd64"),
-    )
-    .await;
+    app.push_deb("stable", "hello", "1.0-1", "amd64").await;
 }
 
 #[tokio::test]
@@ -188,13 +155,8 @@ async fn a_burst_of_pushes_is_indexed_by_few_publishes() {
     app.wait_for_jobs().await;
 
     let packages = app
-        .get("/admin/stable/debian/dists/bookworm/main/binary-amd64/Packages")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text("/admin/stable/debian/dists/bookworm/main/binary-amd64/Packages")
+        .await;
     for i in 0..50 {
         assert!(
             packages.contains(&format!("Package: pkg{i:02}\n")),

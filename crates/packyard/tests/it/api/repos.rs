@@ -23,14 +23,7 @@ async fn create_list_and_show() {
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["name"], "stable");
 
-    let shown: Value = app
-        .get("/api/v1/repos/admin/stable.json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shown: Value = app.json("/api/v1/repos/admin/stable.json").await;
     // The package_cloud CLI builds its next requests from these.
     assert_eq!(
         shown["paths"]["create_package"],

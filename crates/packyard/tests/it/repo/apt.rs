@@ -8,14 +8,7 @@ use crate::fixtures::{BOOKWORM, deb, deb_filename};
 use crate::support::TestApp;
 
 async fn apt_for(app: &TestApp, repo: &str) -> Apt {
-    let armored = app
-        .get(&format!("/admin/{repo}/gpgkey"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let armored = app.text(&format!("/admin/{repo}/gpgkey")).await;
     assert!(
         armored.starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----"),
         "{armored}"
@@ -44,13 +37,7 @@ async fn apt_installs_pinned_versions_and_forgets_destroyed_ones() {
         )
         .await;
     }
-    app.push_ok(
-        "stable",
-        BOOKWORM,
-        "greeter_0.1_all.deb",
-        deb("greeter", "0.1", "all"),
-    )
-    .await;
+    app.push_deb("stable", "greeter", "0.1", "all").await;
     app.wait_for_jobs().await;
 
     let apt = apt_for(&app, "stable").await;
@@ -88,23 +75,10 @@ async fn apt_rejects_a_wrong_key() {
     let app = TestApp::new().await;
     app.create_repo("stable", false).await;
     app.create_repo("other", false).await;
-    app.push_ok(
-        "stable",
-        BOOKWORM,
-        "hello_1.0_amd64.deb",
-        deb("hello", "1.0", "amd64"),
-    )
-    .await;
+    app.push_deb("stable", "hello", "1.0", "amd64").await;
     app.wait_for_jobs().await;
 
-    let other_key = app
-        .get("/admin/other/gpgkey")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let other_key = app.text("/admin/other/gpgkey").await;
     let apt = Apt::new(
         &app.url("/admin/stable/debian/"),
         "bookworm",
@@ -122,25 +96,13 @@ async fn apt_rejects_a_wrong_key() {
 async fn apt_rejects_an_index_changed_on_disk() {
     let app = TestApp::new().await;
     app.create_repo("stable", false).await;
-    app.push_ok(
-        "stable",
-        BOOKWORM,
-        "hello_1.0_amd64.deb",
-        deb("hello", "1.0", "amd64"),
-    )
-    .await;
+    app.push_deb("stable", "hello", "1.0", "amd64").await;
     app.wait_for_jobs().await;
     let apt = apt_for(&app, "stable").await;
     apt.update().await;
 
     // Change the stored Packages.gz behind the index's back: same name, other bytes.
-    app.push_ok(
-        "stable",
-        BOOKWORM,
-        "extra_1.0_amd64.deb",
-        deb("extra", "1.0", "amd64"),
-    )
-    .await;
+    app.push_deb("stable", "extra", "1.0", "amd64").await;
     app.wait_for_jobs().await;
     let (blob,): (String,) = sqlx::query_as(
         "SELECT f.blob_sha256 FROM apt_generation_files f JOIN publish_targets t ON t.current_generation_id = f.generation_id
@@ -180,13 +142,7 @@ async fn apt_rejects_an_index_changed_on_disk() {
 async fn apt_rejects_a_release_changed_after_signing() {
     let app = TestApp::new().await;
     app.create_repo("stable", false).await;
-    app.push_ok(
-        "stable",
-        BOOKWORM,
-        "hello_1.0_amd64.deb",
-        deb("hello", "1.0", "amd64"),
-    )
-    .await;
+    app.push_deb("stable", "hello", "1.0", "amd64").await;
     app.wait_for_jobs().await;
     sqlx::query("UPDATE apt_generations SET in_release = replace(in_release, 'Suite: bookworm', 'Suite: trixie')")
         .execute(app.app.db.pool())
@@ -217,49 +173,18 @@ async fn apt_reads_the_optional_zstd_and_xz_indexes() {
         .unwrap();
     assert_eq!(created.status(), 201);
     // Two publishes, so the .zst is made of several frames.
-    app.push_ok(
-        "stable",
-        BOOKWORM,
-        "hello_1.0_amd64.deb",
-        deb("hello", "1.0", "amd64"),
-    )
-    .await;
+    app.push_deb("stable", "hello", "1.0", "amd64").await;
     app.wait_for_jobs().await;
-    app.push_ok(
-        "stable",
-        BOOKWORM,
-        "hello_2.0_amd64.deb",
-        deb("hello", "2.0", "amd64"),
-    )
-    .await;
+    app.push_deb("stable", "hello", "2.0", "amd64").await;
     app.wait_for_jobs().await;
 
     let dir = "/admin/stable/debian/dists/bookworm/main/binary-amd64";
-    let plain = app
-        .get(&format!("{dir}/Packages"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let zst = app
-        .get(&format!("{dir}/Packages.zst"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let plain = app.bytes(&format!("{dir}/Packages")).await;
+    let zst = app.bytes(&format!("{dir}/Packages.zst")).await;
     assert_eq!(zstd::stream::decode_all(&zst[..]).unwrap(), plain);
     let release = app
-        .get("/admin/stable/debian/dists/bookworm/Release")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text("/admin/stable/debian/dists/bookworm/Release")
+        .await;
     assert!(release.contains("main/binary-amd64/Packages.xz"));
 
     let apt = apt_for(&app, "stable").await;

@@ -68,7 +68,7 @@ async fn pool_files_support_head_range_and_etags() {
         "/admin/nosuchrepo/debian/dists/bookworm/InRelease",
         "/admin/stable/debian/dists/bookworm/InRelease.bak",
     ] {
-        assert_eq!(app.get(path).send().await.unwrap().status(), 404, "{path}");
+        assert_eq!(app.status(path).await, 404, "{path}");
     }
 }
 
@@ -76,13 +76,7 @@ async fn pool_files_support_head_range_and_etags() {
 async fn release_files_are_not_cached_and_old_generations_stay_reachable_by_hash() {
     let app = TestApp::new().await;
     app.create_repo("stable", false).await;
-    app.push_ok(
-        "stable",
-        BOOKWORM,
-        "hello_1.0_amd64.deb",
-        deb("hello", "1.0", "amd64"),
-    )
-    .await;
+    app.push_deb("stable", "hello", "1.0", "amd64").await;
     app.wait_for_jobs().await;
 
     let in_release = app
@@ -94,41 +88,20 @@ async fn release_files_are_not_cached_and_old_generations_stay_reachable_by_hash
     assert_eq!(in_release.headers()[CACHE_CONTROL], "no-cache");
     let first = in_release.text().await.unwrap();
     let release = app
-        .get("/admin/stable/debian/dists/bookworm/Release")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text("/admin/stable/debian/dists/bookworm/Release")
+        .await;
     assert!(first.contains(&release), "InRelease signs the Release text");
     let signature = app
-        .get("/admin/stable/debian/dists/bookworm/Release.gpg")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text("/admin/stable/debian/dists/bookworm/Release.gpg")
+        .await;
     assert!(signature.starts_with("-----BEGIN PGP SIGNATURE-----"));
 
     let old_sha512 = sha512_of(&release, "main/binary-amd64/Packages.gz");
-    app.push_ok(
-        "stable",
-        BOOKWORM,
-        "other_1.0_amd64.deb",
-        deb("other", "1.0", "amd64"),
-    )
-    .await;
+    app.push_deb("stable", "other", "1.0", "amd64").await;
     app.wait_for_jobs().await;
     let second = app
-        .get("/admin/stable/debian/dists/bookworm/Release")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text("/admin/stable/debian/dists/bookworm/Release")
+        .await;
     let new_sha512 = sha512_of(&second, "main/binary-amd64/Packages.gz");
     assert_ne!(old_sha512, new_sha512);
 
@@ -152,13 +125,8 @@ async fn release_files_are_not_cached_and_old_generations_stay_reachable_by_hash
 
     // The uncompressed Packages is listed and served, decompressed from its .gz.
     let plain = app
-        .get("/admin/stable/debian/dists/bookworm/main/binary-amd64/Packages")
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+        .bytes("/admin/stable/debian/dists/bookworm/main/binary-amd64/Packages")
+        .await;
     assert_eq!(
         packyard_formats::digest::FileDigests::of(&plain).sha512,
         sha512_of(&second, "main/binary-amd64/Packages")
