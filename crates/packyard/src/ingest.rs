@@ -5,6 +5,7 @@
 //! the stanza is rendered once, the blob is stored under its SHA-256, and the row and the job
 //! are committed in one transaction, so a failure at any step leaves nothing visible.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -13,6 +14,7 @@ use packyard_formats::digest::FileDigests;
 use thiserror::Error;
 
 use crate::app::App;
+use crate::db::generations::Target;
 use crate::db::{
     self,
     packages::{Inserted, NewPackage, Package},
@@ -97,6 +99,9 @@ pub async fn push_deb(
     let architecture = control.get("Architecture").unwrap_or_default();
     let pool_path = AptPath::pool_filename(distro.dist, name, &staged.filename);
     let stanza = deb::render_stanza(&control, &pool_path, &staged.digests);
+    let dependencies =
+        serde_json::to_string(&deb_dependencies(&control)).context("encoding dependencies")?;
+    let entries = [("packages", stanza)];
 
     let key = BlobKey::from_sha256(&staged.digests.sha256)?;
     app.blobs.put_file(&key, &staged.path).await?;
@@ -117,11 +122,17 @@ pub async fn push_deb(
         sha1: &d.sha1,
         sha256: &d.sha256,
         sha512: &d.sha512,
-        stanza: &stanza,
+        dependencies: &dependencies,
+        entries: &entries,
     };
     match db::packages::insert(&mut tx, &new).await? {
         Inserted::New(package) => {
-            db::jobs::enqueue(&mut tx, db::jobs::APT_PUBLISH, repo.id, distro.id).await?;
+            db::jobs::enqueue(
+                &mut tx,
+                db::jobs::APT_PUBLISH,
+                &Target::apt(repo.id, distro.id),
+            )
+            .await?;
             db::repos::touch_last_push(&mut tx, repo.id).await?;
             tx.commit().await.context("committing the package")?;
             app.wake.notify_one();
@@ -150,4 +161,31 @@ pub async fn push_deb(
             Err(PushError::Conflict(message))
         }
     }
+}
+
+/// Relation fields of a control file as the API lists them: lower-case field name to one
+/// entry per comma-separated relation.
+fn deb_dependencies(control: &deb::Control) -> BTreeMap<String, Vec<String>> {
+    const FIELDS: [&str; 9] = [
+        "Pre-Depends",
+        "Depends",
+        "Recommends",
+        "Suggests",
+        "Conflicts",
+        "Breaks",
+        "Replaces",
+        "Provides",
+        "Enhances",
+    ];
+    FIELDS
+        .iter()
+        .filter_map(|field| {
+            let value = control.get(field)?;
+            let relations = value
+                .split(',')
+                .map(|r| r.split_whitespace().collect::<Vec<_>>().join(" "))
+                .collect();
+            Some((field.to_lowercase(), relations))
+        })
+        .collect()
 }

@@ -36,8 +36,8 @@ CREATE TABLE signing_keys (
 );
 CREATE INDEX signing_keys_repository ON signing_keys (repository_id);
 
--- One row per pushed file. `stanza` is the package's Packages entry, rendered once at upload.
--- A destroyed package keeps its row (deleted_at set) until the grace period ends, so a pool
+-- One row per pushed file. `dependencies` is a JSON object of relation lists, as the API shows
+-- them. A destroyed package keeps its row (deleted_at set) until the grace period ends, so a pool
 -- file listed by a still-current index stays downloadable.
 CREATE TABLE packages (
     id                 INTEGER PRIMARY KEY,
@@ -53,7 +53,7 @@ CREATE TABLE packages (
     sha1               TEXT NOT NULL,
     sha256             TEXT NOT NULL,
     sha512             TEXT NOT NULL,
-    stanza             TEXT NOT NULL,
+    dependencies       TEXT NOT NULL,
     indexed            BOOLEAN NOT NULL DEFAULT FALSE,
     created_at         BIGINT NOT NULL,
     deleted_at         BIGINT
@@ -67,13 +67,26 @@ CREATE UNIQUE INDEX packages_filename
 CREATE INDEX packages_target ON packages (repository_id, distro_version_id, id);
 CREATE INDEX packages_sha256 ON packages (sha256);
 
--- The job queue. At most one queued job per target: pushes that arrive while a target is
+-- Each package's index entries, rendered once at upload and never changed: the Packages stanza
+-- (`packages`) of a .deb; the `primary`, `filelists` and `other` XML fragments of an .rpm.
+-- Publishing concatenates these; it never reads package files.
+CREATE TABLE package_entries (
+    package_id  BIGINT NOT NULL REFERENCES packages (id) ON DELETE CASCADE,
+    part        TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    PRIMARY KEY (package_id, part)
+);
+
+-- The job queue. A job publishes one target: (repository, distribution version, arch), where
+-- arch is '' for APT (one target holds every architecture) and the rpm architecture or
+-- 'SRPMS' for YUM. At most one queued job per target: pushes that arrive while a target is
 -- queued coalesce into it; pushes that arrive while it runs queue exactly one more run.
 CREATE TABLE jobs (
     id                 INTEGER PRIMARY KEY,
     kind               TEXT NOT NULL,
     repository_id      BIGINT NOT NULL,
     distro_version_id  BIGINT NOT NULL,
+    arch               TEXT NOT NULL,
     state              TEXT NOT NULL,
     attempts           BIGINT NOT NULL DEFAULT 0,
     run_at             BIGINT NOT NULL,
@@ -82,24 +95,32 @@ CREATE TABLE jobs (
     created_at         BIGINT NOT NULL
 );
 CREATE UNIQUE INDEX jobs_queued_target
-    ON jobs (kind, repository_id, distro_version_id)
+    ON jobs (kind, repository_id, distro_version_id, arch)
     WHERE state = 'queued';
 
--- Index generations: immutable sets of index files. `publish_targets` points at the current
--- one; flipping that pointer is the atomic publish.
-CREATE TABLE apt_generations (
+-- Index generations: immutable sets of index files of one target. `publish_targets` points at
+-- the current one; flipping that pointer is the atomic publish. Documents are the small signed
+-- files served by name (InRelease, Release, Release.gpg; repomd.xml, repomd.xml.asc).
+CREATE TABLE generations (
     id                 INTEGER PRIMARY KEY,
     repository_id      BIGINT NOT NULL REFERENCES repositories (id) ON DELETE CASCADE,
     distro_version_id  BIGINT NOT NULL,
+    arch               TEXT NOT NULL,
     created_at         BIGINT NOT NULL,
-    release            TEXT NOT NULL,
-    in_release         TEXT NOT NULL,
-    release_gpg        TEXT NOT NULL
+    -- When the next generation replaced it; it stays reachable for the grace period after.
+    superseded_at      BIGINT
 );
-CREATE INDEX apt_generations_target ON apt_generations (repository_id, distro_version_id);
+CREATE INDEX generations_target ON generations (repository_id, distro_version_id, arch);
 
-CREATE TABLE apt_generation_files (
-    generation_id  BIGINT NOT NULL REFERENCES apt_generations (id) ON DELETE CASCADE,
+CREATE TABLE generation_documents (
+    generation_id  BIGINT NOT NULL REFERENCES generations (id) ON DELETE CASCADE,
+    name           TEXT NOT NULL,
+    body           TEXT NOT NULL,
+    PRIMARY KEY (generation_id, name)
+);
+
+CREATE TABLE generation_files (
+    generation_id  BIGINT NOT NULL REFERENCES generations (id) ON DELETE CASCADE,
     path           TEXT NOT NULL,
     size           BIGINT NOT NULL,
     md5            TEXT NOT NULL,
@@ -111,27 +132,31 @@ CREATE TABLE apt_generation_files (
     gunzip         BOOLEAN NOT NULL,
     PRIMARY KEY (generation_id, path)
 );
-CREATE INDEX apt_generation_files_sha256 ON apt_generation_files (sha256);
-CREATE INDEX apt_generation_files_sha512 ON apt_generation_files (sha512);
-CREATE INDEX apt_generation_files_blob ON apt_generation_files (blob_sha256);
+CREATE INDEX generation_files_path ON generation_files (path);
+CREATE INDEX generation_files_sha256 ON generation_files (sha256);
+CREATE INDEX generation_files_sha512 ON generation_files (sha512);
+CREATE INDEX generation_files_blob ON generation_files (blob_sha256);
 
 CREATE TABLE publish_targets (
     repository_id          BIGINT NOT NULL REFERENCES repositories (id) ON DELETE CASCADE,
     distro_version_id      BIGINT NOT NULL,
+    arch                   TEXT NOT NULL,
     current_generation_id  BIGINT NOT NULL,
     published_at           BIGINT NOT NULL,
-    PRIMARY KEY (repository_id, distro_version_id)
+    PRIMARY KEY (repository_id, distro_version_id, arch)
 );
 
--- Compressed chunks of Packages files, reused by the next publish when their packages are
--- unchanged. `fingerprint` hashes the ids of the packages in the chunk.
-CREATE TABLE apt_chunks (
+-- Compressed chunks of index files, reused by the next publish when their packages are
+-- unchanged. `part` names the file within the target (an APT architecture such as `amd64`, or
+-- `primary`, `filelists`, `other`); `fingerprint` hashes the ids of the packages in the chunk.
+CREATE TABLE index_chunks (
     repository_id      BIGINT NOT NULL REFERENCES repositories (id) ON DELETE CASCADE,
     distro_version_id  BIGINT NOT NULL,
-    architecture       TEXT NOT NULL,
+    arch               TEXT NOT NULL,
+    part               TEXT NOT NULL,
     chunk_no           BIGINT NOT NULL,
     fingerprint        TEXT NOT NULL,
     gz                 BLOB NOT NULL,
     zst                BLOB,
-    PRIMARY KEY (repository_id, distro_version_id, architecture, chunk_no)
+    PRIMARY KEY (repository_id, distro_version_id, arch, part, chunk_no)
 );

@@ -1,16 +1,27 @@
-//! APT index generations, their files, the current-generation pointer, and the chunk cache.
+//! Index generations of publish targets: their documents and files, the current-generation
+//! pointer, and the cache of compressed chunks.
 
 use anyhow::Result;
 
 use super::{Db, Tx, now};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Generation {
-    pub id: i64,
-    pub created_at: i64,
-    pub release: String,
-    pub in_release: String,
-    pub release_gpg: String,
+/// The unit of publishing: `(repository, distribution version, arch)`. APT targets use an
+/// empty arch (one target holds every architecture); YUM targets one per architecture.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Target {
+    pub repository_id: i64,
+    pub distro_version_id: i64,
+    pub arch: String,
+}
+
+impl Target {
+    pub fn apt(repository_id: i64, distro_version_id: i64) -> Target {
+        Target {
+            repository_id,
+            distro_version_id,
+            arch: String::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -25,10 +36,10 @@ pub struct IndexFile {
     pub gunzip: bool,
 }
 
-/// A cached compressed chunk of one architecture's Packages file.
+/// A cached compressed chunk of one index file of a target.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Chunk {
-    pub architecture: String,
+    pub part: String,
     pub chunk_no: i64,
     pub fingerprint: String,
     pub gz: Vec<u8>,
@@ -36,74 +47,92 @@ pub struct Chunk {
 }
 
 pub struct NewGeneration<'a> {
-    pub repository_id: i64,
-    pub distro_version_id: i64,
-    pub release: &'a str,
-    pub in_release: &'a str,
-    pub release_gpg: &'a str,
+    pub target: &'a Target,
+    /// Signed documents served by name, such as `InRelease` or `repomd.xml`.
+    pub documents: &'a [(&'a str, String)],
     pub files: &'a [IndexFile],
-    /// Chunks to store (new or changed), and the full set of chunk keys still in use.
+    /// Chunks to store (new or changed), and the keys `(part, chunk_no)` of all still in use.
     pub changed_chunks: &'a [Chunk],
     pub live_chunks: &'a [(String, i64)],
     /// Packages that become visible with this generation.
     pub newly_indexed: &'a [i64],
 }
 
-pub async fn current(
+/// A document of the target's current generation, with the generation's time.
+pub async fn current_document(
     db: &Db,
-    repository_id: i64,
-    distro_version_id: i64,
-) -> Result<Option<Generation>> {
+    target: &Target,
+    name: &str,
+) -> Result<Option<(String, i64)>> {
     Ok(sqlx::query_as(
-        "SELECT g.id, g.created_at, g.release, g.in_release, g.release_gpg
-         FROM publish_targets t JOIN apt_generations g ON g.id = t.current_generation_id
-         WHERE t.repository_id = $1 AND t.distro_version_id = $2",
+        "SELECT d.body, g.created_at FROM publish_targets t
+         JOIN generations g ON g.id = t.current_generation_id
+         JOIN generation_documents d ON d.generation_id = g.id
+         WHERE t.repository_id = $1 AND t.distro_version_id = $2 AND t.arch = $3 AND d.name = $4",
     )
-    .bind(repository_id)
-    .bind(distro_version_id)
+    .bind(target.repository_id)
+    .bind(target.distro_version_id)
+    .bind(&target.arch)
+    .bind(name)
     .fetch_optional(db.pool())
     .await?)
 }
 
-/// A file of the current generation by its path under `dists/DIST/`.
-pub async fn current_file(
-    db: &Db,
-    repository_id: i64,
-    distro_version_id: i64,
-    path: &str,
-) -> Result<Option<IndexFile>> {
-    Ok(sqlx::query_as(
-        "SELECT f.path, f.size, f.md5, f.sha1, f.sha256, f.sha512, f.blob_sha256, f.gunzip
-         FROM publish_targets t JOIN apt_generation_files f ON f.generation_id = t.current_generation_id
-         WHERE t.repository_id = $1 AND t.distro_version_id = $2 AND f.path = $3",
-    )
-    .bind(repository_id)
-    .bind(distro_version_id)
-    .bind(path)
-    .fetch_optional(db.pool())
-    .await?)
+const FILE_COLUMNS: &str =
+    "f.path, f.size, f.md5, f.sha1, f.sha256, f.sha512, f.blob_sha256, f.gunzip";
+
+/// A file of the current generation by its path.
+pub async fn current_file(db: &Db, target: &Target, path: &str) -> Result<Option<IndexFile>> {
+    let sql = format!(
+        "SELECT {FILE_COLUMNS} FROM publish_targets t
+         JOIN generation_files f ON f.generation_id = t.current_generation_id
+         WHERE t.repository_id = $1 AND t.distro_version_id = $2 AND t.arch = $3 AND f.path = $4"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(target.repository_id)
+        .bind(target.distro_version_id)
+        .bind(&target.arch)
+        .bind(path)
+        .fetch_optional(db.pool())
+        .await?)
 }
 
-/// A file of any retained generation of the target, by one of its digests, for `by-hash`.
-/// `column` is one of the fixed digest column names.
+/// A file of any retained generation of the target by its path, for content-addressed names
+/// such as `repodata/<sha256>-primary.xml.gz`.
+pub async fn retained_file(db: &Db, target: &Target, path: &str) -> Result<Option<IndexFile>> {
+    let sql = format!(
+        "SELECT {FILE_COLUMNS} FROM generation_files f JOIN generations g ON g.id = f.generation_id
+         WHERE g.repository_id = $1 AND g.distro_version_id = $2 AND g.arch = $3 AND f.path = $4
+         LIMIT 1"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(target.repository_id)
+        .bind(target.distro_version_id)
+        .bind(&target.arch)
+        .bind(path)
+        .fetch_optional(db.pool())
+        .await?)
+}
+
+/// A file under `dir/` of any retained generation of the target by one of its digests, for
+/// APT's `by-hash`.
 pub async fn file_by_hash(
     db: &Db,
-    repository_id: i64,
-    distro_version_id: i64,
+    target: &Target,
     dir: &str,
     column: DigestColumn,
     hex: &str,
 ) -> Result<Option<IndexFile>> {
     let sql = format!(
-        "SELECT f.path, f.size, f.md5, f.sha1, f.sha256, f.sha512, f.blob_sha256, f.gunzip
-         FROM apt_generation_files f JOIN apt_generations g ON g.id = f.generation_id
-         WHERE g.repository_id = $1 AND g.distro_version_id = $2 AND f.{} = $3
-         AND f.path LIKE $4 LIMIT 1",
+        "SELECT {FILE_COLUMNS} FROM generation_files f JOIN generations g ON g.id = f.generation_id
+         WHERE g.repository_id = $1 AND g.distro_version_id = $2 AND g.arch = $3 AND f.{} = $4
+         AND f.path LIKE $5 LIMIT 1",
         column.name()
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(repository_id)
-        .bind(distro_version_id)
+        .bind(target.repository_id)
+        .bind(target.distro_version_id)
+        .bind(&target.arch)
         .bind(hex)
         .bind(format!("{dir}/%"))
         .fetch_optional(db.pool())
@@ -129,46 +158,59 @@ impl DigestColumn {
     }
 }
 
-pub async fn chunks(db: &Db, repository_id: i64, distro_version_id: i64) -> Result<Vec<Chunk>> {
+pub async fn chunks(db: &Db, target: &Target) -> Result<Vec<Chunk>> {
     Ok(sqlx::query_as(
-        "SELECT architecture, chunk_no, fingerprint, gz, zst FROM apt_chunks
-         WHERE repository_id = $1 AND distro_version_id = $2",
+        "SELECT part, chunk_no, fingerprint, gz, zst FROM index_chunks
+         WHERE repository_id = $1 AND distro_version_id = $2 AND arch = $3",
     )
-    .bind(repository_id)
-    .bind(distro_version_id)
+    .bind(target.repository_id)
+    .bind(target.distro_version_id)
+    .bind(&target.arch)
     .fetch_all(db.pool())
     .await?)
 }
 
 /// Stores a generation and makes it current within the caller's transaction: either every
-/// file row, the pointer, the chunk cache and the `indexed` flags change, or none does.
+/// document and file row, the pointer, the chunk cache and the `indexed` flags change, or none.
 pub async fn publish(tx: &mut Tx, new: &NewGeneration<'_>) -> Result<i64> {
-    // Strictly increasing per target: `Last-Modified` of InRelease is this time, and a client
-    // revalidating with If-Modified-Since must see two publishes in one second as a change.
+    let t = new.target;
+    // Strictly increasing per target: the `Last-Modified` of InRelease and repomd.xml is this
+    // time, and a client revalidating with If-Modified-Since must see two publishes in one
+    // second as a change.
     let previous: Option<i64> = sqlx::query_scalar(
-        "SELECT MAX(created_at) FROM apt_generations WHERE repository_id = $1 AND distro_version_id = $2",
+        "SELECT MAX(created_at) FROM generations
+         WHERE repository_id = $1 AND distro_version_id = $2 AND arch = $3",
     )
-    .bind(new.repository_id)
-    .bind(new.distro_version_id)
+    .bind(t.repository_id)
+    .bind(t.distro_version_id)
+    .bind(&t.arch)
     .fetch_one(&mut **tx)
     .await?;
     let created_at = previous.map_or(now(), |p| now().max(p + 1));
     let (generation_id,): (i64,) = sqlx::query_as(
-        "INSERT INTO apt_generations (repository_id, distro_version_id, created_at, release,
-         in_release, release_gpg) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        "INSERT INTO generations (repository_id, distro_version_id, arch, created_at)
+         VALUES ($1, $2, $3, $4) RETURNING id",
     )
-    .bind(new.repository_id)
-    .bind(new.distro_version_id)
+    .bind(t.repository_id)
+    .bind(t.distro_version_id)
+    .bind(&t.arch)
     .bind(created_at)
-    .bind(new.release)
-    .bind(new.in_release)
-    .bind(new.release_gpg)
     .fetch_one(&mut **tx)
     .await?;
+    for (name, body) in new.documents {
+        sqlx::query(
+            "INSERT INTO generation_documents (generation_id, name, body) VALUES ($1, $2, $3)",
+        )
+        .bind(generation_id)
+        .bind(name)
+        .bind(body)
+        .execute(&mut **tx)
+        .await?;
+    }
     for file in new.files {
         sqlx::query(
-            "INSERT INTO apt_generation_files (generation_id, path, size, md5, sha1, sha256,
-             sha512, blob_sha256, gunzip) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO generation_files (generation_id, path, size, md5, sha1, sha256, sha512,
+             blob_sha256, gunzip) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(generation_id)
         .bind(&file.path)
@@ -183,28 +225,51 @@ pub async fn publish(tx: &mut Tx, new: &NewGeneration<'_>) -> Result<i64> {
         .await?;
     }
     sqlx::query(
-        "INSERT INTO publish_targets (repository_id, distro_version_id, current_generation_id, published_at)
-         VALUES ($1, $2, $3, $4) ON CONFLICT (repository_id, distro_version_id)
+        "UPDATE generations SET superseded_at = $4 WHERE id = (
+            SELECT current_generation_id FROM publish_targets
+            WHERE repository_id = $1 AND distro_version_id = $2 AND arch = $3)",
+    )
+    .bind(t.repository_id)
+    .bind(t.distro_version_id)
+    .bind(&t.arch)
+    .bind(created_at)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO publish_targets (repository_id, distro_version_id, arch, current_generation_id, published_at)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (repository_id, distro_version_id, arch)
          DO UPDATE SET current_generation_id = excluded.current_generation_id,
                        published_at = excluded.published_at",
     )
-    .bind(new.repository_id)
-    .bind(new.distro_version_id)
+    .bind(t.repository_id)
+    .bind(t.distro_version_id)
+    .bind(&t.arch)
     .bind(generation_id)
-    .bind(now())
+    .bind(created_at)
     .execute(&mut **tx)
     .await?;
+    store_chunks(tx, t, new.changed_chunks, new.live_chunks).await?;
+    super::packages::mark_indexed(tx, new.newly_indexed).await?;
+    Ok(generation_id)
+}
 
-    for chunk in new.changed_chunks {
+async fn store_chunks(
+    tx: &mut Tx,
+    t: &Target,
+    changed: &[Chunk],
+    live: &[(String, i64)],
+) -> Result<()> {
+    for chunk in changed {
         sqlx::query(
-            "INSERT INTO apt_chunks (repository_id, distro_version_id, architecture, chunk_no,
-             fingerprint, gz, zst) VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (repository_id, distro_version_id, architecture, chunk_no)
+            "INSERT INTO index_chunks (repository_id, distro_version_id, arch, part, chunk_no,
+             fingerprint, gz, zst) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (repository_id, distro_version_id, arch, part, chunk_no)
              DO UPDATE SET fingerprint = excluded.fingerprint, gz = excluded.gz, zst = excluded.zst",
         )
-        .bind(new.repository_id)
-        .bind(new.distro_version_id)
-        .bind(&chunk.architecture)
+        .bind(t.repository_id)
+        .bind(t.distro_version_id)
+        .bind(&t.arch)
+        .bind(&chunk.part)
         .bind(chunk.chunk_no)
         .bind(&chunk.fingerprint)
         .bind(&chunk.gz)
@@ -213,68 +278,64 @@ pub async fn publish(tx: &mut Tx, new: &NewGeneration<'_>) -> Result<i64> {
         .await?;
     }
     let stored: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT architecture, chunk_no FROM apt_chunks WHERE repository_id = $1 AND distro_version_id = $2",
+        "SELECT part, chunk_no FROM index_chunks
+         WHERE repository_id = $1 AND distro_version_id = $2 AND arch = $3",
     )
-    .bind(new.repository_id)
-    .bind(new.distro_version_id)
+    .bind(t.repository_id)
+    .bind(t.distro_version_id)
+    .bind(&t.arch)
     .fetch_all(&mut **tx)
     .await?;
-    for (architecture, chunk_no) in stored {
-        if !new
-            .live_chunks
-            .iter()
-            .any(|(a, n)| *a == architecture && *n == chunk_no)
-        {
+    for (part, chunk_no) in stored {
+        if !live.iter().any(|(p, n)| *p == part && *n == chunk_no) {
             sqlx::query(
-                "DELETE FROM apt_chunks WHERE repository_id = $1 AND distro_version_id = $2
-                 AND architecture = $3 AND chunk_no = $4",
+                "DELETE FROM index_chunks WHERE repository_id = $1 AND distro_version_id = $2
+                 AND arch = $3 AND part = $4 AND chunk_no = $5",
             )
-            .bind(new.repository_id)
-            .bind(new.distro_version_id)
-            .bind(&architecture)
+            .bind(t.repository_id)
+            .bind(t.distro_version_id)
+            .bind(&t.arch)
+            .bind(&part)
             .bind(chunk_no)
             .execute(&mut **tx)
             .await?;
         }
     }
-    super::packages::mark_indexed(tx, new.newly_indexed).await?;
-    Ok(generation_id)
+    Ok(())
 }
 
-/// Number of generations ever kept for a target (current and retained ones).
-pub async fn count(db: &Db, repository_id: i64, distro_version_id: i64) -> Result<i64> {
+/// Number of generations kept for a target (current and retained ones).
+pub async fn count(db: &Db, target: &Target) -> Result<i64> {
     Ok(sqlx::query_scalar(
-        "SELECT COUNT(*) FROM apt_generations WHERE repository_id = $1 AND distro_version_id = $2",
+        "SELECT COUNT(*) FROM generations WHERE repository_id = $1 AND distro_version_id = $2 AND arch = $3",
     )
-    .bind(repository_id)
-    .bind(distro_version_id)
+    .bind(target.repository_id)
+    .bind(target.distro_version_id)
+    .bind(&target.arch)
     .fetch_one(db.pool())
     .await?)
 }
 
-/// Deletes superseded generations older than `grace_secs` and destroyed packages whose grace
+/// Deletes generations superseded more than `grace_secs` ago and destroyed packages whose grace
 /// has passed; returns the blob digests nothing refers to any more. The caller deletes those
 /// blobs before committing, so a writer that reuses a digest (and checks for its blob inside
 /// its own write transaction) never commits a row whose blob is gone.
 pub async fn collect(tx: &mut Tx, grace_secs: i64) -> Result<Vec<String>> {
     let cutoff = now() - grace_secs;
     let candidates: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT f.blob_sha256 FROM apt_generation_files f
-         JOIN apt_generations g ON g.id = f.generation_id
-         WHERE g.created_at < $1 AND g.id NOT IN (SELECT current_generation_id FROM publish_targets)
+        "SELECT DISTINCT f.blob_sha256 FROM generation_files f
+         JOIN generations g ON g.id = f.generation_id
+         WHERE g.superseded_at < $1
          UNION
          SELECT DISTINCT sha256 FROM packages WHERE deleted_at IS NOT NULL AND deleted_at < $1",
     )
     .bind(cutoff)
     .fetch_all(&mut **tx)
     .await?;
-    sqlx::query(
-        "DELETE FROM apt_generations WHERE created_at < $1
-         AND id NOT IN (SELECT current_generation_id FROM publish_targets)",
-    )
-    .bind(cutoff)
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query("DELETE FROM generations WHERE superseded_at < $1")
+        .bind(cutoff)
+        .execute(&mut **tx)
+        .await?;
     sqlx::query("DELETE FROM packages WHERE deleted_at IS NOT NULL AND deleted_at < $1")
         .bind(cutoff)
         .execute(&mut **tx)
@@ -282,7 +343,7 @@ pub async fn collect(tx: &mut Tx, grace_secs: i64) -> Result<Vec<String>> {
     let mut unreferenced = Vec::new();
     for digest in candidates {
         let used: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM apt_generation_files WHERE blob_sha256 = $1)
+            "SELECT EXISTS (SELECT 1 FROM generation_files WHERE blob_sha256 = $1)
                  OR EXISTS (SELECT 1 FROM packages WHERE sha256 = $1)",
         )
         .bind(&digest)

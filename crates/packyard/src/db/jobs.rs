@@ -6,9 +6,11 @@
 
 use anyhow::Result;
 
+use super::generations::Target;
 use super::{Db, Tx, now};
 
 pub const APT_PUBLISH: &str = "apt_publish";
+pub const RPM_PUBLISH: &str = "rpm_publish";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Job {
@@ -16,23 +18,30 @@ pub struct Job {
     pub kind: String,
     pub repository_id: i64,
     pub distro_version_id: i64,
+    pub arch: String,
     pub attempts: i64,
 }
 
+impl Job {
+    pub fn target(&self) -> Target {
+        Target {
+            repository_id: self.repository_id,
+            distro_version_id: self.distro_version_id,
+            arch: self.arch.clone(),
+        }
+    }
+}
+
 /// Queues a job for the target unless one is already queued.
-pub async fn enqueue(
-    tx: &mut Tx,
-    kind: &str,
-    repository_id: i64,
-    distro_version_id: i64,
-) -> Result<()> {
+pub async fn enqueue(tx: &mut Tx, kind: &str, target: &Target) -> Result<()> {
     sqlx::query(
-        "INSERT INTO jobs (kind, repository_id, distro_version_id, state, run_at, created_at)
-         VALUES ($1, $2, $3, 'queued', $4, $4) ON CONFLICT DO NOTHING",
+        "INSERT INTO jobs (kind, repository_id, distro_version_id, arch, state, run_at, created_at)
+         VALUES ($1, $2, $3, $4, 'queued', $5, $5) ON CONFLICT DO NOTHING",
     )
     .bind(kind)
-    .bind(repository_id)
-    .bind(distro_version_id)
+    .bind(target.repository_id)
+    .bind(target.distro_version_id)
+    .bind(&target.arch)
     .bind(now())
     .execute(&mut **tx)
     .await?;
@@ -49,7 +58,8 @@ pub async fn claim(db: &Db, lease_secs: i64) -> Result<Option<Job>> {
     sqlx::query(
         "DELETE FROM jobs WHERE state = 'running' AND lease_until <= $1 AND EXISTS (
             SELECT 1 FROM jobs q WHERE q.state = 'queued' AND q.kind = jobs.kind
-            AND q.repository_id = jobs.repository_id AND q.distro_version_id = jobs.distro_version_id)",
+            AND q.repository_id = jobs.repository_id AND q.distro_version_id = jobs.distro_version_id
+            AND q.arch = jobs.arch)",
     )
     .bind(now)
     .execute(&mut *tx)
@@ -64,9 +74,10 @@ pub async fn claim(db: &Db, lease_secs: i64) -> Result<Option<Job>> {
             SELECT j.id FROM jobs j WHERE j.state = 'queued' AND j.run_at <= $1
             AND NOT EXISTS (
                 SELECT 1 FROM jobs r WHERE r.state = 'running' AND r.kind = j.kind
-                AND r.repository_id = j.repository_id AND r.distro_version_id = j.distro_version_id)
+                AND r.repository_id = j.repository_id AND r.distro_version_id = j.distro_version_id
+                AND r.arch = j.arch)
             ORDER BY j.run_at, j.id LIMIT 1)
-         RETURNING id, kind, repository_id, distro_version_id, attempts",
+         RETURNING id, kind, repository_id, distro_version_id, arch, attempts",
     )
     .bind(now)
     .bind(now + lease_secs)
@@ -91,7 +102,7 @@ pub async fn retry_later(db: &Db, job: &Job, error: &str, delay_secs: i64) -> Re
         "UPDATE jobs SET state = 'queued', run_at = $2, lease_until = NULL, last_error = $3
          WHERE id = $1 AND NOT EXISTS (
             SELECT 1 FROM jobs q WHERE q.state = 'queued' AND q.kind = $4
-            AND q.repository_id = $5 AND q.distro_version_id = $6)",
+            AND q.repository_id = $5 AND q.distro_version_id = $6 AND q.arch = $7)",
     )
     .bind(job.id)
     .bind(now() + delay_secs)
@@ -99,6 +110,7 @@ pub async fn retry_later(db: &Db, job: &Job, error: &str, delay_secs: i64) -> Re
     .bind(&job.kind)
     .bind(job.repository_id)
     .bind(job.distro_version_id)
+    .bind(&job.arch)
     .execute(&mut *tx)
     .await?;
     if requeued.rows_affected() == 0 {

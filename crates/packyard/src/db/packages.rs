@@ -1,4 +1,4 @@
-//! Package rows: one per pushed file, with the index stanza rendered at upload.
+//! Package rows: one per pushed file, with its index entries rendered at upload.
 
 use anyhow::Result;
 
@@ -19,13 +19,14 @@ pub struct Package {
     pub sha1: String,
     pub sha256: String,
     pub sha512: String,
-    pub stanza: String,
+    /// JSON object of relation lists, as the API shows them.
+    pub dependencies: String,
     pub indexed: bool,
     pub created_at: i64,
 }
 
 const COLUMNS: &str = "id, repository_id, distro_version_id, format, name, version, architecture,
-    filename, size, md5, sha1, sha256, sha512, stanza, indexed, created_at";
+    filename, size, md5, sha1, sha256, sha512, dependencies, indexed, created_at";
 
 pub struct NewPackage<'a> {
     pub repository_id: i64,
@@ -40,7 +41,9 @@ pub struct NewPackage<'a> {
     pub sha1: &'a str,
     pub sha256: &'a str,
     pub sha512: &'a str,
-    pub stanza: &'a str,
+    pub dependencies: &'a str,
+    /// Index entries by part: `packages` for a .deb; `primary`, `filelists`, `other` for an .rpm.
+    pub entries: &'a [(&'a str, String)],
 }
 
 /// What an insert found in the way.
@@ -53,7 +56,7 @@ pub enum Inserted {
 pub async fn insert(tx: &mut Tx, new: &NewPackage<'_>) -> Result<Inserted> {
     let sql = format!(
         "INSERT INTO packages (repository_id, distro_version_id, format, name, version,
-         architecture, filename, size, md5, sha1, sha256, sha512, stanza, indexed, created_at)
+         architecture, filename, size, md5, sha1, sha256, sha512, dependencies, indexed, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, FALSE, $14)
          RETURNING {COLUMNS}"
     );
@@ -70,12 +73,25 @@ pub async fn insert(tx: &mut Tx, new: &NewPackage<'_>) -> Result<Inserted> {
         .bind(new.sha1)
         .bind(new.sha256)
         .bind(new.sha512)
-        .bind(new.stanza)
+        .bind(new.dependencies)
         .bind(now())
         .fetch_one(&mut **tx)
         .await;
     match result {
-        Ok(package) => Ok(Inserted::New(package)),
+        Ok(package) => {
+            let package: Package = package;
+            for (part, body) in new.entries {
+                sqlx::query(
+                    "INSERT INTO package_entries (package_id, part, body) VALUES ($1, $2, $3)",
+                )
+                .bind(package.id)
+                .bind(part)
+                .bind(body)
+                .execute(&mut **tx)
+                .await?;
+            }
+            Ok(Inserted::New(package))
+        }
         Err(e) if is_unique_violation(&e) => {
             let sql = format!(
                 "SELECT {COLUMNS} FROM packages WHERE repository_id = $1 AND distro_version_id = $2
@@ -184,27 +200,31 @@ pub async fn mark_deleted(tx: &mut Tx, id: i64) -> Result<()> {
     Ok(())
 }
 
-/// What the indexer needs of one package.
+/// What the indexer needs of one package for one index part.
 #[derive(Debug, sqlx::FromRow)]
 pub struct IndexEntry {
     pub id: i64,
     pub architecture: String,
-    pub stanza: String,
+    pub body: String,
     pub indexed: bool,
 }
 
-/// Every live package of a publish target, in id order.
+/// Every live package of a distribution version with its entry for `part`, in id order;
 pub async fn index_entries(
     db: &Db,
     repository_id: i64,
     distro_version_id: i64,
+    part: &str,
 ) -> Result<Vec<IndexEntry>> {
     Ok(sqlx::query_as(
-        "SELECT id, architecture, stanza, indexed FROM packages
-         WHERE repository_id = $1 AND distro_version_id = $2 AND deleted_at IS NULL ORDER BY id",
+        "SELECT p.id, p.architecture, e.body, p.indexed FROM packages p
+         JOIN package_entries e ON e.package_id = p.id AND e.part = $3
+         WHERE p.repository_id = $1 AND p.distro_version_id = $2 AND p.deleted_at IS NULL
+         ORDER BY p.id",
     )
     .bind(repository_id)
     .bind(distro_version_id)
+    .bind(part)
     .fetch_all(db.pool())
     .await?)
 }

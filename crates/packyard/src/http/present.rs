@@ -1,9 +1,7 @@
 //! Database rows as API v1 bodies, with the URLs clients follow next.
 
-use std::collections::BTreeMap;
-
 use packyard_api as api;
-use packyard_formats::deb::{AptPath, Control};
+use packyard_formats::deb::AptPath;
 
 use crate::db::{packages::Package, repos::Repo};
 use crate::distros::Distro;
@@ -46,35 +44,6 @@ pub fn repository(base: &str, repo: &Repo, package_count: i64) -> api::Repositor
     }
 }
 
-/// Dependency fields as the API lists them, one entry per comma-separated relation.
-fn dependencies(stanza: &str) -> BTreeMap<String, Vec<String>> {
-    let Ok(control) = Control::parse(stanza.as_bytes()) else {
-        return BTreeMap::new();
-    };
-    let fields = [
-        "Pre-Depends",
-        "Depends",
-        "Recommends",
-        "Suggests",
-        "Conflicts",
-        "Breaks",
-        "Replaces",
-        "Provides",
-        "Enhances",
-    ];
-    fields
-        .iter()
-        .filter_map(|field| {
-            let value = control.get(field)?;
-            let items = value
-                .split(',')
-                .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
-                .collect();
-            Some((field.to_lowercase(), items))
-        })
-        .collect()
-}
-
 pub fn package(base: &str, repo: &Repo, distro: &Distro, p: &Package) -> api::Package {
     let fq = format!("{}/{}", repo.owner, repo.name);
     let (epoch, version) = match p.version.split_once(':') {
@@ -103,7 +72,7 @@ pub fn package(base: &str, repo: &Repo, distro: &Distro, p: &Package) -> api::Pa
         sha256sum: p.sha256.clone(),
         sha512sum: p.sha512.clone(),
         indexed: p.indexed,
-        dependencies: dependencies(&p.stanza),
+        dependencies: serde_json::from_str(&p.dependencies).unwrap_or_default(),
         repository_html_url: format!("/{fq}"),
         package_url: self_url.clone(),
         package_html_url: format!("/{fq}/packages/{target}/{}", p.filename),

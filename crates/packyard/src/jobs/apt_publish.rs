@@ -15,7 +15,7 @@ use packyard_formats::deb::{ReleaseFile, ReleaseInfo, render_release};
 use packyard_formats::digest::{FileDigests, MultiHasher, sha256_hex};
 
 use crate::app::App;
-use crate::db::generations::{Chunk, IndexFile, NewGeneration};
+use crate::db::generations::{Chunk, IndexFile, NewGeneration, Target};
 use crate::db::packages::IndexEntry;
 use crate::db::{self, repos::Repo};
 use crate::distros::{self, Distro};
@@ -28,14 +28,16 @@ const CHUNK_SPAN: i64 = 1024;
 /// before a package for their architecture is pushed.
 const DEFAULT_ARCHITECTURES: &[&str] = &["amd64", "arm64", "i386"];
 
-pub async fn publish(app: &App, repository_id: i64, distro_version_id: i64) -> Result<()> {
+pub async fn publish(app: &App, target: &Target) -> Result<()> {
+    let (repository_id, distro_version_id) = (target.repository_id, target.distro_version_id);
     let Some(repo) = db::repos::by_id(&app.db, repository_id).await? else {
         return Ok(()); // The repository was deleted after the job was queued.
     };
     let distro = distros::by_id(distro_version_id)
         .with_context(|| format!("unknown distribution version id {distro_version_id}"))?;
-    let entries = db::packages::index_entries(&app.db, repository_id, distro_version_id).await?;
-    let cached = db::generations::chunks(&app.db, repository_id, distro_version_id).await?;
+    let entries =
+        db::packages::index_entries(&app.db, repository_id, distro_version_id, "packages").await?;
+    let cached = db::generations::chunks(&app.db, target).await?;
     let secret_keys = db::repos::active_secret_keys(&app.db, repository_id).await?;
     let date = release_date();
 
@@ -53,12 +55,14 @@ pub async fn publish(app: &App, repository_id: i64, distro_version_id: i64) -> R
     for (key, bytes) in &built.blobs {
         app.blobs.put_bytes(key, bytes.clone()).await?;
     }
+    let documents = [
+        ("Release", built.release.clone()),
+        ("InRelease", built.in_release.clone()),
+        ("Release.gpg", built.release_gpg.clone()),
+    ];
     let generation = NewGeneration {
-        repository_id,
-        distro_version_id,
-        release: &built.release,
-        in_release: &built.in_release,
-        release_gpg: &built.release_gpg,
+        target,
+        documents: &documents,
         files: &built.files,
         changed_chunks: &built.changed_chunks,
         live_chunks: &built.live_chunks,
@@ -111,7 +115,7 @@ fn build(
     );
     let mut cache: HashMap<(String, i64), Chunk> = cached
         .into_iter()
-        .map(|c| ((c.architecture.clone(), c.chunk_no), c))
+        .map(|c| ((c.part.clone(), c.chunk_no), c))
         .collect();
 
     let mut files = Vec::new();
@@ -142,7 +146,7 @@ fn build(
                 Some(chunk) => chunk,
                 None => {
                     let chunk = Chunk {
-                        architecture: arch.clone(),
+                        part: arch.clone(),
                         chunk_no,
                         fingerprint,
                         gz: chunked::gzip_member(text.as_bytes()),
@@ -253,9 +257,9 @@ fn build(
 
 /// The stanzas of a chunk, each followed by the blank line that separates stanzas.
 fn chunk_text(group: &[&IndexEntry]) -> String {
-    let mut text = String::with_capacity(group.iter().map(|e| e.stanza.len() + 1).sum());
+    let mut text = String::with_capacity(group.iter().map(|e| e.body.len() + 1).sum());
     for entry in group {
-        text.push_str(&entry.stanza);
+        text.push_str(&entry.body);
         text.push('\n');
     }
     text
@@ -312,7 +316,7 @@ mod tests {
         IndexEntry {
             id,
             architecture: architecture.into(),
-            stanza,
+            body: stanza,
             indexed: false,
         }
     }
@@ -374,20 +378,20 @@ mod tests {
         let changed: Vec<(&str, i64)> = second
             .changed_chunks
             .iter()
-            .map(|c| (c.architecture.as_str(), c.chunk_no))
+            .map(|c| (c.part.as_str(), c.chunk_no))
             .collect();
         assert_eq!(changed, [("amd64", 3)]);
 
         // A package destroyed: only its chunk changes.
         let mut cache = first.changed_chunks.clone();
-        cache.retain(|c| !(c.architecture == "amd64" && c.chunk_no == 3));
+        cache.retain(|c| !(c.part == "amd64" && c.chunk_no == 3));
         cache.extend(second.changed_chunks.clone());
         entries.retain(|e| e.id != 3);
         let third = build(&repo(), distro, &entries, cache, &signer, "d", 2).unwrap();
         let changed: Vec<(&str, i64)> = third
             .changed_chunks
             .iter()
-            .map(|c| (c.architecture.as_str(), c.chunk_no))
+            .map(|c| (c.part.as_str(), c.chunk_no))
             .collect();
         assert_eq!(changed, [("amd64", 1)]);
 

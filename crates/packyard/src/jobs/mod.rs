@@ -43,16 +43,14 @@ pub async fn run_worker(app: App, shutdown: CancellationToken) {
 async fn run_job(app: &App, job: &db::jobs::Job) {
     let started = Instant::now();
     let result = match job.kind.as_str() {
-        db::jobs::APT_PUBLISH => {
-            apt_publish::publish(app, job.repository_id, job.distro_version_id).await
-        }
+        db::jobs::APT_PUBLISH => apt_publish::publish(app, &job.target()).await,
         other => Err(anyhow::anyhow!("unknown job kind {other:?}")),
     };
     let duration_ms = started.elapsed().as_millis() as u64;
     let outcome = match result {
         Ok(()) => {
             tracing::info!(job = job.id, kind = %job.kind, repository_id = job.repository_id,
-                distro_version_id = job.distro_version_id, duration_ms, "job done");
+                distro_version_id = job.distro_version_id, arch = %job.arch, duration_ms, "job done");
             db::jobs::complete(&app.db, job).await
         }
         Err(e) => {

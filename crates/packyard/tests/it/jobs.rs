@@ -1,6 +1,6 @@
 //! The job queue and the collector, driven directly against the database.
 
-use packyard::db::{self, jobs::APT_PUBLISH};
+use packyard::db::{self, generations::Target, jobs::APT_PUBLISH};
 use reqwest::Method;
 
 use crate::fixtures::{BOOKWORM, JAMMY};
@@ -8,7 +8,7 @@ use crate::support::TestApp;
 
 async fn enqueue(app: &TestApp, repository_id: i64, distro: i64) {
     let mut tx = app.app.db.begin_write().await.unwrap();
-    db::jobs::enqueue(&mut tx, APT_PUBLISH, repository_id, distro)
+    db::jobs::enqueue(&mut tx, APT_PUBLISH, &Target::apt(repository_id, distro))
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -90,7 +90,7 @@ async fn the_collector_removes_superseded_generations_and_unreferenced_blobs_aft
     assert_eq!(destroyed.status(), 200);
     app.wait_for_jobs().await;
     let generations = || async {
-        db::generations::count(&app.app.db, 1, BOOKWORM)
+        db::generations::count(&app.app.db, &Target::apt(1, BOOKWORM))
             .await
             .unwrap()
     };
@@ -106,7 +106,7 @@ async fn the_collector_removes_superseded_generations_and_unreferenced_blobs_aft
     );
 
     // Age everything past the grace period.
-    sqlx::query("UPDATE apt_generations SET created_at = created_at - 7200")
+    sqlx::query("UPDATE generations SET superseded_at = superseded_at - 7200")
         .execute(app.app.db.pool())
         .await
         .unwrap();

@@ -229,13 +229,9 @@ impl TestApp {
     /// Runs queued jobs in this task, for apps built `without_workers`.
     pub async fn run_jobs(&self) {
         while let Some(job) = db::jobs::claim(&self.app.db, 60).await.unwrap() {
-            packyard::jobs::apt_publish::publish(
-                &self.app,
-                job.repository_id,
-                job.distro_version_id,
-            )
-            .await
-            .unwrap();
+            packyard::jobs::apt_publish::publish(&self.app, &job.target())
+                .await
+                .unwrap();
             db::jobs::complete(&self.app.db, &job).await.unwrap();
         }
     }

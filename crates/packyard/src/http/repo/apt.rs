@@ -6,7 +6,7 @@ use packyard_formats::deb::{AptPath, HashKind};
 
 use super::send::{self, File, Request};
 use crate::app::App;
-use crate::db::generations::{self, DigestColumn, IndexFile};
+use crate::db::generations::{self, DigestColumn, IndexFile, Target};
 use crate::db::{self, repos::Repo};
 use crate::distros::{self, PackageFormat};
 use crate::http::error::ApiError;
@@ -23,24 +23,25 @@ pub async fn serve(
         .filter(|d| d.format == PackageFormat::Deb)
         .ok_or_else(|| ApiError::not_found(format!("{os}/{}", path.dist())))?;
     let missing = || ApiError::not_found(format!("{}/{}", distro.os, distro.dist));
+    let target = Target::apt(repo.id, distro.id);
 
     let file = match path {
         AptPath::InRelease { .. } | AptPath::Release { .. } | AptPath::ReleaseGpg { .. } => {
-            let generation = generations::current(&app.db, repo.id, distro.id)
+            let (name, content_type) = match path {
+                AptPath::InRelease { .. } => ("InRelease", "text/plain; charset=utf-8"),
+                AptPath::Release { .. } => ("Release", "text/plain; charset=utf-8"),
+                _ => ("Release.gpg", "application/pgp-signature"),
+            };
+            let (body, created_at) = generations::current_document(&app.db, &target, name)
                 .await?
                 .ok_or_else(missing)?;
-            let (content_type, text) = match path {
-                AptPath::InRelease { .. } => ("text/plain; charset=utf-8", generation.in_release),
-                AptPath::Release { .. } => ("text/plain; charset=utf-8", generation.release),
-                _ => ("application/pgp-signature", generation.release_gpg),
-            };
-            File::dynamic(content_type, text.into()).modified_at(generation.created_at)
+            File::dynamic(content_type, body.into()).modified_at(created_at)
         }
         AptPath::Packages {
             arch, compression, ..
         } => {
             let name = format!("main/binary-{arch}/Packages{}", compression.suffix());
-            let index = generations::current_file(&app.db, repo.id, distro.id, &name)
+            let index = generations::current_file(&app.db, &target, &name)
                 .await?
                 .ok_or_else(missing)?;
             index_file(index, false)?
@@ -55,7 +56,7 @@ pub async fn serve(
                 HashKind::Sha512 => DigestColumn::Sha512,
             };
             let dir = format!("main/binary-{arch}");
-            let index = generations::file_by_hash(&app.db, repo.id, distro.id, &dir, column, &hex)
+            let index = generations::file_by_hash(&app.db, &target, &dir, column, &hex)
                 .await?
                 .ok_or_else(missing)?;
             index_file(index, true)?

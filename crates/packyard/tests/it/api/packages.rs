@@ -163,7 +163,7 @@ async fn a_burst_of_pushes_is_indexed_by_few_publishes() {
             "pkg{i:02} is missing from the index"
         );
     }
-    let generations: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM apt_generations")
+    let generations: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM generations")
         .fetch_one(app.app.db.pool())
         .await
         .unwrap();

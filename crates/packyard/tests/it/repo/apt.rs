@@ -105,7 +105,7 @@ async fn apt_rejects_an_index_changed_on_disk() {
     app.push_deb("stable", "extra", "1.0", "amd64").await;
     app.wait_for_jobs().await;
     let (blob,): (String,) = sqlx::query_as(
-        "SELECT f.blob_sha256 FROM apt_generation_files f JOIN publish_targets t ON t.current_generation_id = f.generation_id
+        "SELECT f.blob_sha256 FROM generation_files f JOIN publish_targets t ON t.current_generation_id = f.generation_id
          WHERE f.path = 'main/binary-amd64/Packages.gz'",
     )
     .fetch_one(app.app.db.pool())
@@ -144,7 +144,7 @@ async fn apt_rejects_a_release_changed_after_signing() {
     app.create_repo("stable", false).await;
     app.push_deb("stable", "hello", "1.0", "amd64").await;
     app.wait_for_jobs().await;
-    sqlx::query("UPDATE apt_generations SET in_release = replace(in_release, 'Suite: bookworm', 'Suite: trixie')")
+    sqlx::query("UPDATE generation_documents SET body = replace(body, 'Suite: bookworm', 'Suite: trixie') WHERE name = 'InRelease'")
         .execute(app.app.db.pool())
         .await
         .unwrap();
