@@ -7,3 +7,5 @@
 pub mod chunked;
 pub mod deb;
 pub mod digest;
+pub mod repo_path;
+pub mod rpm;

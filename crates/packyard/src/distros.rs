@@ -2,7 +2,9 @@
 //!
 //! Ids are part of the API (`package[distro_version_id]`) and are stored in every package row,
 //! so a released id is never reused or renumbered: new releases get new ids at the end of
-//! their block. Blocks: 1-9 generic, 10-99 Debian, 100-299 Ubuntu.
+//! their block. Blocks: 1-9 generic, 10-99 Debian, 100-299 Ubuntu, 300-319 Enterprise Linux,
+//! 320-339 Oracle Linux, 340-349 Amazon Linux, 350-369 SLES, 370-399 openSUSE, 400-599 Fedora
+//! (400 + release).
 
 use packyard_api::{DistributionFamily, DistributionVersion};
 
@@ -10,9 +12,10 @@ use packyard_api::{DistributionFamily, DistributionVersion};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Distro {
     pub id: i64,
-    /// `debian`, `ubuntu`, or `any`.
+    /// `debian`, `ubuntu`, `el`, `fedora` ... or `any` / `rpm_any`.
     pub os: &'static str,
-    /// The codename apt uses as the suite (`bookworm`), or `any`.
+    /// The path segment after the OS: the codename apt uses as the suite (`bookworm`) for deb,
+    /// the release (`9`, `15.6`) for rpm.
     pub dist: &'static str,
     pub version_number: &'static str,
     pub display_name: &'static str,
@@ -22,6 +25,7 @@ pub struct Distro {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PackageFormat {
     Deb,
+    Rpm,
 }
 
 const fn deb(
@@ -38,6 +42,22 @@ const fn deb(
         version_number,
         display_name,
         format: PackageFormat::Deb,
+    }
+}
+
+const fn rpm(
+    id: i64,
+    os: &'static str,
+    version: &'static str,
+    display_name: &'static str,
+) -> Distro {
+    Distro {
+        id,
+        os,
+        dist: version,
+        version_number: version,
+        display_name,
+        format: PackageFormat::Rpm,
     }
 }
 
@@ -66,6 +86,38 @@ pub const DISTROS: &[Distro] = &[
     deb(114, "ubuntu", "plucky", "25.04", "25.04 Plucky Puffin"),
     deb(115, "ubuntu", "questing", "25.10", "25.10 Questing Quokka"),
     deb(116, "ubuntu", "resolute", "26.04", "26.04 Resolute Raccoon"),
+    rpm(2, "rpm_any", "rpm_any", "rpm_any"),
+    rpm(306, "el", "6", "6"),
+    rpm(307, "el", "7", "7"),
+    rpm(308, "el", "8", "8"),
+    rpm(309, "el", "9", "9"),
+    rpm(310, "el", "10", "10"),
+    rpm(327, "ol", "7", "7"),
+    rpm(328, "ol", "8", "8"),
+    rpm(329, "ol", "9", "9"),
+    rpm(330, "ol", "10", "10"),
+    rpm(340, "amzn", "2", "2"),
+    rpm(341, "amzn", "2023", "2023"),
+    rpm(350, "sles", "12.5", "12.5"),
+    rpm(360, "sles", "15.0", "15.0"),
+    rpm(361, "sles", "15.1", "15.1"),
+    rpm(362, "sles", "15.2", "15.2"),
+    rpm(363, "sles", "15.3", "15.3"),
+    rpm(364, "sles", "15.4", "15.4"),
+    rpm(365, "sles", "15.5", "15.5"),
+    rpm(366, "sles", "15.6", "15.6"),
+    rpm(367, "sles", "15.7", "15.7"),
+    rpm(370, "opensuse", "15.0", "15.0"),
+    rpm(371, "opensuse", "15.1", "15.1"),
+    rpm(372, "opensuse", "15.2", "15.2"),
+    rpm(373, "opensuse", "15.3", "15.3"),
+    rpm(374, "opensuse", "15.4", "15.4"),
+    rpm(375, "opensuse", "15.5", "15.5"),
+    rpm(376, "opensuse", "15.6", "15.6"),
+    rpm(442, "fedora", "42", "42"),
+    rpm(443, "fedora", "43", "43"),
+    rpm(444, "fedora", "44", "44"),
+    rpm(445, "fedora", "45", "45"),
 ];
 
 pub fn by_id(id: i64) -> Option<&'static Distro> {
@@ -90,14 +142,20 @@ fn os_display_name(os: &str) -> &'static str {
     match os {
         "debian" => "Debian",
         "ubuntu" => "Ubuntu",
+        "el" => "Enterprise Linux",
+        "ol" => "Oracle Linux",
+        "amzn" => "Amazon Linux",
+        "sles" => "SUSE Linux Enterprise Server",
+        "opensuse" => "openSUSE",
+        "fedora" => "Fedora",
         _ => "Any",
     }
 }
 
-/// The `deb` list of `GET /api/v1/distributions.json`.
-pub fn deb_families() -> Vec<DistributionFamily> {
+/// One package type's list in `GET /api/v1/distributions.json`.
+pub fn families(format: PackageFormat) -> Vec<DistributionFamily> {
     let mut families: Vec<DistributionFamily> = Vec::new();
-    for distro in DISTROS.iter().filter(|d| d.format == PackageFormat::Deb) {
+    for distro in DISTROS.iter().filter(|d| d.format == format) {
         let version = DistributionVersion {
             id: distro.id,
             display_name: distro.display_name.to_owned(),
@@ -132,5 +190,9 @@ mod tests {
         }
         assert_eq!(by_path("ubuntu", "22.04").map(|d| d.dist), Some("jammy"));
         assert_eq!(by_path("debian", "bookworm").map(|d| d.id), Some(12));
+        assert_eq!(
+            by_path("el", "9").map(|d| d.format),
+            Some(PackageFormat::Rpm)
+        );
     }
 }

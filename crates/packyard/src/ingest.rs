@@ -1,25 +1,25 @@
-//! Pushing a package: a staged upload becomes a package row, its blob, and an index job.
+//! Pushing a package: a staged upload becomes a package row, its blob, and index jobs.
 //!
 //! The upload has been written to a temporary file and hashed in one pass already (see
-//! `http::api::packages::push`). Here the control data is read with bounded decompression,
-//! the stanza is rendered once, the blob is stored under its SHA-256, and the row and the job
-//! are committed in one transaction, so a failure at any step leaves nothing visible.
+//! `http::api::packages::push`). Here its metadata is read (bounded decompression for .deb,
+//! header only for .rpm), its index entries are rendered once, the blob is stored under its
+//! SHA-256, and the row and the jobs are committed in one transaction, so a failure at any
+//! step leaves nothing visible.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use packyard_formats::deb::{self, AptPath};
 use packyard_formats::digest::FileDigests;
+use packyard_formats::rpm::{self, YumPath};
 use thiserror::Error;
 
 use crate::app::App;
 use crate::db::generations::Target;
-use crate::db::{
-    self,
-    packages::{Inserted, NewPackage, Package},
-    repos::Repo,
-};
+use crate::db::packages::{Inserted, NewPackage, Package};
+use crate::db::{self, Tx, repos::Repo};
 use crate::distros::{Distro, PackageFormat};
 use crate::storage::BlobKey;
 
@@ -40,6 +40,20 @@ pub enum PushError {
     Conflict(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+/// Architectures every rpm distribution publishes, so `dnf makecache` succeeds on these hosts
+/// even before a package for their architecture is pushed.
+pub const DEFAULT_RPM_ARCHES: &[&str] = &["x86_64", "aarch64"];
+
+/// What a package contributes to the database, whatever its format.
+struct Parsed {
+    format: &'static str,
+    name: String,
+    version: String,
+    architecture: String,
+    dependencies: BTreeMap<String, Vec<String>>,
+    entries: Vec<(&'static str, String)>,
 }
 
 /// Checks that `filename` can name a file in the pool: one path segment, no traversal.
@@ -64,6 +78,7 @@ pub fn check_filename(filename: &str, format: PackageFormat) -> Result<(), PushE
     }
     let suffix = match format {
         PackageFormat::Deb => ".deb",
+        PackageFormat::Rpm => ".rpm",
     };
     if !filename.ends_with(suffix) {
         return bad(&format!("must end in {suffix}"));
@@ -71,51 +86,196 @@ pub fn check_filename(filename: &str, format: PackageFormat) -> Result<(), PushE
     Ok(())
 }
 
-/// Stores a staged `.deb` in `repo` for `distro`. Returns the package and whether it is new
+/// Stores a staged package in `repo` for `distro`. Returns the package and whether it is new
 /// (false for an identical re-push).
-pub async fn push_deb(
+pub async fn push(
     app: &App,
     repo: &Repo,
     distro: &Distro,
     staged: &Staged,
 ) -> Result<(Package, bool), PushError> {
-    check_filename(&staged.filename, PackageFormat::Deb)?;
+    check_kind(staged, distro)?;
+    check_filename(&staged.filename, distro.format)?;
+    let parsed = match distro.format {
+        PackageFormat::Deb => parse_deb(staged, distro).await?,
+        PackageFormat::Rpm => parse_rpm(staged).await?,
+    };
+    store(app, repo, distro, staged, parsed).await
+}
+
+/// A .deb pushed to an rpm distribution (or the reverse) gets a message that says so.
+fn check_kind(staged: &Staged, distro: &Distro) -> Result<(), PushError> {
+    let mut magic = [0u8; 8];
+    let read = std::fs::File::open(&staged.path)
+        .and_then(|mut f| f.read(&mut magic))
+        .context("reading the upload")?;
+    let kind = match &magic[..read] {
+        m if m.starts_with(b"!<arch>\n") => Some(PackageFormat::Deb),
+        m if m.starts_with(&[0xed, 0xab, 0xee, 0xdb]) => Some(PackageFormat::Rpm),
+        _ => None,
+    };
+    match kind {
+        Some(kind) if kind != distro.format => Err(PushError::BadPackage(format!(
+            "{} is {} package, but {}/{} takes {} packages",
+            staged.filename,
+            if kind == PackageFormat::Deb {
+                "a Debian (.deb)"
+            } else {
+                "an RPM (.rpm)"
+            },
+            distro.os,
+            distro.dist,
+            if distro.format == PackageFormat::Deb {
+                ".deb"
+            } else {
+                ".rpm"
+            },
+        ))),
+        _ => Ok(()),
+    }
+}
+
+async fn parse_deb(staged: &Staged, distro: &Distro) -> Result<Parsed, PushError> {
     let path = staged.path.clone();
     let size = staged.digests.size;
     let control = tokio::task::spawn_blocking(move || {
-        let file = std::fs::File::open(&path)?;
-        Ok::<_, anyhow::Error>(deb::read_control(
-            std::io::BufReader::new(file),
-            size,
-            &deb::Limits::default(),
-        ))
+        let file = std::io::BufReader::new(std::fs::File::open(&path)?);
+        Ok::<_, anyhow::Error>(deb::read_control(file, size, &deb::Limits::default()))
     })
     .await
     .context("reading the package")??
     .map_err(|e| PushError::BadPackage(e.to_string()))?;
 
-    let name = control.get("Package").unwrap_or_default();
-    let version = control.get("Version").unwrap_or_default();
-    let architecture = control.get("Architecture").unwrap_or_default();
-    let pool_path = AptPath::pool_filename(distro.dist, name, &staged.filename);
+    let field = |name| control.get(name).unwrap_or_default().to_owned();
+    let name = field("Package");
+    let pool_path = AptPath::pool_filename(distro.dist, &name, &staged.filename);
     let stanza = deb::render_stanza(&control, &pool_path, &staged.digests);
-    let dependencies =
-        serde_json::to_string(&deb_dependencies(&control)).context("encoding dependencies")?;
-    let entries = [("packages", stanza)];
+    const RELATIONS: [&str; 9] = [
+        "Pre-Depends",
+        "Depends",
+        "Recommends",
+        "Suggests",
+        "Conflicts",
+        "Breaks",
+        "Replaces",
+        "Provides",
+        "Enhances",
+    ];
+    let dependencies = RELATIONS
+        .iter()
+        .filter_map(|field| {
+            let value = control.get(field)?;
+            let relations = value
+                .split(',')
+                .map(|r| r.split_whitespace().collect::<Vec<_>>().join(" "))
+                .collect();
+            Some((field.to_lowercase(), relations))
+        })
+        .collect();
+    Ok(Parsed {
+        format: "deb",
+        version: field("Version"),
+        architecture: field("Architecture"),
+        name,
+        dependencies,
+        entries: vec![("packages", stanza)],
+    })
+}
 
+async fn parse_rpm(staged: &Staged) -> Result<Parsed, PushError> {
+    let path = staged.path.clone();
+    let size = staged.digests.size;
+    let package = tokio::task::spawn_blocking(move || {
+        let file = std::io::BufReader::new(std::fs::File::open(&path)?);
+        Ok::<_, anyhow::Error>(rpm::read_package(file, size, &rpm::Limits::default()))
+    })
+    .await
+    .context("reading the package")??
+    .map_err(|e| PushError::BadPackage(e.to_string()))?;
+
+    let sha256 = &staged.digests.sha256;
+    let href = YumPath::package_href(&staged.filename);
+    let now = db::now();
+    let entries = vec![
+        (
+            "primary",
+            rpm::primary_entry(&package, sha256, &href, size, now),
+        ),
+        ("filelists", rpm::filelists_entry(&package, sha256)),
+        ("other", rpm::other_entry(&package, sha256)),
+    ];
+    let relations = [
+        ("provides", &package.provides),
+        ("requires", &package.requires),
+        ("conflicts", &package.conflicts),
+        ("obsoletes", &package.obsoletes),
+        ("recommends", &package.recommends),
+        ("suggests", &package.suggests),
+        ("supplements", &package.supplements),
+        ("enhances", &package.enhances),
+    ];
+    let dependencies = relations
+        .into_iter()
+        .filter(|(_, deps)| !deps.is_empty())
+        .map(|(kind, deps)| (kind.to_owned(), deps.iter().map(rpm_relation).collect()))
+        .collect();
+    let version = match package.epoch {
+        0 => format!("{}-{}", package.version, package.release),
+        epoch => format!("{epoch}:{}-{}", package.version, package.release),
+    };
+    Ok(Parsed {
+        format: "rpm",
+        name: package.name,
+        version,
+        architecture: package.arch,
+        dependencies,
+        entries,
+    })
+}
+
+/// `name OP [epoch:]version[-release]`, as rpm prints a dependency.
+fn rpm_relation(dep: &rpm::Dependency) -> String {
+    let op = match dep.flags {
+        Some("EQ") => "=",
+        Some("LT") => "<",
+        Some("LE") => "<=",
+        Some("GT") => ">",
+        Some("GE") => ">=",
+        _ => return dep.name.clone(),
+    };
+    let mut evr = String::new();
+    if let Some(epoch) = dep.epoch.as_deref().filter(|e| *e != "0") {
+        evr.push_str(&format!("{epoch}:"));
+    }
+    evr.push_str(dep.version.as_deref().unwrap_or_default());
+    if let Some(release) = &dep.release {
+        evr.push_str(&format!("-{release}"));
+    }
+    format!("{} {op} {evr}", dep.name)
+}
+
+async fn store(
+    app: &App,
+    repo: &Repo,
+    distro: &Distro,
+    staged: &Staged,
+    parsed: Parsed,
+) -> Result<(Package, bool), PushError> {
     let key = BlobKey::from_sha256(&staged.digests.sha256)?;
     app.blobs.put_file(&key, &staged.path).await?;
     let mut tx = app.db.begin_write().await?;
     // The collector deletes blobs under the write lock; check again now that we hold it.
     app.blobs.put_file(&key, &staged.path).await?;
     let d = &staged.digests;
+    let dependencies =
+        serde_json::to_string(&parsed.dependencies).context("encoding dependencies")?;
     let new = NewPackage {
         repository_id: repo.id,
         distro_version_id: distro.id,
-        format: "deb",
-        name,
-        version,
-        architecture,
+        format: parsed.format,
+        name: &parsed.name,
+        version: &parsed.version,
+        architecture: &parsed.architecture,
         filename: &staged.filename,
         size: d.size as i64,
         md5: &d.md5,
@@ -123,34 +283,30 @@ pub async fn push_deb(
         sha256: &d.sha256,
         sha512: &d.sha512,
         dependencies: &dependencies,
-        entries: &entries,
+        entries: &parsed.entries,
     };
     match db::packages::insert(&mut tx, &new).await? {
         Inserted::New(package) => {
-            db::jobs::enqueue(
-                &mut tx,
-                db::jobs::APT_PUBLISH,
-                &Target::apt(repo.id, distro.id),
-            )
-            .await?;
+            enqueue_publishes(&mut tx, repo, distro, &package.architecture).await?;
             db::repos::touch_last_push(&mut tx, repo.id).await?;
             tx.commit().await.context("committing the package")?;
             app.wake.notify_one();
             tracing::info!(repository = %format!("{}/{}", repo.owner, repo.name), distro = %format!("{}/{}", distro.os, distro.dist),
-                package = %package.name, version = %package.version, size_bytes = package.size, "pushed package");
+                package = %package.name, version = %package.version, arch = %package.architecture,
+                size_bytes = package.size, "pushed package");
             Ok((package, true))
         }
         Inserted::Conflict(existing) if existing.sha256 == d.sha256 => Ok((existing, false)),
         Inserted::Conflict(existing) => {
             let target = format!("{}/{}", distro.os, distro.dist);
-            let message = if existing.name == name
-                && existing.version == version
-                && existing.architecture == architecture
-            {
+            let same_identity = existing.name == parsed.name
+                && existing.version == parsed.version
+                && existing.architecture == parsed.architecture;
+            let message = if same_identity {
                 format!(
-                    "has already been taken: {name} {version} ({architecture}) is already in {target} \
-                     with different contents ({}); destroy it first or push a new version",
-                    existing.filename
+                    "has already been taken: {} {} ({}) is already in {target} with different contents ({}); \
+                     destroy it first or push a new version",
+                    parsed.name, parsed.version, parsed.architecture, existing.filename
                 )
             } else {
                 format!(
@@ -163,29 +319,42 @@ pub async fn push_deb(
     }
 }
 
-/// Relation fields of a control file as the API lists them: lower-case field name to one
-/// entry per comma-separated relation.
-fn deb_dependencies(control: &deb::Control) -> BTreeMap<String, Vec<String>> {
-    const FIELDS: [&str; 9] = [
-        "Pre-Depends",
-        "Depends",
-        "Recommends",
-        "Suggests",
-        "Conflicts",
-        "Breaks",
-        "Replaces",
-        "Provides",
-        "Enhances",
-    ];
-    FIELDS
-        .iter()
-        .filter_map(|field| {
-            let value = control.get(field)?;
-            let relations = value
-                .split(',')
-                .map(|r| r.split_whitespace().collect::<Vec<_>>().join(" "))
-                .collect();
-            Some((field.to_lowercase(), relations))
-        })
-        .collect()
+/// Queues a publish of every target a package of `architecture` appears in.
+pub async fn enqueue_publishes(
+    tx: &mut Tx,
+    repo: &Repo,
+    distro: &Distro,
+    architecture: &str,
+) -> anyhow::Result<()> {
+    match distro.format {
+        PackageFormat::Deb => {
+            db::jobs::enqueue(tx, db::jobs::APT_PUBLISH, &Target::apt(repo.id, distro.id)).await
+        }
+        PackageFormat::Rpm => {
+            for arch in rpm_target_arches(tx, repo.id, distro.id, architecture).await? {
+                let target = Target {
+                    repository_id: repo.id,
+                    distro_version_id: distro.id,
+                    arch,
+                };
+                db::jobs::enqueue(tx, db::jobs::RPM_PUBLISH, &target).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The YUM targets a package of `architecture` is listed in: its own architecture, `SRPMS`
+/// for source packages, and every architecture of the distribution for `noarch`.
+pub async fn rpm_target_arches(
+    tx: &mut Tx,
+    repository_id: i64,
+    distro_version_id: i64,
+    architecture: &str,
+) -> anyhow::Result<Vec<String>> {
+    Ok(match architecture {
+        "src" => vec!["SRPMS".to_owned()],
+        "noarch" => db::packages::rpm_arches(tx, repository_id, distro_version_id).await?,
+        arch => vec![arch.to_owned()],
+    })
 }

@@ -7,7 +7,7 @@
 mod archive;
 mod control;
 mod packages;
-mod path;
+pub(crate) mod path;
 mod release;
 mod version;
 mod writer;
@@ -15,7 +15,7 @@ mod writer;
 pub use archive::{DebError, Limits, read_control};
 pub use control::{Control, ControlError};
 pub use packages::render_stanza;
-pub use path::{AptPath, Compression, HashKind, RepoPath};
+pub use path::{AptPath, Compression, HashKind};
 pub use release::{ReleaseFile, ReleaseInfo, render_release};
 pub use version::{
     compare_versions, validate_architecture, validate_package_name, validate_version,

@@ -1,21 +1,11 @@
-//! The URL grammar of a repository's APT tree, parsed before any handler runs.
-//!
-//! Relative to `/OWNER/REPO/`:
+//! The URL grammar of a repository's APT tree, relative to `/OWNER/REPO/OS/`:
 //!
 //! ```text
-//! gpgkey
-//! OS/dists/DIST/{InRelease,Release,Release.gpg}
-//! OS/dists/DIST/main/binary-ARCH/Packages{,.gz,.zst,.xz}
-//! OS/dists/DIST/main/binary-ARCH/by-hash/{MD5Sum,SHA1,SHA256,SHA512}/HEX
-//! OS/pool/DIST/main/L/NAME/FILE.deb
+//! dists/DIST/{InRelease,Release,Release.gpg}
+//! dists/DIST/main/binary-ARCH/Packages{,.gz,.zst,.xz}
+//! dists/DIST/main/binary-ARCH/by-hash/{MD5Sum,SHA1,SHA256,SHA512}/HEX
+//! pool/DIST/main/L/NAME/FILE.deb
 //! ```
-
-/// A path under `/OWNER/REPO/`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RepoPath {
-    GpgKey,
-    Apt { os: String, path: AptPath },
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -88,22 +78,6 @@ pub enum AptPath {
     },
 }
 
-impl RepoPath {
-    pub fn parse(path: &str) -> Option<RepoPath> {
-        if path == "gpgkey" {
-            return Some(RepoPath::GpgKey);
-        }
-        let (os, rest) = path.split_once('/')?;
-        if !is_segment(os) {
-            return None;
-        }
-        Some(RepoPath::Apt {
-            os: os.to_owned(),
-            path: AptPath::parse(rest)?,
-        })
-    }
-}
-
 impl AptPath {
     pub fn parse(path: &str) -> Option<AptPath> {
         let parts: Vec<&str> = path.split('/').collect();
@@ -174,7 +148,7 @@ impl AptPath {
 }
 
 /// A non-empty path segment that cannot climb out of its directory.
-fn is_segment(s: &str) -> bool {
+pub(crate) fn is_segment(s: &str) -> bool {
     !s.is_empty() && s != "." && s != ".." && !s.contains('\\') && !s.contains('\0')
 }
 
@@ -184,15 +158,10 @@ mod tests {
 
     #[test]
     fn parses_the_apt_tree() {
-        let p = |s| RepoPath::parse(s);
-        assert_eq!(p("gpgkey"), Some(RepoPath::GpgKey));
         assert_eq!(
-            p("debian/dists/bookworm/InRelease"),
-            Some(RepoPath::Apt {
-                os: "debian".into(),
-                path: AptPath::InRelease {
-                    dist: "bookworm".into()
-                }
+            AptPath::parse("dists/bookworm/InRelease"),
+            Some(AptPath::InRelease {
+                dist: "bookworm".into()
             })
         );
         assert_eq!(
@@ -229,17 +198,16 @@ mod tests {
     fn rejects_everything_else() {
         for bad in [
             "",
-            "debian",
-            "debian/dists/bookworm/Release.bak",
-            "debian/dists/../InRelease",
-            "debian/dists/bookworm/main/binary-amd64/Packages.bz2",
-            "debian/dists/bookworm/main/binary-amd64/by-hash/SHA256/xyz",
-            "debian/dists/bookworm/main/binary-amd64/by-hash/SHA256/ABCDEF",
-            "debian/pool/bookworm/main/x/hello/hello.deb",
-            "debian/pool/bookworm/main/h/hello/hello.rpm",
-            "debian//dists/bookworm/InRelease",
+            "dists/bookworm/Release.bak",
+            "dists/../InRelease",
+            "dists/bookworm/main/binary-amd64/Packages.bz2",
+            "dists/bookworm/main/binary-amd64/by-hash/SHA256/xyz",
+            "dists/bookworm/main/binary-amd64/by-hash/SHA256/ABCDEF",
+            "pool/bookworm/main/x/hello/hello.deb",
+            "pool/bookworm/main/h/hello/hello.rpm",
+            "/dists/bookworm/InRelease",
         ] {
-            assert_eq!(RepoPath::parse(bad), None, "{bad}");
+            assert_eq!(AptPath::parse(bad), None, "{bad}");
         }
     }
 

@@ -238,3 +238,30 @@ pub async fn mark_indexed(tx: &mut Tx, ids: &[i64]) -> Result<()> {
     }
     Ok(())
 }
+
+/// The binary architectures a YUM distribution publishes: the defaults plus every architecture
+/// pushed to it.
+pub async fn rpm_arches(
+    tx: &mut Tx,
+    repository_id: i64,
+    distro_version_id: i64,
+) -> Result<Vec<String>> {
+    let pushed: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT architecture FROM packages WHERE repository_id = $1 AND distro_version_id = $2
+         AND deleted_at IS NULL AND architecture NOT IN ('noarch', 'src')",
+    )
+    .bind(repository_id)
+    .bind(distro_version_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut arches: Vec<String> = crate::ingest::DEFAULT_RPM_ARCHES
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    for arch in pushed {
+        if !arches.contains(&arch) {
+            arches.push(arch);
+        }
+    }
+    Ok(arches)
+}

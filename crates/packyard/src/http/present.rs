@@ -2,6 +2,7 @@
 
 use packyard_api as api;
 use packyard_formats::deb::AptPath;
+use packyard_formats::rpm::YumPath;
 
 use crate::db::{packages::Package, repos::Repo};
 use crate::distros::Distro;
@@ -44,11 +45,38 @@ pub fn repository(base: &str, repo: &Repo, package_count: i64) -> api::Repositor
     }
 }
 
+/// Where the package file is served, relative to `/OWNER/REPO/OS/`.
+fn file_path(distro: &Distro, p: &Package) -> String {
+    match p.format.as_str() {
+        "rpm" => {
+            let dir = if p.architecture == "src" {
+                "SRPMS"
+            } else {
+                &p.architecture
+            };
+            format!(
+                "{}/{dir}/{}",
+                distro.dist,
+                YumPath::package_href(&p.filename)
+            )
+        }
+        _ => AptPath::pool_filename(distro.dist, &p.name, &p.filename),
+    }
+}
+
 pub fn package(base: &str, repo: &Repo, distro: &Distro, p: &Package) -> api::Package {
     let fq = format!("{}/{}", repo.owner, repo.name);
     let (epoch, version) = match p.version.split_once(':') {
         Some((epoch, rest)) => (epoch.parse().ok(), rest.to_owned()),
         None => (Some(0), p.version.clone()),
+    };
+    // rpm shows version and release apart; the show URL ends in VERSION/RELEASE for rpm.
+    let (version, release) = match p.format.as_str() {
+        "rpm" => match version.rsplit_once('-') {
+            Some((v, r)) => (v.to_owned(), Some(r.to_owned())),
+            None => (version, None),
+        },
+        _ => (version, None),
     };
     let target = format!("{}/{}", distro.os, distro.dist);
     let package_root = format!(
@@ -61,7 +89,7 @@ pub fn package(base: &str, repo: &Repo, distro: &Distro, p: &Package) -> api::Pa
         distro_version: target.clone(),
         created_at: timestamp(p.created_at),
         version,
-        release: None,
+        release: release.clone(),
         epoch,
         architecture: p.architecture.clone(),
         package_type: p.format.clone(),
@@ -76,11 +104,7 @@ pub fn package(base: &str, repo: &Repo, distro: &Distro, p: &Package) -> api::Pa
         repository_html_url: format!("/{fq}"),
         package_url: self_url.clone(),
         package_html_url: format!("/{fq}/packages/{target}/{}", p.filename),
-        download_url: format!(
-            "{base}/{fq}/{}/{}",
-            distro.os,
-            AptPath::pool_filename(distro.dist, &p.name, &p.filename)
-        ),
+        download_url: format!("{base}/{fq}/{}/{}", distro.os, file_path(distro, p)),
         versions_url: format!("{package_root}/versions.json"),
         promote_url: format!("/api/v1/repos/{fq}/{target}/{}/promote.json", p.filename),
         destroy_url: format!("/api/v1/repos/{fq}/{target}/{}", p.filename),

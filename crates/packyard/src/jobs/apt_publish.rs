@@ -6,13 +6,13 @@
 //! of packages in it changed. Unchanged chunks are reused from the cache byte for byte, so the
 //! `.gz` (and `.zst`) files are concatenations of independently compressed members.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use packyard_formats::chunked;
 use packyard_formats::deb::{ReleaseFile, ReleaseInfo, render_release};
-use packyard_formats::digest::{FileDigests, MultiHasher, sha256_hex};
+use packyard_formats::digest::FileDigests;
 
 use crate::app::App;
 use crate::db::generations::{Chunk, IndexFile, NewGeneration, Target};
@@ -22,8 +22,8 @@ use crate::distros::{self, Distro};
 use crate::sign::Signer;
 use crate::storage::BlobKey;
 
-/// Package ids per chunk.
-const CHUNK_SPAN: i64 = 1024;
+use super::chunks::{CHUNK_SPAN, ChunkCache, IndexFiles, file_digests};
+
 /// Architectures every distribution lists, so `apt-get update` succeeds on these hosts even
 /// before a package for their architecture is pushed.
 const DEFAULT_ARCHITECTURES: &[&str] = &["amd64", "arm64", "i386"];
@@ -113,103 +113,32 @@ fn build(
             .filter(|e| e.architecture != "all")
             .map(|e| e.architecture.clone()),
     );
-    let mut cache: HashMap<(String, i64), Chunk> = cached
-        .into_iter()
-        .map(|c| ((c.part.clone(), c.chunk_no), c))
-        .collect();
-
-    let mut files = Vec::new();
-    let mut blobs = Vec::new();
-    let mut changed_chunks = Vec::new();
-    let mut live_chunks = Vec::new();
+    let mut chunks = ChunkCache::new(cached, chunk_span);
+    let mut out = IndexFiles::default();
     for arch in &architectures {
         let members: Vec<&IndexEntry> = entries
             .iter()
             .filter(|e| e.architecture == *arch || e.architecture == "all")
             .collect();
-        let mut plain = MultiHasher::default();
-        let mut whole_text = repo.index_xz.then(String::new);
-        let mut gz = Vec::new();
-        let mut zst = Vec::new();
-        for group in members.chunk_by(|a, b| a.id / chunk_span == b.id / chunk_span) {
-            let chunk_no = group[0].id / chunk_span;
-            let text = chunk_text(group);
-            plain.update(text.as_bytes());
-            if let Some(whole) = whole_text.as_mut() {
-                whole.push_str(&text);
-            }
-            let fingerprint = fingerprint(group);
-            let reusable = cache
-                .remove(&(arch.clone(), chunk_no))
-                .filter(|c| c.fingerprint == fingerprint && (!repo.index_zstd || c.zst.is_some()));
-            let chunk = match reusable {
-                Some(chunk) => chunk,
-                None => {
-                    let chunk = Chunk {
-                        part: arch.clone(),
-                        chunk_no,
-                        fingerprint,
-                        gz: chunked::gzip_member(text.as_bytes()),
-                        zst: repo
-                            .index_zstd
-                            .then(|| chunked::zstd_frame(text.as_bytes())),
-                    };
-                    changed_chunks.push(chunk.clone());
-                    chunk
-                }
-            };
-            gz.extend_from_slice(&chunk.gz);
-            if let Some(frame) = &chunk.zst {
-                zst.extend_from_slice(frame);
-            }
-            live_chunks.push((arch.clone(), chunk_no));
-        }
-        if members.is_empty() {
-            // An empty index is still a valid compressed file.
-            gz = chunked::gzip_member(b"");
-            zst = chunked::zstd_frame(b"");
-        }
-
+        let built = chunks.build(arch, "", &members, "", repo.index_zstd, repo.index_xz);
         let dir = format!("main/binary-{arch}");
-        let gz_digests = FileDigests::of(&gz);
-        let gz_key = BlobKey::from_sha256(&gz_digests.sha256)?;
-        files.push(index_file(
-            format!("{dir}/Packages"),
-            &plain.finish(),
-            &gz_key,
-            true,
-        ));
-        files.push(index_file(
-            format!("{dir}/Packages.gz"),
-            &gz_digests,
-            &gz_key,
-            false,
-        ));
-        blobs.push((gz_key, Bytes::from(gz)));
-        if repo.index_zstd {
-            let digests = FileDigests::of(&zst);
-            let key = BlobKey::from_sha256(&digests.sha256)?;
-            files.push(index_file(
-                format!("{dir}/Packages.zst"),
-                &digests,
-                &key,
-                false,
-            ));
-            blobs.push((key, Bytes::from(zst)));
+        // apt finds the compressed files only when Release lists the uncompressed one too.
+        let gz = out.add(format!("{dir}/Packages.gz"), built.gz)?;
+        out.add_gunzipped(format!("{dir}/Packages"), &built.plain, &gz)?;
+        if let Some(zst) = built.zst {
+            out.add(format!("{dir}/Packages.zst"), zst)?;
         }
-        if let Some(whole) = whole_text {
-            let xz = chunked::xz_stream(whole.as_bytes());
-            let digests = FileDigests::of(&xz);
-            let key = BlobKey::from_sha256(&digests.sha256)?;
-            files.push(index_file(
+        if let Some(text) = built.text {
+            out.add(
                 format!("{dir}/Packages.xz"),
-                &digests,
-                &key,
-                false,
-            ));
-            blobs.push((key, Bytes::from(xz)));
+                chunked::xz_stream(text.as_bytes()),
+            )?;
         }
     }
+    let (changed_chunks, live_chunks) = chunks.finish();
+    let IndexFiles { mut files, blobs } = out;
+    // Release lists each index uncompressed first, as apt-ftparchive does.
+    files.sort_by(|a, b| a.path.cmp(&b.path));
 
     let digests: Vec<FileDigests> = files.iter().map(file_digests).collect();
     let listed: Vec<ReleaseFile<'_>> = files
@@ -253,45 +182,6 @@ fn build(
             .collect(),
         package_count: entries.len(),
     })
-}
-
-/// The stanzas of a chunk, each followed by the blank line that separates stanzas.
-fn chunk_text(group: &[&IndexEntry]) -> String {
-    let mut text = String::with_capacity(group.iter().map(|e| e.body.len() + 1).sum());
-    for entry in group {
-        text.push_str(&entry.body);
-        text.push('\n');
-    }
-    text
-}
-
-/// Identifies the package set of a chunk; stanzas never change once stored, so ids suffice.
-fn fingerprint(group: &[&IndexEntry]) -> String {
-    let ids: Vec<u8> = group.iter().flat_map(|e| e.id.to_le_bytes()).collect();
-    sha256_hex(&ids)
-}
-
-fn index_file(path: String, digests: &FileDigests, blob: &BlobKey, gunzip: bool) -> IndexFile {
-    IndexFile {
-        path,
-        size: digests.size as i64,
-        md5: digests.md5.clone(),
-        sha1: digests.sha1.clone(),
-        sha256: digests.sha256.clone(),
-        sha512: digests.sha512.clone(),
-        blob_sha256: blob.sha256().to_owned(),
-        gunzip,
-    }
-}
-
-fn file_digests(file: &IndexFile) -> FileDigests {
-    FileDigests {
-        size: file.size as u64,
-        md5: file.md5.clone(),
-        sha1: file.sha1.clone(),
-        sha256: file.sha256.clone(),
-        sha512: file.sha512.clone(),
-    }
 }
 
 /// `Date:` of a Release file: RFC 2822 in UTC.

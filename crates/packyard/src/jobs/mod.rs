@@ -2,7 +2,9 @@
 //! superseded index generations and unreferenced blobs.
 
 pub mod apt_publish;
+mod chunks;
 pub mod gc;
+pub mod rpm_publish;
 
 use std::time::{Duration, Instant};
 
@@ -44,6 +46,7 @@ async fn run_job(app: &App, job: &db::jobs::Job) {
     let started = Instant::now();
     let result = match job.kind.as_str() {
         db::jobs::APT_PUBLISH => apt_publish::publish(app, &job.target()).await,
+        db::jobs::RPM_PUBLISH => rpm_publish::publish(app, &job.target()).await,
         other => Err(anyhow::anyhow!("unknown job kind {other:?}")),
     };
     let duration_ms = started.elapsed().as_millis() as u64;

@@ -3,8 +3,10 @@
 
 mod api;
 mod apt_client;
+mod dnf_client;
 mod fixtures;
 mod jobs;
 mod repo;
 mod restart;
+mod rpm_fixtures;
 mod support;

@@ -3,10 +3,11 @@
 use axum::Json;
 use packyard_api::Distributions;
 
-use crate::distros;
+use crate::distros::{self, PackageFormat};
 
 pub async fn list() -> Json<Distributions> {
     let mut all = Distributions::new();
-    all.insert("deb".into(), distros::deb_families());
+    all.insert("deb".into(), distros::families(PackageFormat::Deb));
+    all.insert("rpm".into(), distros::families(PackageFormat::Rpm));
     Json(all)
 }

@@ -1,13 +1,14 @@
-//! Repository files as apt reads them: `/OWNER/REPO/gpgkey` and the APT tree under
-//! `/OWNER/REPO/OS/`. Errors are bare status codes; apt only looks at those.
+//! Repository files as apt and dnf read them: `/OWNER/REPO/gpgkey`, the APT tree under
+//! `/OWNER/REPO/OS/`, and the YUM trees under `/OWNER/REPO/OS/VERSION/ARCH/`. Errors are bare status codes; apt only looks at those.
 
 mod apt;
 mod send;
+mod yum;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use packyard_formats::deb::RepoPath;
+use packyard_formats::repo_path::RepoPath;
 
 use crate::app::App;
 use crate::db;
@@ -51,5 +52,11 @@ async fn dispatch(
             Ok(send::send(app, &request, file).await?)
         }
         RepoPath::Apt { os, path } => apt::serve(app, &repo, &os, path, &request).await,
+        RepoPath::Yum {
+            os,
+            version,
+            arch,
+            path,
+        } => yum::serve(app, &repo, &os, &version, &arch, path, &request).await,
     }
 }

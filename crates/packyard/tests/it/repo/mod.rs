@@ -1,3 +1,4 @@
 mod apt;
 mod ftparchive;
 mod http;
+mod yum;

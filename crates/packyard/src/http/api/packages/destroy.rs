@@ -7,10 +7,11 @@ use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
 use crate::app::App;
-use crate::db::{self, generations::Target};
+use crate::db;
 use crate::distros;
 use crate::http::auth;
 use crate::http::error::ApiError;
+use crate::ingest;
 
 pub async fn destroy(
     State(app): State<App>,
@@ -28,12 +29,7 @@ pub async fn destroy(
         })?;
     let mut tx = app.db.begin_write().await?;
     db::packages::mark_deleted(&mut tx, package.id).await?;
-    db::jobs::enqueue(
-        &mut tx,
-        db::jobs::APT_PUBLISH,
-        &Target::apt(repo.id, distro.id),
-    )
-    .await?;
+    ingest::enqueue_publishes(&mut tx, &repo, distro, &package.architecture).await?;
     tx.commit().await.map_err(anyhow::Error::from)?;
     app.wake.notify_one();
     tracing::info!(repository = %format!("{owner}/{name}"), filename = %filename, "destroyed package");

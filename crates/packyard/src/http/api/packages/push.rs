@@ -16,7 +16,7 @@ use tempfile::TempPath;
 use tokio::sync::mpsc;
 
 use crate::app::App;
-use crate::distros::{self, PackageFormat};
+use crate::distros;
 use crate::http::error::ApiError;
 use crate::http::{auth, present};
 use crate::ingest::{self, PushError, Staged};
@@ -43,9 +43,7 @@ pub async fn push(
         .ok()
         .and_then(distros::by_id)
         .ok_or_else(|| ApiError::invalid("distro_version_id", format!("{distro_id:?} is not a known distribution version id; see /api/v1/distributions.json")))?;
-    let pushed = match distro.format {
-        PackageFormat::Deb => ingest::push_deb(&app, &repo, distro, &staged).await,
-    };
+    let pushed = ingest::push(&app, &repo, distro, &staged).await;
     let (package, _is_new) = pushed.map_err(|e| match e {
         PushError::BadPackage(m) => ApiError::invalid("package_file", m),
         PushError::BadFilename(m) => ApiError::invalid("filename", m),

@@ -19,32 +19,40 @@ pub async fn show(
 ) -> Result<Response, ApiError> {
     let user = auth::optional_user(&app, &headers).await?;
     let repo = auth::readable_repo(&app, user.as_ref(), &owner, &name).await?;
+    let path = path.strip_suffix(".json").unwrap_or(&path);
     let parts: Vec<&str> = path.split('/').collect();
-    let ["deb", os, dist, package, arch, last] = parts.as_slice() else {
-        return Err(ApiError::not_found(format!("no package at {path}")));
+    // deb: deb/OS/DIST/NAME/ARCH/VERSION; rpm: rpm/OS/DIST/NAME/ARCH/VERSION/RELEASE; either
+    // may end in `versions` instead.
+    let (os, dist, package, arch, wanted) = match parts.as_slice() {
+        ["deb" | "rpm", os, dist, package, arch, "versions"] => (os, dist, package, arch, None),
+        ["deb", os, dist, package, arch, version] => {
+            (os, dist, package, arch, Some(version.to_string()))
+        }
+        ["rpm", os, dist, package, arch, version, release] => (
+            os,
+            dist,
+            package,
+            arch,
+            Some(format!("{version}-{release}")),
+        ),
+        _ => return Err(ApiError::not_found(format!("no package at {path}"))),
     };
-    let last = last.strip_suffix(".json").unwrap_or(last);
     let distro = distros::by_path(os, dist)
         .ok_or_else(|| ApiError::not_found(format!("unknown distribution {os}/{dist}")))?;
     let versions =
         db::packages::by_name_and_arch(&app.db, repo.id, distro.id, package, arch).await?;
     let base = auth::base_url(&app, &headers);
-    if last == "versions" {
+    let Some(last) = wanted else {
         let all: Vec<_> = versions
             .iter()
             .map(|p| present::package(&base, &repo, distro, p))
             .collect();
         return Ok(Json(all).into_response());
-    }
+    };
     // The version may be given with its epoch (`1:2.0-1`) or without it (`2.0-1`).
     let found = versions
         .iter()
-        .find(|p| p.version == last)
-        .or_else(|| {
-            versions
-                .iter()
-                .find(|p| p.version.split_once(':').is_some_and(|(_, v)| v == last))
-        })
+        .find(|p| p.version == last || p.version.ends_with(&format!(":{last}")))
         .ok_or_else(|| {
             ApiError::not_found(format!(
                 "{package} {last} ({arch}) is not in {owner}/{name} {os}/{dist}"

@@ -1,0 +1,149 @@
+//! Publishing one YUM target `(repository, distribution version, arch)`: `primary`,
+//! `filelists` and `other` built from stored XML fragments, written under names that carry
+//! their own SHA-256, then `repomd.xml` and its detached signature made current in one
+//! transaction. Because the data files are content-addressed, the flip of `repomd.xml` is the
+//! whole publish: a client holding the previous `repomd.xml` still finds every file it names.
+
+use anyhow::{Context, Result};
+use packyard_formats::rpm::{RepomdRecord, render_repomd, xml_frame};
+
+use crate::app::App;
+use crate::db::generations::{Chunk, IndexFile, NewGeneration, Target};
+use crate::db::packages::IndexEntry;
+use crate::db::{self, repos::Repo};
+use crate::distros;
+use crate::sign::Signer;
+
+use super::chunks::{CHUNK_SPAN, ChunkCache, IndexFiles};
+
+const PARTS: [&str; 3] = ["primary", "filelists", "other"];
+
+/// Whether a package of `package_arch` is listed in the repository of `target_arch`.
+pub fn listed_in(target_arch: &str, package_arch: &str) -> bool {
+    match target_arch {
+        "SRPMS" => package_arch == "src",
+        arch => package_arch == arch || package_arch == "noarch",
+    }
+}
+
+pub async fn publish(app: &App, target: &Target) -> Result<()> {
+    let Some(repo) = db::repos::by_id(&app.db, target.repository_id).await? else {
+        return Ok(()); // The repository was deleted after the job was queued.
+    };
+    distros::by_id(target.distro_version_id).with_context(|| {
+        format!(
+            "unknown distribution version id {}",
+            target.distro_version_id
+        )
+    })?;
+    let mut entries = Vec::with_capacity(PARTS.len());
+    for part in PARTS {
+        let mut part_entries = db::packages::index_entries(
+            &app.db,
+            target.repository_id,
+            target.distro_version_id,
+            part,
+        )
+        .await?;
+        part_entries.retain(|e| listed_in(&target.arch, &e.architecture));
+        entries.push(part_entries);
+    }
+    let cached = db::generations::chunks(&app.db, target).await?;
+    let secret_keys = db::repos::active_secret_keys(&app.db, target.repository_id).await?;
+    let revision = db::now();
+
+    let built = tokio::task::spawn_blocking(move || {
+        let signer = Signer::from_armored(&secret_keys)?;
+        build(&repo, &entries, cached, &signer, revision, CHUNK_SPAN)
+    })
+    .await??;
+
+    for (key, bytes) in &built.files.blobs {
+        app.blobs.put_bytes(key, bytes.clone()).await?;
+    }
+    let mut tx = app.db.begin_write().await?;
+    // The collector deletes blobs under the write lock; check again now that we hold it.
+    for (key, bytes) in &built.files.blobs {
+        app.blobs.put_bytes(key, bytes.clone()).await?;
+    }
+    let generation = NewGeneration {
+        target,
+        documents: &built.documents,
+        files: &built.files.files,
+        changed_chunks: &built.changed_chunks,
+        live_chunks: &built.live_chunks,
+        newly_indexed: &built.newly_indexed,
+    };
+    let generation_id = db::generations::publish(&mut tx, &generation).await?;
+    tx.commit().await?;
+    tracing::info!(
+        repository_id = target.repository_id,
+        distro_version_id = target.distro_version_id,
+        arch = %target.arch,
+        generation_id,
+        packages = built.newly_indexed.len(),
+        chunks_compressed = built.changed_chunks.len(),
+        "published yum repodata"
+    );
+    Ok(())
+}
+
+struct Built {
+    documents: Vec<(&'static str, String)>,
+    files: IndexFiles,
+    changed_chunks: Vec<Chunk>,
+    live_chunks: Vec<(String, i64)>,
+    newly_indexed: Vec<i64>,
+}
+
+fn build(
+    repo: &Repo,
+    entries: &[Vec<IndexEntry>],
+    cached: Vec<Chunk>,
+    signer: &Signer,
+    revision: i64,
+    chunk_span: i64,
+) -> Result<Built> {
+    let mut chunks = ChunkCache::new(cached, chunk_span);
+    let mut files = IndexFiles::default();
+    let mut records: Vec<(&str, IndexFile, u64, String)> = Vec::new();
+    for (part, part_entries) in PARTS.iter().zip(entries) {
+        let members: Vec<&IndexEntry> = part_entries.iter().collect();
+        let (head, tail) = xml_frame(part, members.len());
+        let built = chunks.build(part, &head, &members, &tail, repo.index_zstd, false);
+        // EL7's yum reads only gzip, so zstd is a per-repository choice.
+        let (bytes, name) = match built.zst {
+            Some(zst) => (zst, format!("{part}.xml.zst")),
+            None => (built.gz, format!("{part}.xml.gz")),
+        };
+        files.add_content_addressed("repodata", &name, bytes)?;
+        let file = files.files.last().expect("just added").clone();
+        records.push((part, file, built.plain.size, built.plain.sha256));
+    }
+    let records: Vec<RepomdRecord<'_>> = records
+        .iter()
+        .map(|(kind, file, open_size, open_sha256)| RepomdRecord {
+            kind,
+            checksum: &file.sha256,
+            open_checksum: open_sha256,
+            href: &file.path,
+            timestamp: revision,
+            size: file.size as u64,
+            open_size: *open_size,
+        })
+        .collect();
+    let repomd = render_repomd(revision, &records);
+    let signature = signer.detached(repomd.as_bytes())?;
+    let (changed_chunks, live_chunks) = chunks.finish();
+    Ok(Built {
+        documents: vec![("repomd.xml", repomd), ("repomd.xml.asc", signature)],
+        files,
+        changed_chunks,
+        live_chunks,
+        newly_indexed: entries[0]
+            .iter()
+            .filter(|e| !e.indexed)
+            .map(|e| e.id)
+            .collect(),
+    })
+}

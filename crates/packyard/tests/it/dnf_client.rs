@@ -1,0 +1,89 @@
+//! A real dnf, isolated in a temporary folder (see CLIENTS.md): its own configuration,
+//! repositories, cache and installroot, so the host's rpm database is never touched.
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use tempfile::TempDir;
+
+pub struct Dnf {
+    dir: TempDir,
+    arch: String,
+}
+
+impl Dnf {
+    /// A dnf with one repository `name` at `baseurl`, checking repomd.xml signatures against
+    /// `key_file` (armored) when it is given.
+    pub fn new(repos: &[(&str, &str)], key_file: Option<&str>, arch: &str) -> Dnf {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path();
+        std::fs::create_dir_all(t.join("repos.d")).unwrap();
+        std::fs::create_dir_all(t.join("root")).unwrap();
+        let check = if key_file.is_some() { 1 } else { 0 };
+        std::fs::write(
+            t.join("dnf.conf"),
+            format!("[main]\ngpgcheck=0\nrepo_gpgcheck={check}\nskip_if_unavailable=False\nkeepcache=1\n"),
+        )
+        .unwrap();
+        let mut repo_file = String::new();
+        for (name, baseurl) in repos {
+            repo_file.push_str(&format!(
+                "[{name}]\nname={name}\nbaseurl={baseurl}\ngpgcheck=0\nrepo_gpgcheck={check}\nmetadata_expire=0\n"
+            ));
+            if let Some(key) = key_file {
+                std::fs::write(t.join("key.asc"), key).unwrap();
+                repo_file.push_str(&format!("gpgkey=file://{}/key.asc\n", t.display()));
+            }
+        }
+        std::fs::write(t.join("repos.d/test.repo"), repo_file).unwrap();
+        Dnf {
+            dir,
+            arch: arch.to_owned(),
+        }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub async fn run(&self, args: &[&str]) -> Output {
+        let t = self.dir.path();
+        let out = tokio::process::Command::new("dnf")
+            .args(["-y", "-c"])
+            .arg(t.join("dnf.conf"))
+            .arg(format!("--installroot={}", t.join("root").display()))
+            .args(["--releasever=9", &format!("--forcearch={}", self.arch)])
+            .arg(format!("--setopt=reposdir={}", t.join("repos.d").display()))
+            .arg("--disableplugin=local,generate_completion_cache")
+            .args(args)
+            .output()
+            .await
+            .expect("dnf runs (scripts/test installs dnf)");
+        out
+    }
+
+    pub async fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args).await;
+        let text = crate::apt_client::combined(&out);
+        assert!(out.status.success(), "dnf {args:?} failed:\n{text}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Dnf {
+    fn drop(&mut self) {
+        // Each repository with repo_gpgcheck leaves a gpg-agent behind.
+        if let Ok(entries) = std::fs::read_dir(self.dir.path().join("root/var/cache/dnf")) {
+            for entry in entries.flatten() {
+                let pubring = entry.path().join("pubring");
+                if pubring.exists() {
+                    let _ = std::process::Command::new("gpgconf")
+                        .arg("--homedir")
+                        .arg(&pubring)
+                        .args(["--kill", "gpg-agent"])
+                        .status();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! The repository as the real dnf sees it, and agreement with createrepo_c.
+
+use reqwest::Method;
+
+use crate::apt_client::combined;
+use crate::dnf_client::Dnf;
+use crate::rpm_fixtures::{
+    EL9, file_name, rpmbuild, rpmsign, signing_key, simple_spec, varied_spec,
+};
+use crate::support::TestApp;
+
+async fn push_rpm(app: &TestApp, path: &std::path::Path) -> serde_json::Value {
+    app.push_ok(
+        "stable",
+        EL9,
+        &file_name(path),
+        std::fs::read(path).unwrap(),
+    )
+    .await
+}
+
+fn base(app: &TestApp, arch: &str) -> String {
+    app.url(&format!("/admin/stable/el/9/{arch}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dnf_installs_downgrades_and_sees_destroys() {
+    // The default key type, RSA-4096, as most hosts will see it.
+    let app = TestApp::builder()
+        .key_algorithm(packyard::sign::KeyAlgorithm::Rsa4096)
+        .start()
+        .await;
+    app.create_repo("stable", false).await;
+    let work = tempfile::tempdir().unwrap();
+    for version in ["0.9", "1.0"] {
+        let rpm = &rpmbuild(
+            work.path(),
+            &simple_spec("hello", version, "1", "x86_64"),
+            "x86_64",
+            false,
+        )[0];
+        push_rpm(&app, rpm).await;
+    }
+    let noarch = &rpmbuild(
+        work.path(),
+        &simple_spec("greeter", "0.1", "1", "noarch"),
+        "noarch",
+        false,
+    )[0];
+    push_rpm(&app, noarch).await;
+    app.wait_for_jobs().await;
+
+    let key = app.text("/admin/stable/gpgkey").await;
+    let dnf = Dnf::new(&[("acme", &base(&app, "$basearch"))], Some(&key), "x86_64");
+    dnf.ok(&["makecache"]).await;
+    let listed = dnf
+        .ok(&[
+            "repoquery",
+            "--qf",
+            "%{name} %{evr} %{arch}",
+            "hello",
+            "greeter",
+        ])
+        .await;
+    assert_eq!(
+        listed.lines().collect::<Vec<_>>(),
+        [
+            "greeter 0.1-1 noarch",
+            "hello 0.9-1 x86_64",
+            "hello 1.0-1 x86_64"
+        ]
+    );
+
+    dnf.ok(&["install", "hello"]).await;
+    let installed = std::fs::read_to_string(dnf.root().join("usr/bin/hello")).unwrap();
+    assert_eq!(installed, "#!/bin/sh\necho hello 1.0\n");
+    dnf.ok(&["downgrade", "hello-0.9"]).await;
+    let downgraded = std::fs::read_to_string(dnf.root().join("usr/bin/hello")).unwrap();
+    assert_eq!(downgraded, "#!/bin/sh\necho hello 0.9\n");
+    dnf.ok(&["install", "greeter"]).await;
+
+    // noarch packages are in every architecture's repository.
+    let arm = Dnf::new(&[("acme", &base(&app, "$basearch"))], Some(&key), "aarch64");
+    let listed = arm.ok(&["repoquery", "--qf", "%{name}", "greeter"]).await;
+    assert_eq!(listed.trim(), "greeter");
+
+    let destroyed = app
+        .authed(
+            Method::DELETE,
+            "/api/v1/repos/admin/stable/el/9/hello-0.9-1.x86_64.rpm",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(destroyed.status(), 200);
+    app.wait_for_jobs().await;
+    let listed = dnf
+        .ok(&["repoquery", "--refresh", "--qf", "%{evr}", "hello"])
+        .await;
+    assert_eq!(listed.trim(), "1.0-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dnf_rejects_a_wrong_key_and_a_changed_repomd() {
+    let app = TestApp::new().await;
+    app.create_repo("stable", false).await;
+    app.create_repo("other", false).await;
+    let work = tempfile::tempdir().unwrap();
+    let rpm = &rpmbuild(
+        work.path(),
+        &simple_spec("hello", "1.0", "1", "x86_64"),
+        "x86_64",
+        false,
+    )[0];
+    push_rpm(&app, rpm).await;
+    app.wait_for_jobs().await;
+
+    let other_key = app.text("/admin/other/gpgkey").await;
+    let dnf = Dnf::new(
+        &[("acme", &base(&app, "x86_64"))],
+        Some(&other_key),
+        "x86_64",
+    );
+    let out = dnf.run(&["makecache"]).await;
+    let text = combined(&out);
+    assert!(
+        !out.status.success(),
+        "dnf accepted a repository signed by another key:\n{text}"
+    );
+    assert!(
+        text.contains("GPG signature verification error") || text.contains("Bad GPG signature"),
+        "{text}"
+    );
+
+    sqlx::query("UPDATE generation_documents SET body = replace(body, '<revision>', '<revision>1') WHERE name = 'repomd.xml'")
+        .execute(app.app.db.pool())
+        .await
+        .unwrap();
+    let key = app.text("/admin/stable/gpgkey").await;
+    let dnf = Dnf::new(&[("acme", &base(&app, "x86_64"))], Some(&key), "x86_64");
+    let out = dnf.run(&["makecache"]).await;
+    let text = combined(&out);
+    assert!(
+        !out.status.success(),
+        "dnf accepted a changed repomd.xml:\n{text}"
+    );
+    assert!(
+        text.contains("GPG signature verification error") || text.contains("Bad GPG signature"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repoquery_agrees_with_createrepo_c() {
+    let app = TestApp::new().await;
+    app.create_repo("stable", false).await;
+    let work = tempfile::tempdir().unwrap();
+    let reference = work.path().join("reference");
+    std::fs::create_dir_all(&reference).unwrap();
+    let mut rpms = rpmbuild(work.path(), &varied_spec(), "aarch64", true);
+    rpms.extend(rpmbuild(
+        work.path(),
+        &simple_spec("plain", "1.0", "1", "noarch"),
+        "noarch",
+        false,
+    ));
+    let (home, _) = signing_key(work.path());
+    for rpm in &rpms {
+        rpmsign(&home, rpm);
+        push_rpm(&app, rpm).await;
+        if !file_name(rpm).ends_with(".src.rpm") {
+            std::fs::copy(rpm, reference.join(file_name(rpm))).unwrap();
+        }
+    }
+    app.wait_for_jobs().await;
+    let out = std::process::Command::new("createrepo_c")
+        .arg("--quiet")
+        .arg(&reference)
+        .output()
+        .expect("createrepo_c runs (scripts/test installs createrepo-c)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let ours = base(&app, "aarch64");
+    let theirs = format!("file://{}", reference.display());
+    let dnf = Dnf::new(&[("ours", &ours), ("theirs", &theirs)], None, "aarch64");
+    let queries: [&[&str]; 11] = [
+        &[
+            "--qf",
+            "%{name}|%{epoch}|%{version}|%{release}|%{arch}|%{summary}|%{license}|%{url}|%{vendor}|%{sourcerpm}",
+        ],
+        &["--requires"],
+        &["--provides"],
+        &["--conflicts"],
+        &["--obsoletes"],
+        &["--recommends"],
+        &["--suggests"],
+        &["--supplements"],
+        &["--enhances"],
+        &["--list"],
+        &["--changelog"],
+    ];
+    for package in ["varied", "plain"] {
+        for query in queries {
+            let mut ours_args = vec!["repoquery", "--repo", "ours"];
+            ours_args.extend_from_slice(query);
+            ours_args.push(package);
+            let mut theirs_args = vec!["repoquery", "--repo", "theirs"];
+            theirs_args.extend_from_slice(query);
+            theirs_args.push(package);
+            let (a, b) = (dnf.ok(&ours_args).await, dnf.ok(&theirs_args).await);
+            assert_eq!(a, b, "{package} {query:?} differs from createrepo_c");
+        }
+    }
+    // The agreement is about something: the varied package has all of these.
+    let requires = dnf
+        .ok(&["repoquery", "--repo", "ours", "--requires", "varied"])
+        .await;
+    assert!(
+        requires.contains("(libfoo or libbar)") && requires.contains("shadow-utils"),
+        "{requires}"
+    );
+    let files = dnf
+        .ok(&["repoquery", "--repo", "ours", "--list", "varied"])
+        .await;
+    assert!(
+        files.contains("/usr/share/varied/dir with space/file with space.txt")
+            && files.contains("/var/log/varied.log"),
+        "{files}"
+    );
+    let changelog = dnf
+        .ok(&["repoquery", "--repo", "ours", "--changelog", "varied"])
+        .await;
+    assert_eq!(
+        changelog.matches("change number").count(),
+        10,
+        "the newest ten entries, as createrepo_c keeps"
+    );
+
+    // The source package is in SRPMS.
+    let srpms = app
+        .text("/admin/stable/el/9/SRPMS/repodata/repomd.xml")
+        .await;
+    assert!(srpms.contains("primary.xml.gz"));
+    let sources = Dnf::new(&[("src", &base(&app, "SRPMS"))], None, "aarch64");
+    let listed = sources
+        .ok(&[
+            "repoquery",
+            "--qf",
+            "%{name} %{arch}",
+            "--arch",
+            "src",
+            "varied",
+        ])
+        .await;
+    assert_eq!(listed.trim(), "varied src");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_packages_keep_their_signatures() {
+    let app = TestApp::new().await;
+    app.create_repo("stable", false).await;
+    let work = tempfile::tempdir().unwrap();
+    let rpm = &rpmbuild(
+        work.path(),
+        &simple_spec("signed", "1.0", "1", "x86_64"),
+        "x86_64",
+        false,
+    )[0];
+    let (home, armored) = signing_key(work.path());
+    rpmsign(&home, rpm);
+    let body = push_rpm(&app, rpm).await;
+    let downloaded = app
+        .bytes(
+            body["download_url"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches(&app.base),
+        )
+        .await;
+    let path = work.path().join("downloaded.rpm");
+    std::fs::write(&path, &downloaded).unwrap();
+
+    let db = work.path().join("rpmdb");
+    std::fs::create_dir_all(&db).unwrap();
+    std::fs::write(work.path().join("signer.asc"), armored).unwrap();
+    let rpmkeys = |args: &[&str]| {
+        std::process::Command::new("rpmkeys")
+            .arg("--dbpath")
+            .arg(&db)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let imported = rpmkeys(&["--import", work.path().join("signer.asc").to_str().unwrap()]);
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    let checked = rpmkeys(&["-K", path.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        checked.status.success() && text.contains("signatures OK"),
+        "rpmkeys -K: {text}"
+    );
+}
