@@ -1,7 +1,8 @@
 //! The URL grammar under `/OWNER/REPO/`, parsed into a typed path before any handler runs:
 //!
 //! ```text
-//! gpgkey
+//! gpgkey                             every public key of the repository, armored
+//! gpgkey/NAME.pub.gpg                one of them
 //! OS/dists/... and OS/pool/...       an APT tree (see `deb::AptPath`)
 //! OS/VERSION/ARCH/...                a YUM tree (see `rpm::YumPath`)
 //! ```
@@ -13,6 +14,9 @@ use crate::rpm::YumPath;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RepoPath {
     GpgKey,
+    GpgKeyFile {
+        name: String,
+    },
     Apt {
         os: String,
         path: AptPath,
@@ -29,6 +33,16 @@ impl RepoPath {
     pub fn parse(path: &str) -> Option<RepoPath> {
         if path == "gpgkey" {
             return Some(RepoPath::GpgKey);
+        }
+        if let Some(name) = path
+            .strip_prefix("gpgkey/")
+            .and_then(|f| f.strip_suffix(".pub.gpg"))
+        {
+            let valid =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            return valid.then(|| RepoPath::GpgKeyFile {
+                name: name.to_owned(),
+            });
         }
         let (os, rest) = path.split_once('/')?;
         if !is_segment(os) {
@@ -61,6 +75,13 @@ mod tests {
     #[test]
     fn dispatches_by_shape() {
         assert_eq!(RepoPath::parse("gpgkey"), Some(RepoPath::GpgKey));
+        assert_eq!(
+            RepoPath::parse("gpgkey/package-0123456789abcdef.pub.gpg"),
+            Some(RepoPath::GpgKeyFile {
+                name: "package-0123456789abcdef".into()
+            })
+        );
+        assert_eq!(RepoPath::parse("gpgkey/../x.pub.gpg"), None);
         assert_eq!(
             RepoPath::parse("debian/dists/bookworm/InRelease"),
             Some(RepoPath::Apt {

@@ -111,7 +111,7 @@ fn check_kind(staged: &Staged, distro: &Distro) -> Result<(), PushError> {
         .context("reading the upload")?;
     let kind = match &magic[..read] {
         m if m.starts_with(b"!<arch>\n") => Some(PackageFormat::Deb),
-        m if m.starts_with(&[0xed, 0xab, 0xee, 0xdb]) => Some(PackageFormat::Rpm),
+        [0xed, 0xab, 0xee, 0xdb, ..] => Some(PackageFormat::Rpm),
         _ => None,
     };
     match kind {

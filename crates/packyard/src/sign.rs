@@ -175,6 +175,16 @@ fn detached(
     config.sign(signing_key, &Password::empty(), data)
 }
 
+/// An uploaded public key: its fingerprint (upper-case hex) and its normalized armor.
+pub fn inspect_public_key(armored: &str) -> Result<(String, String)> {
+    let (key, _) = SignedPublicKey::from_string(armored.trim())
+        .context("not an armored OpenPGP public key")?;
+    key.verify_bindings()
+        .context("the key's self-signatures do not verify")?;
+    let fingerprint = hex::encode_upper(key.fingerprint().as_bytes());
+    Ok((fingerprint, key.to_armored_string(Default::default())?))
+}
+
 /// The armored keyring of several public keys, as `/OWNER/REPO/gpgkey` serves it.
 pub fn keyring(public_armored: &[String]) -> Result<String> {
     let keys = public_armored

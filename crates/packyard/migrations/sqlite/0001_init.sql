@@ -160,3 +160,16 @@ CREATE TABLE index_chunks (
     zst                BLOB,
     PRIMARY KEY (repository_id, distro_version_id, arch, part, chunk_no)
 );
+
+-- Public keys uploaded to a repository, such as the keys its rpm packages are signed with.
+-- They are listed and served next to the repository's own signing keys.
+CREATE TABLE gpg_keys (
+    id              INTEGER PRIMARY KEY,
+    repository_id   BIGINT NOT NULL REFERENCES repositories (id) ON DELETE CASCADE,
+    name            TEXT NOT NULL,
+    fingerprint     TEXT NOT NULL,
+    keytype         TEXT NOT NULL,
+    public_armored  TEXT NOT NULL,
+    created_at      BIGINT NOT NULL,
+    UNIQUE (repository_id, name)
+);

@@ -5,6 +5,7 @@
 //! variant and a migrations folder rather than new queries.
 
 pub mod generations;
+pub mod gpg_keys;
 pub mod jobs;
 pub mod packages;
 pub mod repos;

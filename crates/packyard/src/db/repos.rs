@@ -115,16 +115,6 @@ pub async fn package_count(db: &Db, repository_id: i64) -> Result<i64> {
     .await?)
 }
 
-/// Armored public keys of the repository's active signing keys, oldest first.
-pub async fn active_public_keys(db: &Db, repository_id: i64) -> Result<Vec<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT public_armored FROM signing_keys WHERE repository_id = $1 AND active ORDER BY id",
-    )
-    .bind(repository_id)
-    .fetch_all(db.pool())
-    .await?)
-}
-
 /// Armored secret keys of the repository's active signing keys, oldest first.
 pub async fn active_secret_keys(db: &Db, repository_id: i64) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar(

@@ -83,7 +83,10 @@ pub fn package(base: &str, repo: &Repo, distro: &Distro, p: &Package) -> api::Pa
         "/api/v1/repos/{fq}/package/{}/{target}/{}/{}",
         p.format, p.name, p.architecture
     );
-    let self_url = format!("{package_root}/{}.json", p.version);
+    let self_url = match &release {
+        Some(release) => format!("{package_root}/{version}/{release}.json"),
+        None => format!("{package_root}/{}.json", p.version),
+    };
     api::Package {
         name: p.name.clone(),
         distro_version: target.clone(),

@@ -31,6 +31,14 @@ pub fn router(app: App) -> Router {
                 .layer(DefaultBodyLimit::max(upload_limit.saturating_add(1 << 20))),
         )
         .route(
+            "/api/v1/repos/{owner}/{repo}/gpg_keys.json",
+            get(api::gpg_keys::list).post(api::gpg_keys::create),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{repo}/gpg_keys/{key}",
+            get(api::gpg_keys::show).delete(api::gpg_keys::destroy),
+        )
+        .route(
             "/api/v1/repos/{owner}/{repo}/package/{*path}",
             get(api::packages::show::show),
         )

@@ -31,6 +31,35 @@ pub struct BuiltIndex {
     pub text: Option<String>,
 }
 
+/// An index file being assembled.
+struct Output {
+    plain: MultiHasher,
+    text: Option<String>,
+    gz: Vec<u8>,
+    zst: Option<Vec<u8>>,
+}
+
+impl Output {
+    fn push_text(&mut self, text: &str) {
+        self.plain.update(text.as_bytes());
+        if let Some(whole) = self.text.as_mut() {
+            whole.push_str(text);
+        }
+    }
+
+    /// Text outside the cached chunks (a head or tail), compressed as members of its own.
+    fn push_compressing(&mut self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        self.push_text(text);
+        self.gz.extend(chunked::gzip_member(text.as_bytes()));
+        if let Some(zst) = self.zst.as_mut() {
+            zst.extend(chunked::zstd_frame(text.as_bytes()));
+        }
+    }
+}
+
 pub struct ChunkCache {
     cached: HashMap<(String, i64), Chunk>,
     changed: Vec<Chunk>,
@@ -62,27 +91,17 @@ impl ChunkCache {
         zstd: bool,
         keep_text: bool,
     ) -> BuiltIndex {
-        let mut plain = MultiHasher::default();
-        let mut text = keep_text.then(String::new);
-        let mut gz = Vec::new();
-        let mut zst = Vec::new();
-        let frame = |bytes: &str, gz: &mut Vec<u8>, zst: &mut Vec<u8>| {
-            if !bytes.is_empty() {
-                gz.extend(chunked::gzip_member(bytes.as_bytes()));
-                if zstd {
-                    zst.extend(chunked::zstd_frame(bytes.as_bytes()));
-                }
-            }
+        let mut out = Output {
+            plain: MultiHasher::default(),
+            text: keep_text.then(String::new),
+            gz: Vec::new(),
+            zst: zstd.then(Vec::new),
         };
-        plain.update(head.as_bytes());
-        text.as_mut().map(|t| t.push_str(head));
-        frame(head, &mut gz, &mut zst);
-
+        out.push_compressing(head);
         for group in members.chunk_by(|a, b| a.id / self.span == b.id / self.span) {
             let chunk_no = group[0].id / self.span;
             let body = chunk_text(group);
-            plain.update(body.as_bytes());
-            text.as_mut().map(|t| t.push_str(&body));
+            out.push_text(&body);
             let fingerprint = fingerprint(group);
             let reusable = self
                 .cached
@@ -99,26 +118,23 @@ impl ChunkCache {
                 self.changed.push(chunk.clone());
                 chunk
             });
-            gz.extend_from_slice(&chunk.gz);
-            if let Some(frame) = &chunk.zst {
+            out.gz.extend_from_slice(&chunk.gz);
+            if let (Some(zst), Some(frame)) = (out.zst.as_mut(), &chunk.zst) {
                 zst.extend_from_slice(frame);
             }
             self.live.push((part.to_owned(), chunk_no));
         }
-
-        plain.update(tail.as_bytes());
-        text.as_mut().map(|t| t.push_str(tail));
-        frame(tail, &mut gz, &mut zst);
-        if gz.is_empty() {
+        out.push_compressing(tail);
+        if out.gz.is_empty() {
             // An empty index is still a valid compressed file.
-            gz = chunked::gzip_member(b"");
-            zst = chunked::zstd_frame(b"");
+            out.gz = chunked::gzip_member(b"");
+            out.zst = zstd.then(|| chunked::zstd_frame(b""));
         }
         BuiltIndex {
-            plain: plain.finish(),
-            gz,
-            zst: zstd.then_some(zst),
-            text,
+            plain: out.plain.finish(),
+            gz: out.gz,
+            zst: out.zst,
+            text: out.text,
         }
     }
 

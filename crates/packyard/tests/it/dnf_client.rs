@@ -48,7 +48,8 @@ impl Dnf {
 
     pub async fn run(&self, args: &[&str]) -> Output {
         let t = self.dir.path();
-        let out = tokio::process::Command::new("dnf")
+
+        tokio::process::Command::new("dnf")
             .args(["-y", "-c"])
             .arg(t.join("dnf.conf"))
             .arg(format!("--installroot={}", t.join("root").display()))
@@ -58,8 +59,7 @@ impl Dnf {
             .args(args)
             .output()
             .await
-            .expect("dnf runs (scripts/test installs dnf)");
-        out
+            .expect("dnf runs (scripts/test installs dnf)")
     }
 
     pub async fn ok(&self, args: &[&str]) -> String {

@@ -8,6 +8,7 @@ use serde_json::Value;
 use tokio::process::{Child, Command};
 
 use crate::fixtures::{BOOKWORM, deb, deb_filename};
+use crate::rpm_fixtures::{EL9, file_name, rpmbuild, simple_spec};
 
 const BIN: &str = env!("CARGO_BIN_EXE_packyard");
 
@@ -75,18 +76,43 @@ async fn pushes_acknowledged_before_sigterm_survive_a_restart() {
         .unwrap();
     assert_eq!(created.status(), 201);
 
-    let pushes: Vec<_> = (0..40)
+    // Debs and rpms, interleaved.
+    let work = tempfile::tempdir().unwrap();
+    let uploads: Vec<Upload> = (0..40)
         .map(|i| {
+            let name = format!("pkg{i:02}");
+            if i % 4 == 3 {
+                let spec = simple_spec(&name, "1.0", "1", "x86_64");
+                let path = &rpmbuild(work.path(), &spec, "x86_64", false)[0];
+                Upload {
+                    distro: EL9,
+                    filename: file_name(path),
+                    bytes: std::fs::read(path).unwrap(),
+                    name,
+                }
+            } else {
+                let filename = deb_filename(&name, "1.0", "amd64");
+                Upload {
+                    distro: BOOKWORM,
+                    filename,
+                    bytes: deb(&name, "1.0", "amd64"),
+                    name,
+                }
+            }
+        })
+        .collect();
+    let pushes: Vec<_> = uploads
+        .into_iter()
+        .enumerate()
+        .map(|(i, upload)| {
             let (client, base, token) = (client.clone(), base.clone(), token.clone());
             tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(i * 5)).await;
-                let name = format!("pkg{i:02}");
+                tokio::time::sleep(Duration::from_millis(i as u64 * 5)).await;
                 let form = reqwest::multipart::Form::new()
-                    .text("package[distro_version_id]", BOOKWORM.to_string())
+                    .text("package[distro_version_id]", upload.distro.to_string())
                     .part(
                         "package[package_file]",
-                        reqwest::multipart::Part::bytes(deb(&name, "1.0", "amd64"))
-                            .file_name(deb_filename(&name, "1.0", "amd64")),
+                        reqwest::multipart::Part::bytes(upload.bytes).file_name(upload.filename),
                     );
                 let response = client
                     .post(format!("{base}/api/v1/repos/admin/stable/packages.json"))
@@ -95,7 +121,10 @@ async fn pushes_acknowledged_before_sigterm_survive_a_restart() {
                     .send()
                     .await;
                 match response {
-                    Ok(r) if r.status().is_success() => Some(name),
+                    Ok(r) if r.status().is_success() => {
+                        let body: Value = r.json().await.unwrap();
+                        Some((upload.name, upload.distro, body))
+                    }
                     _ => None,
                 }
             })
@@ -111,8 +140,8 @@ async fn pushes_acknowledged_before_sigterm_survive_a_restart() {
     assert!(killed.success());
     let mut acknowledged = Vec::new();
     for push in pushes {
-        if let Some(name) = push.await.unwrap() {
-            acknowledged.push(name);
+        if let Some(pushed) = push.await.unwrap() {
+            acknowledged.push(pushed);
         }
     }
     let status = tokio::time::timeout(Duration::from_secs(30), server.wait())
@@ -138,9 +167,13 @@ async fn pushes_acknowledged_before_sigterm_survive_a_restart() {
             .text()
             .await
             .unwrap();
+        let primary = primary_xml(&client, &format!("{base}/admin/stable/el/9/x86_64")).await;
         let missing: Vec<_> = acknowledged
             .iter()
-            .filter(|n| !packages.contains(&format!("Package: {n}\n")))
+            .filter(|(name, distro, _)| match *distro {
+                BOOKWORM => !packages.contains(&format!("Package: {name}\n")),
+                _ => !primary.contains(&format!("<name>{name}</name>")),
+            })
             .collect();
         if missing.is_empty() {
             break;
@@ -151,17 +184,12 @@ async fn pushes_acknowledged_before_sigterm_survive_a_restart() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    for name in &acknowledged {
-        let url = format!(
-            "{base}/admin/stable/debian/pool/bookworm/main/p/{name}/{}",
-            deb_filename(name, "1.0", "amd64")
-        );
-        let response = client.get(&url).send().await.unwrap();
+    for (name, _, pushed) in &acknowledged {
+        let url = pushed["download_url"].as_str().unwrap();
+        let response = client.get(url).send().await.unwrap();
         assert_eq!(response.status(), 200, "{url}");
         let show: Value = client
-            .get(format!(
-                "{base}/api/v1/repos/admin/stable/package/deb/debian/bookworm/{name}/amd64/1.0.json"
-            ))
+            .get(format!("{base}{}", pushed["self_url"].as_str().unwrap()))
             .send()
             .await
             .unwrap()
@@ -170,4 +198,45 @@ async fn pushes_acknowledged_before_sigterm_survive_a_restart() {
             .unwrap();
         assert_eq!(show["indexed"], true, "{name}");
     }
+}
+
+struct Upload {
+    distro: i64,
+    filename: String,
+    bytes: Vec<u8>,
+    name: String,
+}
+
+/// The decompressed primary.xml that a repository's current repomd.xml names, or "".
+async fn primary_xml(client: &reqwest::Client, base: &str) -> String {
+    use std::io::Read;
+    let response = client
+        .get(format!("{base}/repodata/repomd.xml"))
+        .send()
+        .await
+        .unwrap();
+    if !response.status().is_success() {
+        return String::new();
+    }
+    let repomd = response.text().await.unwrap();
+    let href = repomd
+        .split("<location href=\"")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap())
+        .find(|h| h.ends_with("-primary.xml.gz"))
+        .unwrap()
+        .to_owned();
+    let gz = client
+        .get(format!("{base}/{href}"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let mut xml = String::new();
+    flate2::read::MultiGzDecoder::new(&gz[..])
+        .read_to_string(&mut xml)
+        .unwrap();
+    xml
 }

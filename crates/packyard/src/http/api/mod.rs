@@ -1,5 +1,6 @@
 //! API v1 handlers, one resource action per file.
 
 pub mod distributions;
+pub mod gpg_keys;
 pub mod packages;
 pub mod repos;

@@ -46,9 +46,18 @@ async fn dispatch(
     let request = send::Request { method, headers };
     match parsed {
         RepoPath::GpgKey => {
-            let keys = db::repos::active_public_keys(&app.db, repo.id).await?;
-            let keyring = crate::sign::keyring(&keys)?;
+            // Signing keys and package keys: what apt's signed-by and dnf's gpgkey= need.
+            let keys = db::gpg_keys::list(&app.db, repo.id).await?;
+            let armored: Vec<String> = keys.into_iter().map(|k| k.public_armored).collect();
+            let keyring = crate::sign::keyring(&armored)?;
             let file = send::File::dynamic("application/pgp-keys", keyring.into());
+            Ok(send::send(app, &request, file).await?)
+        }
+        RepoPath::GpgKeyFile { name } => {
+            let key = db::gpg_keys::by_name(&app.db, repo.id, &name)
+                .await?
+                .ok_or_else(|| ApiError::not_found(name))?;
+            let file = send::File::dynamic("application/pgp-keys", key.public_armored.into());
             Ok(send::send(app, &request, file).await?)
         }
         RepoPath::Apt { os, path } => apt::serve(app, &repo, &os, path, &request).await,

@@ -76,5 +76,5 @@ pub async fn serve(
             .modified_at(package.created_at)
         }
     };
-    Ok(send::send(app, request, file).await?)
+    send::send(app, request, file).await
 }

@@ -178,3 +178,70 @@ async fn a_burst_of_pushes_is_indexed_by_few_publishes() {
         .unwrap();
     assert_eq!(unindexed, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpm_show_versions_destroy_and_a_burst_of_pushes() {
+    use crate::rpm_fixtures::{EL9, file_name, rpmbuild, simple_spec};
+
+    let app = TestApp::new().await;
+    app.create_repo("stable", false).await;
+    let work = tempfile::tempdir().unwrap();
+    let rpms: Vec<_> = (0..20)
+        .map(|i| {
+            rpmbuild(
+                work.path(),
+                &simple_spec(&format!("r{i:02}"), "1.0", "1", "x86_64"),
+                "x86_64",
+                false,
+            )
+            .remove(0)
+        })
+        .collect();
+    let pushes = rpms.iter().map(|rpm| {
+        let app = &app;
+        async move {
+            app.push_ok("stable", EL9, &file_name(rpm), std::fs::read(rpm).unwrap())
+                .await
+        }
+    });
+    let pushed = futures::future::join_all(pushes).await;
+    app.wait_for_jobs().await;
+
+    let first = &pushed[0];
+    assert_eq!(first["version"], "1.0");
+    assert_eq!(first["release"], "1");
+    assert_eq!(first["package_type"], "rpm");
+    let shown = app.json(first["self_url"].as_str().unwrap()).await;
+    assert_eq!(shown["indexed"], true);
+    assert_eq!(shown["name"], first["name"]);
+    let versions = app.json(first["versions_url"].as_str().unwrap()).await;
+    assert_eq!(versions.as_array().unwrap().len(), 1);
+    let download = first["download_url"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches(&app.base)
+        .to_owned();
+    assert_eq!(app.bytes(&download).await, std::fs::read(&rpms[0]).unwrap());
+
+    let generations: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM generations WHERE arch = 'x86_64'")
+            .fetch_one(app.app.db.pool())
+            .await
+            .unwrap();
+    assert!(
+        generations < 15,
+        "{generations} publishes for 20 concurrent pushes"
+    );
+
+    let destroy = first["destroy_url"].as_str().unwrap();
+    assert_eq!(
+        app.authed(Method::DELETE, destroy)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    app.wait_for_jobs().await;
+    assert_eq!(app.status(first["self_url"].as_str().unwrap()).await, 404);
+}

@@ -200,3 +200,126 @@ async fn wrong_or_missing_tokens_are_401_and_other_owners_404() {
     assert_eq!(nowhere.status(), 404);
     assert_eq!(app.stored().await, (0, 0));
 }
+
+/// The offset of the main header of an rpm: after the lead and the padded signature header.
+fn main_header_offset(rpm: &[u8]) -> usize {
+    let be = |at: usize| u32::from_be_bytes(rpm[at..at + 4].try_into().unwrap()) as usize;
+    let signature_size = 16 + be(96 + 8) * 16 + be(96 + 12);
+    96 + signature_size + (8 - signature_size % 8) % 8
+}
+
+#[tokio::test]
+async fn malformed_rpms_are_rejected_and_nothing_is_stored() {
+    use crate::rpm_fixtures::{EL9, rpmbuild, simple_spec};
+
+    let app = TestApp::new().await;
+    app.create_repo("stable", false).await;
+    let work = tempfile::tempdir().unwrap();
+    let rpm = std::fs::read(
+        &rpmbuild(
+            work.path(),
+            &simple_spec("hello", "1.0", "1", "x86_64"),
+            "x86_64",
+            false,
+        )[0],
+    )
+    .unwrap();
+    let header = main_header_offset(&rpm);
+
+    rejected(
+        &app,
+        EL9,
+        "junk.rpm",
+        b"\xde\xad\xbe\xef not an rpm at all".to_vec(),
+        422,
+        "RPM lead magic",
+    )
+    .await;
+    rejected(
+        &app,
+        EL9,
+        "cut.rpm",
+        rpm[..header + 40].to_vec(),
+        422,
+        "truncated package",
+    )
+    .await;
+    rejected(
+        &app,
+        EL9,
+        "cut-payload.rpm",
+        rpm[..rpm.len() - 100].to_vec(),
+        422,
+        "truncated package",
+    )
+    .await;
+
+    let mut huge = rpm.clone();
+    huge[header + 12..header + 16].copy_from_slice(&0x7fff_ffffu32.to_be_bytes());
+    rejected(&app, EL9, "huge.rpm", huge, 422, "byte limit").await;
+    let mut beyond = rpm.clone();
+    beyond[header + 12..header + 16].copy_from_slice(&(rpm.len() as u32).to_be_bytes());
+    rejected(&app, EL9, "beyond.rpm", beyond, 422, "only").await;
+
+    // Rename the NAME tag (1000) in the header index to an unknown tag.
+    let mut nameless = rpm.clone();
+    let entries = u32::from_be_bytes(rpm[header + 8..header + 12].try_into().unwrap()) as usize;
+    let index = (0..entries)
+        .map(|i| header + 16 + i * 16)
+        .find(|&at| rpm[at..at + 4] == 1000u32.to_be_bytes())
+        .unwrap();
+    nameless[index..index + 4].copy_from_slice(&999_999u32.to_be_bytes());
+    rejected(&app, EL9, "nameless.rpm", nameless, 422, "NAME").await;
+
+    rejected(
+        &app,
+        EL9,
+        "hello_1.0_amd64.deb",
+        deb("hello", "1.0", "amd64"),
+        422,
+        "takes .rpm packages",
+    )
+    .await;
+    rejected(
+        &app,
+        BOOKWORM,
+        "hello-1.0-1.x86_64.rpm",
+        rpm.clone(),
+        422,
+        "takes .deb packages",
+    )
+    .await;
+    rejected(
+        &app,
+        EL9,
+        "../hello-1.0-1.x86_64.rpm",
+        rpm.clone(),
+        422,
+        "file name",
+    )
+    .await;
+
+    app.push_ok("stable", EL9, "hello-1.0-1.x86_64.rpm", rpm)
+        .await;
+    // Built again: same NEVRA, other bytes (the build time differs).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let rebuilt = std::fs::read(
+        &rpmbuild(
+            work.path(),
+            &simple_spec("hello", "1.0", "1", "x86_64"),
+            "x86_64",
+            false,
+        )[0],
+    )
+    .unwrap();
+    let response = app
+        .push("stable", EL9, "hello-1.0-1.x86_64.rpm", rebuilt)
+        .await;
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.unwrap();
+    let message = body["filename"][0].as_str().unwrap();
+    assert!(
+        message.contains("hello 1.0-1 (x86_64) is already in el/9 with different contents"),
+        "{message}"
+    );
+}
