@@ -21,7 +21,7 @@ pub struct App {
 
 impl App {
     pub async fn open(config: Config) -> Result<App> {
-        let db = Db::open_sqlite(&config.database_path()).await?;
+        let db = Db::open(&config.database_url()).await?;
         let blobs = Blobs::local(&config.data_dir)?;
         Ok(App {
             db,

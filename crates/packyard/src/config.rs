@@ -14,8 +14,10 @@ use crate::sign::KeyAlgorithm;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Where the SQLite database, blobs and temporary uploads live.
+    /// Where blobs, temporary uploads and (by default) the SQLite database live.
     pub data_dir: PathBuf,
+    /// `postgres://...` to keep metadata in PostgreSQL; unset means SQLite in `data_dir`.
+    pub database_url: Option<String>,
     pub listen: SocketAddr,
     /// The URL clients reach this server at, used in API answers; derived from the request's
     /// `Host` header when unset.
@@ -37,6 +39,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: PathBuf::from("packyard-data"),
+            database_url: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: None,
             max_upload_bytes: 4 << 30,
@@ -62,6 +65,7 @@ pub struct Overrides {
 /// URL, say) belong to other programs.
 const ENV_KEYS: &[&str] = &[
     "data_dir",
+    "database_url",
     "listen",
     "public_url",
     "max_upload_bytes",
@@ -90,8 +94,12 @@ impl Config {
             .context("invalid configuration")
     }
 
-    pub fn database_path(&self) -> PathBuf {
-        self.data_dir.join("packyard.db")
+    /// The configured database, or SQLite in the data folder.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("packyard.db").display()),
+        }
     }
 }
 

@@ -94,7 +94,7 @@ async fn run(cli: Cli) -> Result<()> {
             command: AdminCommand::CreateToken { config, user },
         } => {
             let config = config.load(None)?;
-            let db = crate::db::Db::open_sqlite(&config.database_path()).await?;
+            let db = crate::db::Db::open(&config.database_url()).await?;
             let user = crate::db::users::find_or_create(&db, &user).await?;
             println!("{}", crate::db::users::create_token(&db, user.id).await?);
             Ok(())

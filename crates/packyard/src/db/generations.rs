@@ -3,6 +3,8 @@
 
 use anyhow::Result;
 
+use super::{run, run_tx};
+
 use super::{Db, Tx, now};
 
 /// The unit of publishing: `(repository, distribution version, arch)`. APT targets use an
@@ -64,18 +66,20 @@ pub async fn current_document(
     target: &Target,
     name: &str,
 ) -> Result<Option<(String, i64)>> {
-    Ok(sqlx::query_as(
-        "SELECT d.body, g.created_at FROM publish_targets t
+    Ok(run!(
+        db,
+        sqlx::query_as(
+            "SELECT d.body, g.created_at FROM publish_targets t
          JOIN generations g ON g.id = t.current_generation_id
          JOIN generation_documents d ON d.generation_id = g.id
          WHERE t.repository_id = $1 AND t.distro_version_id = $2 AND t.arch = $3 AND d.name = $4",
-    )
-    .bind(target.repository_id)
-    .bind(target.distro_version_id)
-    .bind(&target.arch)
-    .bind(name)
-    .fetch_optional(db.pool())
-    .await?)
+        )
+        .bind(target.repository_id)
+        .bind(target.distro_version_id)
+        .bind(&target.arch)
+        .bind(name),
+        fetch_optional
+    )?)
 }
 
 const FILE_COLUMNS: &str =
@@ -88,13 +92,15 @@ pub async fn current_file(db: &Db, target: &Target, path: &str) -> Result<Option
          JOIN generation_files f ON f.generation_id = t.current_generation_id
          WHERE t.repository_id = $1 AND t.distro_version_id = $2 AND t.arch = $3 AND f.path = $4"
     );
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(target.repository_id)
-        .bind(target.distro_version_id)
-        .bind(&target.arch)
-        .bind(path)
-        .fetch_optional(db.pool())
-        .await?)
+    Ok(run!(
+        db,
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(target.repository_id)
+            .bind(target.distro_version_id)
+            .bind(&target.arch)
+            .bind(path),
+        fetch_optional
+    )?)
 }
 
 /// A file of any retained generation of the target by its path, for content-addressed names
@@ -105,13 +111,15 @@ pub async fn retained_file(db: &Db, target: &Target, path: &str) -> Result<Optio
          WHERE g.repository_id = $1 AND g.distro_version_id = $2 AND g.arch = $3 AND f.path = $4
          LIMIT 1"
     );
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(target.repository_id)
-        .bind(target.distro_version_id)
-        .bind(&target.arch)
-        .bind(path)
-        .fetch_optional(db.pool())
-        .await?)
+    Ok(run!(
+        db,
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(target.repository_id)
+            .bind(target.distro_version_id)
+            .bind(&target.arch)
+            .bind(path),
+        fetch_optional
+    )?)
 }
 
 /// A file under `dir/` of any retained generation of the target by one of its digests, for
@@ -129,14 +137,16 @@ pub async fn file_by_hash(
          AND f.path LIKE $5 LIMIT 1",
         column.name()
     );
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(target.repository_id)
-        .bind(target.distro_version_id)
-        .bind(&target.arch)
-        .bind(hex)
-        .bind(format!("{dir}/%"))
-        .fetch_optional(db.pool())
-        .await?)
+    Ok(run!(
+        db,
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(target.repository_id)
+            .bind(target.distro_version_id)
+            .bind(&target.arch)
+            .bind(hex)
+            .bind(format!("{dir}/%")),
+        fetch_optional
+    )?)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -159,15 +169,17 @@ impl DigestColumn {
 }
 
 pub async fn chunks(db: &Db, target: &Target) -> Result<Vec<Chunk>> {
-    Ok(sqlx::query_as(
-        "SELECT part, chunk_no, fingerprint, gz, zst FROM index_chunks
+    Ok(run!(
+        db,
+        sqlx::query_as(
+            "SELECT part, chunk_no, fingerprint, gz, zst FROM index_chunks
          WHERE repository_id = $1 AND distro_version_id = $2 AND arch = $3",
-    )
-    .bind(target.repository_id)
-    .bind(target.distro_version_id)
-    .bind(&target.arch)
-    .fetch_all(db.pool())
-    .await?)
+        )
+        .bind(target.repository_id)
+        .bind(target.distro_version_id)
+        .bind(&target.arch),
+        fetch_all
+    )?)
 }
 
 /// Stores a generation and makes it current within the caller's transaction: either every
@@ -177,38 +189,44 @@ pub async fn publish(tx: &mut Tx, new: &NewGeneration<'_>) -> Result<i64> {
     // Strictly increasing per target: the `Last-Modified` of InRelease and repomd.xml is this
     // time, and a client revalidating with If-Modified-Since must see two publishes in one
     // second as a change.
-    let previous: Option<i64> = sqlx::query_scalar(
-        "SELECT MAX(created_at) FROM generations
+    let previous: Option<i64> = run_tx!(
+        tx,
+        sqlx::query_scalar(
+            "SELECT MAX(created_at) FROM generations
          WHERE repository_id = $1 AND distro_version_id = $2 AND arch = $3",
-    )
-    .bind(t.repository_id)
-    .bind(t.distro_version_id)
-    .bind(&t.arch)
-    .fetch_one(&mut **tx)
-    .await?;
-    let created_at = previous.map_or(now(), |p| now().max(p + 1));
-    let (generation_id,): (i64,) = sqlx::query_as(
-        "INSERT INTO generations (repository_id, distro_version_id, arch, created_at)
-         VALUES ($1, $2, $3, $4) RETURNING id",
-    )
-    .bind(t.repository_id)
-    .bind(t.distro_version_id)
-    .bind(&t.arch)
-    .bind(created_at)
-    .fetch_one(&mut **tx)
-    .await?;
-    for (name, body) in new.documents {
-        sqlx::query(
-            "INSERT INTO generation_documents (generation_id, name, body) VALUES ($1, $2, $3)",
         )
-        .bind(generation_id)
-        .bind(name)
-        .bind(body)
-        .execute(&mut **tx)
-        .await?;
+        .bind(t.repository_id)
+        .bind(t.distro_version_id)
+        .bind(&t.arch),
+        fetch_one
+    )?;
+    let created_at = previous.map_or(now(), |p| now().max(p + 1));
+    let (generation_id,): (i64,) = run_tx!(
+        tx,
+        sqlx::query_as(
+            "INSERT INTO generations (repository_id, distro_version_id, arch, created_at)
+         VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(t.repository_id)
+        .bind(t.distro_version_id)
+        .bind(&t.arch)
+        .bind(created_at),
+        fetch_one
+    )?;
+    for (name, body) in new.documents {
+        run_tx!(
+            tx,
+            sqlx::query(
+                "INSERT INTO generation_documents (generation_id, name, body) VALUES ($1, $2, $3)",
+            )
+            .bind(generation_id)
+            .bind(name)
+            .bind(body),
+            execute
+        )?;
     }
     for file in new.files {
-        sqlx::query(
+        run_tx!(tx, sqlx::query(
             "INSERT INTO generation_files (generation_id, path, size, md5, sha1, sha256, sha512,
              blob_sha256, gunzip) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
@@ -220,22 +238,22 @@ pub async fn publish(tx: &mut Tx, new: &NewGeneration<'_>) -> Result<i64> {
         .bind(&file.sha256)
         .bind(&file.sha512)
         .bind(&file.blob_sha256)
-        .bind(file.gunzip)
-        .execute(&mut **tx)
-        .await?;
+        .bind(file.gunzip), execute)?;
     }
-    sqlx::query(
-        "UPDATE generations SET superseded_at = $4 WHERE id = (
+    run_tx!(
+        tx,
+        sqlx::query(
+            "UPDATE generations SET superseded_at = $4 WHERE id = (
             SELECT current_generation_id FROM publish_targets
             WHERE repository_id = $1 AND distro_version_id = $2 AND arch = $3)",
-    )
-    .bind(t.repository_id)
-    .bind(t.distro_version_id)
-    .bind(&t.arch)
-    .bind(created_at)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(
+        )
+        .bind(t.repository_id)
+        .bind(t.distro_version_id)
+        .bind(&t.arch)
+        .bind(created_at),
+        execute
+    )?;
+    run_tx!(tx, sqlx::query(
         "INSERT INTO publish_targets (repository_id, distro_version_id, arch, current_generation_id, published_at)
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (repository_id, distro_version_id, arch)
          DO UPDATE SET current_generation_id = excluded.current_generation_id,
@@ -245,9 +263,7 @@ pub async fn publish(tx: &mut Tx, new: &NewGeneration<'_>) -> Result<i64> {
     .bind(t.distro_version_id)
     .bind(&t.arch)
     .bind(generation_id)
-    .bind(created_at)
-    .execute(&mut **tx)
-    .await?;
+    .bind(created_at), execute)?;
     store_chunks(tx, t, new.changed_chunks, new.live_chunks).await?;
     super::packages::mark_indexed(tx, new.newly_indexed).await?;
     Ok(generation_id)
@@ -260,7 +276,7 @@ async fn store_chunks(
     live: &[(String, i64)],
 ) -> Result<()> {
     for chunk in changed {
-        sqlx::query(
+        run_tx!(tx, sqlx::query(
             "INSERT INTO index_chunks (repository_id, distro_version_id, arch, part, chunk_no,
              fingerprint, gz, zst) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (repository_id, distro_version_id, arch, part, chunk_no)
@@ -273,32 +289,34 @@ async fn store_chunks(
         .bind(chunk.chunk_no)
         .bind(&chunk.fingerprint)
         .bind(&chunk.gz)
-        .bind(&chunk.zst)
-        .execute(&mut **tx)
-        .await?;
+        .bind(&chunk.zst), execute)?;
     }
-    let stored: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT part, chunk_no FROM index_chunks
+    let stored: Vec<(String, i64)> = run_tx!(
+        tx,
+        sqlx::query_as(
+            "SELECT part, chunk_no FROM index_chunks
          WHERE repository_id = $1 AND distro_version_id = $2 AND arch = $3",
-    )
-    .bind(t.repository_id)
-    .bind(t.distro_version_id)
-    .bind(&t.arch)
-    .fetch_all(&mut **tx)
-    .await?;
+        )
+        .bind(t.repository_id)
+        .bind(t.distro_version_id)
+        .bind(&t.arch),
+        fetch_all
+    )?;
     for (part, chunk_no) in stored {
         if !live.iter().any(|(p, n)| *p == part && *n == chunk_no) {
-            sqlx::query(
-                "DELETE FROM index_chunks WHERE repository_id = $1 AND distro_version_id = $2
+            run_tx!(
+                tx,
+                sqlx::query(
+                    "DELETE FROM index_chunks WHERE repository_id = $1 AND distro_version_id = $2
                  AND arch = $3 AND part = $4 AND chunk_no = $5",
-            )
-            .bind(t.repository_id)
-            .bind(t.distro_version_id)
-            .bind(&t.arch)
-            .bind(&part)
-            .bind(chunk_no)
-            .execute(&mut **tx)
-            .await?;
+                )
+                .bind(t.repository_id)
+                .bind(t.distro_version_id)
+                .bind(&t.arch)
+                .bind(&part)
+                .bind(chunk_no),
+                execute
+            )?;
         }
     }
     Ok(())
@@ -306,14 +324,12 @@ async fn store_chunks(
 
 /// Number of generations kept for a target (current and retained ones).
 pub async fn count(db: &Db, target: &Target) -> Result<i64> {
-    Ok(sqlx::query_scalar(
+    Ok(run!(db, sqlx::query_scalar(
         "SELECT COUNT(*) FROM generations WHERE repository_id = $1 AND distro_version_id = $2 AND arch = $3",
     )
     .bind(target.repository_id)
     .bind(target.distro_version_id)
-    .bind(&target.arch)
-    .fetch_one(db.pool())
-    .await?)
+    .bind(&target.arch), fetch_one)?)
 }
 
 /// Deletes generations superseded more than `grace_secs` ago and destroyed packages whose grace
@@ -322,33 +338,40 @@ pub async fn count(db: &Db, target: &Target) -> Result<i64> {
 /// its own write transaction) never commits a row whose blob is gone.
 pub async fn collect(tx: &mut Tx, grace_secs: i64) -> Result<Vec<String>> {
     let cutoff = now() - grace_secs;
-    let candidates: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT f.blob_sha256 FROM generation_files f
+    let candidates: Vec<String> = run_tx!(
+        tx,
+        sqlx::query_scalar(
+            "SELECT DISTINCT f.blob_sha256 FROM generation_files f
          JOIN generations g ON g.id = f.generation_id
          WHERE g.superseded_at < $1
          UNION
          SELECT DISTINCT sha256 FROM packages WHERE deleted_at IS NOT NULL AND deleted_at < $1",
-    )
-    .bind(cutoff)
-    .fetch_all(&mut **tx)
-    .await?;
-    sqlx::query("DELETE FROM generations WHERE superseded_at < $1")
-        .bind(cutoff)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("DELETE FROM packages WHERE deleted_at IS NOT NULL AND deleted_at < $1")
-        .bind(cutoff)
-        .execute(&mut **tx)
-        .await?;
+        )
+        .bind(cutoff),
+        fetch_all
+    )?;
+    run_tx!(
+        tx,
+        sqlx::query("DELETE FROM generations WHERE superseded_at < $1").bind(cutoff),
+        execute
+    )?;
+    run_tx!(
+        tx,
+        sqlx::query("DELETE FROM packages WHERE deleted_at IS NOT NULL AND deleted_at < $1")
+            .bind(cutoff),
+        execute
+    )?;
     let mut unreferenced = Vec::new();
     for digest in candidates {
-        let used: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM generation_files WHERE blob_sha256 = $1)
+        let used: bool = run_tx!(
+            tx,
+            sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM generation_files WHERE blob_sha256 = $1)
                  OR EXISTS (SELECT 1 FROM packages WHERE sha256 = $1)",
-        )
-        .bind(&digest)
-        .fetch_one(&mut **tx)
-        .await?;
+            )
+            .bind(&digest),
+            fetch_one
+        )?;
         if !used {
             unreferenced.push(digest);
         }

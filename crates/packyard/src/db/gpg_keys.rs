@@ -3,6 +3,8 @@
 
 use anyhow::Result;
 
+use super::run;
+
 use super::{Db, now};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -15,12 +17,10 @@ pub struct GpgKey {
 
 /// Signing keys first (named after their fingerprint), then uploaded keys, oldest first.
 pub async fn list(db: &Db, repository_id: i64) -> Result<Vec<GpgKey>> {
-    let signing: Vec<(String, String)> = sqlx::query_as(
+    let signing: Vec<(String, String)> = run!(db, sqlx::query_as(
         "SELECT fingerprint, public_armored FROM signing_keys WHERE repository_id = $1 AND active ORDER BY id",
     )
-    .bind(repository_id)
-    .fetch_all(db.pool())
-    .await?;
+    .bind(repository_id), fetch_all)?;
     let mut keys: Vec<GpgKey> = signing
         .into_iter()
         .map(|(fingerprint, public_armored)| GpgKey {
@@ -33,12 +33,10 @@ pub async fn list(db: &Db, repository_id: i64) -> Result<Vec<GpgKey>> {
             public_armored,
         })
         .collect();
-    let uploaded: Vec<GpgKey> = sqlx::query_as(
+    let uploaded: Vec<GpgKey> = run!(db, sqlx::query_as(
         "SELECT name, fingerprint, keytype, public_armored FROM gpg_keys WHERE repository_id = $1 ORDER BY id",
     )
-    .bind(repository_id)
-    .fetch_all(db.pool())
-    .await?;
+    .bind(repository_id), fetch_all)?;
     keys.extend(uploaded);
     Ok(keys)
 }
@@ -52,7 +50,7 @@ pub async fn by_name(db: &Db, repository_id: i64, name: &str) -> Result<Option<G
 
 /// Stores an uploaded key; `Ok(false)` when the repository has a key of that name already.
 pub async fn insert(db: &Db, repository_id: i64, key: &GpgKey) -> Result<bool> {
-    let inserted = sqlx::query(
+    let inserted = run!(db, sqlx::query(
         "INSERT INTO gpg_keys (repository_id, name, fingerprint, keytype, public_armored, created_at)
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (repository_id, name) DO NOTHING",
     )
@@ -61,17 +59,17 @@ pub async fn insert(db: &Db, repository_id: i64, key: &GpgKey) -> Result<bool> {
     .bind(&key.fingerprint)
     .bind(&key.keytype)
     .bind(&key.public_armored)
-    .bind(now())
-    .execute(db.pool())
-    .await?;
-    Ok(inserted.rows_affected() == 1)
+    .bind(now()), execute)?;
+    Ok(inserted == 1)
 }
 
 pub async fn delete(db: &Db, repository_id: i64, name: &str) -> Result<bool> {
-    let deleted = sqlx::query("DELETE FROM gpg_keys WHERE repository_id = $1 AND name = $2")
-        .bind(repository_id)
-        .bind(name)
-        .execute(db.pool())
-        .await?;
-    Ok(deleted.rows_affected() == 1)
+    let deleted = run!(
+        db,
+        sqlx::query("DELETE FROM gpg_keys WHERE repository_id = $1 AND name = $2")
+            .bind(repository_id)
+            .bind(name),
+        execute
+    )?;
+    Ok(deleted == 1)
 }

@@ -6,6 +6,8 @@
 
 use anyhow::Result;
 
+use super::{run, run_tx};
+
 use super::generations::Target;
 use super::{Db, Tx, now};
 
@@ -34,7 +36,7 @@ impl Job {
 
 /// Queues a job for the target unless one is already queued.
 pub async fn enqueue(tx: &mut Tx, kind: &str, target: &Target) -> Result<()> {
-    sqlx::query(
+    run_tx!(tx, sqlx::query(
         "INSERT INTO jobs (kind, repository_id, distro_version_id, arch, state, run_at, created_at)
          VALUES ($1, $2, $3, $4, 'queued', $5, $5) ON CONFLICT DO NOTHING",
     )
@@ -42,9 +44,7 @@ pub async fn enqueue(tx: &mut Tx, kind: &str, target: &Target) -> Result<()> {
     .bind(target.repository_id)
     .bind(target.distro_version_id)
     .bind(&target.arch)
-    .bind(now())
-    .execute(&mut **tx)
-    .await?;
+    .bind(now()), execute)?;
     Ok(())
 }
 
@@ -55,69 +55,84 @@ pub async fn claim(db: &Db, lease_secs: i64) -> Result<Option<Job>> {
     let mut tx = db.begin_write().await?;
     // A running job whose lease ran out belongs to a worker that died: queue it again, or drop
     // it when another run of its target is queued already.
-    sqlx::query(
+    run_tx!(&mut tx, sqlx::query(
         "DELETE FROM jobs WHERE state = 'running' AND lease_until <= $1 AND EXISTS (
             SELECT 1 FROM jobs q WHERE q.state = 'queued' AND q.kind = jobs.kind
             AND q.repository_id = jobs.repository_id AND q.distro_version_id = jobs.distro_version_id
             AND q.arch = jobs.arch)",
     )
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("UPDATE jobs SET state = 'queued' WHERE state = 'running' AND lease_until <= $1")
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    let job = sqlx::query_as(
+    .bind(now), execute)?;
+    run_tx!(
+        &mut tx,
+        sqlx::query(
+            "UPDATE jobs SET state = 'queued' WHERE state = 'running' AND lease_until <= $1"
+        )
+        .bind(now),
+        execute
+    )?;
+    // On PostgreSQL concurrent claimers skip each other's candidate rows; SQLite has one
+    // writer at a time anyway.
+    let lock = match db {
+        Db::Sqlite(_) => "",
+        Db::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+    };
+    let sql = format!(
         "UPDATE jobs SET state = 'running', lease_until = $2, attempts = attempts + 1
-         WHERE id = (
+         WHERE state = 'queued' AND id = (
             SELECT j.id FROM jobs j WHERE j.state = 'queued' AND j.run_at <= $1
             AND NOT EXISTS (
                 SELECT 1 FROM jobs r WHERE r.state = 'running' AND r.kind = j.kind
                 AND r.repository_id = j.repository_id AND r.distro_version_id = j.distro_version_id
                 AND r.arch = j.arch)
-            ORDER BY j.run_at, j.id LIMIT 1)
-         RETURNING id, kind, repository_id, distro_version_id, arch, attempts",
-    )
-    .bind(now)
-    .bind(now + lease_secs)
-    .fetch_optional(&mut *tx)
-    .await?;
+            ORDER BY j.run_at, j.id LIMIT 1{lock})
+         RETURNING id, kind, repository_id, distro_version_id, arch, attempts"
+    );
+    let job = run_tx!(
+        &mut tx,
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(now)
+            .bind(now + lease_secs),
+        fetch_optional
+    )?;
     tx.commit().await?;
     Ok(job)
 }
 
 pub async fn complete(db: &Db, job: &Job) -> Result<()> {
-    sqlx::query("DELETE FROM jobs WHERE id = $1")
-        .bind(job.id)
-        .execute(db.pool())
-        .await?;
+    run!(
+        db,
+        sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job.id),
+        execute
+    )?;
     Ok(())
 }
 
 /// Puts a failed job back with a delay, or drops it when a newer run is already queued.
 pub async fn retry_later(db: &Db, job: &Job, error: &str, delay_secs: i64) -> Result<()> {
     let mut tx = db.begin_write().await?;
-    let requeued = sqlx::query(
-        "UPDATE jobs SET state = 'queued', run_at = $2, lease_until = NULL, last_error = $3
+    let requeued = run_tx!(
+        &mut tx,
+        sqlx::query(
+            "UPDATE jobs SET state = 'queued', run_at = $2, lease_until = NULL, last_error = $3
          WHERE id = $1 AND NOT EXISTS (
             SELECT 1 FROM jobs q WHERE q.state = 'queued' AND q.kind = $4
             AND q.repository_id = $5 AND q.distro_version_id = $6 AND q.arch = $7)",
-    )
-    .bind(job.id)
-    .bind(now() + delay_secs)
-    .bind(error)
-    .bind(&job.kind)
-    .bind(job.repository_id)
-    .bind(job.distro_version_id)
-    .bind(&job.arch)
-    .execute(&mut *tx)
-    .await?;
-    if requeued.rows_affected() == 0 {
-        sqlx::query("DELETE FROM jobs WHERE id = $1")
-            .bind(job.id)
-            .execute(&mut *tx)
-            .await?;
+        )
+        .bind(job.id)
+        .bind(now() + delay_secs)
+        .bind(error)
+        .bind(&job.kind)
+        .bind(job.repository_id)
+        .bind(job.distro_version_id)
+        .bind(&job.arch),
+        execute
+    )?;
+    if requeued == 0 {
+        run_tx!(
+            &mut tx,
+            sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job.id),
+            execute
+        )?;
     }
     tx.commit().await?;
     Ok(())
@@ -125,16 +140,19 @@ pub async fn retry_later(db: &Db, job: &Job, error: &str, delay_secs: i64) -> Re
 
 /// Jobs queued or running, for readiness and tests.
 pub async fn pending(db: &Db) -> Result<i64> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM jobs")
-        .fetch_one(db.pool())
-        .await?)
+    Ok(run!(
+        db,
+        sqlx::query_scalar("SELECT COUNT(*) FROM jobs"),
+        fetch_one
+    )?)
 }
 
 /// Seconds until the next delayed job becomes runnable, if any is waiting.
 pub async fn next_run_in(db: &Db) -> Result<Option<i64>> {
-    let next: Option<i64> =
-        sqlx::query_scalar("SELECT MIN(run_at) FROM jobs WHERE state = 'queued'")
-            .fetch_one(db.pool())
-            .await?;
+    let next: Option<i64> = run!(
+        db,
+        sqlx::query_scalar("SELECT MIN(run_at) FROM jobs WHERE state = 'queued'"),
+        fetch_one
+    )?;
     Ok(next.map(|at| (at - now()).max(0)))
 }

@@ -1,8 +1,9 @@
 //! The metadata database: the source of truth from which every index is derived.
 //!
 //! Access is plain async functions grouped by entity (`db::packages::insert`). SQL is written
-//! once, with `$1` placeholders and portable column types, so a second backend adds a pool
-//! variant and a migrations folder rather than new queries.
+//! once, with `$1` placeholders and portable column types, and runs on either backend: SQLite
+//! (the embedded default) or PostgreSQL. `run!` and `run_tx!` send one query text to whichever
+//! concrete pool or transaction is in hand.
 
 pub mod generations;
 pub mod gpg_keys;
@@ -16,20 +17,82 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
-
+/// A connection pool of either backend.
 #[derive(Clone)]
-pub struct Db {
-    pool: SqlitePool,
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
 }
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+/// A write transaction of either backend.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// Runs a query built by `$query` on the pool of `$db` (a `&Db`) with the executor method
+/// `$method` (`fetch_one`, `fetch_optional`, `fetch_all`, or `execute`, which yields the
+/// number of rows affected), awaiting it.
+macro_rules! run {
+    ($db:expr, $query:expr, execute) => {
+        match $db {
+            $crate::db::Db::Sqlite(pool) => $query.execute(pool).await.map(|r| r.rows_affected()),
+            $crate::db::Db::Postgres(pool) => $query.execute(pool).await.map(|r| r.rows_affected()),
+        }
+    };
+    ($db:expr, $query:expr, $method:ident) => {
+        match $db {
+            $crate::db::Db::Sqlite(pool) => $query.$method(pool).await,
+            $crate::db::Db::Postgres(pool) => $query.$method(pool).await,
+        }
+    };
+}
+
+/// As `run!`, inside the transaction `$tx` (a `&mut Tx`).
+macro_rules! run_tx {
+    ($tx:expr, $query:expr, execute) => {
+        match $tx {
+            $crate::db::Tx::Sqlite(tx) => {
+                $query.execute(&mut **tx).await.map(|r| r.rows_affected())
+            }
+            $crate::db::Tx::Postgres(tx) => {
+                $query.execute(&mut **tx).await.map(|r| r.rows_affected())
+            }
+        }
+    };
+    ($tx:expr, $query:expr, $method:ident) => {
+        match $tx {
+            $crate::db::Tx::Sqlite(tx) => $query.$method(&mut **tx).await,
+            $crate::db::Tx::Postgres(tx) => $query.$method(&mut **tx).await,
+        }
+    };
+}
+
+pub(crate) use {run, run_tx};
+
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Key of the PostgreSQL advisory lock that stands in for SQLite's single write lock: writers
+/// take it shared, the collector exclusively.
+const WRITE_LOCK: i64 = 0x7061_636b_7961_7264;
 
 impl Db {
+    /// Opens the database at `url`: `postgres://...`, or `sqlite://PATH` / a plain path.
+    pub async fn open(url: &str) -> Result<Db> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Db::open_postgres(url).await
+        } else {
+            let path = url.strip_prefix("sqlite://").unwrap_or(url);
+            Db::open_sqlite(Path::new(path)).await
+        }
+    }
+
     /// Opens (creating if needed) the SQLite database at `path` and brings its schema up to date.
     pub async fn open_sqlite(path: &Path) -> Result<Db> {
         if let Some(parent) = path.parent() {
@@ -48,25 +111,108 @@ impl Db {
             .connect_with(options)
             .await
             .with_context(|| format!("opening the database {}", path.display()))?;
-        MIGRATOR
+        SQLITE_MIGRATOR
             .run(&pool)
             .await
             .context("migrating the database")?;
-        Ok(Db { pool })
+        Ok(Db::Sqlite(pool))
     }
 
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// Connects to PostgreSQL and brings its schema up to date.
+    pub async fn open_postgres(url: &str) -> Result<Db> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(url)
+            .await
+            .context("connecting to PostgreSQL")?;
+        POSTGRES_MIGRATOR
+            .run(&pool)
+            .await
+            .context("migrating the database")?;
+        Ok(Db::Postgres(pool))
     }
 
-    /// Begins a transaction that will write. SQLite takes the write lock up front, so the
-    /// transaction waits for other writers instead of failing when it first writes.
+    /// `sqlite` or `postgres`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Begins a transaction that will write. SQLite takes its write lock up front, so the
+    /// transaction waits for other writers instead of failing when it first writes; on
+    /// PostgreSQL the transaction shares the advisory write lock with other writers.
     pub async fn begin_write(&self) -> Result<Tx> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        match self {
+            Db::Sqlite(pool) => Ok(Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?)),
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+                    .bind(WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(Tx::Postgres(tx))
+            }
+        }
+    }
+
+    /// Begins a transaction that no writer runs beside, for the collector: what it finds
+    /// unreferenced stays unreferenced until it commits.
+    pub async fn begin_exclusive(&self) -> Result<Tx> {
+        match self {
+            Db::Sqlite(pool) => Ok(Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?)),
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(Tx::Postgres(tx))
+            }
+        }
     }
 
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        run!(self, sqlx::query("SELECT 1"), execute)?;
+        Ok(())
+    }
+
+    /// Runs one statement without parameters, for operators and tests.
+    pub async fn execute_sql(&self, sql: &str) -> Result<u64> {
+        Ok(run!(
+            self,
+            sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())),
+            execute
+        )?)
+    }
+
+    /// The single integer a parameterless query returns, for operators and tests.
+    pub async fn scalar_i64(&self, sql: &str) -> Result<i64> {
+        Ok(run!(
+            self,
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())),
+            fetch_one
+        )?)
+    }
+
+    /// The single text a parameterless query returns, for operators and tests.
+    pub async fn scalar_text(&self, sql: &str) -> Result<String> {
+        Ok(run!(
+            self,
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())),
+            fetch_one
+        )?)
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await?,
+            Tx::Postgres(tx) => tx.commit().await?,
+        }
         Ok(())
     }
 }
@@ -74,9 +220,4 @@ impl Db {
 /// Seconds since the Unix epoch, the unit of every timestamp column.
 pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-/// True when `err` is a violation of a unique index.
-pub fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(e) if e.is_unique_violation())
 }

@@ -2,7 +2,9 @@
 
 use anyhow::Result;
 
-use super::{Db, Tx, is_unique_violation, now};
+use super::{run, run_tx};
+
+use super::{Db, Tx, now};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Package {
@@ -58,59 +60,65 @@ pub async fn insert(tx: &mut Tx, new: &NewPackage<'_>) -> Result<Inserted> {
         "INSERT INTO packages (repository_id, distro_version_id, format, name, version,
          architecture, filename, size, md5, sha1, sha256, sha512, dependencies, indexed, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, FALSE, $14)
-         RETURNING {COLUMNS}"
+         ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
     );
-    let result = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(new.repository_id)
-        .bind(new.distro_version_id)
-        .bind(new.format)
-        .bind(new.name)
-        .bind(new.version)
-        .bind(new.architecture)
-        .bind(new.filename)
-        .bind(new.size)
-        .bind(new.md5)
-        .bind(new.sha1)
-        .bind(new.sha256)
-        .bind(new.sha512)
-        .bind(new.dependencies)
-        .bind(now())
-        .fetch_one(&mut **tx)
-        .await;
-    match result {
-        Ok(package) => {
+    let inserted = run_tx!(
+        tx,
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(new.repository_id)
+            .bind(new.distro_version_id)
+            .bind(new.format)
+            .bind(new.name)
+            .bind(new.version)
+            .bind(new.architecture)
+            .bind(new.filename)
+            .bind(new.size)
+            .bind(new.md5)
+            .bind(new.sha1)
+            .bind(new.sha256)
+            .bind(new.sha512)
+            .bind(new.dependencies)
+            .bind(now()),
+        fetch_optional
+    )?;
+    // A conflict leaves no row and, unlike a failed statement, keeps the transaction usable.
+    match inserted {
+        Some(package) => {
             let package: Package = package;
             for (part, body) in new.entries {
-                sqlx::query(
-                    "INSERT INTO package_entries (package_id, part, body) VALUES ($1, $2, $3)",
-                )
-                .bind(package.id)
-                .bind(part)
-                .bind(body)
-                .execute(&mut **tx)
-                .await?;
+                run_tx!(
+                    tx,
+                    sqlx::query(
+                        "INSERT INTO package_entries (package_id, part, body) VALUES ($1, $2, $3)",
+                    )
+                    .bind(package.id)
+                    .bind(part)
+                    .bind(body),
+                    execute
+                )?;
             }
             Ok(Inserted::New(package))
         }
-        Err(e) if is_unique_violation(&e) => {
+        None => {
             let sql = format!(
                 "SELECT {COLUMNS} FROM packages WHERE repository_id = $1 AND distro_version_id = $2
                  AND deleted_at IS NULL
                  AND ((name = $3 AND version = $4 AND architecture = $5) OR filename = $6)
                  ORDER BY id LIMIT 1"
             );
-            let existing = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(new.repository_id)
-                .bind(new.distro_version_id)
-                .bind(new.name)
-                .bind(new.version)
-                .bind(new.architecture)
-                .bind(new.filename)
-                .fetch_one(&mut **tx)
-                .await?;
+            let existing = run_tx!(
+                tx,
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(new.repository_id)
+                    .bind(new.distro_version_id)
+                    .bind(new.name)
+                    .bind(new.version)
+                    .bind(new.architecture)
+                    .bind(new.filename),
+                fetch_one
+            )?;
             Ok(Inserted::Conflict(existing))
         }
-        Err(e) => Err(e.into()),
     }
 }
 
@@ -160,12 +168,14 @@ async fn newest_by_filename(
         "SELECT {COLUMNS}, deleted_at FROM packages WHERE repository_id = $1
          AND distro_version_id = $2 AND filename = $3 ORDER BY id DESC LIMIT 1"
     );
-    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(repository_id)
-        .bind(distro_version_id)
-        .bind(filename)
-        .fetch_optional(db.pool())
-        .await?;
+    let row: Option<Row> = run!(
+        db,
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(repository_id)
+            .bind(distro_version_id)
+            .bind(filename),
+        fetch_optional
+    )?;
     Ok(row.map(|r| (r.package, r.deleted_at)))
 }
 
@@ -181,22 +191,26 @@ pub async fn by_name_and_arch(
         "SELECT {COLUMNS} FROM packages WHERE repository_id = $1 AND distro_version_id = $2
          AND name = $3 AND architecture = $4 AND deleted_at IS NULL ORDER BY id"
     );
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(repository_id)
-        .bind(distro_version_id)
-        .bind(name)
-        .bind(architecture)
-        .fetch_all(db.pool())
-        .await?)
+    Ok(run!(
+        db,
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(repository_id)
+            .bind(distro_version_id)
+            .bind(name)
+            .bind(architecture),
+        fetch_all
+    )?)
 }
 
 /// Marks a package destroyed; it leaves the index on the next publish.
 pub async fn mark_deleted(tx: &mut Tx, id: i64) -> Result<()> {
-    sqlx::query("UPDATE packages SET deleted_at = $1 WHERE id = $2")
-        .bind(now())
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+    run_tx!(
+        tx,
+        sqlx::query("UPDATE packages SET deleted_at = $1 WHERE id = $2")
+            .bind(now())
+            .bind(id),
+        execute
+    )?;
     Ok(())
 }
 
@@ -216,25 +230,28 @@ pub async fn index_entries(
     distro_version_id: i64,
     part: &str,
 ) -> Result<Vec<IndexEntry>> {
-    Ok(sqlx::query_as(
-        "SELECT p.id, p.architecture, e.body, p.indexed FROM packages p
+    Ok(run!(
+        db,
+        sqlx::query_as(
+            "SELECT p.id, p.architecture, e.body, p.indexed FROM packages p
          JOIN package_entries e ON e.package_id = p.id AND e.part = $3
          WHERE p.repository_id = $1 AND p.distro_version_id = $2 AND p.deleted_at IS NULL
          ORDER BY p.id",
-    )
-    .bind(repository_id)
-    .bind(distro_version_id)
-    .bind(part)
-    .fetch_all(db.pool())
-    .await?)
+        )
+        .bind(repository_id)
+        .bind(distro_version_id)
+        .bind(part),
+        fetch_all
+    )?)
 }
 
 pub async fn mark_indexed(tx: &mut Tx, ids: &[i64]) -> Result<()> {
     for id in ids {
-        sqlx::query("UPDATE packages SET indexed = TRUE WHERE id = $1")
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
+        run_tx!(
+            tx,
+            sqlx::query("UPDATE packages SET indexed = TRUE WHERE id = $1").bind(id),
+            execute
+        )?;
     }
     Ok(())
 }
@@ -246,14 +263,12 @@ pub async fn rpm_arches(
     repository_id: i64,
     distro_version_id: i64,
 ) -> Result<Vec<String>> {
-    let pushed: Vec<String> = sqlx::query_scalar(
+    let pushed: Vec<String> = run_tx!(tx, sqlx::query_scalar(
         "SELECT DISTINCT architecture FROM packages WHERE repository_id = $1 AND distro_version_id = $2
          AND deleted_at IS NULL AND architecture NOT IN ('noarch', 'src')",
     )
     .bind(repository_id)
-    .bind(distro_version_id)
-    .fetch_all(&mut **tx)
-    .await?;
+    .bind(distro_version_id), fetch_all)?;
     let mut arches: Vec<String> = crate::ingest::DEFAULT_RPM_ARCHES
         .iter()
         .map(|a| a.to_string())

@@ -2,6 +2,8 @@
 
 use anyhow::Result;
 
+use super::{run, run_tx};
+
 use super::{Db, Tx, now};
 use crate::sign::GeneratedKey;
 
@@ -32,7 +34,8 @@ pub struct NewRepo<'a> {
 /// Inserts a repository with its first signing key; `Ok(None)` when the name is taken.
 pub async fn create(db: &Db, repo: &NewRepo<'_>, key: &GeneratedKey) -> Result<Option<i64>> {
     let mut tx = db.begin_write().await?;
-    let inserted: Option<(i64,)> = sqlx::query_as(
+    let inserted: Option<(i64,)> =
+        run_tx!(&mut tx, sqlx::query_as(
         "INSERT INTO repositories (owner_id, name, private, index_zstd, index_xz, created_at)
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (owner_id, name) DO NOTHING RETURNING id",
     )
@@ -41,9 +44,7 @@ pub async fn create(db: &Db, repo: &NewRepo<'_>, key: &GeneratedKey) -> Result<O
     .bind(repo.private)
     .bind(repo.index_zstd)
     .bind(repo.index_xz)
-    .bind(now())
-    .fetch_optional(&mut *tx)
-    .await?;
+    .bind(now()), fetch_optional)?;
     let Some((id,)) = inserted else {
         return Ok(None);
     };
@@ -53,44 +54,50 @@ pub async fn create(db: &Db, repo: &NewRepo<'_>, key: &GeneratedKey) -> Result<O
 }
 
 pub async fn add_key(tx: &mut Tx, repository_id: i64, key: &GeneratedKey) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO signing_keys (repository_id, fingerprint, public_armored, secret_armored,
+    run_tx!(
+        tx,
+        sqlx::query(
+            "INSERT INTO signing_keys (repository_id, fingerprint, public_armored, secret_armored,
          created_at, expires_at, active) VALUES ($1, $2, $3, $4, $5, $6, TRUE)",
-    )
-    .bind(repository_id)
-    .bind(&key.fingerprint)
-    .bind(&key.public_armored)
-    .bind(&key.secret_armored)
-    .bind(key.created_at)
-    .bind(key.expires_at)
-    .execute(&mut **tx)
-    .await?;
+        )
+        .bind(repository_id)
+        .bind(&key.fingerprint)
+        .bind(&key.public_armored)
+        .bind(&key.secret_armored)
+        .bind(key.created_at)
+        .bind(key.expires_at),
+        execute
+    )?;
     Ok(())
 }
 
 pub async fn by_owner_and_name(db: &Db, owner: &str, name: &str) -> Result<Option<Repo>> {
     let sql = select_where(SELECT, " WHERE u.name = $1 AND r.name = $2");
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(owner)
-        .bind(name)
-        .fetch_optional(db.pool())
-        .await?)
+    Ok(run!(
+        db,
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(name),
+        fetch_optional
+    )?)
 }
 
 pub async fn by_id(db: &Db, id: i64) -> Result<Option<Repo>> {
     let sql = select_where(SELECT, " WHERE r.id = $1");
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(db.pool())
-        .await?)
+    Ok(run!(
+        db,
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id),
+        fetch_optional
+    )?)
 }
 
 pub async fn list_for_owner(db: &Db, owner_id: i64) -> Result<Vec<Repo>> {
     let sql = select_where(SELECT, " WHERE r.owner_id = $1 ORDER BY r.name");
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(owner_id)
-        .fetch_all(db.pool())
-        .await?)
+    Ok(run!(
+        db,
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(owner_id),
+        fetch_all
+    )?)
 }
 
 fn select_where(select: &str, tail: &str) -> String {
@@ -98,29 +105,31 @@ fn select_where(select: &str, tail: &str) -> String {
 }
 
 pub async fn touch_last_push(tx: &mut Tx, repository_id: i64) -> Result<()> {
-    sqlx::query("UPDATE repositories SET last_push_at = $1 WHERE id = $2")
-        .bind(now())
-        .bind(repository_id)
-        .execute(&mut **tx)
-        .await?;
+    run_tx!(
+        tx,
+        sqlx::query("UPDATE repositories SET last_push_at = $1 WHERE id = $2")
+            .bind(now())
+            .bind(repository_id),
+        execute
+    )?;
     Ok(())
 }
 
 pub async fn package_count(db: &Db, repository_id: i64) -> Result<i64> {
-    Ok(sqlx::query_scalar(
-        "SELECT COUNT(*) FROM packages WHERE repository_id = $1 AND deleted_at IS NULL",
-    )
-    .bind(repository_id)
-    .fetch_one(db.pool())
-    .await?)
+    Ok(run!(
+        db,
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM packages WHERE repository_id = $1 AND deleted_at IS NULL",
+        )
+        .bind(repository_id),
+        fetch_one
+    )?)
 }
 
 /// Armored secret keys of the repository's active signing keys, oldest first.
 pub async fn active_secret_keys(db: &Db, repository_id: i64) -> Result<Vec<String>> {
-    Ok(sqlx::query_scalar(
+    Ok(run!(db, sqlx::query_scalar(
         "SELECT secret_armored FROM signing_keys WHERE repository_id = $1 AND active ORDER BY id",
     )
-    .bind(repository_id)
-    .fetch_all(db.pool())
-    .await?)
+    .bind(repository_id), fetch_all)?)
 }

@@ -13,10 +13,10 @@ use crate::storage::BlobKey;
 /// One collection pass; returns the number of blobs deleted.
 pub async fn collect(app: &App) -> Result<usize> {
     let grace = i64::try_from(app.config.index_grace_secs).unwrap_or(i64::MAX);
-    let mut tx = app.db.begin_write().await?;
+    let mut tx = app.db.begin_exclusive().await?;
     let unreferenced = db::generations::collect(&mut tx, grace).await?;
-    // Deleting while the write transaction is open: a push or publish that reuses one of these
-    // digests checks for its blob inside its own write transaction, after this one commits.
+    // Deleting while the exclusive transaction is open: a push or publish that reuses one of
+    // these digests checks for its blob inside its own write transaction, after this commits.
     for digest in &unreferenced {
         app.blobs.delete(&BlobKey::from_sha256(digest)?).await?;
     }

@@ -53,15 +53,18 @@ async fn failed_jobs_wait_for_their_backoff_and_expired_leases_are_taken_over() 
         db::jobs::claim(&app.app.db, 60).await.unwrap().is_none(),
         "not before its backoff"
     );
-    let error: String = sqlx::query_scalar("SELECT last_error FROM jobs")
-        .fetch_one(app.app.db.pool())
+    let error: String = app
+        .app
+        .db
+        .scalar_text("SELECT last_error FROM jobs")
         .await
         .unwrap();
     assert_eq!(error, "boom");
 
     // A worker that died holding a lease: the job runs again once the lease has expired.
-    sqlx::query("UPDATE jobs SET run_at = 0")
-        .execute(app.app.db.pool())
+    app.app
+        .db
+        .execute_sql("UPDATE jobs SET run_at = 0")
         .await
         .unwrap();
     let taken = db::jobs::claim(&app.app.db, 0).await.unwrap().unwrap();
@@ -106,12 +109,16 @@ async fn the_collector_removes_superseded_generations_and_unreferenced_blobs_aft
     );
 
     // Age everything past the grace period.
-    sqlx::query("UPDATE generations SET superseded_at = superseded_at - 7200")
-        .execute(app.app.db.pool())
+    app.app
+        .db
+        .execute_sql("UPDATE generations SET superseded_at = superseded_at - 7200")
         .await
         .unwrap();
-    sqlx::query("UPDATE packages SET deleted_at = deleted_at - 7200 WHERE deleted_at IS NOT NULL")
-        .execute(app.app.db.pool())
+    app.app
+        .db
+        .execute_sql(
+            "UPDATE packages SET deleted_at = deleted_at - 7200 WHERE deleted_at IS NOT NULL",
+        )
         .await
         .unwrap();
     let deleted = packyard::jobs::gc::collect(&app.app).await.unwrap();

@@ -20,8 +20,12 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn start(data: &std::path::Path, port: u16) -> Child {
-    let child = Command::new(BIN)
+async fn start(data: &std::path::Path, database: Option<&str>, port: u16) -> Child {
+    let mut command = Command::new(BIN);
+    if let Some(url) = database {
+        command.env("PACKYARD_DATABASE_URL", url);
+    }
+    let child = command
         .args([
             "serve",
             "--listen",
@@ -50,11 +54,17 @@ async fn start(data: &std::path::Path, port: u16) -> Child {
 async fn pushes_acknowledged_before_sigterm_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    let test_database = crate::support::TestDatabase::create().await;
+    let database = test_database.as_ref().map(|d| d.url.clone());
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut server = start(&data, port).await;
+    let mut server = start(&data, database.as_deref(), port).await;
 
-    let token = Command::new(BIN)
+    let mut create_token = Command::new(BIN);
+    if let Some(url) = &database {
+        create_token.env("PACKYARD_DATABASE_URL", url);
+    }
+    let token = create_token
         .args(["admin", "create-token", "--data-dir"])
         .arg(&data)
         .output()
@@ -154,7 +164,7 @@ async fn pushes_acknowledged_before_sigterm_survive_a_restart() {
         "some pushes were acknowledged before the shutdown"
     );
 
-    let _server = start(&data, port).await;
+    let _server = start(&data, database.as_deref(), port).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let packages = client
@@ -197,6 +207,9 @@ async fn pushes_acknowledged_before_sigterm_survive_a_restart() {
             .await
             .unwrap();
         assert_eq!(show["indexed"], true, "{name}");
+    }
+    if let Some(database) = test_database {
+        database.drop_after(None);
     }
 }
 

@@ -20,6 +20,8 @@ pub struct TestApp {
     _dir: TempDir,
     shutdown: CancellationToken,
     client: reqwest::Client,
+    /// Dropped after the app: the PostgreSQL database this test ran on, if any.
+    database: Option<TestDatabase>,
 }
 
 pub struct Builder {
@@ -48,6 +50,8 @@ impl Builder {
         let dir = tempfile::tempdir().unwrap();
         let mut config = self.config;
         config.data_dir = dir.path().join("data");
+        let database = TestDatabase::create().await;
+        config.database_url = database.as_ref().map(|d| d.url.clone());
         let app = App::open(config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -72,6 +76,7 @@ impl Builder {
             _dir: dir,
             shutdown,
             client: reqwest::Client::new(),
+            database,
         }
     }
 }
@@ -79,6 +84,80 @@ impl Builder {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
+        if let Some(database) = self.database.take() {
+            database.drop_after(Some(self.app.db.clone()));
+        }
+    }
+}
+
+/// The PostgreSQL variant: with `PACKYARD_TEST_BACKEND=postgres`, each test gets a database of
+/// its own on the server at `PACKYARD_TEST_DATABASE_URL`, dropped when the test ends.
+pub struct TestDatabase {
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl TestDatabase {
+    pub fn wanted() -> Option<String> {
+        let backend = std::env::var("PACKYARD_TEST_BACKEND").unwrap_or_default();
+        if backend != "postgres" {
+            return None;
+        }
+        let url = std::env::var("PACKYARD_TEST_DATABASE_URL")
+            .expect("PACKYARD_TEST_BACKEND=postgres needs PACKYARD_TEST_DATABASE_URL");
+        Some(url)
+    }
+
+    pub async fn create() -> Option<TestDatabase> {
+        use sqlx::Connection;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let admin_url = TestDatabase::wanted()?;
+        let name = format!(
+            "packyard_test_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut admin = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .expect("connecting to PACKYARD_TEST_DATABASE_URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let (server, _) = admin_url
+            .rsplit_once('/')
+            .expect("a database URL ends in /DATABASE");
+        Some(TestDatabase {
+            url: format!("{server}/{name}"),
+            admin_url,
+            name,
+        })
+    }
+
+    /// Drops the database (ending the connections of `db`, if given), from a thread of its
+    /// own because Drop cannot await. The pool is not closed first: closing waits for
+    /// connections that tasks on the test's own, now blocked, runtime still hold.
+    pub fn drop_after(self, db: Option<db::Db>) {
+        std::thread::spawn(move || {
+            use sqlx::Connection;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                drop(db);
+                if let Ok(mut admin) = sqlx::PgConnection::connect(&self.admin_url).await {
+                    let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut admin)
+                        .await;
+                }
+            });
+        })
+        .join()
+        .unwrap();
     }
 }
 
@@ -238,8 +317,10 @@ impl TestApp {
 
     /// Live package rows and stored blob files, to check that a rejected push left nothing.
     pub async fn stored(&self) -> (i64, usize) {
-        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM packages")
-            .fetch_one(self.app.db.pool())
+        let rows: i64 = self
+            .app
+            .db
+            .scalar_i64("SELECT COUNT(*) FROM packages")
             .await
             .unwrap();
         (

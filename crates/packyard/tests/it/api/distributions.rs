@@ -25,7 +25,17 @@ async fn lists_distributions_with_stable_ids() {
         .unwrap();
     assert_eq!(bookworm["id"], 12);
     assert_eq!(bookworm["version_number"], "12");
-    let el = body["rpm"].as_array().unwrap().iter().find(|f| f["index_name"] == "el").unwrap();
-    let el9 = el["versions"].as_array().unwrap().iter().find(|v| v["index_name"] == "9").unwrap();
+    let el = body["rpm"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["index_name"] == "el")
+        .unwrap();
+    let el9 = el["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["index_name"] == "9")
+        .unwrap();
     assert_eq!(el9["id"], 309);
 }

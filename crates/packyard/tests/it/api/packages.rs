@@ -163,8 +163,10 @@ async fn a_burst_of_pushes_is_indexed_by_few_publishes() {
             "pkg{i:02} is missing from the index"
         );
     }
-    let generations: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM generations")
-        .fetch_one(app.app.db.pool())
+    let generations: i64 = app
+        .app
+        .db
+        .scalar_i64("SELECT COUNT(*) FROM generations")
         .await
         .unwrap();
     // Pushes that land while a publish runs coalesce into one more run.
@@ -172,8 +174,10 @@ async fn a_burst_of_pushes_is_indexed_by_few_publishes() {
         generations < 25,
         "{generations} publishes for 50 concurrent pushes"
     );
-    let unindexed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM packages WHERE NOT indexed")
-        .fetch_one(app.app.db.pool())
+    let unindexed: i64 = app
+        .app
+        .db
+        .scalar_i64("SELECT COUNT(*) FROM packages WHERE NOT indexed")
         .await
         .unwrap();
     assert_eq!(unindexed, 0);
@@ -223,11 +227,12 @@ async fn rpm_show_versions_destroy_and_a_burst_of_pushes() {
         .to_owned();
     assert_eq!(app.bytes(&download).await, std::fs::read(&rpms[0]).unwrap());
 
-    let generations: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM generations WHERE arch = 'x86_64'")
-            .fetch_one(app.app.db.pool())
-            .await
-            .unwrap();
+    let generations: i64 = app
+        .app
+        .db
+        .scalar_i64("SELECT COUNT(*) FROM generations WHERE arch = 'x86_64'")
+        .await
+        .unwrap();
     assert!(
         generations < 15,
         "{generations} publishes for 20 concurrent pushes"

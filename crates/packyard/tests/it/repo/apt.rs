@@ -104,12 +104,8 @@ async fn apt_rejects_an_index_changed_on_disk() {
     // Change the stored Packages.gz behind the index's back: same name, other bytes.
     app.push_deb("stable", "extra", "1.0", "amd64").await;
     app.wait_for_jobs().await;
-    let (blob,): (String,) = sqlx::query_as(
-        "SELECT f.blob_sha256 FROM generation_files f JOIN publish_targets t ON t.current_generation_id = f.generation_id
-         WHERE f.path = 'main/binary-amd64/Packages.gz'",
-    )
-    .fetch_one(app.app.db.pool())
-    .await
+    let blob = app.app.db.scalar_text("SELECT f.blob_sha256 FROM generation_files f JOIN publish_targets t ON t.current_generation_id = f.generation_id
+         WHERE f.path = 'main/binary-amd64/Packages.gz'").await
     .unwrap();
     let path = app
         .data_dir()
@@ -144,9 +140,7 @@ async fn apt_rejects_a_release_changed_after_signing() {
     app.create_repo("stable", false).await;
     app.push_deb("stable", "hello", "1.0", "amd64").await;
     app.wait_for_jobs().await;
-    sqlx::query("UPDATE generation_documents SET body = replace(body, 'Suite: bookworm', 'Suite: trixie') WHERE name = 'InRelease'")
-        .execute(app.app.db.pool())
-        .await
+    app.app.db.execute_sql("UPDATE generation_documents SET body = replace(body, 'Suite: bookworm', 'Suite: trixie') WHERE name = 'InRelease'").await
         .unwrap();
     let apt = apt_for(&app, "stable").await;
     let out = apt.run("apt-get", &["update"]).await;

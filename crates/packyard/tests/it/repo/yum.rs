@@ -132,9 +132,7 @@ async fn dnf_rejects_a_wrong_key_and_a_changed_repomd() {
         "{text}"
     );
 
-    sqlx::query("UPDATE generation_documents SET body = replace(body, '<revision>', '<revision>1') WHERE name = 'repomd.xml'")
-        .execute(app.app.db.pool())
-        .await
+    app.app.db.execute_sql("UPDATE generation_documents SET body = replace(body, '<revision>', '<revision>1') WHERE name = 'repomd.xml'").await
         .unwrap();
     let key = app.text("/admin/stable/gpgkey").await;
     let dnf = Dnf::new(&[("acme", &base(&app, "x86_64"))], Some(&key), "x86_64");
@@ -314,22 +312,37 @@ async fn dnf_reads_zstd_repodata_when_the_repository_asks_for_it() {
     let app = TestApp::new().await;
     let created = app
         .authed(Method::POST, "/api/v1/repos.json")
-        .form(&[("repository[name]", "stable"), ("repository[index_zstd]", "1")])
+        .form(&[
+            ("repository[name]", "stable"),
+            ("repository[index_zstd]", "1"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(created.status(), 201);
     let work = tempfile::tempdir().unwrap();
     for name in ["one", "two"] {
-        let rpm = &rpmbuild(work.path(), &simple_spec(name, "1.0", "1", "x86_64"), "x86_64", false)[0];
+        let rpm = &rpmbuild(
+            work.path(),
+            &simple_spec(name, "1.0", "1", "x86_64"),
+            "x86_64",
+            false,
+        )[0];
         push_rpm(&app, rpm).await;
         app.wait_for_jobs().await;
     }
-    let repomd = app.text("/admin/stable/el/9/x86_64/repodata/repomd.xml").await;
-    assert!(repomd.contains("-primary.xml.zst") && !repomd.contains(".xml.gz"), "{repomd}");
+    let repomd = app
+        .text("/admin/stable/el/9/x86_64/repodata/repomd.xml")
+        .await;
+    assert!(
+        repomd.contains("-primary.xml.zst") && !repomd.contains(".xml.gz"),
+        "{repomd}"
+    );
 
     let key = app.text("/admin/stable/gpgkey").await;
     let dnf = Dnf::new(&[("acme", &base(&app, "x86_64"))], Some(&key), "x86_64");
-    let listed = dnf.ok(&["repoquery", "--qf", "%{name}", "one", "two"]).await;
+    let listed = dnf
+        .ok(&["repoquery", "--qf", "%{name}", "one", "two"])
+        .await;
     assert_eq!(listed.lines().collect::<Vec<_>>(), ["one", "two"]);
 }

@@ -30,7 +30,7 @@ pub async fn destroy(
     let mut tx = app.db.begin_write().await?;
     db::packages::mark_deleted(&mut tx, package.id).await?;
     ingest::enqueue_publishes(&mut tx, &repo, distro, &package.architecture).await?;
-    tx.commit().await.map_err(anyhow::Error::from)?;
+    tx.commit().await?;
     app.wake.notify_one();
     tracing::info!(repository = %format!("{owner}/{name}"), filename = %filename, "destroyed package");
     Ok(Json(json!({})))
