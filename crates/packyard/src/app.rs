@@ -8,6 +8,7 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::http::auth::FailureLimiter;
 use crate::storage::Blobs;
 
 #[derive(Clone)]
@@ -17,6 +18,7 @@ pub struct App {
     pub config: Arc<Config>,
     /// Notified when a job is queued, so an idle worker starts at once instead of polling.
     pub wake: Arc<Notify>,
+    pub auth_failures: Arc<FailureLimiter>,
 }
 
 impl App {
@@ -28,6 +30,7 @@ impl App {
             blobs,
             config: Arc::new(config),
             wake: Arc::new(Notify::new()),
+            auth_failures: Arc::default(),
         })
     }
 }

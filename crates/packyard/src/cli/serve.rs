@@ -33,9 +33,7 @@ pub async fn run(config: Config) -> Result<()> {
         startup_ms = started.elapsed().as_millis() as u64,
         "packyard serving"
     );
-    axum::serve(listener, http::router(app.clone()))
-        .with_graceful_shutdown(termination())
-        .await?;
+    http::serve(listener, app.clone(), termination()).await?;
     tracing::info!("requests drained; stopping workers");
     shutdown.cancel();
     for task in background {

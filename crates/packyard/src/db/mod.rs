@@ -10,6 +10,7 @@ pub mod gpg_keys;
 pub mod jobs;
 pub mod packages;
 pub mod repos;
+pub mod tokens;
 pub mod users;
 
 use std::path::Path;

@@ -49,6 +49,7 @@ pub async fn create(db: &Db, repo: &NewRepo<'_>, key: &GeneratedKey) -> Result<O
         return Ok(None);
     };
     add_key(&mut tx, id, key).await?;
+    super::tokens::create_master(&mut tx, id, "default").await?;
     tx.commit().await?;
     Ok(Some(id))
 }

@@ -3,8 +3,7 @@
 use anyhow::Result;
 
 use super::run;
-use base64::Engine as _;
-use rand::RngCore;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use subtle::ConstantTimeEq;
 
 use super::{Db, now};
@@ -43,10 +42,7 @@ pub async fn by_name(db: &Db, name: &str) -> Result<Option<User>> {
 
 /// Creates a new API token for `user_id` and returns its value, which is not stored.
 pub async fn create_token(db: &Db, user_id: i64) -> Result<String> {
-    let mut bytes = [0u8; 36];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    // 48 URL-safe characters: the length the package_cloud CLI requires.
-    let value = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let value = super::tokens::new_value();
     run!(
         db,
         sqlx::query("INSERT INTO api_tokens (user_id, token_hash, created_at) VALUES ($1, $2, $3)")
@@ -74,4 +70,70 @@ pub async fn by_token(db: &Db, token: &str) -> Result<Option<User>> {
 
 fn token_hash(value: &str) -> String {
     packyard_formats::digest::sha256_hex(value.as_bytes())
+}
+
+/// Sets a user's login email and password (stored as an argon2 hash), creating the user if new.
+pub async fn set_login(db: &Db, name: &str, email: &str, password: &str) -> Result<User> {
+    let user = find_or_create(db, name).await?;
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    let hash = argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?
+        .to_string();
+    run!(
+        db,
+        sqlx::query("UPDATE users SET email = $2, password_hash = $3 WHERE id = $1")
+            .bind(user.id)
+            .bind(email)
+            .bind(hash),
+        execute
+    )?;
+    Ok(user)
+}
+
+/// The user whose email and password these are.
+pub async fn by_login(db: &Db, email: &str, password: &str) -> Result<Option<User>> {
+    let row: Option<(i64, String, Option<String>)> = run!(
+        db,
+        sqlx::query_as("SELECT id, name, password_hash FROM users WHERE email = $1 AND NOT is_org").bind(email),
+        fetch_optional
+    )?;
+    let Some((id, name, Some(hash))) = row else {
+        return Ok(None);
+    };
+    let parsed = PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("stored password hash: {e}"))?;
+    let valid = argon2::Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
+    Ok(valid.then_some(User { id, name }))
+}
+
+/// Creates an organisation (an owner that cannot log in) with `members`, who may push to
+/// its repositories.
+pub async fn create_org(db: &Db, name: &str, members: &[User]) -> Result<User> {
+    let org = find_or_create(db, name).await?;
+    run!(db, sqlx::query("UPDATE users SET is_org = TRUE WHERE id = $1").bind(org.id), execute)?;
+    for member in members {
+        run!(
+            db,
+            sqlx::query("INSERT INTO org_members (org_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(org.id)
+                .bind(member.id),
+            execute
+        )?;
+    }
+    Ok(org)
+}
+
+/// Whether `user` owns what `owner_id` owns: it is that user, or a member of that organisation.
+pub async fn acts_for(db: &Db, user: &User, owner_id: i64) -> Result<bool> {
+    if user.id == owner_id {
+        return Ok(true);
+    }
+    let member: Option<i64> = run!(
+        db,
+        sqlx::query_scalar("SELECT user_id FROM org_members WHERE org_id = $1 AND user_id = $2")
+            .bind(owner_id)
+            .bind(user.id),
+        fetch_optional
+    )?;
+    Ok(member.is_some())
 }

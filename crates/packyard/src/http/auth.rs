@@ -1,8 +1,16 @@
 //! Who is calling, and which repositories they may see or change.
 //!
 //! Tokens travel as the HTTP basic-auth user name with an empty password, as packagecloud's
-//! clients send them. A private repository is indistinguishable from a missing one to anyone
-//! but its owner: both answer 404.
+//! clients send them (or, for repository files, in the older `/priv/TOKEN/...` path form).
+//! An API token speaks for a user; a read token reads one private repository; a master token
+//! only mints read tokens. A private repository is indistinguishable from a missing one to
+//! anyone who may not read it: both answer 404. Failed authentications are counted per client
+//! address, and an address that fails too often is refused for a while.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
@@ -10,75 +18,136 @@ use base64::Engine as _;
 
 use super::error::ApiError;
 use crate::app::App;
-use crate::db::{self, repos::Repo, users::User};
+use crate::db::{self, repos::Repo, tokens::MasterToken, users::User};
+
+/// Failed authentications an address may make per window before it is refused.
+const MAX_FAILURES: u32 = 20;
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+/// Failed authentications per client address, in fixed windows.
+#[derive(Default)]
+pub struct FailureLimiter {
+    windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl FailureLimiter {
+    fn blocked(&self, addr: IpAddr) -> bool {
+        let windows = self.windows.lock().expect("the limiter lock is never poisoned");
+        windows.get(&addr).is_some_and(|(start, count)| start.elapsed() < FAILURE_WINDOW && *count >= MAX_FAILURES)
+    }
+
+    fn record(&self, addr: IpAddr) {
+        let mut windows = self.windows.lock().expect("the limiter lock is never poisoned");
+        if windows.len() > 100_000 {
+            windows.retain(|_, (start, _)| start.elapsed() < FAILURE_WINDOW);
+        }
+        let entry = windows.entry(addr).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= FAILURE_WINDOW {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
+    }
+}
+
+/// What a request's credentials turned out to be.
+pub enum Caller {
+    Anonymous,
+    User(User),
+    /// A working read token of this repository.
+    Reader { repository_id: i64 },
+    /// A master token (its current value, or the previous one during a rotation's grace).
+    Master { token: MasterToken, previous: bool },
+    /// A token that matches nothing.
+    Invalid,
+}
 
 /// The token in an `Authorization: Basic` header, if there is one.
-fn basic_token(headers: &HeaderMap) -> Option<String> {
+pub fn basic_token(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
-    let user = decoded
-        .split_once(':')
-        .map_or(decoded.as_str(), |(user, _)| user);
+    let user = decoded.split_once(':').map_or(decoded.as_str(), |(user, _)| user);
     (!user.is_empty()).then(|| user.to_owned())
 }
 
-/// The caller, when they sent a valid API token; a wrong token is an error, no token is not.
-pub async fn optional_user(app: &App, headers: &HeaderMap) -> Result<Option<User>, ApiError> {
-    match basic_token(headers) {
-        None => Ok(None),
-        Some(token) => match db::users::by_token(&app.db, &token).await? {
-            Some(user) => Ok(Some(user)),
-            None => Err(ApiError::Unauthenticated),
-        },
+/// Resolves `token` (from the header or the path) for a client at `addr`.
+pub async fn caller(app: &App, token: Option<String>, addr: IpAddr) -> Result<Caller, ApiError> {
+    let Some(token) = token else {
+        return Ok(Caller::Anonymous);
+    };
+    if app.auth_failures.blocked(addr) {
+        return Err(ApiError::TooManyRequests);
+    }
+    if let Some(user) = db::users::by_token(&app.db, &token).await? {
+        return Ok(Caller::User(user));
+    }
+    if let Some(repository_id) = db::tokens::readable_repository(&app.db, &token).await? {
+        return Ok(Caller::Reader { repository_id });
+    }
+    if let Some((token, previous)) = db::tokens::master_by_value(&app.db, &token).await? {
+        return Ok(Caller::Master { token, previous });
+    }
+    app.auth_failures.record(addr);
+    Ok(Caller::Invalid)
+}
+
+/// The API caller, when they sent a valid API token; any other token is an error, no token
+/// is not.
+pub async fn optional_user(app: &App, headers: &HeaderMap, addr: IpAddr) -> Result<Option<User>, ApiError> {
+    match caller(app, basic_token(headers), addr).await? {
+        Caller::Anonymous => Ok(None),
+        Caller::User(user) => Ok(Some(user)),
+        _ => Err(ApiError::Unauthenticated),
     }
 }
 
-pub async fn require_user(app: &App, headers: &HeaderMap) -> Result<User, ApiError> {
-    optional_user(app, headers)
-        .await?
-        .ok_or(ApiError::Unauthenticated)
+pub async fn require_user(app: &App, headers: &HeaderMap, addr: IpAddr) -> Result<User, ApiError> {
+    optional_user(app, headers, addr).await?.ok_or(ApiError::Unauthenticated)
 }
 
 fn not_found(owner: &str, name: &str) -> ApiError {
     ApiError::not_found(format!("repository {owner}/{name} not found"))
 }
 
-/// A repository the caller may read: public, or theirs.
-pub async fn readable_repo(
-    app: &App,
-    user: Option<&User>,
-    owner: &str,
-    name: &str,
-) -> Result<Repo, ApiError> {
+/// Whether `caller` may read `repo`'s metadata, packages and keys.
+pub async fn may_read(app: &App, caller: &Caller, repo: &Repo) -> Result<bool, ApiError> {
+    if !repo.private {
+        return Ok(true);
+    }
+    Ok(match caller {
+        Caller::User(user) => db::users::acts_for(&app.db, user, repo.owner_id).await?,
+        Caller::Reader { repository_id } => *repository_id == repo.id,
+        _ => false,
+    })
+}
+
+/// A repository `caller` may read; 404 for a private one they may not, as for a missing one.
+pub async fn repo_for_reader(app: &App, caller: &Caller, owner: &str, name: &str) -> Result<Repo, ApiError> {
     let repo = db::repos::by_owner_and_name(&app.db, owner, name)
         .await?
         .ok_or_else(|| not_found(owner, name))?;
-    let is_owner = user.is_some_and(|u| u.id == repo.owner_id);
-    if repo.private && !is_owner {
-        return Err(not_found(owner, name));
+    if may_read(app, caller, &repo).await? {
+        Ok(repo)
+    } else {
+        Err(not_found(owner, name))
     }
-    Ok(repo)
 }
 
-/// A repository the caller may change: theirs.
-pub async fn writable_repo(
-    app: &App,
-    user: &User,
-    owner: &str,
-    name: &str,
-) -> Result<Repo, ApiError> {
+/// A repository the API caller may read: public, or theirs.
+pub async fn readable_repo(app: &App, user: Option<&User>, owner: &str, name: &str) -> Result<Repo, ApiError> {
+    let caller = user.map_or(Caller::Anonymous, |u| Caller::User(u.clone()));
+    repo_for_reader(app, &caller, owner, name).await
+}
+
+/// A repository the caller may change: theirs, or their organisation's.
+pub async fn writable_repo(app: &App, user: &User, owner: &str, name: &str) -> Result<Repo, ApiError> {
     let repo = readable_repo(app, Some(user), owner, name).await?;
-    if repo.owner_id != user.id {
-        return Err(ApiError::Forbidden(format!(
-            "only {owner} may change {owner}/{name}"
-        )));
+    if !db::users::acts_for(&app.db, user, repo.owner_id).await? {
+        return Err(ApiError::Forbidden(format!("only {owner} may change {owner}/{name}")));
     }
     Ok(repo)
 }

@@ -19,6 +19,8 @@ pub enum ApiError {
         message: String,
     },
     PayloadTooLarge(String),
+    /// 429: too many failed authentications from this address.
+    TooManyRequests,
     Internal(anyhow::Error),
 }
 
@@ -52,6 +54,10 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, json!({"error": m})),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, json!({"error": m})),
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, json!({"error": m})),
+            ApiError::TooManyRequests => (
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({"error": "too many failed authentications from this address; try again in a minute"}),
+            ),
             ApiError::Invalid { field, message } => {
                 let mut body = Map::new();
                 body.insert(field.to_owned(), Value::Array(vec![Value::String(message)]));

@@ -2,7 +2,7 @@
 //! operational endpoints. Handlers never write index files; they queue jobs.
 
 mod api;
-mod auth;
+pub(crate) mod auth;
 mod error;
 mod ops;
 mod present;
@@ -10,3 +10,18 @@ mod repo;
 mod router;
 
 pub use router::router;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use crate::app::App;
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets in-flight requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let service = router(app).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(shutdown).await
+}

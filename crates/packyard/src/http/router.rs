@@ -47,6 +47,7 @@ pub fn router(app: App) -> Router {
             delete(api::packages::destroy::destroy),
         )
         .route("/{owner}/{repo}/{*path}", get(repo::serve))
+        .route("/priv/{token}/{owner}/{repo}/{*path}", get(repo::serve_with_path_token))
         .layer(TraceLayer::new_for_http())
         .with_state(app)
 }

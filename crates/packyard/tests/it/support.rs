@@ -56,11 +56,10 @@ impl Builder {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
-        let router = packyard::http::router(app.clone());
         let stop = shutdown.clone();
+        let served = app.clone();
         tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(stop.cancelled_owned())
+            packyard::http::serve(listener, served, stop.cancelled_owned())
                 .await
                 .unwrap();
         });

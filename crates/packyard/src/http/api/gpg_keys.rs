@@ -2,8 +2,10 @@
 //! the repository's signing keys (`repo`) and the keys its packages are signed with
 //! (`package`), which clients import with the repository's `gpgkey` URL.
 
+use std::net::SocketAddr;
+
 use axum::Json;
-use axum::extract::{Multipart, Path, State};
+use axum::extract::{ConnectInfo, Multipart, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
@@ -29,10 +31,11 @@ fn present(base: &str, repo: &Repo, key: &GpgKey) -> Value {
 
 pub async fn list(
     State(app): State<App>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path((owner, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let user = auth::optional_user(&app, &headers).await?;
+    let user = auth::optional_user(&app, &headers, client.ip()).await?;
     let repo = auth::readable_repo(&app, user.as_ref(), &owner, &name).await?;
     let base = auth::base_url(&app, &headers);
     let keys: Vec<Value> = db::gpg_keys::list(&app.db, repo.id)
@@ -45,10 +48,11 @@ pub async fn list(
 
 pub async fn show(
     State(app): State<App>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path((owner, name, key)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let user = auth::optional_user(&app, &headers).await?;
+    let user = auth::optional_user(&app, &headers, client.ip()).await?;
     let repo = auth::readable_repo(&app, user.as_ref(), &owner, &name).await?;
     let key_name = key.strip_suffix(".json").unwrap_or(&key);
     let key = db::gpg_keys::by_name(&app.db, repo.id, key_name)
@@ -60,11 +64,12 @@ pub async fn show(
 /// Uploads a public key, multipart or form field `gpg_key[keydata]` holding the armored key.
 pub async fn create(
     State(app): State<App>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path((owner, name)): Path<(String, String)>,
     headers: HeaderMap,
     mut form: Multipart,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let user = auth::require_user(&app, &headers).await?;
+    let user = auth::require_user(&app, &headers, client.ip()).await?;
     let repo = auth::writable_repo(&app, &user, &owner, &name).await?;
     let mut keydata = None;
     while let Some(field) = form
@@ -111,10 +116,11 @@ pub async fn create(
 
 pub async fn destroy(
     State(app): State<App>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path((owner, name, key)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let user = auth::require_user(&app, &headers).await?;
+    let user = auth::require_user(&app, &headers, client.ip()).await?;
     let repo = auth::writable_repo(&app, &user, &owner, &name).await?;
     let key_name = key.strip_suffix(".json").unwrap_or(&key);
     let key = db::gpg_keys::by_name(&app.db, repo.id, key_name)

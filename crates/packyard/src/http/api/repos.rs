@@ -1,7 +1,9 @@
 //! `GET /api/v1/repos.json`, `POST /api/v1/repos.json`, `GET /api/v1/repos/OWNER/REPO.json`.
 
+use std::net::SocketAddr;
+
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header::CONTENT_TYPE};
 use bytes::Bytes;
 use packyard_api as api;
@@ -14,9 +16,10 @@ use crate::http::present;
 
 pub async fn list(
     State(app): State<App>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<api::Repository>>, ApiError> {
-    let user = auth::require_user(&app, &headers).await?;
+    let user = auth::require_user(&app, &headers, client.ip()).await?;
     let base = auth::base_url(&app, &headers);
     let mut out = Vec::new();
     for repo in db::repos::list_for_owner(&app.db, user.id).await? {
@@ -28,11 +31,12 @@ pub async fn list(
 
 pub async fn show(
     State(app): State<App>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path((owner, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<api::Repository>, ApiError> {
     let name = name.strip_suffix(".json").unwrap_or(&name);
-    let user = auth::optional_user(&app, &headers).await?;
+    let user = auth::optional_user(&app, &headers, client.ip()).await?;
     let repo = auth::readable_repo(&app, user.as_ref(), &owner, name).await?;
     let count = db::repos::package_count(&app.db, repo.id).await?;
     Ok(Json(present::repository(
@@ -44,10 +48,11 @@ pub async fn show(
 
 pub async fn create(
     State(app): State<App>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<api::Repository>), ApiError> {
-    let user = auth::require_user(&app, &headers).await?;
+    let user = auth::require_user(&app, &headers, client.ip()).await?;
     let request = parse_create(&headers, &body)?;
     let name = request.repository.name.trim();
     validate_name(name)?;

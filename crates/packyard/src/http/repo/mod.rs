@@ -1,11 +1,14 @@
 //! Repository files as apt and dnf read them: `/OWNER/REPO/gpgkey`, the APT tree under
-//! `/OWNER/REPO/OS/`, and the YUM trees under `/OWNER/REPO/OS/VERSION/ARCH/`. Errors are bare status codes; apt only looks at those.
+//! `/OWNER/REPO/OS/`, and the YUM trees under `/OWNER/REPO/OS/VERSION/ARCH/`, also reachable
+//! as `/priv/TOKEN/OWNER/REPO/...`. Errors are bare status codes; apt only looks at those.
 
 mod apt;
 mod send;
 mod yum;
 
-use axum::extract::{Path, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use packyard_formats::repo_path::RepoPath;
@@ -17,23 +20,53 @@ use crate::http::error::ApiError;
 
 pub async fn serve(
     State(app): State<App>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path((owner, name, path)): Path<(String, String, String)>,
     method: Method,
     headers: HeaderMap,
 ) -> Response {
-    match dispatch(&app, &owner, &name, &path, &method, &headers).await {
+    let token = auth::basic_token(&headers);
+    respond(&app, client, token, &owner, &name, &path, &method, &headers).await
+}
+
+/// `/priv/TOKEN/OWNER/REPO/...`: the token in the path instead of the header.
+pub async fn serve_with_path_token(
+    State(app): State<App>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path((token, owner, name, path)): Path<(String, String, String, String)>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    respond(&app, client, Some(token), &owner, &name, &path, &method, &headers).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn respond(
+    app: &App,
+    client: SocketAddr,
+    token: Option<String>,
+    owner: &str,
+    name: &str,
+    path: &str,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Response {
+    match dispatch(app, client, token, owner, name, path, method, headers).await {
         Ok(response) => response,
         Err(ApiError::Internal(e)) => {
             tracing::error!(error = %format!("{e:#}"), path = %path, "serving a repository file failed");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
-        Err(ApiError::Unauthenticated) => StatusCode::UNAUTHORIZED.into_response(),
+        Err(ApiError::TooManyRequests) => StatusCode::TOO_MANY_REQUESTS.into_response(),
         Err(_) => StatusCode::NOT_FOUND.into_response(),
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn dispatch(
     app: &App,
+    client: SocketAddr,
+    token: Option<String>,
     owner: &str,
     name: &str,
     path: &str,
@@ -41,8 +74,10 @@ async fn dispatch(
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let parsed = RepoPath::parse(path).ok_or_else(|| ApiError::not_found(path))?;
-    let user = auth::optional_user(app, headers).await?;
-    let repo = auth::readable_repo(app, user.as_ref(), owner, name).await?;
+    // Credentials that match nothing do not stop reads of a public repository: a host with a
+    // stale token in its source line keeps working.
+    let caller = auth::caller(app, token, client.ip()).await?;
+    let repo = auth::repo_for_reader(app, &caller, owner, name).await?;
     let request = send::Request { method, headers };
     match parsed {
         RepoPath::GpgKey => {

@@ -1,8 +1,10 @@
 //! `DELETE /api/v1/repos/OWNER/REPO/OS/DIST/FILENAME` (`package_cloud yank`): the package
 //! leaves the index on the next publish; its blob is collected after the grace period.
 
+use std::net::SocketAddr;
+
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
@@ -15,10 +17,11 @@ use crate::ingest;
 
 pub async fn destroy(
     State(app): State<App>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path((owner, name, os, dist, filename)): Path<(String, String, String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let user = auth::require_user(&app, &headers).await?;
+    let user = auth::require_user(&app, &headers, client.ip()).await?;
     let repo = auth::writable_repo(&app, &user, &owner, &name).await?;
     let distro = distros::by_path(&os, &dist)
         .ok_or_else(|| ApiError::not_found(format!("unknown distribution {os}/{dist}")))?;

@@ -6,8 +6,10 @@
 
 use std::io::Write;
 
+use std::net::SocketAddr;
+
 use axum::Json;
-use axum::extract::{Multipart, Path, State};
+use axum::extract::{ConnectInfo, Multipart, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 use packyard_api as api;
@@ -23,11 +25,12 @@ use crate::ingest::{self, PushError, Staged};
 
 pub async fn push(
     State(app): State<App>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path((owner, name)): Path<(String, String)>,
     headers: HeaderMap,
     multipart: Multipart,
 ) -> Result<(StatusCode, Json<api::Package>), ApiError> {
-    let user = auth::require_user(&app, &headers).await?;
+    let user = auth::require_user(&app, &headers, client.ip()).await?;
     let repo = auth::writable_repo(&app, &user, &owner, &name).await?;
     let form = read_form(&app, multipart).await?;
 

@@ -1,8 +1,10 @@
 //! `GET /api/v1/repos/OWNER/REPO/package/deb/OS/DIST/NAME/ARCH/VERSION.json` and the same
 //! path ending in `versions.json`.
 
+use std::net::SocketAddr;
+
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
@@ -14,10 +16,11 @@ use crate::http::{auth, present};
 
 pub async fn show(
     State(app): State<App>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path((owner, name, path)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let user = auth::optional_user(&app, &headers).await?;
+    let user = auth::optional_user(&app, &headers, client.ip()).await?;
     let repo = auth::readable_repo(&app, user.as_ref(), &owner, &name).await?;
     let path = path.strip_suffix(".json").unwrap_or(&path);
     let parts: Vec<&str> = path.split('/').collect();

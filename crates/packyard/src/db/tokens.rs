@@ -1,0 +1,202 @@
+//! Master tokens and read tokens of private repositories.
+//!
+//! A master token mints read tokens (one per host, named after it) and cannot read packages
+//! itself. Rotating a master token gives it a new value; the previous value, and every read
+//! token minted before, keep working until the grace period ends, so hosts are never cut off
+//! before their install script has run again. Deleting a master token ends its read tokens.
+
+use anyhow::Result;
+use base64::Engine as _;
+use rand::RngCore;
+
+use super::{Db, Tx, now, run, run_tx};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MasterToken {
+    pub id: i64,
+    pub repository_id: i64,
+    pub name: String,
+    pub value: String,
+    pub previous_value: Option<String>,
+    pub previous_expires_at: Option<i64>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReadToken {
+    pub id: i64,
+    pub master_token_id: i64,
+    pub name: String,
+    pub value: String,
+    pub expires_at: Option<i64>,
+    pub created_at: i64,
+}
+
+const MASTER_COLUMNS: &str =
+    "id, repository_id, name, value, previous_value, previous_expires_at, created_at";
+const READ_COLUMNS: &str = "id, master_token_id, name, value, expires_at, created_at";
+
+/// A new random token value: 48 URL-safe characters, the length the package_cloud CLI needs.
+pub fn new_value() -> String {
+    let mut bytes = [0u8; 36];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Creates a master token; `Ok(None)` when the repository has one of that name already.
+pub async fn create_master(tx: &mut Tx, repository_id: i64, name: &str) -> Result<Option<MasterToken>> {
+    let sql = format!(
+        "INSERT INTO master_tokens (repository_id, name, value, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (repository_id, name) DO NOTHING RETURNING {MASTER_COLUMNS}"
+    );
+    Ok(run_tx!(
+        tx,
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(repository_id)
+            .bind(name)
+            .bind(new_value())
+            .bind(now()),
+        fetch_optional
+    )?)
+}
+
+pub async fn masters(db: &Db, repository_id: i64) -> Result<Vec<MasterToken>> {
+    let sql = format!("SELECT {MASTER_COLUMNS} FROM master_tokens WHERE repository_id = $1 ORDER BY id");
+    Ok(run!(db, sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(repository_id), fetch_all)?)
+}
+
+/// A master token of the repository by its id or its current value, as the API addresses it.
+pub async fn master(db: &Db, repository_id: i64, id_or_value: &str) -> Result<Option<MasterToken>> {
+    let id: i64 = id_or_value.parse().unwrap_or(-1);
+    let sql = format!(
+        "SELECT {MASTER_COLUMNS} FROM master_tokens WHERE repository_id = $1 AND (id = $2 OR value = $3)"
+    );
+    Ok(run!(
+        db,
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(repository_id)
+            .bind(id)
+            .bind(id_or_value),
+        fetch_optional
+    )?)
+}
+
+/// The master token `value` authenticates, if it is its current value or a previous one still
+/// within its grace period. The flag says whether it was the previous value.
+pub async fn master_by_value(db: &Db, value: &str) -> Result<Option<(MasterToken, bool)>> {
+    let sql = format!(
+        "SELECT {MASTER_COLUMNS} FROM master_tokens
+         WHERE value = $1 OR (previous_value = $1 AND previous_expires_at > $2)"
+    );
+    let found: Option<MasterToken> = run!(
+        db,
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(value).bind(now()),
+        fetch_optional
+    )?;
+    Ok(found.map(|m| {
+        let previous = m.value != value;
+        (m, previous)
+    }))
+}
+
+/// Gives a master token a new value. The old value and the read tokens minted so far keep
+/// working for `grace_secs` more seconds (none when zero).
+pub async fn rotate_master(db: &Db, master: &MasterToken, grace_secs: i64) -> Result<MasterToken> {
+    let ends = now() + grace_secs.max(0);
+    let mut tx = db.begin_write().await?;
+    run_tx!(
+        &mut tx,
+        sqlx::query(
+            "UPDATE read_tokens SET expires_at = $2
+             WHERE master_token_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
+        )
+        .bind(master.id)
+        .bind(ends),
+        execute
+    )?;
+    let sql = format!(
+        "UPDATE master_tokens SET value = $2, previous_value = $3, previous_expires_at = $4
+         WHERE id = $1 RETURNING {MASTER_COLUMNS}"
+    );
+    let (previous, previous_expires) = if grace_secs > 0 { (Some(master.value.clone()), Some(ends)) } else { (None, None) };
+    let rotated = run_tx!(
+        &mut tx,
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(master.id)
+            .bind(new_value())
+            .bind(previous)
+            .bind(previous_expires),
+        fetch_one
+    )?;
+    tx.commit().await?;
+    Ok(rotated)
+}
+
+/// Deletes a master token and, with it, its read tokens.
+pub async fn delete_master(db: &Db, master: &MasterToken) -> Result<()> {
+    run!(db, sqlx::query("DELETE FROM master_tokens WHERE id = $1").bind(master.id), execute)?;
+    Ok(())
+}
+
+/// The read tokens of a master token that still work, oldest first.
+pub async fn read_tokens(db: &Db, master_token_id: i64) -> Result<Vec<ReadToken>> {
+    let sql = format!(
+        "SELECT {READ_COLUMNS} FROM read_tokens WHERE master_token_id = $1
+         AND (expires_at IS NULL OR expires_at > $2) ORDER BY id"
+    );
+    Ok(run!(
+        db,
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(master_token_id).bind(now()),
+        fetch_all
+    )?)
+}
+
+/// Mints a read token, or returns the working one of the same name: a host running its
+/// install script twice gets the same token. A token minted with a master token's previous
+/// value ends with that value's grace period.
+pub async fn mint_read(db: &Db, master: &MasterToken, name: &str, expires_at: Option<i64>) -> Result<ReadToken> {
+    if expires_at.is_none()
+        && let Some(existing) = read_tokens(db, master.id).await?.into_iter().find(|t| t.name == name && t.expires_at.is_none())
+    {
+        return Ok(existing);
+    }
+    let sql = format!(
+        "INSERT INTO read_tokens (master_token_id, name, value, expires_at, created_at)
+         VALUES ($1, $2, $3, $4, $5) RETURNING {READ_COLUMNS}"
+    );
+    Ok(run!(
+        db,
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(master.id)
+            .bind(name)
+            .bind(new_value())
+            .bind(expires_at)
+            .bind(now()),
+        fetch_one
+    )?)
+}
+
+pub async fn delete_read(db: &Db, master_token_id: i64, id: i64) -> Result<bool> {
+    let deleted = run!(
+        db,
+        sqlx::query("DELETE FROM read_tokens WHERE master_token_id = $1 AND id = $2")
+            .bind(master_token_id)
+            .bind(id),
+        execute
+    )?;
+    Ok(deleted == 1)
+}
+
+/// The repository a read token reads, if the token works now.
+pub async fn readable_repository(db: &Db, value: &str) -> Result<Option<i64>> {
+    Ok(run!(
+        db,
+        sqlx::query_scalar(
+            "SELECT m.repository_id FROM read_tokens r JOIN master_tokens m ON m.id = r.master_token_id
+             WHERE r.value = $1 AND (r.expires_at IS NULL OR r.expires_at > $2)",
+        )
+        .bind(value)
+        .bind(now()),
+        fetch_optional
+    )?)
+}
