@@ -132,3 +132,34 @@ mod tests {
         assert!(Config::load(Some(&file), &Overrides::default()).is_err());
     }
 }
+
+/// A duration such as `90`, `90s`, `30m`, `24h` or `7d`, in seconds.
+pub fn parse_duration_secs(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    number.parse::<i64>().ok()?.checked_mul(scale)
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::parse_duration_secs;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_secs("90"), Some(90));
+        assert_eq!(parse_duration_secs("24h"), Some(86_400));
+        assert_eq!(parse_duration_secs("7d"), Some(604_800));
+        assert_eq!(parse_duration_secs("5 weeks"), None);
+        assert_eq!(parse_duration_secs("h"), None);
+    }
+}

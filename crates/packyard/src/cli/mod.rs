@@ -47,6 +47,29 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Master and read tokens of private repositories
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Give a master token a new value; the old one and its read tokens keep working for the
+    /// grace period, so hosts can run their install script again before they are cut off
+    Rotate {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The repository, OWNER/REPO
+        repository: String,
+        /// The master token's name
+        #[arg(default_value = "default")]
+        master: String,
+        /// How long the old value keeps working: seconds, or 30m, 24h, 7d
+        #[arg(long, default_value = "24h")]
+        grace: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -58,6 +81,24 @@ enum AdminCommand {
         /// User the token belongs to
         #[arg(long, default_value = "admin")]
         user: String,
+    },
+    /// Create a user who logs in with an email and a password (read from standard input, or
+    /// PACKYARD_PASSWORD), or change an existing user's
+    CreateUser {
+        #[command(flatten)]
+        config: ConfigArgs,
+        name: String,
+        #[arg(long)]
+        email: String,
+    },
+    /// Create an organisation whose members may push to its repositories
+    CreateOrg {
+        #[command(flatten)]
+        config: ConfigArgs,
+        name: String,
+        /// A user who may act for the organisation (repeatable)
+        #[arg(long = "member")]
+        members: Vec<String>,
     },
 }
 
@@ -88,15 +129,89 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    use crate::db::{self, Db};
     match cli.command {
         Command::Serve { config, listen } => serve::run(config.load(listen)?).await,
         Command::Admin {
             command: AdminCommand::CreateToken { config, user },
         } => {
-            let config = config.load(None)?;
-            let db = crate::db::Db::open(&config.database_url()).await?;
-            let user = crate::db::users::find_or_create(&db, &user).await?;
-            println!("{}", crate::db::users::create_token(&db, user.id).await?);
+            let db = Db::open(&config.load(None)?.database_url()).await?;
+            let user = db::users::find_or_create(&db, &user).await?;
+            println!("{}", db::users::create_token(&db, user.id).await?);
+            Ok(())
+        }
+        Command::Admin {
+            command:
+                AdminCommand::CreateUser {
+                    config,
+                    name,
+                    email,
+                },
+        } => {
+            let db = Db::open(&config.load(None)?.database_url()).await?;
+            let password = match std::env::var("PACKYARD_PASSWORD") {
+                Ok(password) => password,
+                Err(_) => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            anyhow::ensure!(
+                password.len() >= 8,
+                "the password must be at least 8 characters"
+            );
+            let user = db::users::set_login(&db, &name, &email, &password).await?;
+            println!("user {} ({email}) can log in", user.name);
+            Ok(())
+        }
+        Command::Admin {
+            command:
+                AdminCommand::CreateOrg {
+                    config,
+                    name,
+                    members,
+                },
+        } => {
+            let db = Db::open(&config.load(None)?.database_url()).await?;
+            let mut users = Vec::new();
+            for member in &members {
+                let user = db::users::by_name(&db, member).await?;
+                users.push(user.ok_or_else(|| anyhow::anyhow!("no user named {member}"))?);
+            }
+            let org = db::users::create_org(&db, &name, &users).await?;
+            println!("organisation {} with {} member(s)", org.name, users.len());
+            Ok(())
+        }
+        Command::Token {
+            command:
+                TokenCommand::Rotate {
+                    config,
+                    repository,
+                    master,
+                    grace,
+                },
+        } => {
+            let db = Db::open(&config.load(None)?.database_url()).await?;
+            let grace_secs = crate::config::parse_duration_secs(&grace).ok_or_else(|| {
+                anyhow::anyhow!("--grace {grace:?} is not a duration such as 3600, 30m, 24h or 7d")
+            })?;
+            let (owner, name) = repository.split_once('/').ok_or_else(|| {
+                anyhow::anyhow!("the repository is OWNER/REPO, not {repository:?}")
+            })?;
+            let repo = db::repos::by_owner_and_name(&db, owner, name)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no repository {repository}"))?;
+            let token = db::tokens::masters(&db, repo.id)
+                .await?
+                .into_iter()
+                .find(|m| m.name == master)
+                .ok_or_else(|| {
+                    anyhow::anyhow!("{repository} has no master token named {master}")
+                })?;
+            let rotated = db::tokens::rotate_master(&db, &token, grace_secs).await?;
+            println!("{}", rotated.value);
+            eprintln!("the previous value and its read tokens keep working for {grace}");
             Ok(())
         }
     }

@@ -44,7 +44,11 @@ pub fn new_value() -> String {
 }
 
 /// Creates a master token; `Ok(None)` when the repository has one of that name already.
-pub async fn create_master(tx: &mut Tx, repository_id: i64, name: &str) -> Result<Option<MasterToken>> {
+pub async fn create_master(
+    tx: &mut Tx,
+    repository_id: i64,
+    name: &str,
+) -> Result<Option<MasterToken>> {
     let sql = format!(
         "INSERT INTO master_tokens (repository_id, name, value, created_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (repository_id, name) DO NOTHING RETURNING {MASTER_COLUMNS}"
@@ -61,8 +65,13 @@ pub async fn create_master(tx: &mut Tx, repository_id: i64, name: &str) -> Resul
 }
 
 pub async fn masters(db: &Db, repository_id: i64) -> Result<Vec<MasterToken>> {
-    let sql = format!("SELECT {MASTER_COLUMNS} FROM master_tokens WHERE repository_id = $1 ORDER BY id");
-    Ok(run!(db, sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(repository_id), fetch_all)?)
+    let sql =
+        format!("SELECT {MASTER_COLUMNS} FROM master_tokens WHERE repository_id = $1 ORDER BY id");
+    Ok(run!(
+        db,
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(repository_id),
+        fetch_all
+    )?)
 }
 
 /// A master token of the repository by its id or its current value, as the API addresses it.
@@ -90,7 +99,9 @@ pub async fn master_by_value(db: &Db, value: &str) -> Result<Option<(MasterToken
     );
     let found: Option<MasterToken> = run!(
         db,
-        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(value).bind(now()),
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(value)
+            .bind(now()),
         fetch_optional
     )?;
     Ok(found.map(|m| {
@@ -118,7 +129,11 @@ pub async fn rotate_master(db: &Db, master: &MasterToken, grace_secs: i64) -> Re
         "UPDATE master_tokens SET value = $2, previous_value = $3, previous_expires_at = $4
          WHERE id = $1 RETURNING {MASTER_COLUMNS}"
     );
-    let (previous, previous_expires) = if grace_secs > 0 { (Some(master.value.clone()), Some(ends)) } else { (None, None) };
+    let (previous, previous_expires) = if grace_secs > 0 {
+        (Some(master.value.clone()), Some(ends))
+    } else {
+        (None, None)
+    };
     let rotated = run_tx!(
         &mut tx,
         sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -134,7 +149,11 @@ pub async fn rotate_master(db: &Db, master: &MasterToken, grace_secs: i64) -> Re
 
 /// Deletes a master token and, with it, its read tokens.
 pub async fn delete_master(db: &Db, master: &MasterToken) -> Result<()> {
-    run!(db, sqlx::query("DELETE FROM master_tokens WHERE id = $1").bind(master.id), execute)?;
+    run!(
+        db,
+        sqlx::query("DELETE FROM master_tokens WHERE id = $1").bind(master.id),
+        execute
+    )?;
     Ok(())
 }
 
@@ -146,7 +165,9 @@ pub async fn read_tokens(db: &Db, master_token_id: i64) -> Result<Vec<ReadToken>
     );
     Ok(run!(
         db,
-        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(master_token_id).bind(now()),
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(master_token_id)
+            .bind(now()),
         fetch_all
     )?)
 }
@@ -154,9 +175,17 @@ pub async fn read_tokens(db: &Db, master_token_id: i64) -> Result<Vec<ReadToken>
 /// Mints a read token, or returns the working one of the same name: a host running its
 /// install script twice gets the same token. A token minted with a master token's previous
 /// value ends with that value's grace period.
-pub async fn mint_read(db: &Db, master: &MasterToken, name: &str, expires_at: Option<i64>) -> Result<ReadToken> {
+pub async fn mint_read(
+    db: &Db,
+    master: &MasterToken,
+    name: &str,
+    expires_at: Option<i64>,
+) -> Result<ReadToken> {
     if expires_at.is_none()
-        && let Some(existing) = read_tokens(db, master.id).await?.into_iter().find(|t| t.name == name && t.expires_at.is_none())
+        && let Some(existing) = read_tokens(db, master.id)
+            .await?
+            .into_iter()
+            .find(|t| t.name == name && t.expires_at.is_none())
     {
         return Ok(existing);
     }

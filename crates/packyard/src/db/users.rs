@@ -95,14 +95,18 @@ pub async fn set_login(db: &Db, name: &str, email: &str, password: &str) -> Resu
 pub async fn by_login(db: &Db, email: &str, password: &str) -> Result<Option<User>> {
     let row: Option<(i64, String, Option<String>)> = run!(
         db,
-        sqlx::query_as("SELECT id, name, password_hash FROM users WHERE email = $1 AND NOT is_org").bind(email),
+        sqlx::query_as("SELECT id, name, password_hash FROM users WHERE email = $1 AND NOT is_org")
+            .bind(email),
         fetch_optional
     )?;
     let Some((id, name, Some(hash))) = row else {
         return Ok(None);
     };
-    let parsed = PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("stored password hash: {e}"))?;
-    let valid = argon2::Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
+    let parsed =
+        PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("stored password hash: {e}"))?;
+    let valid = argon2::Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok();
     Ok(valid.then_some(User { id, name }))
 }
 
@@ -110,13 +114,19 @@ pub async fn by_login(db: &Db, email: &str, password: &str) -> Result<Option<Use
 /// its repositories.
 pub async fn create_org(db: &Db, name: &str, members: &[User]) -> Result<User> {
     let org = find_or_create(db, name).await?;
-    run!(db, sqlx::query("UPDATE users SET is_org = TRUE WHERE id = $1").bind(org.id), execute)?;
+    run!(
+        db,
+        sqlx::query("UPDATE users SET is_org = TRUE WHERE id = $1").bind(org.id),
+        execute
+    )?;
     for member in members {
         run!(
             db,
-            sqlx::query("INSERT INTO org_members (org_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(org.id)
-                .bind(member.id),
+            sqlx::query(
+                "INSERT INTO org_members (org_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+            )
+            .bind(org.id)
+            .bind(member.id),
             execute
         )?;
     }

@@ -31,13 +31,21 @@ pub struct FailureLimiter {
 }
 
 impl FailureLimiter {
-    fn blocked(&self, addr: IpAddr) -> bool {
-        let windows = self.windows.lock().expect("the limiter lock is never poisoned");
-        windows.get(&addr).is_some_and(|(start, count)| start.elapsed() < FAILURE_WINDOW && *count >= MAX_FAILURES)
+    pub fn blocked(&self, addr: IpAddr) -> bool {
+        let windows = self
+            .windows
+            .lock()
+            .expect("the limiter lock is never poisoned");
+        windows.get(&addr).is_some_and(|(start, count)| {
+            start.elapsed() < FAILURE_WINDOW && *count >= MAX_FAILURES
+        })
     }
 
-    fn record(&self, addr: IpAddr) {
-        let mut windows = self.windows.lock().expect("the limiter lock is never poisoned");
+    pub fn record(&self, addr: IpAddr) {
+        let mut windows = self
+            .windows
+            .lock()
+            .expect("the limiter lock is never poisoned");
         if windows.len() > 100_000 {
             windows.retain(|_, (start, _)| start.elapsed() < FAILURE_WINDOW);
         }
@@ -54,9 +62,14 @@ pub enum Caller {
     Anonymous,
     User(User),
     /// A working read token of this repository.
-    Reader { repository_id: i64 },
+    Reader {
+        repository_id: i64,
+    },
     /// A master token (its current value, or the previous one during a rotation's grace).
-    Master { token: MasterToken, previous: bool },
+    Master {
+        token: MasterToken,
+        previous: bool,
+    },
     /// A token that matches nothing.
     Invalid,
 }
@@ -68,9 +81,13 @@ pub fn basic_token(headers: &HeaderMap) -> Option<String> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
-    let user = decoded.split_once(':').map_or(decoded.as_str(), |(user, _)| user);
+    let user = decoded
+        .split_once(':')
+        .map_or(decoded.as_str(), |(user, _)| user);
     (!user.is_empty()).then(|| user.to_owned())
 }
 
@@ -97,7 +114,11 @@ pub async fn caller(app: &App, token: Option<String>, addr: IpAddr) -> Result<Ca
 
 /// The API caller, when they sent a valid API token; any other token is an error, no token
 /// is not.
-pub async fn optional_user(app: &App, headers: &HeaderMap, addr: IpAddr) -> Result<Option<User>, ApiError> {
+pub async fn optional_user(
+    app: &App,
+    headers: &HeaderMap,
+    addr: IpAddr,
+) -> Result<Option<User>, ApiError> {
     match caller(app, basic_token(headers), addr).await? {
         Caller::Anonymous => Ok(None),
         Caller::User(user) => Ok(Some(user)),
@@ -106,7 +127,9 @@ pub async fn optional_user(app: &App, headers: &HeaderMap, addr: IpAddr) -> Resu
 }
 
 pub async fn require_user(app: &App, headers: &HeaderMap, addr: IpAddr) -> Result<User, ApiError> {
-    optional_user(app, headers, addr).await?.ok_or(ApiError::Unauthenticated)
+    optional_user(app, headers, addr)
+        .await?
+        .ok_or(ApiError::Unauthenticated)
 }
 
 fn not_found(owner: &str, name: &str) -> ApiError {
@@ -126,7 +149,12 @@ pub async fn may_read(app: &App, caller: &Caller, repo: &Repo) -> Result<bool, A
 }
 
 /// A repository `caller` may read; 404 for a private one they may not, as for a missing one.
-pub async fn repo_for_reader(app: &App, caller: &Caller, owner: &str, name: &str) -> Result<Repo, ApiError> {
+pub async fn repo_for_reader(
+    app: &App,
+    caller: &Caller,
+    owner: &str,
+    name: &str,
+) -> Result<Repo, ApiError> {
     let repo = db::repos::by_owner_and_name(&app.db, owner, name)
         .await?
         .ok_or_else(|| not_found(owner, name))?;
@@ -138,16 +166,28 @@ pub async fn repo_for_reader(app: &App, caller: &Caller, owner: &str, name: &str
 }
 
 /// A repository the API caller may read: public, or theirs.
-pub async fn readable_repo(app: &App, user: Option<&User>, owner: &str, name: &str) -> Result<Repo, ApiError> {
+pub async fn readable_repo(
+    app: &App,
+    user: Option<&User>,
+    owner: &str,
+    name: &str,
+) -> Result<Repo, ApiError> {
     let caller = user.map_or(Caller::Anonymous, |u| Caller::User(u.clone()));
     repo_for_reader(app, &caller, owner, name).await
 }
 
 /// A repository the caller may change: theirs, or their organisation's.
-pub async fn writable_repo(app: &App, user: &User, owner: &str, name: &str) -> Result<Repo, ApiError> {
+pub async fn writable_repo(
+    app: &App,
+    user: &User,
+    owner: &str,
+    name: &str,
+) -> Result<Repo, ApiError> {
     let repo = readable_repo(app, Some(user), owner, name).await?;
     if !db::users::acts_for(&app.db, user, repo.owner_id).await? {
-        return Err(ApiError::Forbidden(format!("only {owner} may change {owner}/{name}")));
+        return Err(ApiError::Forbidden(format!(
+            "only {owner} may change {owner}/{name}"
+        )));
     }
     Ok(repo)
 }

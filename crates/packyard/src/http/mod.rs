@@ -4,6 +4,7 @@
 mod api;
 pub(crate) mod auth;
 mod error;
+mod install;
 mod ops;
 mod present;
 mod repo;
@@ -23,5 +24,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let service = router(app).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

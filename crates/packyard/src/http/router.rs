@@ -5,7 +5,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
 use tower_http::trace::TraceLayer;
 
-use super::{api, ops, repo};
+use super::{api, install, ops, repo};
 use crate::app::App;
 
 pub fn router(app: App) -> Router {
@@ -13,6 +13,7 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
+        .route("/api/v1/token.json", get(api::token::token))
         .route("/api/v1/distributions.json", get(api::distributions::list))
         .route("/api/v1/distributions", get(api::distributions::list))
         .route(
@@ -31,6 +32,34 @@ pub fn router(app: App) -> Router {
                 .layer(DefaultBodyLimit::max(upload_limit.saturating_add(1 << 20))),
         )
         .route(
+            "/api/v1/repos/{owner}/{repo}/master_tokens",
+            get(api::tokens::list).post(api::tokens::create),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{repo}/master_tokens.json",
+            get(api::tokens::list).post(api::tokens::create),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{repo}/master_tokens/{mt}",
+            get(api::tokens::show).delete(api::tokens::destroy),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{repo}/master_tokens/{mt}/rotate.json",
+            post(api::tokens::rotate),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{repo}/master_tokens/{mt}/read_tokens.json",
+            get(api::tokens::list_read).post(api::tokens::create_read),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{repo}/master_tokens/{mt}/read_tokens",
+            get(api::tokens::list_read).post(api::tokens::create_read),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{repo}/master_tokens/{mt}/read_tokens/{id}",
+            get(api::tokens::show_read).delete(api::tokens::destroy_read),
+        )
+        .route(
             "/api/v1/repos/{owner}/{repo}/gpg_keys.json",
             get(api::gpg_keys::list).post(api::gpg_keys::create),
         )
@@ -46,8 +75,43 @@ pub fn router(app: App) -> Router {
             "/api/v1/repos/{owner}/{repo}/{os}/{dist}/{filename}",
             delete(api::packages::destroy::destroy),
         )
+        .route(
+            "/install/repositories/{owner}/{repo}/script.deb.sh",
+            get(install::script_deb),
+        )
+        .route(
+            "/install/repositories/{owner}/{repo}/script.rpm.sh",
+            get(install::script_rpm),
+        )
+        .route(
+            "/install/repositories/{owner}/{repo}/config_file.list",
+            get(install::config_list),
+        )
+        .route(
+            "/install/repositories/{owner}/{repo}/config_file.repo",
+            get(install::config_repo),
+        )
+        .route(
+            "/install/repositories/{owner}/{repo}/gpg_key_url.list",
+            get(install::gpg_key_url),
+        )
+        .route(
+            "/install/repositories/{owner}/{repo}/gpg_key_url.repo",
+            get(install::gpg_key_url),
+        )
+        .route(
+            "/install/repositories/{owner}/{repo}/rpm_base_url",
+            get(install::rpm_base_url),
+        )
+        .route(
+            "/install/repositories/{owner}/{repo}/tokens.text",
+            post(install::tokens_text),
+        )
         .route("/{owner}/{repo}/{*path}", get(repo::serve))
-        .route("/priv/{token}/{owner}/{repo}/{*path}", get(repo::serve_with_path_token))
+        .route(
+            "/priv/{token}/{owner}/{repo}/{*path}",
+            get(repo::serve_with_path_token),
+        )
         .layer(TraceLayer::new_for_http())
         .with_state(app)
 }

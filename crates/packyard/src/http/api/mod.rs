@@ -1,6 +1,9 @@
 //! API v1 handlers, one resource action per file.
 
+pub(crate) mod body;
 pub mod distributions;
 pub mod gpg_keys;
 pub mod packages;
 pub mod repos;
+pub mod token;
+pub mod tokens;

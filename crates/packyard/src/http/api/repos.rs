@@ -4,12 +4,13 @@ use std::net::SocketAddr;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, StatusCode, header::CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 use packyard_api as api;
 
 use crate::app::App;
 use crate::db;
+use crate::http::api::body;
 use crate::http::auth;
 use crate::http::error::ApiError;
 use crate::http::present;
@@ -53,7 +54,7 @@ pub async fn create(
     body: Bytes,
 ) -> Result<(StatusCode, Json<api::Repository>), ApiError> {
     let user = auth::require_user(&app, &headers, client.ip()).await?;
-    let request = parse_create(&headers, &body)?;
+    let request: api::CreateRepository = body::parse(&headers, &body)?;
     let name = request.repository.name.trim();
     validate_name(name)?;
     let flag = |f: &Option<api::Flag>| f.as_ref().is_some_and(api::Flag::is_set);
@@ -82,33 +83,6 @@ pub async fn create(
             0,
         )),
     ))
-}
-
-/// The body as JSON or as form fields `repository[name]=...&repository[private]=1`.
-fn parse_create(headers: &HeaderMap, body: &[u8]) -> Result<api::CreateRepository, ApiError> {
-    let is_json = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if is_json {
-        return serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")));
-    }
-    let mut repository = api::NewRepository::default();
-    for (key, value) in form_urlencoded_pairs(body) {
-        match key.as_str() {
-            "repository[name]" | "name" => repository.name = value,
-            "repository[private]" | "private" => repository.private = Some(api::Flag::Text(value)),
-            "repository[index_zstd]" => repository.index_zstd = Some(api::Flag::Text(value)),
-            "repository[index_xz]" => repository.index_xz = Some(api::Flag::Text(value)),
-            _ => {}
-        }
-    }
-    Ok(api::CreateRepository { repository })
-}
-
-fn form_urlencoded_pairs(body: &[u8]) -> Vec<(String, String)> {
-    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body).unwrap_or_default()
 }
 
 fn validate_name(name: &str) -> Result<(), ApiError> {

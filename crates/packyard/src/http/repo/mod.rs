@@ -37,7 +37,17 @@ pub async fn serve_with_path_token(
     method: Method,
     headers: HeaderMap,
 ) -> Response {
-    respond(&app, client, Some(token), &owner, &name, &path, &method, &headers).await
+    respond(
+        &app,
+        client,
+        Some(token),
+        &owner,
+        &name,
+        &path,
+        &method,
+        &headers,
+    )
+    .await
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -1,0 +1,290 @@
+//! Install scripts and the endpoints they (and configuration-management tools) call, under
+//! `/install/repositories/OWNER/REPO/`: `script.deb.sh`, `script.rpm.sh`, `config_file.list`,
+//! `config_file.repo`, `tokens.text`, `gpg_key_url.list`, `gpg_key_url.repo`, `rpm_base_url`.
+//!
+//! For a private repository the script is fetched with a master token, which the server
+//! writes into it; the script trades it at `tokens.text` for a read token named after the
+//! host, and fetches the configuration with that read token, which the configuration embeds.
+//! An unknown OS or distribution answers 404, so the script prints how to override it.
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use crate::app::App;
+use crate::db::{self, repos::Repo, tokens::MasterToken};
+use crate::distros::{self, Distro, PackageFormat};
+use crate::http::api::body;
+use crate::http::auth::{self, Caller};
+use crate::http::error::ApiError;
+
+const DEB_SCRIPT: &str = include_str!("../../templates/install/script.deb.sh");
+const RPM_SCRIPT: &str = include_str!("../../templates/install/script.rpm.sh");
+
+/// How the caller may use a repository's install endpoints.
+enum Access {
+    /// A public repository: no token goes into scripts or configuration.
+    Public,
+    /// A private repository read with this read token.
+    Reader(String),
+    /// A private repository's master token (`previous` during a rotation's grace).
+    Master { token: MasterToken, previous: bool },
+}
+
+async fn access(
+    app: &App,
+    headers: &HeaderMap,
+    client: SocketAddr,
+    owner: &str,
+    name: &str,
+) -> Result<(Repo, Access), ApiError> {
+    let token = auth::basic_token(headers);
+    let caller = auth::caller(app, token.clone(), client.ip()).await?;
+    let missing = || ApiError::not_found(format!("repository {owner}/{name} not found"));
+    let repo = db::repos::by_owner_and_name(&app.db, owner, name)
+        .await?
+        .ok_or_else(missing)?;
+    if !repo.private {
+        return Ok((repo, Access::Public));
+    }
+    let access = match caller {
+        Caller::Reader { repository_id } if repository_id == repo.id => {
+            Access::Reader(token.unwrap_or_default())
+        }
+        Caller::Master { token, previous } if token.repository_id == repo.id => {
+            Access::Master { token, previous }
+        }
+        _ => return Err(missing()),
+    };
+    Ok((repo, access))
+}
+
+fn text(body: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn script(
+    app: &App,
+    headers: &HeaderMap,
+    repo: &Repo,
+    access: &Access,
+    template: &str,
+) -> Response {
+    let master = match access {
+        Access::Master { token, .. } => token.value.as_str(),
+        _ => "",
+    };
+    let body = template
+        .replace("@@BASE_URL@@", &auth::base_url(app, headers))
+        .replace("@@OWNER@@", &repo.owner)
+        .replace("@@REPO@@", &repo.name)
+        .replace("@@MASTER_TOKEN@@", master);
+    (
+        [
+            (header::CONTENT_TYPE, "text/x-shellscript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+pub async fn script_deb(
+    State(app): State<App>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path((owner, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (repo, access) = access(&app, &headers, client, &owner, &name).await?;
+    Ok(script(&app, &headers, &repo, &access, DEB_SCRIPT))
+}
+
+pub async fn script_rpm(
+    State(app): State<App>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path((owner, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (repo, access) = access(&app, &headers, client, &owner, &name).await?;
+    Ok(script(&app, &headers, &repo, &access, RPM_SCRIPT))
+}
+
+#[derive(Deserialize)]
+pub struct Target {
+    os: Option<String>,
+    dist: Option<String>,
+    /// The host a master token mints a read token for.
+    name: Option<String>,
+}
+
+impl Target {
+    fn distro(&self, format: PackageFormat) -> Result<&'static Distro, ApiError> {
+        let (Some(os), Some(dist)) = (self.os.as_deref(), self.dist.as_deref()) else {
+            return Err(ApiError::not_found("os= and dist= are required"));
+        };
+        distros::by_path(&os.to_lowercase(), &dist.to_lowercase())
+            .filter(|d| d.format == format)
+            .ok_or_else(|| {
+                ApiError::not_found(format!("{os}/{dist} is not a supported distribution"))
+            })
+    }
+}
+
+/// The read token to embed in configuration for `access`, minting one for `host` when the
+/// caller holds a master token.
+async fn read_token(
+    app: &App,
+    access: &Access,
+    host: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    match access {
+        Access::Public => Ok(None),
+        Access::Reader(token) => Ok(Some(token.clone())),
+        Access::Master { token, previous } => {
+            let host = host.filter(|h| !h.is_empty()).ok_or_else(|| {
+                ApiError::invalid(
+                    "name",
+                    "is required with a master token: the host the read token is for",
+                )
+            })?;
+            let expires = if *previous {
+                token.previous_expires_at
+            } else {
+                None
+            };
+            let minted = db::tokens::mint_read(&app.db, token, host, expires).await?;
+            Ok(Some(minted.value))
+        }
+    }
+}
+
+/// `http://HOST` with `TOKEN:@` before the host when there is a token.
+fn base_with_token(base: &str, token: Option<&str>) -> String {
+    match (token, base.split_once("://")) {
+        (Some(token), Some((scheme, rest))) => format!("{scheme}://{token}:@{rest}"),
+        _ => base.to_owned(),
+    }
+}
+
+pub async fn config_list(
+    State(app): State<App>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path((owner, name)): Path<(String, String)>,
+    Query(target): Query<Target>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (_, access) = access(&app, &headers, client, &owner, &name).await?;
+    let distro = target.distro(PackageFormat::Deb)?;
+    let token = read_token(&app, &access, target.name.as_deref()).await?;
+    let base = auth::base_url(&app, &headers);
+    let url = base_with_token(&base, token.as_deref());
+    let keyring = format!("/etc/apt/keyrings/{owner}_{name}-archive-keyring.gpg");
+    Ok(text(format!(
+        "# this file was generated by {base} for the repository at {base}/{owner}/{name}\n\
+         deb [signed-by={keyring}] {url}/{owner}/{name}/{}/ {} main\n",
+        distro.os, distro.dist
+    )))
+}
+
+pub async fn config_repo(
+    State(app): State<App>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path((owner, name)): Path<(String, String)>,
+    Query(target): Query<Target>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (repo, access) = access(&app, &headers, client, &owner, &name).await?;
+    let distro = target.distro(PackageFormat::Rpm)?;
+    let token = read_token(&app, &access, target.name.as_deref()).await?;
+    let base = auth::base_url(&app, &headers);
+    let url = base_with_token(&base, token.as_deref());
+    let keys = db::gpg_keys::list(&app.db, repo.id).await?;
+    // Package signatures are checked when the owner uploaded the keys they are made with.
+    let gpgcheck = u8::from(keys.iter().any(|k| k.keytype == "package"));
+    let tls = if base.starts_with("https://") {
+        "sslverify=1\nsslcacert=/etc/pki/tls/certs/ca-bundle.crt\n"
+    } else {
+        ""
+    };
+    let section = |id: &str, arch: &str| {
+        format!(
+            "[{id}]\nname={id}\nbaseurl={url}/{owner}/{name}/{}/{}/{arch}\nrepo_gpgcheck=1\ngpgcheck={gpgcheck}\n\
+             enabled=1\ngpgkey={url}/{owner}/{name}/gpgkey\n{tls}metadata_expire=300\n",
+            distro.os, distro.dist
+        )
+    };
+    let id = format!("{owner}_{name}");
+    Ok(text(format!(
+        "{}\n{}",
+        section(&id, "$basearch"),
+        section(&format!("{id}-source"), "SRPMS")
+    )))
+}
+
+pub async fn rpm_base_url(
+    State(app): State<App>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path((owner, name)): Path<(String, String)>,
+    Query(target): Query<Target>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (_, access) = access(&app, &headers, client, &owner, &name).await?;
+    let distro = target.distro(PackageFormat::Rpm)?;
+    let token = read_token(&app, &access, target.name.as_deref()).await?;
+    let url = base_with_token(&auth::base_url(&app, &headers), token.as_deref());
+    Ok(text(format!(
+        "{url}/{owner}/{name}/{}/{}/$basearch\n",
+        distro.os, distro.dist
+    )))
+}
+
+/// `gpg_key_url.list` and `gpg_key_url.repo`: where the repository's keyring is.
+pub async fn gpg_key_url(
+    State(app): State<App>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path((owner, name)): Path<(String, String)>,
+    Query(target): Query<Target>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (_, access) = access(&app, &headers, client, &owner, &name).await?;
+    let token = read_token(&app, &access, target.name.as_deref()).await?;
+    let url = base_with_token(&auth::base_url(&app, &headers), token.as_deref());
+    Ok(text(format!("{url}/{owner}/{name}/gpgkey\n")))
+}
+
+#[derive(Deserialize)]
+struct TokenRequest {
+    name: String,
+}
+
+/// `POST tokens.text` with a master token and `name=HOST`: the host's read token, as text.
+pub async fn tokens_text(
+    State(app): State<App>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path((owner, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    request: Bytes,
+) -> Result<Response, ApiError> {
+    let (_, access) = access(&app, &headers, client, &owner, &name).await?;
+    if !matches!(access, Access::Master { .. }) {
+        return Err(ApiError::not_found(format!(
+            "repository {owner}/{name} not found"
+        )));
+    }
+    let request: TokenRequest = body::parse(&headers, &request)?;
+    let token = read_token(&app, &access, Some(request.name.trim()))
+        .await?
+        .unwrap_or_default();
+    Ok((StatusCode::CREATED, text(token)).into_response())
+}
