@@ -25,12 +25,13 @@ impl App {
     pub async fn open(config: Config) -> Result<App> {
         let db = Db::open(&config.database_url()).await?;
         let blobs = Blobs::local(&config.data_dir)?;
+        let auth_failures = Arc::new(FailureLimiter::new(config.max_auth_failures_per_minute));
         Ok(App {
             db,
             blobs,
             config: Arc::new(config),
             wake: Arc::new(Notify::new()),
-            auth_failures: Arc::default(),
+            auth_failures,
         })
     }
 }

@@ -33,6 +33,8 @@ pub struct Config {
     pub signing_key_days: u32,
     /// `json` or `text`.
     pub log_format: String,
+    /// Failed authentications a client address may make per minute before it gets 429.
+    pub max_auth_failures_per_minute: u32,
 }
 
 impl Default for Config {
@@ -48,6 +50,7 @@ impl Default for Config {
             signing_key_algorithm: KeyAlgorithm::Rsa4096,
             signing_key_days: 730,
             log_format: "text".into(),
+            max_auth_failures_per_minute: 30,
         }
     }
 }
@@ -74,6 +77,7 @@ const ENV_KEYS: &[&str] = &[
     "signing_key_algorithm",
     "signing_key_days",
     "log_format",
+    "max_auth_failures_per_minute",
 ];
 
 impl Config {

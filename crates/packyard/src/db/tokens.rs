@@ -74,11 +74,11 @@ pub async fn masters(db: &Db, repository_id: i64) -> Result<Vec<MasterToken>> {
     )?)
 }
 
-/// A master token of the repository by its id or its current value, as the API addresses it.
+/// A master token of the repository by its id, its current value or its name.
 pub async fn master(db: &Db, repository_id: i64, id_or_value: &str) -> Result<Option<MasterToken>> {
     let id: i64 = id_or_value.parse().unwrap_or(-1);
     let sql = format!(
-        "SELECT {MASTER_COLUMNS} FROM master_tokens WHERE repository_id = $1 AND (id = $2 OR value = $3)"
+        "SELECT {MASTER_COLUMNS} FROM master_tokens WHERE repository_id = $1 AND (id = $2 OR value = $3 OR name = $3)"
     );
     Ok(run!(
         db,

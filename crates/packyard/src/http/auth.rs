@@ -20,24 +20,30 @@ use super::error::ApiError;
 use crate::app::App;
 use crate::db::{self, repos::Repo, tokens::MasterToken, users::User};
 
-/// Failed authentications an address may make per window before it is refused.
-const MAX_FAILURES: u32 = 20;
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
-/// Failed authentications per client address, in fixed windows.
-#[derive(Default)]
+/// Failed authentications per client address, in fixed one-minute windows.
 pub struct FailureLimiter {
+    /// Failures an address may make per window before it is refused.
+    max_failures: u32,
     windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
 }
 
 impl FailureLimiter {
+    pub fn new(max_failures: u32) -> FailureLimiter {
+        FailureLimiter {
+            max_failures,
+            windows: Mutex::default(),
+        }
+    }
+
     pub fn blocked(&self, addr: IpAddr) -> bool {
         let windows = self
             .windows
             .lock()
             .expect("the limiter lock is never poisoned");
         windows.get(&addr).is_some_and(|(start, count)| {
-            start.elapsed() < FAILURE_WINDOW && *count >= MAX_FAILURES
+            start.elapsed() < FAILURE_WINDOW && *count >= self.max_failures
         })
     }
 

@@ -10,3 +10,4 @@ mod repo;
 mod restart;
 mod rpm_fixtures;
 mod support;
+mod tokens;

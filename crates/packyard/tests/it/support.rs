@@ -35,6 +35,11 @@ impl Builder {
         self
     }
 
+    pub fn max_auth_failures(mut self, limit: u32) -> Self {
+        self.config.max_auth_failures_per_minute = limit;
+        self
+    }
+
     pub fn max_upload_bytes(mut self, limit: u64) -> Self {
         self.config.max_upload_bytes = limit;
         self
@@ -164,6 +169,8 @@ impl TestApp {
     pub fn builder() -> Builder {
         let config = Config {
             signing_key_algorithm: KeyAlgorithm::Ed25519,
+            // Tests make many failed authentications on purpose; the limit has a test of its own.
+            max_auth_failures_per_minute: 10_000,
             ..Config::default()
         };
         Builder {
@@ -281,6 +288,43 @@ impl TestApp {
         let body: Value = response.json().await.unwrap();
         assert_eq!(status, 201, "pushing {filename}: {body}");
         body
+    }
+
+    /// The value of `admin/REPO`'s master token `name`.
+    pub async fn master_token(&self, repo: &str, name: &str) -> String {
+        let list: Value = self
+            .authed(
+                reqwest::Method::GET,
+                &format!("/api/v1/repos/admin/{repo}/master_tokens"),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let master = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap();
+        master["value"].as_str().unwrap().to_owned()
+    }
+
+    /// A new read token of `admin/REPO`, minted by its default master token.
+    pub async fn read_token(&self, repo: &str, name: &str) -> Value {
+        let response = self
+            .authed(
+                reqwest::Method::POST,
+                &format!("/api/v1/repos/admin/{repo}/master_tokens/default/read_tokens.json"),
+            )
+            .form(&[("read_token[name]", name)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        response.json().await.unwrap()
     }
 
     /// Pushes a generated `NAME_VERSION_ARCH.deb` to `admin/REPO` for debian/bookworm.

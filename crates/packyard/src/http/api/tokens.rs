@@ -1,7 +1,7 @@
 //! Master tokens and read tokens of a repository (PACKAGECLOUD-API.md):
 //! `GET, POST .../master_tokens`, `GET, DELETE .../master_tokens/MT`,
 //! `POST .../master_tokens/MT/rotate.json`, `GET, POST .../master_tokens/MT/read_tokens.json`,
-//! `GET, DELETE .../master_tokens/MT/read_tokens/ID`. MT is a master token's id or value.
+//! `GET, DELETE .../master_tokens/MT/read_tokens/ID`. MT is a master token's id, value or name.
 //! Only the repository's owner sees or changes them.
 
 use std::net::SocketAddr;
