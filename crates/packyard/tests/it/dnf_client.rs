@@ -16,25 +16,34 @@ impl Dnf {
     /// `key_file` (armored) when it is given.
     pub fn new(repos: &[(&str, &str)], key_file: Option<&str>, arch: &str) -> Dnf {
         let dir = tempfile::tempdir().unwrap();
-        let t = dir.path();
-        std::fs::create_dir_all(t.join("repos.d")).unwrap();
-        std::fs::create_dir_all(t.join("root")).unwrap();
         let check = if key_file.is_some() { 1 } else { 0 };
-        std::fs::write(
-            t.join("dnf.conf"),
-            format!("[main]\ngpgcheck=0\nrepo_gpgcheck={check}\nskip_if_unavailable=False\nkeepcache=1\n"),
-        )
-        .unwrap();
         let mut repo_file = String::new();
         for (name, baseurl) in repos {
             repo_file.push_str(&format!(
                 "[{name}]\nname={name}\nbaseurl={baseurl}\ngpgcheck=0\nrepo_gpgcheck={check}\nmetadata_expire=0\n"
             ));
             if let Some(key) = key_file {
-                std::fs::write(t.join("key.asc"), key).unwrap();
-                repo_file.push_str(&format!("gpgkey=file://{}/key.asc\n", t.display()));
+                std::fs::write(dir.path().join("key.asc"), key).unwrap();
+                repo_file.push_str(&format!("gpgkey=file://{}/key.asc\n", dir.path().display()));
             }
         }
+        Dnf::with_repo_file(dir, &repo_file, arch)
+    }
+
+    /// A dnf with a repository file as an install endpoint gives it.
+    pub fn from_repo_file(repo_file: &str, arch: &str) -> Dnf {
+        Dnf::with_repo_file(tempfile::tempdir().unwrap(), repo_file, arch)
+    }
+
+    fn with_repo_file(dir: TempDir, repo_file: &str, arch: &str) -> Dnf {
+        let t = dir.path();
+        std::fs::create_dir_all(t.join("repos.d")).unwrap();
+        std::fs::create_dir_all(t.join("root")).unwrap();
+        std::fs::write(
+            t.join("dnf.conf"),
+            "[main]\nskip_if_unavailable=False\nkeepcache=1\n",
+        )
+        .unwrap();
         std::fs::write(t.join("repos.d/test.repo"), repo_file).unwrap();
         Dnf {
             dir,

@@ -3,8 +3,10 @@
 
 mod api;
 mod apt_client;
+mod auth_matrix;
 mod dnf_client;
 mod fixtures;
+mod install;
 mod jobs;
 mod repo;
 mod restart;

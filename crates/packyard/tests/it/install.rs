@@ -1,0 +1,394 @@
+//! Install scripts and their endpoints: what they answer, shellcheck on the scripts, dnf with
+//! a private `config_file.repo`, and `script.deb.sh` run for real in a Debian bookworm root.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use reqwest::Method;
+
+use crate::dnf_client::Dnf;
+use crate::rpm_fixtures::{EL9, file_name, rpmbuild, simple_spec};
+use crate::support::TestApp;
+
+const INSTALL: &str = "/install/repositories/admin";
+
+async fn get_with(app: &TestApp, path: &str, token: Option<&str>) -> (u16, String) {
+    let request = app.get(path);
+    let request = match token {
+        Some(token) => request.basic_auth(token, Some("")),
+        None => request,
+    };
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn configuration_endpoints_for_public_and_private_repositories() {
+    let app = TestApp::new().await;
+    app.create_repo("stable", false).await;
+    app.create_repo("internal", true).await;
+    let host = app.base.trim_start_matches("http://").to_owned();
+
+    let (status, list) = get_with(
+        &app,
+        &format!("{INSTALL}/stable/config_file.list?os=debian&dist=bookworm"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        list.contains(&format!(
+            "deb [signed-by=/etc/apt/keyrings/admin_stable-archive-keyring.gpg] http://{host}/admin/stable/debian/ bookworm main"
+        )),
+        "{list}"
+    );
+    // A version number resolves to the codename, as lsb_release may report it.
+    let (_, by_number) = get_with(
+        &app,
+        &format!("{INSTALL}/stable/config_file.list?os=ubuntu&dist=22.04"),
+        None,
+    )
+    .await;
+    assert!(
+        by_number.contains("/admin/stable/ubuntu/ jammy main"),
+        "{by_number}"
+    );
+    for unknown in [
+        "os=debian&dist=potato",
+        "os=beos&dist=5",
+        "os=el&dist=9",
+        "",
+    ] {
+        let (status, _) = get_with(
+            &app,
+            &format!("{INSTALL}/stable/config_file.list?{unknown}"),
+            None,
+        )
+        .await;
+        assert_eq!(
+            status, 404,
+            "{unknown}: an unsupported OS makes the script print how to override it"
+        );
+    }
+
+    let (status, repo) = get_with(
+        &app,
+        &format!("{INSTALL}/stable/config_file.repo?os=el&dist=9"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        repo.contains(&format!(
+            "baseurl=http://{host}/admin/stable/el/9/$basearch"
+        )),
+        "{repo}"
+    );
+    assert!(
+        repo.contains("repo_gpgcheck=1")
+            && repo.contains("gpgcheck=0")
+            && repo.contains("[admin_stable-source]"),
+        "{repo}"
+    );
+    let (_, base_url) = get_with(
+        &app,
+        &format!("{INSTALL}/stable/rpm_base_url?os=el&dist=9"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        base_url.trim(),
+        format!("http://{host}/admin/stable/el/9/$basearch")
+    );
+    let (_, key_url) = get_with(&app, &format!("{INSTALL}/stable/gpg_key_url.list"), None).await;
+    assert_eq!(key_url.trim(), format!("http://{host}/admin/stable/gpgkey"));
+
+    // Private: nothing without a token; a read token is embedded; a master token mints one.
+    let (status, _) = get_with(
+        &app,
+        &format!("{INSTALL}/internal/config_file.list?os=debian&dist=bookworm"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = get_with(&app, &format!("{INSTALL}/internal/script.deb.sh"), None).await;
+    assert_eq!(status, 404);
+    let read = app.read_token("internal", "web-1").await["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, list) = get_with(
+        &app,
+        &format!("{INSTALL}/internal/config_file.list?os=debian&dist=bookworm"),
+        Some(&read),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        list.contains(&format!(
+            "http://{read}:@{host}/admin/internal/debian/ bookworm main"
+        )),
+        "{list}"
+    );
+    let master = app.master_token("internal", "default").await;
+    let (status, minted) = get_with(
+        &app,
+        &format!("{INSTALL}/internal/config_file.repo?os=el&dist=9&name=db-1"),
+        Some(&master),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        !minted.contains(&master),
+        "the master token never goes into configuration"
+    );
+    let (status, script) = get_with(
+        &app,
+        &format!("{INSTALL}/internal/script.deb.sh"),
+        Some(&master),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(script.contains(&format!("master_token='{master}'")));
+}
+
+#[tokio::test]
+async fn scripts_pass_shellcheck() {
+    let app = TestApp::new().await;
+    app.create_repo("stable", false).await;
+    let dir = tempfile::tempdir().unwrap();
+    for script in ["script.deb.sh", "script.rpm.sh"] {
+        let (status, text) = get_with(&app, &format!("{INSTALL}/stable/{script}"), None).await;
+        assert_eq!(status, 200);
+        let path = dir.path().join(script);
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new("shellcheck")
+            .arg(&path)
+            .output()
+            .expect("shellcheck runs (scripts/test installs it)");
+        assert!(
+            out.status.success(),
+            "shellcheck {script}:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dnf_reads_a_private_repository_through_config_file_repo() {
+    let app = TestApp::new().await;
+    app.create_repo("internal", true).await;
+    let work = tempfile::tempdir().unwrap();
+    let rpm = &rpmbuild(
+        work.path(),
+        &simple_spec("secret", "1.0", "1", "x86_64"),
+        "x86_64",
+        false,
+    )[0];
+    app.push_ok(
+        "internal",
+        EL9,
+        &file_name(rpm),
+        std::fs::read(rpm).unwrap(),
+    )
+    .await;
+    app.wait_for_jobs().await;
+
+    let master = app.master_token("internal", "default").await;
+    let (status, config) = get_with(
+        &app,
+        &format!("{INSTALL}/internal/config_file.repo?os=el&dist=9&name=db-1"),
+        Some(&master),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let dnf = Dnf::from_repo_file(&config, "x86_64");
+    let listed = dnf
+        .ok(&[
+            "--disablerepo=*-source",
+            "repoquery",
+            "--qf",
+            "%{name} %{evr}",
+            "secret",
+        ])
+        .await;
+    assert_eq!(listed.trim(), "secret 1.0-1");
+    dnf.ok(&["--disablerepo=*-source", "install", "secret"])
+        .await;
+    assert!(dnf.root().join("usr/bin/secret").exists());
+}
+
+/// A minimal Debian bookworm made with debootstrap, with /proc and /dev bound while the
+/// scripts run; both are unmounted when this is dropped.
+struct Chroot {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    mounts: Vec<PathBuf>,
+}
+
+impl Chroot {
+    fn bookworm() -> Chroot {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let out = Command::new("debootstrap")
+            .args([
+                "--variant=minbase",
+                "--include=curl,gnupg,ca-certificates",
+                "bookworm",
+            ])
+            .arg(&root)
+            .arg("http://deb.debian.org/debian")
+            .output()
+            .expect("debootstrap runs (scripts/test installs it)");
+        assert!(
+            out.status.success(),
+            "debootstrap failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut chroot = Chroot {
+            _dir: dir,
+            root,
+            mounts: Vec::new(),
+        };
+        for (source, target) in [("/proc", "proc"), ("/dev", "dev")] {
+            let target = chroot.root.join(target);
+            let status = Command::new("mount")
+                .arg("--bind")
+                .arg(source)
+                .arg(&target)
+                .status()
+                .unwrap();
+            assert!(status.success(), "mount --bind {source}");
+            chroot.mounts.push(target);
+        }
+        chroot
+    }
+
+    /// Runs `command` with bash inside the root; returns success and the combined output.
+    fn run(&self, command: &str) -> (bool, String) {
+        let out = Command::new("chroot")
+            .arg(&self.root)
+            .args(["/bin/bash", "-c", command])
+            .env_clear()
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    fn ok(&self, command: &str) -> String {
+        let (ok, text) = self.run(command);
+        assert!(ok, "`{command}` failed in the chroot:\n{text}");
+        text
+    }
+
+    fn path(&self, inside: &str) -> PathBuf {
+        self.root.join(inside.trim_start_matches('/'))
+    }
+}
+
+impl Drop for Chroot {
+    fn drop(&mut self) {
+        for mount in self.mounts.iter().rev() {
+            let _ = Command::new("umount").arg("--lazy").arg(mount).status();
+        }
+    }
+}
+
+fn source_files(dir: &Path, prefix: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn script_deb_sh_sets_up_a_debian_host_for_public_and_private_repositories() {
+    let app = TestApp::new().await;
+    app.create_repo("stable", false).await;
+    app.create_repo("internal", true).await;
+    app.push_deb("stable", "hello", "1.0", "amd64").await;
+    app.push_deb("internal", "secret", "2.0", "amd64").await;
+    app.wait_for_jobs().await;
+    let chroot = tokio::task::spawn_blocking(Chroot::bookworm).await.unwrap();
+    let host = app.base.trim_start_matches("http://").to_owned();
+
+    // Public.
+    let public = format!("curl -sSf http://{host}{INSTALL}/stable/script.deb.sh | bash");
+    chroot.ok(&public);
+    chroot.ok("apt-get install -y hello");
+    assert!(chroot.path("/usr/bin/hello").exists());
+    let keyring =
+        std::fs::metadata(chroot.path("/etc/apt/keyrings/admin_stable-archive-keyring.gpg"))
+            .unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&keyring.permissions()) & 0o777,
+        0o644
+    );
+
+    // Private, twice: one source file, one line, and the package installs.
+    let master = app.master_token("internal", "default").await;
+    let private = |master: &str| {
+        format!("curl -sSf http://{master}:@{host}{INSTALL}/internal/script.deb.sh | bash")
+    };
+    chroot.ok(&private(&master));
+    chroot.ok(&private(&master));
+    let sources = chroot.path("/etc/apt/sources.list.d");
+    assert_eq!(
+        source_files(&sources, "admin_internal"),
+        ["admin_internal.list"]
+    );
+    let line_count = std::fs::read_to_string(sources.join("admin_internal.list"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("deb "))
+        .count();
+    assert_eq!(line_count, 1);
+    chroot.ok("apt-get install -y secret");
+    assert!(chroot.path("/usr/bin/secret").exists());
+
+    // Rotated past its grace period: the host's read token stops working until the script
+    // runs again with the new master token.
+    let rotated = app
+        .authed(
+            Method::POST,
+            "/api/v1/repos/admin/internal/master_tokens/default/rotate.json",
+        )
+        .form(&[("grace", "1h")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rotated.status(), 200);
+    chroot.ok("apt-get update");
+    app.app
+        .db
+        .execute_sql("UPDATE read_tokens SET expires_at = 1 WHERE expires_at IS NOT NULL")
+        .await
+        .unwrap();
+    app.app
+        .db
+        .execute_sql("UPDATE master_tokens SET previous_expires_at = 1")
+        .await
+        .unwrap();
+    let (ok, text) = chroot.run("apt-get update -o APT::Update::Error-Mode=any");
+    assert!(!ok, "apt kept reading with an expired token:\n{text}");
+    let new_master = app.master_token("internal", "default").await;
+    chroot.ok(&private(&new_master));
+    chroot.ok("apt-get update -o APT::Update::Error-Mode=any");
+    chroot.ok("apt-get install -y --reinstall secret");
+    assert_eq!(
+        source_files(&sources, "admin_internal"),
+        ["admin_internal.list"]
+    );
+}
