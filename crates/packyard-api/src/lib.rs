@@ -120,5 +120,8 @@ pub struct Package {
     pub self_url: String,
     pub versions_url: String,
     pub promote_url: String,
+    pub downloads_count_url: String,
+    pub downloads_detail_url: String,
+    pub downloads_series_url: String,
     pub destroy_url: String,
 }

@@ -8,6 +8,7 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::downloads::DownloadLog;
 use crate::http::auth::FailureLimiter;
 use crate::storage::Blobs;
 
@@ -19,6 +20,7 @@ pub struct App {
     /// Notified when a job is queued, so an idle worker starts at once instead of polling.
     pub wake: Arc<Notify>,
     pub auth_failures: Arc<FailureLimiter>,
+    pub downloads: DownloadLog,
 }
 
 impl App {
@@ -27,6 +29,7 @@ impl App {
         let blobs = Blobs::local(&config.data_dir)?;
         let auth_failures = Arc::new(FailureLimiter::new(config.max_auth_failures_per_minute));
         Ok(App {
+            downloads: DownloadLog::start(db.clone()),
             db,
             blobs,
             config: Arc::new(config),

@@ -358,3 +358,60 @@ pub async fn rpm_target_arches(
         arch => vec![arch.to_owned()],
     })
 }
+
+/// Copies a package into `destination` (same distribution), and unless `keep` removes it from
+/// `source`, as `package_cloud promote` does. Entries and blob are shared: nothing is re-read.
+pub async fn promote(
+    app: &App,
+    source: &Repo,
+    destination: &Repo,
+    distro: &Distro,
+    package: &Package,
+    keep: bool,
+) -> Result<Package, PushError> {
+    let entries = db::packages::entries(&app.db, package.id).await?;
+    let entries: Vec<(&str, String)> = entries
+        .iter()
+        .map(|(part, body)| (part.as_str(), body.clone()))
+        .collect();
+    let new = NewPackage {
+        repository_id: destination.id,
+        distro_version_id: distro.id,
+        format: &package.format,
+        name: &package.name,
+        version: &package.version,
+        architecture: &package.architecture,
+        filename: &package.filename,
+        size: package.size,
+        md5: &package.md5,
+        sha1: &package.sha1,
+        sha256: &package.sha256,
+        sha512: &package.sha512,
+        dependencies: &package.dependencies,
+        entries: &entries,
+    };
+    let mut tx = app.db.begin_write().await?;
+    let promoted = match db::packages::insert(&mut tx, &new).await? {
+        Inserted::New(promoted) => {
+            enqueue_publishes(&mut tx, destination, distro, &promoted.architecture).await?;
+            db::repos::touch_last_push(&mut tx, destination.id).await?;
+            promoted
+        }
+        Inserted::Conflict(existing) if existing.sha256 == package.sha256 => existing,
+        Inserted::Conflict(existing) => {
+            return Err(PushError::Conflict(format!(
+                "has already been taken: {}/{} already has {} with different contents",
+                destination.owner, destination.name, existing.filename
+            )));
+        }
+    };
+    if !keep {
+        db::packages::mark_deleted(&mut tx, package.id).await?;
+        enqueue_publishes(&mut tx, source, distro, &package.architecture).await?;
+    }
+    tx.commit().await?;
+    app.wake.notify_one();
+    tracing::info!(package = %package.filename, from = %format!("{}/{}", source.owner, source.name),
+        to = %format!("{}/{}", destination.owner, destination.name), copy = keep, "promoted package");
+    Ok(promoted)
+}

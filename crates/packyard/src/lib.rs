@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod distros;
+pub mod downloads;
 pub mod http;
 pub mod ingest;
 pub mod jobs;

@@ -5,6 +5,7 @@
 //! (the embedded default) or PostgreSQL. `run!` and `run_tx!` send one query text to whichever
 //! concrete pool or transaction is in hand.
 
+pub mod downloads;
 pub mod generations;
 pub mod gpg_keys;
 pub mod jobs;

@@ -280,3 +280,103 @@ pub async fn rpm_arches(
     }
     Ok(arches)
 }
+
+/// What a package listing keeps; `None` keeps everything.
+#[derive(Debug, Default)]
+pub struct Filter {
+    pub format: Option<String>,
+    pub distro_version_ids: Option<Vec<i64>>,
+    pub architecture: Option<String>,
+    /// A substring of the file name.
+    pub filename: Option<String>,
+}
+
+enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+/// One page of a repository's live packages, newest first, and the number of all that match.
+pub async fn list(
+    db: &Db,
+    repository_id: i64,
+    filter: &Filter,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<Package>, i64)> {
+    let mut conditions = vec![
+        "repository_id = $1".to_owned(),
+        "deleted_at IS NULL".to_owned(),
+    ];
+    let mut binds = vec![Bind::Int(repository_id)];
+    let placeholder = |binds: &mut Vec<Bind>, bind: Bind| {
+        binds.push(bind);
+        format!("${}", binds.len())
+    };
+    if let Some(format) = &filter.format {
+        let p = placeholder(&mut binds, Bind::Text(format.clone()));
+        conditions.push(format!("format = {p}"));
+    }
+    if let Some(ids) = &filter.distro_version_ids {
+        if ids.is_empty() {
+            return Ok((Vec::new(), 0));
+        }
+        let list: Vec<String> = ids
+            .iter()
+            .map(|id| placeholder(&mut binds, Bind::Int(*id)))
+            .collect();
+        conditions.push(format!("distro_version_id IN ({})", list.join(", ")));
+    }
+    if let Some(arch) = &filter.architecture {
+        let p = placeholder(&mut binds, Bind::Text(arch.clone()));
+        conditions.push(format!("architecture = {p}"));
+    }
+    if let Some(text) = &filter.filename {
+        let escaped = text
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let p = placeholder(&mut binds, Bind::Text(format!("%{escaped}%")));
+        conditions.push(format!("filename LIKE {p} ESCAPE '\\'"));
+    }
+    let condition = conditions.join(" AND ");
+    let page = format!(
+        "SELECT {COLUMNS} FROM packages WHERE {condition} ORDER BY id DESC LIMIT {limit} OFFSET {offset}"
+    );
+    let total = format!("SELECT COUNT(*) FROM packages WHERE {condition}");
+    macro_rules! bound {
+        ($query:expr) => {{
+            let mut query = $query;
+            for bind in &binds {
+                query = match bind {
+                    Bind::Int(v) => query.bind(*v),
+                    Bind::Text(v) => query.bind(v.clone()),
+                };
+            }
+            query
+        }};
+    }
+    let packages: Vec<Package> = run!(
+        db,
+        bound!(sqlx::query_as(sqlx::AssertSqlSafe(page.clone()))),
+        fetch_all
+    )?;
+    let total: i64 = run!(
+        db,
+        bound!(sqlx::query_scalar(sqlx::AssertSqlSafe(total.clone()))),
+        fetch_one
+    )?;
+    Ok((packages, total))
+}
+
+/// A package's index entries by part.
+pub async fn entries(db: &Db, package_id: i64) -> Result<Vec<(String, String)>> {
+    Ok(run!(
+        db,
+        sqlx::query_as(
+            "SELECT part, body FROM package_entries WHERE package_id = $1 ORDER BY part"
+        )
+        .bind(package_id),
+        fetch_all
+    )?)
+}

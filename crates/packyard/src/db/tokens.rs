@@ -216,12 +216,12 @@ pub async fn delete_read(db: &Db, master_token_id: i64, id: i64) -> Result<bool>
     Ok(deleted == 1)
 }
 
-/// The repository a read token reads, if the token works now.
-pub async fn readable_repository(db: &Db, value: &str) -> Result<Option<i64>> {
+/// The repository a read token reads and the token's name, if the token works now.
+pub async fn readable_repository(db: &Db, value: &str) -> Result<Option<(i64, String)>> {
     Ok(run!(
         db,
-        sqlx::query_scalar(
-            "SELECT m.repository_id FROM read_tokens r JOIN master_tokens m ON m.id = r.master_token_id
+        sqlx::query_as(
+            "SELECT m.repository_id, r.name FROM read_tokens r JOIN master_tokens m ON m.id = r.master_token_id
              WHERE r.value = $1 AND (r.expires_at IS NULL OR r.expires_at > $2)",
         )
         .bind(value)

@@ -70,6 +70,7 @@ pub enum Caller {
     /// A working read token of this repository.
     Reader {
         repository_id: i64,
+        name: String,
     },
     /// A master token (its current value, or the previous one during a rotation's grace).
     Master {
@@ -108,8 +109,11 @@ pub async fn caller(app: &App, token: Option<String>, addr: IpAddr) -> Result<Ca
     if let Some(user) = db::users::by_token(&app.db, &token).await? {
         return Ok(Caller::User(user));
     }
-    if let Some(repository_id) = db::tokens::readable_repository(&app.db, &token).await? {
-        return Ok(Caller::Reader { repository_id });
+    if let Some((repository_id, name)) = db::tokens::readable_repository(&app.db, &token).await? {
+        return Ok(Caller::Reader {
+            repository_id,
+            name,
+        });
     }
     if let Some((token, previous)) = db::tokens::master_by_value(&app.db, &token).await? {
         return Ok(Caller::Master { token, previous });
@@ -149,7 +153,7 @@ pub async fn may_read(app: &App, caller: &Caller, repo: &Repo) -> Result<bool, A
     }
     Ok(match caller {
         Caller::User(user) => db::users::acts_for(&app.db, user, repo.owner_id).await?,
-        Caller::Reader { repository_id } => *repository_id == repo.id,
+        Caller::Reader { repository_id, .. } => *repository_id == repo.id,
         _ => false,
     })
 }

@@ -52,7 +52,7 @@ async fn access(
         return Ok((repo, Access::Public));
     }
     let access = match caller {
-        Caller::Reader { repository_id } if repository_id == repo.id => {
+        Caller::Reader { repository_id, .. } if repository_id == repo.id => {
             Access::Reader(token.unwrap_or_default())
         }
         Caller::Master { token, previous } if token.repository_id == repo.id => {

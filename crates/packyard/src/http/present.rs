@@ -7,7 +7,7 @@ use packyard_formats::rpm::YumPath;
 use crate::db::{packages::Package, repos::Repo};
 use crate::distros::Distro;
 
-fn timestamp(secs: i64) -> String {
+pub fn timestamp(secs: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(secs)
         .ok()
         .and_then(|t| {
@@ -109,6 +109,18 @@ pub fn package(base: &str, repo: &Repo, distro: &Distro, p: &Package) -> api::Pa
         package_html_url: format!("/{fq}/packages/{target}/{}", p.filename),
         download_url: format!("{base}/{fq}/{}/{}", distro.os, file_path(distro, p)),
         versions_url: format!("{package_root}/versions.json"),
+        downloads_count_url: format!(
+            "{}/stats/downloads/count.json",
+            self_url.trim_end_matches(".json")
+        ),
+        downloads_detail_url: format!(
+            "{}/stats/downloads/detail.json",
+            self_url.trim_end_matches(".json")
+        ),
+        downloads_series_url: format!(
+            "{}/stats/downloads/series/daily.json",
+            self_url.trim_end_matches(".json")
+        ),
         promote_url: format!("/api/v1/repos/{fq}/{target}/{}/promote.json", p.filename),
         destroy_url: format!("/api/v1/repos/{fq}/{target}/{}", p.filename),
         self_url,

@@ -29,7 +29,20 @@ pub fn router(app: App) -> Router {
             "/api/v1/repos/{owner}/{repo}/packages.json",
             // The push handler streams the body and enforces the limit itself (413).
             post(api::packages::push::push)
-                .layer(DefaultBodyLimit::max(upload_limit.saturating_add(1 << 20))),
+                .layer(DefaultBodyLimit::max(upload_limit.saturating_add(1 << 20)))
+                .get(api::packages::list::all),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{repo}/packages/{*filter}",
+            get(api::packages::list::filtered),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{repo}/search.json",
+            get(api::packages::list::search),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{repo}/{os}/{dist}/{filename}/promote.json",
+            post(api::packages::promote::promote),
         )
         .route(
             "/api/v1/repos/{owner}/{repo}/master_tokens",

@@ -73,6 +73,7 @@ pub async fn serve(
             )
             .immutable()
             .modified_at(package.created_at)
+            .counting(package.id)
         }
     };
     send::send(app, request, file).await

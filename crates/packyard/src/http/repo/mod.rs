@@ -88,7 +88,16 @@ async fn dispatch(
     // stale token in its source line keeps working.
     let caller = auth::caller(app, token, client.ip()).await?;
     let repo = auth::repo_for_reader(app, &caller, owner, name).await?;
-    let request = send::Request { method, headers };
+    let read_token = match &caller {
+        auth::Caller::Reader { name, .. } => Some(name.clone()),
+        _ => None,
+    };
+    let request = send::Request {
+        method,
+        headers,
+        client: client.ip(),
+        read_token,
+    };
     match parsed {
         RepoPath::GpgKey => {
             // Signing keys and package keys: what apt's signed-by and dnf's gpgkey= need.

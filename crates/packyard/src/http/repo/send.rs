@@ -21,6 +21,9 @@ use crate::storage::BlobKey;
 pub struct Request<'a> {
     pub method: &'a Method,
     pub headers: &'a HeaderMap,
+    pub client: std::net::IpAddr,
+    /// The name of the read token the request came with, for download records.
+    pub read_token: Option<String>,
 }
 
 enum Source {
@@ -37,6 +40,8 @@ pub struct File {
     etag: String,
     immutable: bool,
     modified_at: Option<i64>,
+    /// The package whose download this is, to be counted.
+    package_id: Option<i64>,
 }
 
 impl File {
@@ -49,6 +54,7 @@ impl File {
             etag,
             immutable: false,
             modified_at: None,
+            package_id: None,
         }
     }
 
@@ -60,6 +66,7 @@ impl File {
             etag: format!("\"{sha256}\""),
             immutable: false,
             modified_at: None,
+            package_id: None,
         }
     }
 
@@ -72,11 +79,18 @@ impl File {
             etag,
             immutable: false,
             modified_at: None,
+            package_id: None,
         }
     }
 
     pub fn immutable(mut self) -> File {
         self.immutable = true;
+        self
+    }
+
+    /// Counts a full GET of this file as a download of `package_id`.
+    pub fn counting(mut self, package_id: i64) -> File {
+        self.package_id = Some(package_id);
         self
     }
 
@@ -145,6 +159,23 @@ pub async fn send(app: &App, request: &Request<'_>, mut file: File) -> Result<Re
     headers.insert(CONTENT_LENGTH, header(&length.to_string()));
     if request.method == Method::HEAD {
         return Ok((status, headers).into_response());
+    }
+    // A download starts at byte 0; later ranges are the same download resuming.
+    if let Some(package_id) = file
+        .package_id
+        .filter(|_| range.as_ref().is_none_or(|r| r.start == 0))
+    {
+        let user_agent = request
+            .headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok());
+        app.downloads.record(crate::db::downloads::Download {
+            package_id,
+            downloaded_at: crate::db::now(),
+            ip_address: request.client.to_string(),
+            user_agent: user_agent.unwrap_or_default().chars().take(512).collect(),
+            read_token: request.read_token.clone(),
+        });
     }
 
     let body = match file.source {

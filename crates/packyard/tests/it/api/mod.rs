@@ -1,5 +1,7 @@
+mod cli_replay;
 mod distributions;
 mod gpg_keys;
+mod listing;
 mod packages;
 mod push_errors;
 mod repos;

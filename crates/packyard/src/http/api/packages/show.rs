@@ -1,5 +1,6 @@
-//! `GET /api/v1/repos/OWNER/REPO/package/deb/OS/DIST/NAME/ARCH/VERSION.json` and the same
-//! path ending in `versions.json`.
+//! `GET /api/v1/repos/OWNER/REPO/package/deb/OS/DIST/NAME/ARCH/VERSION.json` (rpm:
+//! `.../ARCH/VERSION/RELEASE.json`), the same path ending in `versions.json`, and a package's
+//! download stats under `.../stats/downloads/{count,detail,series/daily}.json`.
 
 use std::net::SocketAddr;
 
@@ -7,6 +8,8 @@ use axum::Json;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 use crate::app::App;
 use crate::db;
@@ -23,6 +26,10 @@ pub async fn show(
     let user = auth::optional_user(&app, &headers, client.ip()).await?;
     let repo = auth::readable_repo(&app, user.as_ref(), &owner, &name).await?;
     let path = path.strip_suffix(".json").unwrap_or(&path);
+    let (path, stat) = match path.split_once("/stats/downloads/") {
+        Some((package, stat)) => (package, Some(stat)),
+        None => (path, None),
+    };
     let parts: Vec<&str> = path.split('/').collect();
     // deb: deb/OS/DIST/NAME/ARCH/VERSION; rpm: rpm/OS/DIST/NAME/ARCH/VERSION/RELEASE; either
     // may end in `versions` instead.
@@ -61,5 +68,49 @@ pub async fn show(
                 "{package} {last} ({arch}) is not in {owner}/{name} {os}/{dist}"
             ))
         })?;
-    Ok(Json(present::package(&base, &repo, distro, found)).into_response())
+    match stat {
+        None => Ok(Json(present::package(&base, &repo, distro, found)).into_response()),
+        Some(stat) => download_stats(&app, found.id, stat).await,
+    }
+}
+
+/// `{"value": N}`, the newest downloads, or downloads per day keyed `YYYYMMDDZ`.
+async fn download_stats(app: &App, package_id: i64, stat: &str) -> Result<Response, ApiError> {
+    match stat {
+        "count" => Ok(
+            Json(json!({ "value": db::downloads::count(&app.db, package_id).await? }))
+                .into_response(),
+        ),
+        "detail" => {
+            let rows = db::downloads::detail(&app.db, package_id, 1000).await?;
+            let rows: Vec<Value> = rows
+                .iter()
+                .map(|d| {
+                    json!({
+                        "downloaded_at": present::timestamp(d.downloaded_at),
+                        "ip_address": d.ip_address,
+                        "user_agent": d.user_agent,
+                        "source": "repository",
+                        "read_token": d.read_token,
+                    })
+                })
+                .collect();
+            Ok(Json(rows).into_response())
+        }
+        "series/daily" => {
+            let format = time::macros::format_description!("[year][month][day]Z");
+            let mut series: BTreeMap<String, i64> = BTreeMap::new();
+            for at in db::downloads::times(&app.db, package_id).await? {
+                let day = time::OffsetDateTime::from_unix_timestamp(at)
+                    .ok()
+                    .and_then(|t| t.format(&format).ok())
+                    .unwrap_or_default();
+                *series.entry(day).or_default() += 1;
+            }
+            Ok(Json(series).into_response())
+        }
+        other => Err(ApiError::not_found(format!(
+            "no download statistic {other}"
+        ))),
+    }
 }

@@ -1,0 +1,71 @@
+//! `POST /api/v1/repos/OWNER/REPO/OS/DIST/FILENAME/promote.json` with `destination=OWNER/REPO`
+//! (`package_cloud promote`): moves the package, as packagecloud does; `copy=true` keeps it in
+//! the source repository too.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::HeaderMap;
+use packyard_api as api;
+use serde::Deserialize;
+
+use crate::app::App;
+use crate::db;
+use crate::distros;
+use crate::http::api::body;
+use crate::http::error::ApiError;
+use crate::http::{auth, present};
+use crate::ingest::{self, PushError};
+
+#[derive(Deserialize)]
+struct Promotion {
+    destination: String,
+    #[serde(default)]
+    copy: Option<api::Flag>,
+}
+
+pub async fn promote(
+    State(app): State<App>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path((owner, name, os, dist, filename)): Path<(String, String, String, String, String)>,
+    headers: HeaderMap,
+    request: Bytes,
+) -> Result<Json<api::Package>, ApiError> {
+    let user = auth::require_user(&app, &headers, client.ip()).await?;
+    let source = auth::writable_repo(&app, &user, &owner, &name).await?;
+    let promotion: Promotion = body::parse(&headers, &request)?;
+    let (dest_owner, dest_name) = promotion
+        .destination
+        .split_once('/')
+        .ok_or_else(|| ApiError::invalid("destination", "must be OWNER/REPO"))?;
+    let destination = auth::writable_repo(&app, &user, dest_owner, dest_name).await?;
+    if destination.id == source.id {
+        return Err(ApiError::invalid(
+            "destination",
+            "is the package's own repository",
+        ));
+    }
+    let distro = distros::by_path(&os, &dist)
+        .ok_or_else(|| ApiError::not_found(format!("unknown distribution {os}/{dist}")))?;
+    let package = db::packages::by_filename(&app.db, source.id, distro.id, &filename)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!("{filename} is not in {owner}/{name} {os}/{dist}"))
+        })?;
+    let keep = promotion.copy.as_ref().is_some_and(api::Flag::is_set);
+    let promoted = ingest::promote(&app, &source, &destination, distro, &package, keep)
+        .await
+        .map_err(|e| match e {
+            PushError::Conflict(m) => ApiError::invalid("filename", m),
+            PushError::Internal(e) => ApiError::Internal(e),
+            PushError::BadPackage(m) | PushError::BadFilename(m) => ApiError::invalid("package", m),
+        })?;
+    Ok(Json(present::package(
+        &auth::base_url(&app, &headers),
+        &destination,
+        distro,
+        &promoted,
+    )))
+}
