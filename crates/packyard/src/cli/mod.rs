@@ -72,6 +72,8 @@ enum TokenCommand {
     },
 }
 
+// The variant names are the commands' names (`admin create-token` ...), an interface.
+#[allow(clippy::enum_variant_names)]
 #[derive(Subcommand)]
 enum AdminCommand {
     /// Create an API token (and the user, if new) and print it

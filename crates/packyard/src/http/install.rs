@@ -81,8 +81,17 @@ fn script(
     access: &Access,
     template: &str,
 ) -> Response {
+    // The value the caller presented: during a rotation's grace, a host still holding the
+    // previous value is not handed the new one.
     let master = match access {
-        Access::Master { token, .. } => token.value.as_str(),
+        Access::Master {
+            token,
+            previous: true,
+        } => token.previous_value.as_deref().unwrap_or_default(),
+        Access::Master {
+            token,
+            previous: false,
+        } => token.value.as_str(),
         _ => "",
     };
     let body = template
