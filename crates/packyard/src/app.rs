@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::downloads::DownloadLog;
 use crate::http::auth::FailureLimiter;
+use crate::jobs::chunks::HashStates;
 use crate::storage::Blobs;
 
 #[derive(Clone)]
@@ -21,6 +22,8 @@ pub struct App {
     pub wake: Arc<Notify>,
     pub auth_failures: Arc<FailureLimiter>,
     pub downloads: DownloadLog,
+    /// Hash states of the indexes this process published, so the next publish resumes them.
+    pub hash_states: Arc<HashStates>,
 }
 
 impl App {
@@ -35,6 +38,7 @@ impl App {
             config: Arc::new(config),
             wake: Arc::new(Notify::new()),
             auth_failures,
+            hash_states: Arc::default(),
         })
     }
 }

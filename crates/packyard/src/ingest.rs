@@ -94,13 +94,85 @@ pub async fn push(
     distro: &Distro,
     staged: &Staged,
 ) -> Result<(Package, bool), PushError> {
+    let parsed = parse(staged, distro).await?;
+    store(app, repo, distro, staged, parsed).await
+}
+
+async fn parse(staged: &Staged, distro: &Distro) -> Result<Parsed, PushError> {
     check_kind(staged, distro)?;
     check_filename(&staged.filename, distro.format)?;
-    let parsed = match distro.format {
-        PackageFormat::Deb => parse_deb(staged, distro).await?,
-        PackageFormat::Rpm => parse_rpm(staged).await?,
-    };
-    store(app, repo, distro, staged, parsed).await
+    match distro.format {
+        PackageFormat::Deb => parse_deb(staged, distro).await,
+        PackageFormat::Rpm => parse_rpm(staged).await,
+    }
+}
+
+/// Imports many packages of one distribution in one transaction with one publish per target,
+/// for bulk loads; packages already present are skipped. Returns how many were added.
+pub async fn import(
+    app: &App,
+    repo: &Repo,
+    distro: &Distro,
+    files: &[Staged],
+) -> Result<usize, PushError> {
+    let mut parsed = Vec::with_capacity(files.len());
+    for staged in files {
+        parsed.push(parse(staged, distro).await?);
+        app.blobs
+            .put_file(&BlobKey::from_sha256(&staged.digests.sha256)?, &staged.path)
+            .await?;
+    }
+    let mut tx = app.db.begin_write().await?;
+    let mut added = 0;
+    let mut architectures: Vec<String> = Vec::new();
+    for (staged, parsed) in files.iter().zip(&parsed) {
+        // The collector deletes blobs under the write lock; check again now that we hold it.
+        app.blobs
+            .put_file(&BlobKey::from_sha256(&staged.digests.sha256)?, &staged.path)
+            .await?;
+        let dependencies =
+            serde_json::to_string(&parsed.dependencies).context("encoding dependencies")?;
+        let new = new_package(repo, distro, staged, parsed, &dependencies);
+        if let Inserted::New(package) = db::packages::insert(&mut tx, &new).await? {
+            added += 1;
+            if !architectures.contains(&package.architecture) {
+                architectures.push(package.architecture);
+            }
+        }
+    }
+    for architecture in &architectures {
+        enqueue_publishes(&mut tx, repo, distro, architecture).await?;
+    }
+    db::repos::touch_last_push(&mut tx, repo.id).await?;
+    tx.commit().await?;
+    app.wake.notify_one();
+    Ok(added)
+}
+
+fn new_package<'a>(
+    repo: &Repo,
+    distro: &Distro,
+    staged: &'a Staged,
+    parsed: &'a Parsed,
+    dependencies: &'a str,
+) -> NewPackage<'a> {
+    let d = &staged.digests;
+    NewPackage {
+        repository_id: repo.id,
+        distro_version_id: distro.id,
+        format: parsed.format,
+        name: &parsed.name,
+        version: &parsed.version,
+        architecture: &parsed.architecture,
+        filename: &staged.filename,
+        size: d.size as i64,
+        md5: &d.md5,
+        sha1: &d.sha1,
+        sha256: &d.sha256,
+        sha512: &d.sha512,
+        dependencies,
+        entries: &parsed.entries,
+    }
 }
 
 /// A .deb pushed to an rpm distribution (or the reverse) gets a message that says so.
@@ -269,22 +341,7 @@ async fn store(
     let d = &staged.digests;
     let dependencies =
         serde_json::to_string(&parsed.dependencies).context("encoding dependencies")?;
-    let new = NewPackage {
-        repository_id: repo.id,
-        distro_version_id: distro.id,
-        format: parsed.format,
-        name: &parsed.name,
-        version: &parsed.version,
-        architecture: &parsed.architecture,
-        filename: &staged.filename,
-        size: d.size as i64,
-        md5: &d.md5,
-        sha1: &d.sha1,
-        sha256: &d.sha256,
-        sha512: &d.sha512,
-        dependencies: &dependencies,
-        entries: &parsed.entries,
-    };
+    let new = new_package(repo, distro, staged, &parsed, &dependencies);
     match db::packages::insert(&mut tx, &new).await? {
         Inserted::New(package) => {
             enqueue_publishes(&mut tx, repo, distro, &package.architecture).await?;

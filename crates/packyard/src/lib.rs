@@ -4,6 +4,7 @@
 //! folder. See ARCHITECTURE.md for the map.
 
 pub mod app;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -47,6 +47,18 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Measure publish times side by side with apt-ftparchive and createrepo_c (see BENCHMARKS.md)
+    Bench {
+        /// Repository sizes to measure
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
+        sizes: Vec<usize>,
+        /// Where results.json and results.md go
+        #[arg(long, default_value = "bench-results")]
+        out: PathBuf,
+        /// Scratch folder for generated packages and repositories
+        #[arg(long, default_value = "target/bench-work")]
+        work: PathBuf,
+    },
     /// Master and read tokens of private repositories
     Token {
         #[command(subcommand)]
@@ -134,6 +146,9 @@ async fn run(cli: Cli) -> Result<()> {
     use crate::db::{self, Db};
     match cli.command {
         Command::Serve { config, listen } => serve::run(config.load(listen)?).await,
+        Command::Bench { sizes, out, work } => {
+            crate::bench::run(crate::bench::Options { sizes, out, work }).await
+        }
         Command::Admin {
             command: AdminCommand::CreateToken { config, user },
         } => {

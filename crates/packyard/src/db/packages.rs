@@ -219,28 +219,33 @@ pub async fn mark_deleted(tx: &mut Tx, id: i64) -> Result<()> {
 pub struct IndexEntry {
     pub id: i64,
     pub architecture: String,
-    pub body: String,
+    /// The entry's text; left out for packages below the `bodies_from` id asked for.
+    pub body: Option<String>,
     pub indexed: bool,
 }
 
-/// Every live package of a distribution version with its entry for `part`, in id order;
+/// Every live package of a distribution version in id order, with its entry for `part` when
+/// its id is at least `bodies_from`: a publish that can reuse the chunks below reads only the
+/// entries above.
 pub async fn index_entries(
     db: &Db,
     repository_id: i64,
     distro_version_id: i64,
     part: &str,
+    bodies_from: i64,
 ) -> Result<Vec<IndexEntry>> {
     Ok(run!(
         db,
         sqlx::query_as(
-            "SELECT p.id, p.architecture, e.body, p.indexed FROM packages p
-         JOIN package_entries e ON e.package_id = p.id AND e.part = $3
-         WHERE p.repository_id = $1 AND p.distro_version_id = $2 AND p.deleted_at IS NULL
-         ORDER BY p.id",
+            "SELECT p.id, p.architecture, CASE WHEN p.id >= $4 THEN e.body END AS body, p.indexed
+             FROM packages p JOIN package_entries e ON e.package_id = p.id AND e.part = $3
+             WHERE p.repository_id = $1 AND p.distro_version_id = $2 AND p.deleted_at IS NULL
+             ORDER BY p.id",
         )
         .bind(repository_id)
         .bind(distro_version_id)
-        .bind(part),
+        .bind(part)
+        .bind(bodies_from),
         fetch_all
     )?)
 }

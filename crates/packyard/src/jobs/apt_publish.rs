@@ -6,7 +6,7 @@
 //! of packages in it changed. Unchanged chunks are reused from the cache byte for byte, so the
 //! `.gz` (and `.zst`) files are concatenations of independently compressed members.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -22,7 +22,7 @@ use crate::distros::{self, Distro};
 use crate::sign::Signer;
 use crate::storage::BlobKey;
 
-use super::chunks::{CHUNK_SPAN, ChunkCache, IndexFiles, file_digests};
+use super::chunks::{CHUNK_SPAN, ChunkCache, ChunkState, IndexFiles, file_digests};
 
 /// Architectures every distribution lists, so `apt-get update` succeeds on these hosts even
 /// before a package for their architecture is pushed.
@@ -35,15 +35,46 @@ pub async fn publish(app: &App, target: &Target) -> Result<()> {
     };
     let distro = distros::by_id(distro_version_id)
         .with_context(|| format!("unknown distribution version id {distro_version_id}"))?;
-    let entries =
-        db::packages::index_entries(&app.db, repository_id, distro_version_id, "packages").await?;
+    // First the package list without entries, to see which chunks can be reused; then the
+    // entries from the first chunk that cannot.
+    let listed = db::packages::index_entries(
+        &app.db,
+        repository_id,
+        distro_version_id,
+        "packages",
+        i64::MAX,
+    )
+    .await?;
     let cached = db::generations::chunks(&app.db, target).await?;
+    let chunks = ChunkCache::new(cached, CHUNK_SPAN, app.hash_states.get(target));
+    let architectures = architectures(&listed);
+    let bodies_from = if repo.index_xz {
+        0 // Packages.xz is compressed whole.
+    } else {
+        architectures
+            .iter()
+            .map(|arch| chunks.first_unreusable_id(arch, &members(&listed, arch)))
+            .min()
+            .unwrap_or(0)
+    };
+    let entries = if bodies_from == i64::MAX {
+        listed
+    } else {
+        db::packages::index_entries(
+            &app.db,
+            repository_id,
+            distro_version_id,
+            "packages",
+            bodies_from,
+        )
+        .await?
+    };
     let secret_keys = db::repos::active_secret_keys(&app.db, repository_id).await?;
     let date = release_date();
 
     let built = tokio::task::spawn_blocking(move || {
         let signer = Signer::from_armored(&secret_keys)?;
-        build(&repo, distro, &entries, cached, &signer, &date, CHUNK_SPAN)
+        build(&repo, distro, &entries, chunks, &signer, &date)
     })
     .await??;
 
@@ -70,11 +101,13 @@ pub async fn publish(app: &App, target: &Target) -> Result<()> {
     };
     let generation_id = db::generations::publish(&mut tx, &generation).await?;
     tx.commit().await?;
+    app.hash_states.set(target, built.hash_states);
     tracing::info!(
         repository_id,
         distro_version_id,
         generation_id,
         packages = built.package_count,
+        entries_read_from_id = bodies_from,
         chunks_compressed = built.changed_chunks.len(),
         "published apt index"
     );
@@ -92,17 +125,12 @@ struct Built {
     live_chunks: Vec<(String, i64)>,
     newly_indexed: Vec<i64>,
     package_count: usize,
+    hash_states: HashMap<String, Vec<ChunkState>>,
 }
 
-fn build(
-    repo: &Repo,
-    distro: &Distro,
-    entries: &[IndexEntry],
-    cached: Vec<Chunk>,
-    signer: &Signer,
-    date: &str,
-    chunk_span: i64,
-) -> Result<Built> {
+/// The architectures a distribution lists: the defaults and every one pushed (`all` packages
+/// go into each).
+fn architectures(entries: &[IndexEntry]) -> BTreeSet<String> {
     let mut architectures: BTreeSet<String> = DEFAULT_ARCHITECTURES
         .iter()
         .map(|a| a.to_string())
@@ -113,14 +141,36 @@ fn build(
             .filter(|e| e.architecture != "all")
             .map(|e| e.architecture.clone()),
     );
-    let mut chunks = ChunkCache::new(cached, chunk_span);
+    architectures
+}
+
+/// The packages in one architecture's `Packages`.
+fn members<'a>(entries: &'a [IndexEntry], arch: &str) -> Vec<&'a IndexEntry> {
+    entries
+        .iter()
+        .filter(|e| e.architecture == arch || e.architecture == "all")
+        .collect()
+}
+
+fn build(
+    repo: &Repo,
+    distro: &Distro,
+    entries: &[IndexEntry],
+    mut chunks: ChunkCache,
+    signer: &Signer,
+    date: &str,
+) -> Result<Built> {
+    let architectures = architectures(entries);
     let mut out = IndexFiles::default();
     for arch in &architectures {
-        let members: Vec<&IndexEntry> = entries
-            .iter()
-            .filter(|e| e.architecture == *arch || e.architecture == "all")
-            .collect();
-        let built = chunks.build(arch, "", &members, "", repo.index_zstd, repo.index_xz);
+        let built = chunks.build(
+            arch,
+            "",
+            &members(entries, arch),
+            "",
+            repo.index_zstd,
+            repo.index_xz,
+        )?;
         let dir = format!("main/binary-{arch}");
         // apt finds the compressed files only when Release lists the uncompressed one too.
         let gz = out.add(format!("{dir}/Packages.gz"), built.gz)?;
@@ -135,7 +185,7 @@ fn build(
             )?;
         }
     }
-    let (changed_chunks, live_chunks) = chunks.finish();
+    let (changed_chunks, live_chunks, hash_states) = chunks.finish();
     let IndexFiles { mut files, blobs } = out;
     // Release lists each index uncompressed first, as apt-ftparchive does.
     files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -181,6 +231,7 @@ fn build(
             .map(|e| e.id)
             .collect(),
         package_count: entries.len(),
+        hash_states,
     })
 }
 
@@ -206,7 +257,7 @@ mod tests {
         IndexEntry {
             id,
             architecture: architecture.into(),
-            body: stanza,
+            body: Some(stanza),
             indexed: false,
         }
     }
@@ -240,8 +291,30 @@ mod tests {
         text
     }
 
+    fn cache(cached: Vec<Chunk>, resume: HashMap<String, Vec<ChunkState>>) -> ChunkCache {
+        ChunkCache::new(cached, 2, resume)
+    }
+
+    fn changed(built: &Built) -> Vec<(&str, i64)> {
+        built
+            .changed_chunks
+            .iter()
+            .map(|c| (c.part.as_str(), c.chunk_no))
+            .collect()
+    }
+
+    fn digest(built: &Built, path: &str) -> String {
+        built
+            .files
+            .iter()
+            .find(|f| f.path == path)
+            .unwrap()
+            .sha512
+            .clone()
+    }
+
     #[test]
-    fn only_changed_chunks_are_compressed_again() {
+    fn only_changed_chunks_are_compressed_and_read_again() {
         let key = sign::generate("t <t@example.invalid>", KeyAlgorithm::Ed25519, 86_400).unwrap();
         let signer = Signer::from_armored(&[key.secret_armored]).unwrap();
         let distro = distros::by_id(12).unwrap();
@@ -249,41 +322,86 @@ mod tests {
         entries.push(entry(7, "all"));
 
         // Span 2: chunks 0 (id 1), 1 (2, 3), 2 (4, 5) and 3 (7) for amd64; chunk 3 for the rest.
-        let first = build(&repo(), distro, &entries, vec![], &signer, "d", 2).unwrap();
-        assert_eq!(first.changed_chunks.len(), 4 + 2);
-        assert_eq!(first.newly_indexed, [1, 2, 3, 4, 5, 7]);
-
-        // One more package: one new chunk, nothing else recompressed.
-        entries.insert(5, entry(6, "amd64"));
-        let second = build(
+        let first = build(
             &repo(),
             distro,
             &entries,
-            first.changed_chunks.clone(),
+            cache(vec![], HashMap::new()),
             &signer,
             "d",
-            2,
         )
         .unwrap();
-        let changed: Vec<(&str, i64)> = second
-            .changed_chunks
+        assert_eq!(first.changed_chunks.len(), 4 + 2);
+        assert_eq!(first.newly_indexed, [1, 2, 3, 4, 5, 7]);
+
+        // One more package: one new chunk, nothing else recompressed; and with the hash states
+        // of the first publish, the entries of the unchanged chunks are not needed at all.
+        entries.insert(5, entry(6, "amd64"));
+        let mut partial: Vec<IndexEntry> = entries
             .iter()
-            .map(|c| (c.part.as_str(), c.chunk_no))
+            .map(|e| entry(e.id, &e.architecture))
             .collect();
-        assert_eq!(changed, [("amd64", 3)]);
+        for e in partial.iter_mut().filter(|e| e.id < 6) {
+            e.body = None;
+        }
+        let cached = first.changed_chunks.clone();
+        let resumed = cache(cached.clone(), first.hash_states.clone());
+        assert_eq!(
+            resumed.first_unreusable_id("amd64", &members(&partial, "amd64")),
+            6
+        );
+        let second = build(&repo(), distro, &partial, resumed, &signer, "d").unwrap();
+        assert_eq!(changed(&second), [("amd64", 3)]);
+        // The same bytes and digests as a publish that reads and hashes everything.
+        let from_scratch = build(
+            &repo(),
+            distro,
+            &entries,
+            cache(cached, HashMap::new()),
+            &signer,
+            "d",
+        )
+        .unwrap();
+        for path in [
+            "main/binary-amd64/Packages",
+            "main/binary-amd64/Packages.gz",
+            "main/binary-arm64/Packages",
+        ] {
+            assert_eq!(digest(&second, path), digest(&from_scratch, path), "{path}");
+        }
+        // Without the entry of a chunk that must be rebuilt, the publish fails rather than lies.
+        let mut missing: Vec<IndexEntry> = entries
+            .iter()
+            .map(|e| entry(e.id, &e.architecture))
+            .collect();
+        missing[0].body = None;
+        assert!(
+            build(
+                &repo(),
+                distro,
+                &missing,
+                cache(vec![], HashMap::new()),
+                &signer,
+                "d"
+            )
+            .is_err()
+        );
 
         // A package destroyed: only its chunk changes.
-        let mut cache = first.changed_chunks.clone();
-        cache.retain(|c| !(c.part == "amd64" && c.chunk_no == 3));
-        cache.extend(second.changed_chunks.clone());
+        let mut cached = first.changed_chunks.clone();
+        cached.retain(|c| !(c.part == "amd64" && c.chunk_no == 3));
+        cached.extend(second.changed_chunks.clone());
         entries.retain(|e| e.id != 3);
-        let third = build(&repo(), distro, &entries, cache, &signer, "d", 2).unwrap();
-        let changed: Vec<(&str, i64)> = third
-            .changed_chunks
-            .iter()
-            .map(|c| (c.part.as_str(), c.chunk_no))
-            .collect();
-        assert_eq!(changed, [("amd64", 1)]);
+        let third = build(
+            &repo(),
+            distro,
+            &entries,
+            cache(cached, HashMap::new()),
+            &signer,
+            "d",
+        )
+        .unwrap();
+        assert_eq!(changed(&third), [("amd64", 1)]);
 
         // The concatenated members read back as the whole index, in id order.
         let expected: String = [1, 2, 4, 5, 6]

@@ -5,15 +5,20 @@
 //! gzip member (and one zstd frame when asked for). A chunk is compressed again only when the
 //! set of packages in it changed since the last publish, so a push into a large repository
 //! costs one chunk's compression plus concatenation, not a recompression of everything.
+//!
+//! The digests of the uncompressed file are incremental too: the hash state after each chunk
+//! is kept in memory (`HashStates`), and a publish whose first chunks are unchanged resumes
+//! hashing after them, so it reads and hashes only the entries from its first changed chunk on.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use anyhow::Result;
 use bytes::Bytes;
 use packyard_formats::chunked;
 use packyard_formats::digest::{FileDigests, MultiHasher, sha256_hex};
 
-use crate::db::generations::{Chunk, IndexFile};
+use crate::db::generations::{Chunk, IndexFile, Target};
 use crate::db::packages::IndexEntry;
 use crate::storage::BlobKey;
 
@@ -60,15 +65,54 @@ impl Output {
     }
 }
 
+/// The hash state of an index file's digests after one of its chunks.
+#[derive(Clone)]
+pub struct ChunkState {
+    pub chunk_no: i64,
+    pub fingerprint: String,
+    pub state: MultiHasher,
+}
+
+/// Hash states of the index files this process published last, by target and part.
+#[derive(Default)]
+pub struct HashStates {
+    states: Mutex<HashMap<Target, HashMap<String, Vec<ChunkState>>>>,
+}
+
+impl HashStates {
+    pub fn get(&self, target: &Target) -> HashMap<String, Vec<ChunkState>> {
+        let states = self
+            .states
+            .lock()
+            .expect("the hash state lock is never poisoned");
+        states.get(target).cloned().unwrap_or_default()
+    }
+
+    pub fn set(&self, target: &Target, parts: HashMap<String, Vec<ChunkState>>) {
+        let mut states = self
+            .states
+            .lock()
+            .expect("the hash state lock is never poisoned");
+        states.insert(target.clone(), parts);
+    }
+}
+
 pub struct ChunkCache {
     cached: HashMap<(String, i64), Chunk>,
     changed: Vec<Chunk>,
     live: Vec<(String, i64)>,
     span: i64,
+    resume: HashMap<String, Vec<ChunkState>>,
+    states: HashMap<String, Vec<ChunkState>>,
 }
 
 impl ChunkCache {
-    pub fn new(cached: Vec<Chunk>, span: i64) -> ChunkCache {
+    /// `resume` holds the hash states of the previous publish of the same target.
+    pub fn new(
+        cached: Vec<Chunk>,
+        span: i64,
+        resume: HashMap<String, Vec<ChunkState>>,
+    ) -> ChunkCache {
         let cached = cached
             .into_iter()
             .map(|c| ((c.part.clone(), c.chunk_no), c))
@@ -78,7 +122,33 @@ impl ChunkCache {
             changed: Vec::new(),
             live: Vec::new(),
             span,
+            resume,
+            states: HashMap::new(),
         }
+    }
+
+    /// The first package id of `part` whose entry must be read: the chunks before it have both
+    /// a compressed form and a hash state to reuse. `i64::MAX` when nothing must be read.
+    pub fn first_unreusable_id(&self, part: &str, members: &[&IndexEntry]) -> i64 {
+        let resume = self.resume.get(part).map_or(&[][..], Vec::as_slice);
+        for (index, group) in members
+            .chunk_by(|a, b| a.id / self.span == b.id / self.span)
+            .enumerate()
+        {
+            let chunk_no = group[0].id / self.span;
+            let fingerprint = fingerprint(group);
+            let hashed = resume
+                .get(index)
+                .is_some_and(|s| s.chunk_no == chunk_no && s.fingerprint == fingerprint);
+            let compressed = self
+                .cached
+                .get(&(part.to_owned(), chunk_no))
+                .is_some_and(|c| c.fingerprint == fingerprint);
+            if !(hashed && compressed) {
+                return chunk_no * self.span;
+            }
+        }
+        i64::MAX
     }
 
     /// Builds the index file `part` from `members`, which are in id order.
@@ -90,7 +160,7 @@ impl ChunkCache {
         tail: &str,
         zstd: bool,
         keep_text: bool,
-    ) -> BuiltIndex {
+    ) -> Result<BuiltIndex> {
         let mut out = Output {
             plain: MultiHasher::default(),
             text: keep_text.then(String::new),
@@ -98,25 +168,49 @@ impl ChunkCache {
             zst: zstd.then(Vec::new),
         };
         out.push_compressing(head);
-        for group in members.chunk_by(|a, b| a.id / self.span == b.id / self.span) {
+        let resume = self.resume.remove(part).unwrap_or_default();
+        let mut resumable = true;
+        let mut states = Vec::new();
+        for (index, group) in members
+            .chunk_by(|a, b| a.id / self.span == b.id / self.span)
+            .enumerate()
+        {
             let chunk_no = group[0].id / self.span;
-            let body = chunk_text(group);
-            out.push_text(&body);
             let fingerprint = fingerprint(group);
-            let reusable = self
+            let cached = self
                 .cached
                 .remove(&(part.to_owned(), chunk_no))
                 .filter(|c| c.fingerprint == fingerprint && (!zstd || c.zst.is_some()));
-            let chunk = reusable.unwrap_or_else(|| {
-                let chunk = Chunk {
-                    part: part.to_owned(),
-                    chunk_no,
-                    fingerprint,
-                    gz: chunked::gzip_member(body.as_bytes()),
-                    zst: zstd.then(|| chunked::zstd_frame(body.as_bytes())),
-                };
-                self.changed.push(chunk.clone());
-                chunk
+            let resumed = resume.get(index).filter(|s| {
+                resumable && s.chunk_no == chunk_no && s.fingerprint == fingerprint && !keep_text
+            });
+            let chunk = match (cached, resumed) {
+                // Unchanged, and everything before it too: reuse the bytes and the hash state.
+                (Some(chunk), Some(state)) => {
+                    out.plain = state.state.clone();
+                    chunk
+                }
+                (cached, _) => {
+                    resumable = false;
+                    let text = chunk_text(group)?;
+                    out.push_text(&text);
+                    cached.unwrap_or_else(|| {
+                        let chunk = Chunk {
+                            part: part.to_owned(),
+                            chunk_no,
+                            fingerprint: fingerprint.clone(),
+                            gz: chunked::gzip_member(text.as_bytes()),
+                            zst: zstd.then(|| chunked::zstd_frame(text.as_bytes())),
+                        };
+                        self.changed.push(chunk.clone());
+                        chunk
+                    })
+                }
+            };
+            states.push(ChunkState {
+                chunk_no,
+                fingerprint,
+                state: out.plain.clone(),
             });
             out.gz.extend_from_slice(&chunk.gz);
             if let (Some(zst), Some(frame)) = (out.zst.as_mut(), &chunk.zst) {
@@ -124,35 +218,57 @@ impl ChunkCache {
             }
             self.live.push((part.to_owned(), chunk_no));
         }
+        // Hash states after a head that changes with every publish cannot be resumed.
+        if head.is_empty() {
+            self.states.insert(part.to_owned(), states);
+        }
         out.push_compressing(tail);
         if out.gz.is_empty() {
             // An empty index is still a valid compressed file.
             out.gz = chunked::gzip_member(b"");
             out.zst = zstd.then(|| chunked::zstd_frame(b""));
         }
-        BuiltIndex {
+        Ok(BuiltIndex {
             plain: out.plain.finish(),
             gz: out.gz,
             zst: out.zst,
             text: out.text,
-        }
+        })
     }
 
-    /// The chunks compressed by this publish, and the keys of every chunk still in use.
-    pub fn finish(self) -> (Vec<Chunk>, Vec<(String, i64)>) {
-        (self.changed, self.live)
+    /// The chunks compressed by this publish, the keys of every chunk still in use, and the
+    /// hash states the next publish can resume from.
+    pub fn finish(
+        self,
+    ) -> (
+        Vec<Chunk>,
+        Vec<(String, i64)>,
+        HashMap<String, Vec<ChunkState>>,
+    ) {
+        (self.changed, self.live, self.states)
     }
 }
 
 /// The entries of a chunk, each followed by a newline (the blank line between APT stanzas;
 /// XML fragments end in a newline of their own, so theirs is one blank line too).
-fn chunk_text(group: &[&IndexEntry]) -> String {
-    let mut text = String::with_capacity(group.iter().map(|e| e.body.len() + 1).sum());
+fn chunk_text(group: &[&IndexEntry]) -> Result<String> {
+    let mut text = String::with_capacity(
+        group
+            .iter()
+            .map(|e| e.body.as_ref().map_or(0, String::len) + 1)
+            .sum(),
+    );
     for entry in group {
-        text.push_str(&entry.body);
+        let body = entry.body.as_deref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "the entry of package {} was not read but its chunk must be rebuilt",
+                entry.id
+            )
+        })?;
+        text.push_str(body);
         text.push('\n');
     }
-    text
+    Ok(text)
 }
 
 /// Identifies the package set of a chunk; entries never change once stored, so ids suffice.

@@ -2,7 +2,7 @@
 //! superseded index generations and unreferenced blobs.
 
 pub mod apt_publish;
-mod chunks;
+pub mod chunks;
 pub mod gc;
 pub mod rpm_publish;
 

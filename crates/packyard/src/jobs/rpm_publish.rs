@@ -4,6 +4,8 @@
 //! transaction. Because the data files are content-addressed, the flip of `repomd.xml` is the
 //! whole publish: a client holding the previous `repomd.xml` still finds every file it names.
 
+use std::collections::HashMap;
+
 use anyhow::{Context, Result};
 use packyard_formats::rpm::{RepomdRecord, render_repomd, xml_frame};
 
@@ -43,6 +45,7 @@ pub async fn publish(app: &App, target: &Target) -> Result<()> {
             target.repository_id,
             target.distro_version_id,
             part,
+            0,
         )
         .await?;
         part_entries.retain(|e| listed_in(&target.arch, &e.architecture));
@@ -104,13 +107,14 @@ fn build(
     revision: i64,
     chunk_span: i64,
 ) -> Result<Built> {
-    let mut chunks = ChunkCache::new(cached, chunk_span);
+    // The head of each file counts its packages, so hashing restarts from the top every time.
+    let mut chunks = ChunkCache::new(cached, chunk_span, HashMap::new());
     let mut files = IndexFiles::default();
     let mut records: Vec<(&str, IndexFile, u64, String)> = Vec::new();
     for (part, part_entries) in PARTS.iter().zip(entries) {
         let members: Vec<&IndexEntry> = part_entries.iter().collect();
         let (head, tail) = xml_frame(part, members.len());
-        let built = chunks.build(part, &head, &members, &tail, repo.index_zstd, false);
+        let built = chunks.build(part, &head, &members, &tail, repo.index_zstd, false)?;
         // EL7's yum reads only gzip, so zstd is a per-repository choice.
         let (bytes, name) = match built.zst {
             Some(zst) => (zst, format!("{part}.xml.zst")),
@@ -134,7 +138,7 @@ fn build(
         .collect();
     let repomd = render_repomd(revision, &records);
     let signature = signer.detached(repomd.as_bytes())?;
-    let (changed_chunks, live_chunks) = chunks.finish();
+    let (changed_chunks, live_chunks, _) = chunks.finish();
     Ok(Built {
         documents: vec![("repomd.xml", repomd), ("repomd.xml.asc", signature)],
         files,

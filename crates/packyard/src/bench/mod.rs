@@ -1,0 +1,292 @@
+//! `packyard bench`: publish times measured side by side with the reference tools on the same
+//! generated packages, in one run, reported as ratios.
+//!
+//! Scenarios, for .deb and .rpm at each repository size N:
+//! - incremental publish: one more package pushed into a repository of N, until the signed
+//!   index that lists it is written (Packyard: ingest + publish in process; apt-ftparchive:
+//!   `packages` with a warm `--db` cache, gzip, `release`, a gpg clearsign; createrepo_c:
+//!   `--update` and a detached gpg signature of `repomd.xml`);
+//! - full rebuild: the signed index of N packages built from nothing (Packyard: with its chunk
+//!   cache emptied; apt-ftparchive with a cold cache; createrepo_c without `--update`).
+
+mod inputs;
+mod reference;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use packyard_formats::digest::MultiHasher;
+use serde::Serialize;
+
+use crate::app::App;
+use crate::config::Config;
+use crate::db::{self, generations::Target};
+use crate::distros::{self, Distro};
+use crate::ingest::{self, Staged};
+use crate::jobs::{apt_publish, rpm_publish};
+use crate::sign::KeyAlgorithm;
+
+pub struct Options {
+    pub sizes: Vec<usize>,
+    pub out: PathBuf,
+    pub work: PathBuf,
+}
+
+/// One measured figure and the reference figures beside it.
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub scenario: String,
+    pub format: String,
+    pub packages: usize,
+    pub packyard_secs: f64,
+    pub reference: Vec<(String, f64)>,
+}
+
+pub async fn run(options: Options) -> Result<()> {
+    std::fs::create_dir_all(&options.out)?;
+    let gpg = reference::Gpg::new(&options.work)?;
+    let mut rows = Vec::new();
+    for &n in &options.sizes {
+        eprintln!("bench: {n} packages");
+        rows.extend(deb(&options.work, n, &gpg).await?);
+        rows.extend(rpm(&options.work, n, &gpg).await?);
+        write_report(&options.out, &rows)?;
+    }
+    println!("{}", markdown(&rows));
+    Ok(())
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// Generates packages `0..n` (and `n`, the one pushed incrementally) with `write`, in parallel.
+fn generate(
+    dir: &Path,
+    n: usize,
+    write: fn(&Path, usize) -> Result<PathBuf>,
+) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let threads = std::thread::available_parallelism().map_or(2, |p| p.get());
+    let chunks: Vec<Vec<usize>> = (0..=n)
+        .collect::<Vec<_>>()
+        .chunks(n.div_ceil(threads).max(1))
+        .map(<[usize]>::to_vec)
+        .collect();
+    let mut paths = std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .into_iter()
+                        .map(|i| write(dir, i))
+                        .collect::<Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("generator thread"))
+            .collect::<Result<Vec<Vec<_>>>>()
+    })?
+    .concat();
+    paths.sort();
+    Ok(paths)
+}
+
+fn stage(path: &Path) -> Result<Staged> {
+    let bytes = std::fs::read(path)?;
+    let mut hasher = MultiHasher::default();
+    hasher.update(&bytes);
+    Ok(Staged {
+        path: path.to_path_buf(),
+        filename: path
+            .file_name()
+            .context("a file name")?
+            .to_string_lossy()
+            .into_owned(),
+        digests: hasher.finish(),
+    })
+}
+
+/// A fresh Packyard with one repository, `n` packages imported and published.
+async fn packyard(
+    work: &Path,
+    distro: &Distro,
+    files: &[PathBuf],
+) -> Result<(App, db::repos::Repo)> {
+    let data = work.join("packyard");
+    let _ = std::fs::remove_dir_all(&data);
+    let config = Config {
+        data_dir: data,
+        signing_key_algorithm: KeyAlgorithm::Ed25519,
+        ..Config::default()
+    };
+    let app = App::open(config).await?;
+    let user = db::users::find_or_create(&app.db, "bench").await?;
+    let key = crate::keys::generate_for(&app.config, "bench", "repo").await?;
+    let new = db::repos::NewRepo {
+        owner_id: user.id,
+        name: "repo",
+        private: false,
+        index_zstd: false,
+        index_xz: false,
+    };
+    db::repos::create(&app.db, &new, &key).await?;
+    let repo = db::repos::by_owner_and_name(&app.db, "bench", "repo")
+        .await?
+        .context("the bench repository")?;
+    for batch in files.chunks(2000) {
+        let staged = batch.iter().map(|p| stage(p)).collect::<Result<Vec<_>>>()?;
+        ingest::import(&app, &repo, distro, &staged)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok((app, repo))
+}
+
+async fn publish(app: &App, target: &Target, rpm: bool) -> Result<()> {
+    // The jobs the pushes queued are replaced by this direct run.
+    app.db.execute_sql("DELETE FROM jobs").await?;
+    if rpm {
+        rpm_publish::publish(app, target).await
+    } else {
+        apt_publish::publish(app, target).await
+    }
+}
+
+async fn timed<F: std::future::Future<Output = Result<()>>>(f: F) -> Result<Duration> {
+    let started = Instant::now();
+    f.await?;
+    Ok(started.elapsed())
+}
+
+async fn deb(work: &Path, n: usize, gpg: &reference::Gpg) -> Result<Vec<Row>> {
+    let dir = work.join(format!("deb-{n}"));
+    let files = generate(&dir.join("pool"), n, inputs::write_deb)?;
+    let (extra, base) = files.split_last().context("generated files")?;
+    let distro = distros::by_os_dist("debian", "bookworm").context("debian/bookworm")?;
+
+    let (app, repo) = packyard(&dir, distro, base).await?;
+    let target = Target::apt(repo.id, distro.id);
+    publish(&app, &target, false).await?;
+    let incremental = timed(async {
+        ingest::push(&app, &repo, distro, &stage(extra)?)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        publish(&app, &target, false).await
+    })
+    .await?;
+    app.db.execute_sql("DELETE FROM index_chunks").await?;
+    let full = timed(publish(&app, &target, false)).await?;
+
+    let ftparchive = reference::FtpArchive::new(&dir, gpg);
+    std::fs::rename(extra, dir.join("extra.deb"))?;
+    let ftp_cold = ftparchive.publish()?;
+    std::fs::rename(dir.join("extra.deb"), extra)?;
+    let ftp_incremental = ftparchive.publish()?;
+    Ok(vec![
+        Row {
+            scenario: "incremental publish".into(),
+            format: "deb".into(),
+            packages: n,
+            packyard_secs: secs(incremental),
+            reference: vec![(
+                "apt-ftparchive (warm cache) + gzip + gpg".into(),
+                ftp_incremental,
+            )],
+        },
+        Row {
+            scenario: "full rebuild".into(),
+            format: "deb".into(),
+            packages: n,
+            packyard_secs: secs(full),
+            reference: vec![
+                ("apt-ftparchive (cold cache) + gzip + gpg".into(), ftp_cold),
+                (
+                    "apt-ftparchive (warm cache) + gzip + gpg".into(),
+                    ftp_incremental,
+                ),
+            ],
+        },
+    ])
+}
+
+async fn rpm(work: &Path, n: usize, gpg: &reference::Gpg) -> Result<Vec<Row>> {
+    let dir = work.join(format!("rpm-{n}"));
+    let files = generate(&dir.join("repo"), n, inputs::write_rpm)?;
+    let (extra, base) = files.split_last().context("generated files")?;
+    let distro = distros::by_os_dist("el", "9").context("el/9")?;
+
+    let (app, repo) = packyard(&dir, distro, base).await?;
+    let target = Target {
+        repository_id: repo.id,
+        distro_version_id: distro.id,
+        arch: "x86_64".into(),
+    };
+    publish(&app, &target, true).await?;
+    let incremental = timed(async {
+        ingest::push(&app, &repo, distro, &stage(extra)?)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        publish(&app, &target, true).await
+    })
+    .await?;
+    app.db.execute_sql("DELETE FROM index_chunks").await?;
+    let full = timed(publish(&app, &target, true)).await?;
+
+    let createrepo = reference::Createrepo::new(&dir.join("repo"), gpg);
+    std::fs::rename(extra, dir.join("extra.rpm"))?;
+    let full_reference = createrepo.run(false)?;
+    std::fs::rename(dir.join("extra.rpm"), extra)?;
+    let update_reference = createrepo.run(true)?;
+    let tool = createrepo.describe();
+    Ok(vec![
+        Row {
+            scenario: "incremental publish".into(),
+            format: "rpm".into(),
+            packages: n,
+            packyard_secs: secs(incremental),
+            reference: vec![(format!("{tool} --update + gpg"), update_reference)],
+        },
+        Row {
+            scenario: "full rebuild".into(),
+            format: "rpm".into(),
+            packages: n,
+            packyard_secs: secs(full),
+            reference: vec![(format!("{tool} + gpg"), full_reference)],
+        },
+    ])
+}
+
+fn markdown(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "| scenario | format | packages | Packyard | reference | reference time | reference / Packyard |\n|---|---|---:|---:|---|---:|---:|\n",
+    );
+    for row in rows {
+        for (tool, time) in &row.reference {
+            out.push_str(&format!(
+                "| {} | {} | {} | {:.3} s | {} | {:.3} s | {:.1}x |\n",
+                row.scenario,
+                row.format,
+                row.packages,
+                row.packyard_secs,
+                tool,
+                time,
+                time / row.packyard_secs
+            ));
+        }
+    }
+    out
+}
+
+fn write_report(out: &Path, rows: &[Row]) -> Result<()> {
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(rows)?,
+    )?;
+    std::fs::write(out.join("results.md"), markdown(rows))?;
+    Ok(())
+}
