@@ -6,7 +6,7 @@
 //! of packages in it changed. Unchanged chunks are reused from the cache byte for byte, so the
 //! `.gz` (and `.zst`) files are concatenations of independently compressed members.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -22,7 +22,7 @@ use crate::distros::{self, Distro};
 use crate::sign::Signer;
 use crate::storage::BlobKey;
 
-use super::chunks::{CHUNK_SPAN, ChunkCache, ChunkState, IndexFiles, file_digests};
+use super::chunks::{CHUNK_SPAN, ChunkCache, IndexFiles, PartStates, file_digests};
 
 /// Architectures every distribution lists, so `apt-get update` succeeds on these hosts even
 /// before a package for their architecture is pushed.
@@ -125,7 +125,7 @@ struct Built {
     live_chunks: Vec<(String, i64)>,
     newly_indexed: Vec<i64>,
     package_count: usize,
-    hash_states: HashMap<String, Vec<ChunkState>>,
+    hash_states: PartStates,
 }
 
 /// The architectures a distribution lists: the defaults and every one pushed (`all` packages
@@ -247,6 +247,7 @@ fn release_date() -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
     use std::io::Read;
 
     use super::*;
@@ -291,7 +292,7 @@ mod tests {
         text
     }
 
-    fn cache(cached: Vec<Chunk>, resume: HashMap<String, Vec<ChunkState>>) -> ChunkCache {
+    fn cache(cached: Vec<Chunk>, resume: PartStates) -> ChunkCache {
         ChunkCache::new(cached, 2, resume)
     }
 

@@ -73,14 +73,17 @@ pub struct ChunkState {
     pub state: MultiHasher,
 }
 
+/// Hash states by index part, in chunk order.
+pub type PartStates = HashMap<String, Vec<ChunkState>>;
+
 /// Hash states of the index files this process published last, by target and part.
 #[derive(Default)]
 pub struct HashStates {
-    states: Mutex<HashMap<Target, HashMap<String, Vec<ChunkState>>>>,
+    states: Mutex<HashMap<Target, PartStates>>,
 }
 
 impl HashStates {
-    pub fn get(&self, target: &Target) -> HashMap<String, Vec<ChunkState>> {
+    pub fn get(&self, target: &Target) -> PartStates {
         let states = self
             .states
             .lock()
@@ -88,7 +91,7 @@ impl HashStates {
         states.get(target).cloned().unwrap_or_default()
     }
 
-    pub fn set(&self, target: &Target, parts: HashMap<String, Vec<ChunkState>>) {
+    pub fn set(&self, target: &Target, parts: PartStates) {
         let mut states = self
             .states
             .lock()
@@ -102,17 +105,13 @@ pub struct ChunkCache {
     changed: Vec<Chunk>,
     live: Vec<(String, i64)>,
     span: i64,
-    resume: HashMap<String, Vec<ChunkState>>,
-    states: HashMap<String, Vec<ChunkState>>,
+    resume: PartStates,
+    states: PartStates,
 }
 
 impl ChunkCache {
     /// `resume` holds the hash states of the previous publish of the same target.
-    pub fn new(
-        cached: Vec<Chunk>,
-        span: i64,
-        resume: HashMap<String, Vec<ChunkState>>,
-    ) -> ChunkCache {
+    pub fn new(cached: Vec<Chunk>, span: i64, resume: PartStates) -> ChunkCache {
         let cached = cached
             .into_iter()
             .map(|c| ((c.part.clone(), c.chunk_no), c))
@@ -238,13 +237,7 @@ impl ChunkCache {
 
     /// The chunks compressed by this publish, the keys of every chunk still in use, and the
     /// hash states the next publish can resume from.
-    pub fn finish(
-        self,
-    ) -> (
-        Vec<Chunk>,
-        Vec<(String, i64)>,
-        HashMap<String, Vec<ChunkState>>,
-    ) {
+    pub fn finish(self) -> (Vec<Chunk>, Vec<(String, i64)>, PartStates) {
         (self.changed, self.live, self.states)
     }
 }
