@@ -61,6 +61,8 @@ pub struct Overrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
 }
 
@@ -122,10 +124,33 @@ mod tests {
 
         let flags = Overrides {
             listen: Some("127.0.0.1:9100".parse().unwrap()),
-            data_dir: None,
+            ..Overrides::default()
         };
         let config = Config::load(Some(&file), &flags).unwrap();
         assert_eq!(config.listen.port(), 9100);
+    }
+
+    #[test]
+    fn the_example_file_parses_and_lists_every_setting() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packyard.example.toml");
+        let text = std::fs::read_to_string(&example).unwrap();
+        // Uncommented, the example must still be a valid configuration.
+        let uncommented: String = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# ").filter(|l| l.contains(" = ")))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("packyard.toml");
+        std::fs::write(&file, &uncommented).unwrap();
+        let config = Config::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!(config.index_grace_secs, Config::default().index_grace_secs);
+        for key in ENV_KEYS {
+            assert!(
+                uncommented.contains(&format!("{key} = ")),
+                "packyard.example.toml does not show {key}"
+            );
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ mod serve;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, Overrides};
@@ -30,6 +30,9 @@ struct ConfigArgs {
     /// Folder holding the database and blobs [default: ./packyard-data]
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// postgres://... to keep metadata in PostgreSQL [default: SQLite in the data folder]
+    #[arg(long)]
+    database_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -58,6 +61,16 @@ enum Command {
         /// Scratch folder for generated packages and repositories
         #[arg(long, default_value = "target/bench-work")]
         work: PathBuf,
+    },
+    /// Bring the database schema up to date (safe to run again) and exit
+    Migrate {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Check the configuration, the database and the data folder, and say what is wrong
+    CheckConfig {
+        #[command(flatten)]
+        config: ConfigArgs,
     },
     /// Master and read tokens of private repositories
     Token {
@@ -120,6 +133,7 @@ impl ConfigArgs {
     fn load(&self, listen: Option<std::net::SocketAddr>) -> Result<Config> {
         let overrides = Overrides {
             data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
             listen,
         };
         Config::load(self.config.as_deref(), &overrides)
@@ -146,6 +160,13 @@ async fn run(cli: Cli) -> Result<()> {
     use crate::db::{self, Db};
     match cli.command {
         Command::Serve { config, listen } => serve::run(config.load(listen)?).await,
+        Command::Migrate { config } => {
+            let config = config.load(None)?;
+            let db = Db::open(&config.database_url()).await?;
+            println!("{} database schema is up to date", db.kind());
+            Ok(())
+        }
+        Command::CheckConfig { config } => check_config(config.load(None)?).await,
         Command::Bench { sizes, out, work } => {
             crate::bench::run(crate::bench::Options { sizes, out, work }).await
         }
@@ -232,4 +253,29 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Opens what `serve` would open and reports each part, so mistakes show before start-up.
+async fn check_config(config: Config) -> Result<()> {
+    println!("listen: {}", config.listen);
+    let db = crate::db::Db::open(&config.database_url())
+        .await
+        .context("database")?;
+    db.ping().await.context("database")?;
+    println!("database: {} reachable, schema up to date", db.kind());
+    let blobs = crate::storage::Blobs::local(&config.data_dir).context("data folder")?;
+    let probe =
+        tempfile::NamedTempFile::new_in(blobs.tmp_dir()).context("data folder is not writable")?;
+    drop(probe);
+    println!("data folder: {} writable", config.data_dir.display());
+    anyhow::ensure!(
+        config.max_upload_bytes > 0,
+        "max_upload_bytes must be above 0"
+    );
+    anyhow::ensure!(
+        config.signing_key_days > 0,
+        "signing_key_days must be above 0"
+    );
+    println!("configuration is valid");
+    Ok(())
 }

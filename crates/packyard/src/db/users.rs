@@ -14,8 +14,32 @@ pub struct User {
     pub name: String,
 }
 
+/// Names that would collide with the server's own top-level paths.
+const RESERVED: &[&str] = &["api", "install", "priv", "healthz", "readyz", "metrics"];
+
+/// Owner names appear in URLs and file names on hosts (`OWNER_REPO.list`): 1 to 64 lower-case
+/// letters, digits, `-`, `_` or `.`, starting with a letter or digit, and not a reserved path.
+pub fn check_name(name: &str) -> Result<()> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
+    anyhow::ensure!(
+        valid,
+        "user name {name:?} is invalid: use 1 to 64 lower-case letters, digits, '-', '_' or '.'"
+    );
+    anyhow::ensure!(
+        !RESERVED.contains(&name),
+        "user name {name:?} is reserved for the server's own paths"
+    );
+    Ok(())
+}
+
 /// Returns the user called `name`, creating it first if needed.
 pub async fn find_or_create(db: &Db, name: &str) -> Result<User> {
+    check_name(name)?;
     run!(
         db,
         sqlx::query(
@@ -146,4 +170,19 @@ pub async fn acts_for(db: &Db, user: &User, owner_id: i64) -> Result<bool> {
         fetch_optional
     )?;
     Ok(member.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_name;
+
+    #[test]
+    fn owner_names() {
+        for ok in ["admin", "acme-corp", "team.a", "x1"] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "Admin", "a/b", "../x", "api", "priv", "install", "-x"] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -4,6 +4,7 @@
 mod api;
 mod apt_client;
 mod auth_matrix;
+mod cli;
 mod dnf_client;
 mod fixtures;
 mod install;
