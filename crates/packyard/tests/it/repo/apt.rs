@@ -196,3 +196,57 @@ async fn apt_reads_the_optional_zstd_and_xz_indexes() {
         assert_eq!(apt.versions("hello").await, ["2.0", "1.0"], "{order}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apt_update_never_sees_a_hash_mismatch_while_packages_are_pushed() {
+    let app = TestApp::new().await;
+    app.create_repo("stable", false).await;
+    app.push_deb("stable", "seed", "1.0", "amd64").await;
+    app.wait_for_jobs().await;
+    let apt = apt_for(&app, "stable").await;
+    apt.update().await;
+
+    let pushing = async {
+        for i in 0..60 {
+            app.push_deb("stable", &format!("busy{i:02}"), "1.0", "amd64")
+                .await;
+            tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+        }
+    };
+    let updating = async {
+        let mut runs = 0;
+        for _ in 0..12 {
+            let out = apt
+                .run("apt-get", &["update", "-o", "APT::Update::Error-Mode=any"])
+                .await;
+            let text = combined(&out);
+            assert!(
+                out.status.success()
+                    && !text.contains("Hash Sum mismatch")
+                    && !text.contains("unexpected size"),
+                "apt-get update failed while packages were pushed:\n{text}"
+            );
+            runs += 1;
+        }
+        runs
+    };
+    let ((), runs) = tokio::join!(pushing, updating);
+    assert_eq!(runs, 12);
+    let publishes = app
+        .app
+        .db
+        .scalar_i64("SELECT COUNT(*) FROM generations")
+        .await
+        .unwrap();
+    assert!(
+        publishes >= 4,
+        "the updates overlapped only {publishes} publishes"
+    );
+    app.wait_for_jobs().await;
+    apt.update().await;
+    assert_eq!(
+        apt.versions("busy59").await,
+        ["1.0"],
+        "the last push is visible once the index settles"
+    );
+}
