@@ -11,6 +11,7 @@ use crate::db::Db;
 use crate::downloads::DownloadLog;
 use crate::http::auth::FailureLimiter;
 use crate::jobs::chunks::HashStates;
+use crate::secrets::SecretBox;
 use crate::storage::Blobs;
 
 #[derive(Clone)]
@@ -24,12 +25,15 @@ pub struct App {
     pub downloads: DownloadLog,
     /// Hash states of the indexes this process published, so the next publish resumes them.
     pub hash_states: Arc<HashStates>,
+    /// Seals and opens the signing keys stored in the database.
+    pub secrets: Arc<SecretBox>,
 }
 
 impl App {
     pub async fn open(config: Config) -> Result<App> {
         let db = Db::open(&config.database_url()).await?;
         let blobs = Blobs::local(&config.data_dir)?;
+        let secrets = Arc::new(SecretBox::load(&config)?);
         let auth_failures = Arc::new(FailureLimiter::new(config.max_auth_failures_per_minute));
         Ok(App {
             downloads: DownloadLog::start(db.clone()),
@@ -39,6 +43,7 @@ impl App {
             wake: Arc::new(Notify::new()),
             auth_failures,
             hash_states: Arc::default(),
+            secrets,
         })
     }
 }

@@ -35,6 +35,9 @@ pub struct Config {
     pub log_format: String,
     /// Failed authentications a client address may make per minute before it gets 429.
     pub max_auth_failures_per_minute: u32,
+    /// Base64 of the 32-byte key that seals signing keys at rest; unset means
+    /// `data_dir/secret.key`, generated on first start.
+    pub secret_key: Option<String>,
 }
 
 impl Default for Config {
@@ -51,6 +54,7 @@ impl Default for Config {
             signing_key_days: 730,
             log_format: "text".into(),
             max_auth_failures_per_minute: 30,
+            secret_key: None,
         }
     }
 }
@@ -80,6 +84,7 @@ const ENV_KEYS: &[&str] = &[
     "signing_key_days",
     "log_format",
     "max_auth_failures_per_minute",
+    "secret_key",
 ];
 
 impl Config {

@@ -14,5 +14,6 @@ pub mod http;
 pub mod ingest;
 pub mod jobs;
 pub mod keys;
+pub mod secrets;
 pub mod sign;
 pub mod storage;

@@ -74,6 +74,12 @@ impl Blobs {
         &self.tmp_dir
     }
 
+    /// Asks the store about a blob that does not exist: an answer means it is reachable.
+    pub async fn ping(&self) -> Result<()> {
+        let nothing = BlobKey::from_sha256(&"0".repeat(64))?;
+        self.exists(&nothing).await.map(drop)
+    }
+
     pub async fn exists(&self, key: &BlobKey) -> Result<bool> {
         Ok(self.size(key).await?.is_some())
     }

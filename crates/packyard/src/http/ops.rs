@@ -9,10 +9,13 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready when the database answers.
+/// Ready when the database and the blob storage answer.
 pub async fn readyz(State(app): State<App>) -> (StatusCode, &'static str) {
-    match app.db.ping().await {
-        Ok(()) => (StatusCode::OK, "ready"),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable"),
+    if app.db.ping().await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable");
     }
+    if app.blobs.ping().await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "blob storage unreachable");
+    }
+    (StatusCode::OK, "ready")
 }

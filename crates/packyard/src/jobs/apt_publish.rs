@@ -69,7 +69,7 @@ pub async fn publish(app: &App, target: &Target) -> Result<()> {
         )
         .await?
     };
-    let secret_keys = db::repos::active_secret_keys(&app.db, repository_id).await?;
+    let secret_keys = crate::keys::active_secret_keys(app, repository_id).await?;
     let date = release_date();
 
     let built = tokio::task::spawn_blocking(move || {

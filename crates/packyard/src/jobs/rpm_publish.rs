@@ -52,7 +52,7 @@ pub async fn publish(app: &App, target: &Target) -> Result<()> {
         entries.push(part_entries);
     }
     let cached = db::generations::chunks(&app.db, target).await?;
-    let secret_keys = db::repos::active_secret_keys(&app.db, target.repository_id).await?;
+    let secret_keys = crate::keys::active_secret_keys(app, target.repository_id).await?;
     let revision = db::now();
 
     let built = tokio::task::spawn_blocking(move || {

@@ -122,3 +122,15 @@ async fn migrate_check_config_users_and_rotation() {
         stderr(&out)
     );
 }
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let app = crate::support::TestApp::new().await;
+    assert_eq!(app.status("/healthz").await, 200);
+    assert_eq!(app.text("/readyz").await, "ready");
+    // Storage that cannot be reached: the process is alive but not ready.
+    std::fs::remove_dir_all(app.data_dir()).unwrap();
+    std::fs::write(app.data_dir(), "not a folder").unwrap();
+    assert_eq!(app.status("/healthz").await, 200);
+    assert_eq!(app.status("/readyz").await, 503);
+}

@@ -10,6 +10,16 @@ async fn create_list_and_show() {
     let app = TestApp::new().await;
     let created = app.create_repo("stable", false).await;
     assert_eq!(created["fqname"], "admin/stable");
+    let stored = app
+        .app
+        .db
+        .scalar_text("SELECT secret_armored FROM signing_keys")
+        .await
+        .unwrap();
+    assert!(
+        stored.starts_with("enc:v1:") && !stored.contains("PRIVATE KEY"),
+        "signing keys are sealed at rest"
+    );
     assert_eq!(created["private"], false);
 
     let list: Value = app
