@@ -168,6 +168,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::CheckConfig { config } => check_config(config.load(None)?).await,
         Command::Bench { sizes, out, work } => {
+            serve::init_logging("text");
             crate::bench::run(crate::bench::Options { sizes, out, work }).await
         }
         Command::Admin {

@@ -53,7 +53,7 @@ async fn termination() {
     tracing::info!("shutdown requested");
 }
 
-fn init_logging(format: &str) {
+pub(super) fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn,sqlx=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);

@@ -215,7 +215,7 @@ pub async fn mark_deleted(tx: &mut Tx, id: i64) -> Result<()> {
 }
 
 /// What the indexer needs of one package for one index part.
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 pub struct IndexEntry {
     pub id: i64,
     pub architecture: String,
@@ -225,8 +225,7 @@ pub struct IndexEntry {
 }
 
 /// Every live package of a distribution version in id order, with its entry for `part` when
-/// its id is at least `bodies_from`: a publish that can reuse the chunks below reads only the
-/// entries above.
+/// its id is at least `bodies_from` (`i64::MAX` reads none).
 pub async fn index_entries(
     db: &Db,
     repository_id: i64,
@@ -234,20 +233,76 @@ pub async fn index_entries(
     part: &str,
     bodies_from: i64,
 ) -> Result<Vec<IndexEntry>> {
+    let mut entries = index_list(db, repository_id, distro_version_id).await?;
+    let bodies = index_bodies(db, repository_id, distro_version_id, part, bodies_from).await?;
+    attach_bodies(&mut entries, bodies);
+    Ok(entries)
+}
+
+/// Every live package of a distribution version in id order, without entries.
+pub async fn index_list(
+    db: &Db,
+    repository_id: i64,
+    distro_version_id: i64,
+) -> Result<Vec<IndexEntry>> {
+    let listed: Vec<(i64, String, bool)> = run!(
+        db,
+        sqlx::query_as(
+            "SELECT id, architecture, indexed FROM packages
+             WHERE repository_id = $1 AND distro_version_id = $2 AND deleted_at IS NULL ORDER BY id",
+        )
+        .bind(repository_id)
+        .bind(distro_version_id),
+        fetch_all
+    )?;
+    Ok(listed
+        .into_iter()
+        .map(|(id, architecture, indexed)| IndexEntry {
+            id,
+            architecture,
+            body: None,
+            indexed,
+        })
+        .collect())
+}
+
+/// The entries for `part` of the live packages whose id is at least `from`, in id order.
+pub async fn index_bodies(
+    db: &Db,
+    repository_id: i64,
+    distro_version_id: i64,
+    part: &str,
+    from: i64,
+) -> Result<Vec<(i64, String)>> {
+    if from == i64::MAX {
+        return Ok(Vec::new());
+    }
     Ok(run!(
         db,
         sqlx::query_as(
-            "SELECT p.id, p.architecture, CASE WHEN p.id >= $4 THEN e.body END AS body, p.indexed
-             FROM packages p JOIN package_entries e ON e.package_id = p.id AND e.part = $3
+            "SELECT p.id, e.body FROM packages p
+             JOIN package_entries e ON e.package_id = p.id AND e.part = $3
              WHERE p.repository_id = $1 AND p.distro_version_id = $2 AND p.deleted_at IS NULL
-             ORDER BY p.id",
+             AND p.id >= $4 ORDER BY p.id",
         )
         .bind(repository_id)
         .bind(distro_version_id)
         .bind(part)
-        .bind(bodies_from),
+        .bind(from),
         fetch_all
     )?)
+}
+
+/// Gives listed packages their entries; both are in id order. A package pushed between the
+/// two reads has an entry but no listing, and is left for the next publish.
+pub fn attach_bodies(entries: &mut [IndexEntry], bodies: Vec<(i64, String)>) {
+    let mut bodies = bodies.into_iter().peekable();
+    for entry in entries {
+        while bodies.next_if(|(id, _)| *id < entry.id).is_some() {}
+        if let Some((_, body)) = bodies.next_if(|(id, _)| *id == entry.id) {
+            entry.body = Some(body);
+        }
+    }
 }
 
 pub async fn mark_indexed(tx: &mut Tx, ids: &[i64]) -> Result<()> {

@@ -35,48 +35,43 @@ pub async fn publish(app: &App, target: &Target) -> Result<()> {
     };
     let distro = distros::by_id(distro_version_id)
         .with_context(|| format!("unknown distribution version id {distro_version_id}"))?;
+    let started = std::time::Instant::now();
     // First the package list without entries, to see which chunks can be reused; then the
     // entries from the first chunk that cannot.
-    let listed = db::packages::index_entries(
-        &app.db,
-        repository_id,
-        distro_version_id,
-        "packages",
-        i64::MAX,
-    )
-    .await?;
+    let mut entries = db::packages::index_list(&app.db, repository_id, distro_version_id).await?;
+    let list_ms = started.elapsed().as_millis() as u64;
     let cached = db::generations::chunks(&app.db, target).await?;
+    let chunks_ms = started.elapsed().as_millis() as u64 - list_ms;
     let chunks = ChunkCache::new(cached, CHUNK_SPAN, app.hash_states.get(target));
-    let architectures = architectures(&listed);
+    let architectures = architectures(&entries);
     let bodies_from = if repo.index_xz {
         0 // Packages.xz is compressed whole.
     } else {
         architectures
             .iter()
-            .map(|arch| chunks.first_unreusable_id(arch, &members(&listed, arch)))
+            .map(|arch| chunks.first_unreusable_id(arch, &members(&entries, arch)))
             .min()
             .unwrap_or(0)
     };
-    let entries = if bodies_from == i64::MAX {
-        listed
-    } else {
-        db::packages::index_entries(
-            &app.db,
-            repository_id,
-            distro_version_id,
-            "packages",
-            bodies_from,
-        )
-        .await?
-    };
+    let bodies = db::packages::index_bodies(
+        &app.db,
+        repository_id,
+        distro_version_id,
+        "packages",
+        bodies_from,
+    )
+    .await?;
+    db::packages::attach_bodies(&mut entries, bodies);
     let secret_keys = crate::keys::active_secret_keys(app, repository_id).await?;
     let date = release_date();
+    let read_ms = started.elapsed().as_millis() as u64;
 
     let built = tokio::task::spawn_blocking(move || {
         let signer = Signer::from_armored(&secret_keys)?;
         build(&repo, distro, &entries, chunks, &signer, &date)
     })
     .await??;
+    let build_ms = started.elapsed().as_millis() as u64 - read_ms;
 
     for (key, bytes) in &built.blobs {
         app.blobs.put_bytes(key, bytes.clone()).await?;
@@ -109,6 +104,11 @@ pub async fn publish(app: &App, target: &Target) -> Result<()> {
         packages = built.package_count,
         entries_read_from_id = bodies_from,
         chunks_compressed = built.changed_chunks.len(),
+        read_ms,
+        list_ms,
+        chunks_ms,
+        build_ms,
+        write_ms = started.elapsed().as_millis() as u64 - read_ms - build_ms,
         "published apt index"
     );
     Ok(())

@@ -38,9 +38,21 @@ pub async fn publish(app: &App, target: &Target) -> Result<()> {
             target.distro_version_id
         )
     })?;
+    let mut listed =
+        db::packages::index_list(&app.db, target.repository_id, target.distro_version_id).await?;
+    listed.retain(|e| listed_in(&target.arch, &e.architecture));
     let mut entries = Vec::with_capacity(PARTS.len());
     for part in PARTS {
-        let mut part_entries = db::packages::index_entries(
+        let mut part_entries: Vec<IndexEntry> = listed
+            .iter()
+            .map(|e| IndexEntry {
+                id: e.id,
+                architecture: e.architecture.clone(),
+                body: None,
+                indexed: e.indexed,
+            })
+            .collect();
+        let bodies = db::packages::index_bodies(
             &app.db,
             target.repository_id,
             target.distro_version_id,
@@ -48,7 +60,7 @@ pub async fn publish(app: &App, target: &Target) -> Result<()> {
             0,
         )
         .await?;
-        part_entries.retain(|e| listed_in(&target.arch, &e.architecture));
+        db::packages::attach_bodies(&mut part_entries, bodies);
         entries.push(part_entries);
     }
     let cached = db::generations::chunks(&app.db, target).await?;

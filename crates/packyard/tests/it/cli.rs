@@ -129,7 +129,8 @@ async fn health_and_readiness() {
     assert_eq!(app.status("/healthz").await, 200);
     assert_eq!(app.text("/readyz").await, "ready");
     // Storage that cannot be reached: the process is alive but not ready.
-    std::fs::remove_dir_all(app.data_dir()).unwrap();
+    // (Moved, not deleted: the database's files stay open and may be written meanwhile.)
+    std::fs::rename(app.data_dir(), app.data_dir().with_extension("moved")).unwrap();
     std::fs::write(app.data_dir(), "not a folder").unwrap();
     assert_eq!(app.status("/healthz").await, 200);
     assert_eq!(app.status("/readyz").await, 503);
