@@ -9,6 +9,7 @@
 //! - full rebuild: the signed index of N packages built from nothing (Packyard: with its chunk
 //!   cache emptied; apt-ftparchive with a cold cache; createrepo_c without `--update`).
 
+mod chart;
 mod inputs;
 mod reference;
 
@@ -34,7 +35,7 @@ pub struct Options {
 }
 
 /// One measured figure and the reference figures beside it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 pub struct Row {
     pub scenario: String,
     pub format: String,
@@ -288,5 +289,14 @@ fn write_report(out: &Path, rows: &[Row]) -> Result<()> {
         serde_json::to_string_pretty(rows)?,
     )?;
     std::fs::write(out.join("results.md"), markdown(rows))?;
+    std::fs::write(out.join("incremental.svg"), chart::incremental(rows))?;
+    Ok(())
+}
+
+/// Writes `results.md` and the chart again from `results.json`, without measuring.
+pub fn render(out: &Path) -> Result<()> {
+    let rows: Vec<Row> = serde_json::from_slice(&std::fs::read(out.join("results.json"))?)?;
+    write_report(out, &rows)?;
+    println!("{}", markdown(&rows));
     Ok(())
 }

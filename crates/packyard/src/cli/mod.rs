@@ -61,6 +61,9 @@ enum Command {
         /// Scratch folder for generated packages and repositories
         #[arg(long, default_value = "target/bench-work")]
         work: PathBuf,
+        /// Only write results.md and the chart again from results.json
+        #[arg(long)]
+        render_only: bool,
     },
     /// Bring the database schema up to date (safe to run again) and exit
     Migrate {
@@ -167,7 +170,14 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::CheckConfig { config } => check_config(config.load(None)?).await,
-        Command::Bench { sizes, out, work } => {
+        Command::Bench {
+            out,
+            render_only: true,
+            ..
+        } => crate::bench::render(&out),
+        Command::Bench {
+            sizes, out, work, ..
+        } => {
             serve::init_logging("text");
             crate::bench::run(crate::bench::Options { sizes, out, work }).await
         }
