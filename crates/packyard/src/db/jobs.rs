@@ -52,7 +52,9 @@ pub async fn enqueue(tx: &mut Tx, kind: &str, target: &Target) -> Result<()> {
 /// `lease_secs`.
 pub async fn claim(db: &Db, lease_secs: i64) -> Result<Option<Job>> {
     let now = now();
-    let mut tx = db.begin_write().await?;
+    // Exclusive of every writer: a push that found this job still queued (and so queued no
+    // other) has committed before the claim, and its package is in what the job will read.
+    let mut tx = db.begin_exclusive().await?;
     // A running job whose lease ran out belongs to a worker that died: queue it again, or drop
     // it when another run of its target is queued already.
     run_tx!(&mut tx, sqlx::query(

@@ -160,8 +160,8 @@ impl Db {
         }
     }
 
-    /// Begins a transaction that no writer runs beside, for the collector: what it finds
-    /// unreferenced stays unreferenced until it commits.
+    /// Begins a transaction that no writer runs beside, for the collector (what it finds
+    /// unreferenced stays unreferenced until it commits) and for claiming jobs.
     pub async fn begin_exclusive(&self) -> Result<Tx> {
         match self {
             Db::Sqlite(pool) => Ok(Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?)),
