@@ -4,6 +4,7 @@ pub(crate) mod body;
 pub mod distributions;
 pub mod gpg_keys;
 pub mod packages;
+pub(crate) mod page;
 pub mod repos;
 pub mod token;
 pub mod tokens;

@@ -3,31 +3,56 @@
 use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use bytes::Bytes;
 use packyard_api as api;
+use serde::Deserialize;
 
 use crate::app::App;
 use crate::db;
-use crate::http::api::body;
+use crate::http::api::{body, page};
 use crate::http::auth;
 use crate::http::error::ApiError;
 use crate::http::present;
 
+#[derive(Deserialize)]
+pub struct PageQuery {
+    page: Option<i64>,
+    per_page: Option<i64>,
+}
+
+/// The caller's repositories, paginated.
 pub async fn list(
     State(app): State<App>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Query(query): Query<PageQuery>,
     headers: HeaderMap,
-) -> Result<Json<Vec<api::Repository>>, ApiError> {
+) -> Result<Response, ApiError> {
     let user = auth::require_user(&app, &headers, client.ip()).await?;
     let base = auth::base_url(&app, &headers);
+    let (page, per_page) = page::number_and_size(query.page, query.per_page);
+    let repos = db::repos::list_for_owner(&app.db, user.id).await?;
+    let total = repos.len() as i64;
     let mut out = Vec::new();
-    for repo in db::repos::list_for_owner(&app.db, user.id).await? {
+    for repo in repos
+        .iter()
+        .skip(((page - 1) * per_page) as usize)
+        .take(per_page as usize)
+    {
         let count = db::repos::package_count(&app.db, repo.id).await?;
-        out.push(present::repository(&base, &repo, count));
+        out.push(present::repository(&base, repo, count));
     }
-    Ok(Json(out))
+    let body = serde_json::to_value(out).map_err(anyhow::Error::from)?;
+    Ok(page::paginated(
+        body,
+        &base,
+        "/api/v1/repos.json",
+        page,
+        per_page,
+        total,
+    ))
 }
 
 pub async fn show(

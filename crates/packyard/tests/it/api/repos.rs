@@ -164,3 +164,35 @@ async fn private_repositories_are_404_to_strangers() {
         .await;
     assert_eq!(push.status(), 404);
 }
+
+#[tokio::test]
+async fn the_repository_list_is_paginated() {
+    let app = TestApp::new().await;
+    for name in ["a", "b", "c"] {
+        app.create_repo(name, false).await;
+    }
+    let page = app
+        .authed(Method::GET, "/api/v1/repos.json?per_page=2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["total"], "3");
+    assert!(
+        page.headers()["link"]
+            .to_str()
+            .unwrap()
+            .contains("page=2&per_page=2>; rel=\"next\"")
+    );
+    let first: Value = page.json().await.unwrap();
+    assert_eq!(first.as_array().unwrap().len(), 2);
+    let second: Value = app
+        .authed(Method::GET, "/api/v1/repos.json?per_page=2&page=2")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(second[0]["name"], "c");
+}

@@ -6,21 +6,18 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use axum::Json;
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::db::{self, packages::Filter, repos::Repo};
 use crate::distros::{self, DISTROS, PackageFormat};
+use crate::http::api::page;
 use crate::http::error::ApiError;
 use crate::http::{auth, present};
-
-const DEFAULT_PER_PAGE: i64 = 30;
-const MAX_PER_PAGE: i64 = 250;
 
 #[derive(Deserialize, Default)]
 pub struct ListQuery {
@@ -30,16 +27,6 @@ pub struct ListQuery {
     filter: Option<String>,
     dist: Option<String>,
     arch: Option<String>,
-}
-
-impl ListQuery {
-    fn page(&self) -> (i64, i64) {
-        let per_page = self
-            .per_page
-            .unwrap_or(DEFAULT_PER_PAGE)
-            .clamp(1, MAX_PER_PAGE);
-        (self.page.unwrap_or(1).max(1), per_page)
-    }
 }
 
 /// The distribution versions `os` or `os/dist` names, of `format` when given.
@@ -56,43 +43,6 @@ fn distro_ids(spec: &str, format: Option<PackageFormat>) -> Vec<i64> {
         })
         .map(|d| d.id)
         .collect()
-}
-
-/// A response with packagecloud's pagination headers.
-fn paginated(
-    body: Value,
-    base: &str,
-    path: &str,
-    page: i64,
-    per_page: i64,
-    total: i64,
-) -> Response {
-    let last = ((total + per_page - 1) / per_page).max(1);
-    let link =
-        |p: i64, rel: &str| format!("<{base}{path}?page={p}&per_page={per_page}>; rel=\"{rel}\"");
-    let mut links = Vec::new();
-    if page > 1 {
-        links.push(link(1, "first"));
-        links.push(link(page - 1, "prev"));
-    }
-    if page < last {
-        links.push(link(page + 1, "next"));
-        links.push(link(last, "last"));
-    }
-    let mut response = Json(body).into_response();
-    let headers = response.headers_mut();
-    let mut set = |name: &'static str, value: String| {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(HeaderName::from_static(name), value);
-        }
-    };
-    set("total", total.to_string());
-    set("per-page", per_page.to_string());
-    set("max-per-page", MAX_PER_PAGE.to_string());
-    if !links.is_empty() {
-        set("link", links.join(", "));
-    }
-    response
 }
 
 async fn readable(
@@ -161,7 +111,7 @@ async fn list_response(
     query: &ListQuery,
     endpoint: &str,
 ) -> Result<Response, ApiError> {
-    let (page, per_page) = query.page();
+    let (page, per_page) = page::number_and_size(query.page, query.per_page);
     let (packages, total) =
         db::packages::list(&app.db, repo.id, filter, (page - 1) * per_page, per_page).await?;
     let base = auth::base_url(app, headers);
@@ -177,7 +127,7 @@ async fn list_response(
         })
         .collect();
     let path = format!("/api/v1/repos/{}/{}/{endpoint}", repo.owner, repo.name);
-    Ok(paginated(
+    Ok(page::paginated(
         serde_json::to_value(body).map_err(anyhow::Error::from)?,
         &base,
         &path,
@@ -221,7 +171,7 @@ pub async fn filtered(
             .or_default() += 1;
     }
     let base = auth::base_url(&app, &headers);
-    let (page, per_page) = query.page();
+    let (page, per_page) = page::number_and_size(query.page, query.per_page);
     let total = groups.len() as i64;
     let fq = format!("{}/{}", repo.owner, repo.name);
     let body: Vec<Value> = groups
@@ -240,7 +190,7 @@ pub async fn filtered(
         })
         .collect();
     let path = format!("/api/v1/repos/{fq}/packages/{spec}.json");
-    Ok(paginated(
+    Ok(page::paginated(
         Value::Array(body),
         &base,
         &path,
