@@ -219,24 +219,9 @@ pub async fn mark_deleted(tx: &mut Tx, id: i64) -> Result<()> {
 pub struct IndexEntry {
     pub id: i64,
     pub architecture: String,
-    /// The entry's text; left out for packages below the `bodies_from` id asked for.
+    /// The entry's text, once `attach_bodies` gave it one: publishes read only what they rebuild.
     pub body: Option<String>,
     pub indexed: bool,
-}
-
-/// Every live package of a distribution version in id order, with its entry for `part` when
-/// its id is at least `bodies_from` (`i64::MAX` reads none).
-pub async fn index_entries(
-    db: &Db,
-    repository_id: i64,
-    distro_version_id: i64,
-    part: &str,
-    bodies_from: i64,
-) -> Result<Vec<IndexEntry>> {
-    let mut entries = index_list(db, repository_id, distro_version_id).await?;
-    let bodies = index_bodies(db, repository_id, distro_version_id, part, bodies_from).await?;
-    attach_bodies(&mut entries, bodies);
-    Ok(entries)
 }
 
 /// Every live package of a distribution version in id order, without entries.

@@ -22,7 +22,9 @@ use crate::distros::{self, Distro};
 use crate::sign::Signer;
 use crate::storage::BlobKey;
 
-use super::chunks::{CHUNK_SPAN, ChunkCache, IndexFiles, PartStates, file_digests};
+use super::chunks::{
+    CHUNK_SPAN, ChunkCache, IndexFiles, PartStates, commit_generation, file_digests,
+};
 
 /// Architectures every distribution lists, so `apt-get update` succeeds on these hosts even
 /// before a package for their architecture is pushed.
@@ -73,14 +75,6 @@ pub async fn publish(app: &App, target: &Target) -> Result<()> {
     .await??;
     let build_ms = started.elapsed().as_millis() as u64 - read_ms;
 
-    for (key, bytes) in &built.blobs {
-        app.blobs.put_bytes(key, bytes.clone()).await?;
-    }
-    let mut tx = app.db.begin_write().await?;
-    // The collector deletes blobs under the write lock; check again now that we hold it.
-    for (key, bytes) in &built.blobs {
-        app.blobs.put_bytes(key, bytes.clone()).await?;
-    }
     let documents = [
         ("Release", built.release.clone()),
         ("InRelease", built.in_release.clone()),
@@ -94,8 +88,7 @@ pub async fn publish(app: &App, target: &Target) -> Result<()> {
         live_chunks: &built.live_chunks,
         newly_indexed: &built.newly_indexed,
     };
-    let generation_id = db::generations::publish(&mut tx, &generation).await?;
-    tx.commit().await?;
+    let generation_id = commit_generation(app, &built.blobs, &generation).await?;
     app.hash_states.set(target, built.hash_states);
     tracing::info!(
         repository_id,

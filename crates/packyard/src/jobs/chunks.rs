@@ -270,6 +270,26 @@ fn fingerprint(group: &[&IndexEntry]) -> String {
     sha256_hex(&ids)
 }
 
+/// Writes a generation's blobs, then stores the generation and makes it current. The blobs
+/// are checked again under the write lock, which the collector holds while it deletes blobs,
+/// so a generation never commits pointing at a blob that is gone.
+pub async fn commit_generation(
+    app: &crate::app::App,
+    blobs: &[(BlobKey, Bytes)],
+    generation: &crate::db::generations::NewGeneration<'_>,
+) -> Result<i64> {
+    for (key, bytes) in blobs {
+        app.blobs.put_bytes(key, bytes.clone()).await?;
+    }
+    let mut tx = app.db.begin_write().await?;
+    for (key, bytes) in blobs {
+        app.blobs.put_bytes(key, bytes.clone()).await?;
+    }
+    let generation_id = crate::db::generations::publish(&mut tx, generation).await?;
+    tx.commit().await?;
+    Ok(generation_id)
+}
+
 /// The files a publish writes: rows for the generation and the blobs behind them.
 #[derive(Default)]
 pub struct IndexFiles {

@@ -16,7 +16,7 @@ use crate::db::{self, repos::Repo};
 use crate::distros;
 use crate::sign::Signer;
 
-use super::chunks::{CHUNK_SPAN, ChunkCache, IndexFiles};
+use super::chunks::{CHUNK_SPAN, ChunkCache, IndexFiles, commit_generation};
 
 const PARTS: [&str; 3] = ["primary", "filelists", "other"];
 
@@ -73,14 +73,6 @@ pub async fn publish(app: &App, target: &Target) -> Result<()> {
     })
     .await??;
 
-    for (key, bytes) in &built.files.blobs {
-        app.blobs.put_bytes(key, bytes.clone()).await?;
-    }
-    let mut tx = app.db.begin_write().await?;
-    // The collector deletes blobs under the write lock; check again now that we hold it.
-    for (key, bytes) in &built.files.blobs {
-        app.blobs.put_bytes(key, bytes.clone()).await?;
-    }
     let generation = NewGeneration {
         target,
         documents: &built.documents,
@@ -89,8 +81,7 @@ pub async fn publish(app: &App, target: &Target) -> Result<()> {
         live_chunks: &built.live_chunks,
         newly_indexed: &built.newly_indexed,
     };
-    let generation_id = db::generations::publish(&mut tx, &generation).await?;
-    tx.commit().await?;
+    let generation_id = commit_generation(app, &built.files.blobs, &generation).await?;
     tracing::info!(
         repository_id = target.repository_id,
         distro_version_id = target.distro_version_id,

@@ -228,12 +228,20 @@ impl TestApp {
     }
 
     pub async fn create_repo(&self, name: &str, private: bool) -> Value {
+        self.create_repo_with(
+            name,
+            &[("repository[private]", if private { "1" } else { "0" })],
+        )
+        .await
+    }
+
+    /// Creates `admin/NAME` with more `repository[...]` form fields.
+    pub async fn create_repo_with(&self, name: &str, fields: &[(&str, &str)]) -> Value {
+        let mut form = vec![("repository[name]", name)];
+        form.extend_from_slice(fields);
         let response = self
             .authed(reqwest::Method::POST, "/api/v1/repos.json")
-            .form(&[
-                ("repository[name]", name),
-                ("repository[private]", if private { "1" } else { "0" }),
-            ])
+            .form(&form)
             .send()
             .await
             .unwrap();

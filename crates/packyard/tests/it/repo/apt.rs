@@ -155,17 +155,14 @@ async fn apt_rejects_a_release_changed_after_signing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apt_reads_the_optional_zstd_and_xz_indexes() {
     let app = TestApp::new().await;
-    let created = app
-        .authed(Method::POST, "/api/v1/repos.json")
-        .form(&[
-            ("repository[name]", "stable"),
+    app.create_repo_with(
+        "stable",
+        &[
             ("repository[index_zstd]", "1"),
             ("repository[index_xz]", "1"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
+        ],
+    )
+    .await;
     // Two publishes, so the .zst is made of several frames.
     app.push_deb("stable", "hello", "1.0", "amd64").await;
     app.wait_for_jobs().await;

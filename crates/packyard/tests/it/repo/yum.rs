@@ -310,16 +310,8 @@ async fn signed_packages_keep_their_signatures() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dnf_reads_zstd_repodata_when_the_repository_asks_for_it() {
     let app = TestApp::new().await;
-    let created = app
-        .authed(Method::POST, "/api/v1/repos.json")
-        .form(&[
-            ("repository[name]", "stable"),
-            ("repository[index_zstd]", "1"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
+    app.create_repo_with("stable", &[("repository[index_zstd]", "1")])
+        .await;
     let work = tempfile::tempdir().unwrap();
     for name in ["one", "two"] {
         let rpm = &rpmbuild(
