@@ -27,12 +27,14 @@ pub struct App {
     pub hash_states: Arc<HashStates>,
     /// Seals and opens the signing keys stored in the database.
     pub secrets: Arc<SecretBox>,
+    /// This process among the deployment's, `HOST:PID`, as recorded on what it builds.
+    pub instance: String,
 }
 
 impl App {
     pub async fn open(config: Config) -> Result<App> {
         let db = Db::open(&config.database_url()).await?;
-        let blobs = Blobs::local(&config.data_dir)?;
+        let blobs = Blobs::open(&config)?;
         let secrets = Arc::new(SecretBox::load(&config)?);
         let auth_failures = Arc::new(FailureLimiter::new(config.max_auth_failures_per_minute));
         Ok(App {
@@ -44,6 +46,13 @@ impl App {
             auth_failures,
             hash_states: Arc::default(),
             secrets,
+            instance: format!("{}:{}", hostname(), std::process::id()),
         })
     }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into())
 }

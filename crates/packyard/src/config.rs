@@ -38,6 +38,72 @@ pub struct Config {
     /// Base64 of the 32-byte key that seals signing keys at rest; unset means
     /// `data_dir/secret.key`, generated on first start.
     pub secret_key: Option<String>,
+    /// What this process does: everything, the API, repository reads, or index work.
+    pub role: Role,
+    /// Where blobs live: `local` (under `data_dir`) or `s3://BUCKET[/PREFIX]`.
+    pub storage: String,
+    /// The S3 endpoint, for S3-compatible stores other than AWS (`http://minio:9000`).
+    pub s3_endpoint: Option<String>,
+    /// The S3 region; unset means `AWS_DEFAULT_REGION` or `us-east-1`.
+    pub s3_region: Option<String>,
+    /// Address buckets as `ENDPOINT/BUCKET` (most S3-compatible stores) rather than
+    /// `BUCKET.ENDPOINT`.
+    pub s3_path_style: bool,
+    /// S3 credentials; unset means the usual `AWS_*` environment variables.
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key: Option<String>,
+    /// How package files stored in S3 are served: `redirect` (302 to a presigned URL) or
+    /// `proxy` (streamed through this process).
+    pub download_mode: DownloadMode,
+    /// How long a presigned download URL stays valid, in seconds.
+    pub download_url_expiry_secs: u64,
+    /// How long a worker holds a job before another may take it over; renewed while it runs.
+    pub job_lease_secs: u64,
+}
+
+/// The parts of Packyard a process runs. Any number of processes of each role may share one
+/// database and one blob store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// API, repository reads and index workers in one process (the embedded default).
+    All,
+    /// `/api/v1`: pushes, repositories, tokens.
+    Api,
+    /// Repository reads and install scripts.
+    Web,
+    /// Index workers and the collector; serves only `/healthz` and `/readyz`.
+    Worker,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Api => "api",
+            Role::Web => "web",
+            Role::Worker => "worker",
+        }
+    }
+
+    pub fn serves_api(self) -> bool {
+        matches!(self, Role::All | Role::Api)
+    }
+
+    pub fn serves_repositories(self) -> bool {
+        matches!(self, Role::All | Role::Web)
+    }
+
+    pub fn runs_workers(self) -> bool {
+        matches!(self, Role::All | Role::Worker)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DownloadMode {
+    Redirect,
+    Proxy,
 }
 
 impl Default for Config {
@@ -55,6 +121,16 @@ impl Default for Config {
             log_format: "text".into(),
             max_auth_failures_per_minute: 30,
             secret_key: None,
+            role: Role::All,
+            storage: "local".into(),
+            s3_endpoint: None,
+            s3_region: None,
+            s3_path_style: true,
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            download_mode: DownloadMode::Redirect,
+            download_url_expiry_secs: 300,
+            job_lease_secs: 60,
         }
     }
 }
@@ -68,6 +144,12 @@ pub struct Overrides {
     pub database_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_endpoint: Option<String>,
 }
 
 /// The settings `PACKYARD_*` variables may set; other `PACKYARD_*` variables (a test database
@@ -85,6 +167,16 @@ const ENV_KEYS: &[&str] = &[
     "log_format",
     "max_auth_failures_per_minute",
     "secret_key",
+    "role",
+    "storage",
+    "s3_endpoint",
+    "s3_region",
+    "s3_path_style",
+    "s3_access_key_id",
+    "s3_secret_access_key",
+    "download_mode",
+    "download_url_expiry_secs",
+    "job_lease_secs",
 ];
 
 impl Config {
@@ -98,11 +190,61 @@ impl Config {
             );
             figment = figment.merge(Toml::file(file));
         }
-        figment
+        let config: Config = figment
             .merge(Env::prefixed("PACKYARD_").only(ENV_KEYS))
             .merge(Serialized::defaults(overrides))
             .extract()
-            .context("invalid configuration")
+            .context("invalid configuration")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot, so a mistake stops start-up with a clear message.
+    fn validate(&self) -> Result<()> {
+        anyhow::ensure!(
+            self.max_upload_bytes > 0,
+            "max_upload_bytes must be above 0"
+        );
+        anyhow::ensure!(
+            self.signing_key_days > 0,
+            "signing_key_days must be above 0"
+        );
+        anyhow::ensure!(
+            self.job_lease_secs >= 3,
+            "job_lease_secs must be at least 3 (it is renewed every third of it)"
+        );
+        anyhow::ensure!(
+            (1..=7 * 86_400).contains(&self.download_url_expiry_secs),
+            "download_url_expiry_secs must be between 1 and 604800 (S3 allows at most a week)"
+        );
+        self.storage_location()?;
+        Ok(())
+    }
+
+    /// Where blobs live, parsed from `storage`.
+    pub fn storage_location(&self) -> Result<StorageLocation> {
+        if self.storage == "local" {
+            return Ok(StorageLocation::Local);
+        }
+        let Some(rest) = self.storage.strip_prefix("s3://") else {
+            anyhow::bail!(
+                "storage must be \"local\" or \"s3://BUCKET[/PREFIX]\", not {:?}",
+                self.storage
+            );
+        };
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let valid_bucket = (3..=63).contains(&bucket.len())
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+        anyhow::ensure!(
+            valid_bucket,
+            "{bucket:?} is not an S3 bucket name (3 to 63 of a-z, 0-9, '-', '.')"
+        );
+        Ok(StorageLocation::S3 {
+            bucket: bucket.to_owned(),
+            prefix: prefix.trim_matches('/').to_owned(),
+        })
     }
 
     /// The configured database, or SQLite in the data folder.
@@ -159,12 +301,41 @@ mod tests {
     }
 
     #[test]
+    fn storage_locations() {
+        let with = |storage: &str| Config {
+            storage: storage.into(),
+            ..Config::default()
+        };
+        assert_eq!(
+            with("local").storage_location().unwrap(),
+            StorageLocation::Local
+        );
+        assert_eq!(
+            with("s3://packages/prod/").storage_location().unwrap(),
+            StorageLocation::S3 {
+                bucket: "packages".into(),
+                prefix: "prod".into()
+            }
+        );
+        for wrong in ["s3://", "s3://Upper", "gs://bucket", "/var/lib/packyard"] {
+            assert!(with(wrong).validate().is_err(), "{wrong} was accepted");
+        }
+    }
+
+    #[test]
     fn unknown_settings_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("packyard.toml");
         std::fs::write(&file, "lisen = \"127.0.0.1:9000\"\n").unwrap();
         assert!(Config::load(Some(&file), &Overrides::default()).is_err());
     }
+}
+
+/// Where blobs live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageLocation {
+    Local,
+    S3 { bucket: String, prefix: String },
 }
 
 /// A duration such as `90`, `90s`, `30m`, `24h` or `7d`, in seconds.

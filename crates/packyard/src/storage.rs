@@ -1,5 +1,6 @@
 //! Blob storage: package files and index files, content-addressed by SHA-256 and never
-//! rewritten. The default backend is a local folder through `object_store`.
+//! rewritten. The backend is a local folder (the default) or an S3-compatible bucket, both
+//! through `object_store`; uploads are staged in the local data folder either way.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -8,9 +9,13 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use futures::stream::BoxStream;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::local::LocalFileSystem;
+use object_store::signer::{Method, Signer};
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use tokio::io::AsyncReadExt;
+
+use crate::config::{Config, StorageLocation};
 
 /// The key of a blob: its SHA-256, validated as 64 lowercase hex digits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,13 +33,8 @@ impl BlobKey {
     }
 
     /// `blobs/ab/cd/abcd...`: two levels of fan-out keep directories small.
-    pub fn path(&self) -> object_store::path::Path {
-        object_store::path::Path::from(format!(
-            "blobs/{}/{}/{}",
-            &self.0[..2],
-            &self.0[2..4],
-            self.0
-        ))
+    pub fn path(&self) -> String {
+        format!("blobs/{}/{}/{}", &self.0[..2], &self.0[2..4], self.0)
     }
 }
 
@@ -51,14 +51,58 @@ pub struct Blobs {
     tmp_dir: PathBuf,
     /// The folder the local backend maps keys into, where staged files can be linked in place.
     local_root: Option<PathBuf>,
+    /// The S3 backend, which can presign download URLs.
+    s3: Option<Arc<AmazonS3>>,
+    /// Prepended to every key: `s3://bucket/PREFIX`.
+    prefix: String,
 }
 
 impl Blobs {
+    /// The storage `config` names; uploads are staged in `data_dir/tmp` whatever the backend.
+    pub fn open(config: &Config) -> Result<Blobs> {
+        match config.storage_location()? {
+            StorageLocation::Local => Blobs::local(&config.data_dir),
+            StorageLocation::S3 { bucket, prefix } => {
+                let mut builder = AmazonS3Builder::from_env()
+                    .with_bucket_name(&bucket)
+                    .with_virtual_hosted_style_request(!config.s3_path_style);
+                if let Some(endpoint) = &config.s3_endpoint {
+                    builder = builder
+                        .with_endpoint(endpoint)
+                        .with_allow_http(endpoint.starts_with("http://"));
+                }
+                let region = config
+                    .s3_region
+                    .clone()
+                    .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+                    .or_else(|| std::env::var("AWS_REGION").ok())
+                    .unwrap_or_else(|| "us-east-1".into());
+                builder = builder.with_region(region);
+                if let Some(id) = &config.s3_access_key_id {
+                    builder = builder.with_access_key_id(id);
+                }
+                if let Some(secret) = &config.s3_secret_access_key {
+                    builder = builder.with_secret_access_key(secret);
+                }
+                let s3 = Arc::new(builder.build().context("configuring S3 storage")?);
+                Ok(Blobs {
+                    store: s3.clone(),
+                    tmp_dir: tmp_dir(&config.data_dir)?,
+                    local_root: None,
+                    s3: Some(s3),
+                    prefix: if prefix.is_empty() {
+                        prefix
+                    } else {
+                        format!("{prefix}/")
+                    },
+                })
+            }
+        }
+    }
+
     /// Blobs under `data_dir/blobs`, uploads staged in `data_dir/tmp`.
     pub fn local(data_dir: &Path) -> Result<Blobs> {
-        let tmp_dir = data_dir.join("tmp");
-        std::fs::create_dir_all(&tmp_dir)
-            .with_context(|| format!("creating {}", tmp_dir.display()))?;
+        let tmp_dir = tmp_dir(data_dir)?;
         let store = LocalFileSystem::new_with_prefix(data_dir)
             .with_context(|| format!("opening blob storage in {}", data_dir.display()))?
             .with_automatic_cleanup(true);
@@ -66,7 +110,29 @@ impl Blobs {
             store: Arc::new(store),
             tmp_dir,
             local_root: Some(data_dir.to_path_buf()),
+            s3: None,
+            prefix: String::new(),
         })
+    }
+
+    fn path(&self, key: &BlobKey) -> object_store::path::Path {
+        object_store::path::Path::from(format!("{}{}", self.prefix, key.path()))
+    }
+
+    /// A URL that lets its holder GET the blob for `expires_in` without credentials, when the
+    /// backend can make one (S3); `None` for local storage.
+    pub async fn presigned_get(
+        &self,
+        key: &BlobKey,
+        expires_in: std::time::Duration,
+    ) -> Result<Option<String>> {
+        let Some(s3) = &self.s3 else {
+            return Ok(None);
+        };
+        let url = s3
+            .signed_url(Method::GET, &self.path(key), expires_in)
+            .await?;
+        Ok(Some(url.into()))
     }
 
     /// Where uploads are staged while they are hashed and checked.
@@ -86,7 +152,7 @@ impl Blobs {
 
     /// The stored size of a blob, or `None` when it does not exist.
     pub async fn size(&self, key: &BlobKey) -> Result<Option<u64>> {
-        match self.store.head(&key.path()).await {
+        match self.store.head(&self.path(key)).await {
             Ok(meta) => Ok(Some(meta.size)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
@@ -95,7 +161,9 @@ impl Blobs {
 
     pub async fn put_bytes(&self, key: &BlobKey, data: Bytes) -> Result<()> {
         if !self.exists(key).await? {
-            self.store.put(&key.path(), PutPayload::from(data)).await?;
+            self.store
+                .put(&self.path(key), PutPayload::from(data))
+                .await?;
         }
         Ok(())
     }
@@ -108,7 +176,7 @@ impl Blobs {
             return Ok(());
         }
         if let Some(root) = &self.local_root {
-            let dest = root.join(key.path().as_ref());
+            let dest = root.join(key.path());
             if let Some(parent) = dest.parent() {
                 tokio::fs::create_dir_all(parent).await?;
             }
@@ -120,7 +188,7 @@ impl Blobs {
             }
         }
         let mut source = tokio::fs::File::open(file).await?;
-        let upload = self.store.put_multipart(&key.path()).await?;
+        let upload = self.store.put_multipart(&self.path(key)).await?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, 8 << 20);
         let mut buf = vec![0u8; 1 << 20];
         loop {
@@ -141,7 +209,7 @@ impl Blobs {
             range: range.map(GetRange::Bounded),
             ..Default::default()
         };
-        match self.store.get_opts(&key.path(), options).await {
+        match self.store.get_opts(&self.path(key), options).await {
             Ok(result) => Ok(Some(BlobRead {
                 total_size: result.meta.size,
                 range: result.range.clone(),
@@ -153,13 +221,19 @@ impl Blobs {
     }
 
     pub async fn get_bytes(&self, key: &BlobKey) -> Result<Bytes> {
-        Ok(self.store.get(&key.path()).await?.bytes().await?)
+        Ok(self.store.get(&self.path(key)).await?.bytes().await?)
     }
 
     pub async fn delete(&self, key: &BlobKey) -> Result<()> {
-        match self.store.delete(&key.path()).await {
+        match self.store.delete(&self.path(key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
+}
+
+fn tmp_dir(data_dir: &Path) -> Result<PathBuf> {
+    let tmp_dir = data_dir.join("tmp");
+    std::fs::create_dir_all(&tmp_dir).with_context(|| format!("creating {}", tmp_dir.display()))?;
+    Ok(tmp_dir)
 }

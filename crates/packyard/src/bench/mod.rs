@@ -151,10 +151,11 @@ async fn packyard(
 async fn publish(app: &App, target: &Target, rpm: bool) -> Result<()> {
     // The jobs the pushes queued are replaced by this direct run.
     app.db.execute_sql("DELETE FROM jobs").await?;
+    let build = crate::db::generations::Build::new(&app.instance, None);
     if rpm {
-        rpm_publish::publish(app, target).await
+        rpm_publish::publish(app, target, &build).await
     } else {
-        apt_publish::publish(app, target).await
+        apt_publish::publish(app, target, &build).await
     }
 }
 

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, Overrides};
+use crate::config::{Config, Overrides, Role};
 
 #[derive(Parser)]
 #[command(
@@ -33,6 +33,12 @@ struct ConfigArgs {
     /// postgres://... to keep metadata in PostgreSQL [default: SQLite in the data folder]
     #[arg(long)]
     database_url: Option<String>,
+    /// Where blobs live: local, or s3://BUCKET[/PREFIX] [default: local]
+    #[arg(long)]
+    storage: Option<String>,
+    /// Endpoint of an S3-compatible store, such as http://127.0.0.1:9000
+    #[arg(long)]
+    s3_endpoint: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -44,6 +50,9 @@ enum Command {
         /// Address to listen on [default: 127.0.0.1:8080]
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// What this process runs [default: all]
+        #[arg(long, value_enum)]
+        role: Option<Role>,
     },
     /// Operator commands that work on the data folder directly, also while the server runs
     Admin {
@@ -133,11 +142,18 @@ enum AdminCommand {
 }
 
 impl ConfigArgs {
-    fn load(&self, listen: Option<std::net::SocketAddr>) -> Result<Config> {
+    fn load(&self) -> Result<Config> {
+        self.load_with(Overrides::default())
+    }
+
+    /// Loads the settings with these flags, and those of this command, on top.
+    fn load_with(&self, overrides: Overrides) -> Result<Config> {
         let overrides = Overrides {
             data_dir: self.data_dir.clone(),
             database_url: self.database_url.clone(),
-            listen,
+            storage: self.storage.clone(),
+            s3_endpoint: self.s3_endpoint.clone(),
+            ..overrides
         };
         Config::load(self.config.as_deref(), &overrides)
     }
@@ -162,14 +178,25 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<()> {
     use crate::db::{self, Db};
     match cli.command {
-        Command::Serve { config, listen } => serve::run(config.load(listen)?).await,
+        Command::Serve {
+            config,
+            listen,
+            role,
+        } => {
+            let overrides = Overrides {
+                listen,
+                role,
+                ..Overrides::default()
+            };
+            serve::run(config.load_with(overrides)?).await
+        }
         Command::Migrate { config } => {
-            let config = config.load(None)?;
+            let config = config.load()?;
             let db = Db::open(&config.database_url()).await?;
             println!("{} database schema is up to date", db.kind());
             Ok(())
         }
-        Command::CheckConfig { config } => check_config(config.load(None)?).await,
+        Command::CheckConfig { config } => check_config(config.load()?).await,
         Command::Bench {
             out,
             render_only: true,
@@ -184,7 +211,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Admin {
             command: AdminCommand::CreateToken { config, user },
         } => {
-            let db = Db::open(&config.load(None)?.database_url()).await?;
+            let db = Db::open(&config.load()?.database_url()).await?;
             let user = db::users::find_or_create(&db, &user).await?;
             println!("{}", db::users::create_token(&db, user.id).await?);
             Ok(())
@@ -197,7 +224,7 @@ async fn run(cli: Cli) -> Result<()> {
                     email,
                 },
         } => {
-            let db = Db::open(&config.load(None)?.database_url()).await?;
+            let db = Db::open(&config.load()?.database_url()).await?;
             let password = match std::env::var("PACKYARD_PASSWORD") {
                 Ok(password) => password,
                 Err(_) => {
@@ -222,7 +249,7 @@ async fn run(cli: Cli) -> Result<()> {
                     members,
                 },
         } => {
-            let db = Db::open(&config.load(None)?.database_url()).await?;
+            let db = Db::open(&config.load()?.database_url()).await?;
             let mut users = Vec::new();
             for member in &members {
                 let user = db::users::by_name(&db, member).await?;
@@ -241,7 +268,7 @@ async fn run(cli: Cli) -> Result<()> {
                     grace,
                 },
         } => {
-            let db = Db::open(&config.load(None)?.database_url()).await?;
+            let db = Db::open(&config.load()?.database_url()).await?;
             let grace_secs = crate::config::parse_duration_secs(&grace).ok_or_else(|| {
                 anyhow::anyhow!("--grace {grace:?} is not a duration such as 3600, 30m, 24h or 7d")
             })?;
@@ -274,19 +301,14 @@ async fn check_config(config: Config) -> Result<()> {
         .context("database")?;
     db.ping().await.context("database")?;
     println!("database: {} reachable, schema up to date", db.kind());
-    let blobs = crate::storage::Blobs::local(&config.data_dir).context("data folder")?;
+    let blobs = crate::storage::Blobs::open(&config).context("storage")?;
     let probe =
         tempfile::NamedTempFile::new_in(blobs.tmp_dir()).context("data folder is not writable")?;
     drop(probe);
     println!("data folder: {} writable", config.data_dir.display());
-    anyhow::ensure!(
-        config.max_upload_bytes > 0,
-        "max_upload_bytes must be above 0"
-    );
-    anyhow::ensure!(
-        config.signing_key_days > 0,
-        "signing_key_days must be above 0"
-    );
+    blobs.ping().await.context("storage")?;
+    println!("storage: {} reachable", config.storage);
+    println!("role: {}", config.role.name());
     println!("configuration is valid");
     Ok(())
 }

@@ -17,17 +17,25 @@ pub async fn run(config: Config) -> Result<()> {
         .with_context(|| format!("listening on {}", app.config.listen))?;
     let shutdown = CancellationToken::new();
     let mut background = Vec::new();
-    for _ in 0..app.config.index_workers.max(1) {
-        background.push(tokio::spawn(jobs::run_worker(
+    if app.config.role.runs_workers() {
+        for _ in 0..app.config.index_workers.max(1) {
+            background.push(tokio::spawn(jobs::run_worker(
+                app.clone(),
+                shutdown.clone(),
+            )));
+        }
+        background.push(tokio::spawn(jobs::listen_for_jobs(
+            app.clone(),
+            shutdown.clone(),
+        )));
+        background.push(tokio::spawn(jobs::gc::run_collector(
             app.clone(),
             shutdown.clone(),
         )));
     }
-    background.push(tokio::spawn(jobs::gc::run_collector(
-        app.clone(),
-        shutdown.clone(),
-    )));
     tracing::info!(
+        role = app.config.role.name(),
+        storage = %app.config.storage,
         listen = %listener.local_addr()?,
         data_dir = %app.config.data_dir.display(),
         startup_ms = started.elapsed().as_millis() as u64,

@@ -5,7 +5,8 @@ use anyhow::Result;
 
 use super::{run, run_tx};
 
-use super::{Db, Tx, now};
+use super::jobs::Claim;
+use super::{Db, Tx, now, now_ms};
 
 /// The unit of publishing: `(repository, distribution version, arch)`. APT targets use an
 /// empty arch (one target holds every architecture); YUM targets one per architecture.
@@ -58,6 +59,26 @@ pub struct NewGeneration<'a> {
     pub live_chunks: &'a [(String, i64)],
     /// Packages that become visible with this generation.
     pub newly_indexed: &'a [i64],
+    pub build: &'a Build,
+}
+
+/// One build of a target: the job claim it runs under, if any, and who built it when.
+#[derive(Debug, Clone)]
+pub struct Build {
+    pub claim: Option<Claim>,
+    /// The process that builds, `HOST:PID`.
+    pub builder: String,
+    pub started_ms: i64,
+}
+
+impl Build {
+    pub fn new(builder: &str, claim: Option<Claim>) -> Build {
+        Build {
+            claim,
+            builder: builder.to_owned(),
+            started_ms: now_ms(),
+        }
+    }
 }
 
 /// A document of the target's current generation, with the generation's time.
@@ -186,6 +207,15 @@ pub async fn chunks(db: &Db, target: &Target) -> Result<Vec<Chunk>> {
 /// document and file row, the pointer, the chunk cache and the `indexed` flags change, or none.
 pub async fn publish(tx: &mut Tx, new: &NewGeneration<'_>) -> Result<i64> {
     let t = new.target;
+    if let Some(claim) = &new.build.claim {
+        // Fencing: a worker whose lease ran out and whose job another worker took over must
+        // not put its older build over the newer one.
+        anyhow::ensure!(
+            super::jobs::holds(tx, claim).await?,
+            "job {} was taken over by another worker after its lease ran out; this build is dropped",
+            claim.job_id
+        );
+    }
     // Strictly increasing per target: the `Last-Modified` of InRelease and repomd.xml is this
     // time, and a client revalidating with If-Modified-Since must see two publishes in one
     // second as a change.
@@ -204,13 +234,17 @@ pub async fn publish(tx: &mut Tx, new: &NewGeneration<'_>) -> Result<i64> {
     let (generation_id,): (i64,) = run_tx!(
         tx,
         sqlx::query_as(
-            "INSERT INTO generations (repository_id, distro_version_id, arch, created_at)
-         VALUES ($1, $2, $3, $4) RETURNING id",
+            "INSERT INTO generations (repository_id, distro_version_id, arch, created_at,
+             built_by, build_started_ms, committed_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
         .bind(t.repository_id)
         .bind(t.distro_version_id)
         .bind(&t.arch)
-        .bind(created_at),
+        .bind(created_at)
+        .bind(&new.build.builder)
+        .bind(new.build.started_ms)
+        .bind(now_ms()),
         fetch_one
     )?;
     for (name, body) in new.documents {

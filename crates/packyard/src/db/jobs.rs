@@ -11,6 +11,9 @@ use super::{run, run_tx};
 use super::generations::Target;
 use super::{Db, Tx, now};
 
+/// The channel on which PostgreSQL tells every worker process that a job was queued.
+pub const WAKE_CHANNEL: &str = "packyard_jobs";
+
 pub const APT_PUBLISH: &str = "apt_publish";
 pub const RPM_PUBLISH: &str = "rpm_publish";
 
@@ -24,7 +27,22 @@ pub struct Job {
     pub attempts: i64,
 }
 
+/// The proof that a worker holds a job: its id and the attempt it claimed. A takeover after
+/// the lease ran out is a new attempt, so the previous holder can no longer renew or commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    pub job_id: i64,
+    pub attempt: i64,
+}
+
 impl Job {
+    pub fn claim(&self) -> Claim {
+        Claim {
+            job_id: self.id,
+            attempt: self.attempts,
+        }
+    }
+
     pub fn target(&self) -> Target {
         Target {
             repository_id: self.repository_id,
@@ -45,7 +63,43 @@ pub async fn enqueue(tx: &mut Tx, kind: &str, target: &Target) -> Result<()> {
     .bind(target.distro_version_id)
     .bind(&target.arch)
     .bind(now()), execute)?;
+    if let Tx::Postgres(tx) = tx {
+        // Delivered when the transaction commits, to workers in every process.
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(WAKE_CHANNEL)
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(())
+}
+
+/// Extends the lease of a job still held under `claim`; false when it was taken over.
+pub async fn renew(db: &Db, claim: Claim, lease_secs: i64) -> Result<bool> {
+    let renewed = run!(
+        db,
+        sqlx::query(
+            "UPDATE jobs SET lease_until = $3 WHERE id = $1 AND attempts = $2 AND state = 'running'"
+        )
+        .bind(claim.job_id)
+        .bind(claim.attempt)
+        .bind(now() + lease_secs),
+        execute
+    )?;
+    Ok(renewed == 1)
+}
+
+/// Whether `claim` still holds its job, checked inside the transaction that commits its work.
+pub async fn holds(tx: &mut Tx, claim: &Claim) -> Result<bool> {
+    let held: i64 = run_tx!(
+        tx,
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE id = $1 AND attempts = $2 AND state = 'running'"
+        )
+        .bind(claim.job_id)
+        .bind(claim.attempt),
+        fetch_one
+    )?;
+    Ok(held == 1)
 }
 
 /// Takes the oldest runnable job whose target nobody else is building, leasing it for
@@ -100,23 +154,27 @@ pub async fn claim(db: &Db, lease_secs: i64) -> Result<Option<Job>> {
     Ok(job)
 }
 
+/// Removes a finished job, unless another worker took it over meanwhile.
 pub async fn complete(db: &Db, job: &Job) -> Result<()> {
     run!(
         db,
-        sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job.id),
+        sqlx::query("DELETE FROM jobs WHERE id = $1 AND attempts = $2")
+            .bind(job.id)
+            .bind(job.attempts),
         execute
     )?;
     Ok(())
 }
 
-/// Puts a failed job back with a delay, or drops it when a newer run is already queued.
+/// Puts a failed job back with a delay, or drops it when a newer run is already queued; a job
+/// another worker took over is left to that worker.
 pub async fn retry_later(db: &Db, job: &Job, error: &str, delay_secs: i64) -> Result<()> {
     let mut tx = db.begin_write().await?;
     let requeued = run_tx!(
         &mut tx,
         sqlx::query(
             "UPDATE jobs SET state = 'queued', run_at = $2, lease_until = NULL, last_error = $3
-         WHERE id = $1 AND NOT EXISTS (
+         WHERE id = $1 AND attempts = $8 AND NOT EXISTS (
             SELECT 1 FROM jobs q WHERE q.state = 'queued' AND q.kind = $4
             AND q.repository_id = $5 AND q.distro_version_id = $6 AND q.arch = $7)",
         )
@@ -126,13 +184,16 @@ pub async fn retry_later(db: &Db, job: &Job, error: &str, delay_secs: i64) -> Re
         .bind(&job.kind)
         .bind(job.repository_id)
         .bind(job.distro_version_id)
-        .bind(&job.arch),
+        .bind(&job.arch)
+        .bind(job.attempts),
         execute
     )?;
     if requeued == 0 {
         run_tx!(
             &mut tx,
-            sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job.id),
+            sqlx::query("DELETE FROM jobs WHERE id = $1 AND attempts = $2")
+                .bind(job.id)
+                .bind(job.attempts),
             execute
         )?;
     }

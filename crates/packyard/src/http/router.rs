@@ -8,11 +8,25 @@ use tower_http::trace::TraceLayer;
 use super::{api, install, ops, repo};
 use crate::app::App;
 
+/// The routes of this process's role: every process answers `/healthz` and `/readyz`; `api`
+/// adds `/api/v1`, `web` the repositories and install scripts, `all` both.
 pub fn router(app: App) -> Router {
+    let role = app.config.role;
     let upload_limit = usize::try_from(app.config.max_upload_bytes).unwrap_or(usize::MAX);
-    Router::new()
+    let mut router = Router::new()
         .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
+        .route("/readyz", get(ops::readyz));
+    if role.serves_api() {
+        router = router.merge(api_routes(upload_limit));
+    }
+    if role.serves_repositories() {
+        router = router.merge(repository_routes());
+    }
+    router.layer(TraceLayer::new_for_http()).with_state(app)
+}
+
+fn api_routes(upload_limit: usize) -> Router<App> {
+    Router::new()
         .route("/api/v1/token.json", get(api::token::token))
         .route("/api/v1/distributions.json", get(api::distributions::list))
         .route("/api/v1/distributions", get(api::distributions::list))
@@ -88,6 +102,10 @@ pub fn router(app: App) -> Router {
             "/api/v1/repos/{owner}/{repo}/{os}/{dist}/{filename}",
             delete(api::packages::destroy::destroy),
         )
+}
+
+fn repository_routes() -> Router<App> {
+    Router::new()
         .route(
             "/install/repositories/{owner}/{repo}/script.deb.sh",
             get(install::script_deb),
@@ -125,6 +143,4 @@ pub fn router(app: App) -> Router {
             "/priv/{token}/{owner}/{repo}/{*path}",
             get(repo::serve_with_path_token),
         )
-        .layer(TraceLayer::new_for_http())
-        .with_state(app)
 }

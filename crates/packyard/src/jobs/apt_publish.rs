@@ -15,7 +15,7 @@ use packyard_formats::deb::{ReleaseFile, ReleaseInfo, render_release};
 use packyard_formats::digest::FileDigests;
 
 use crate::app::App;
-use crate::db::generations::{Chunk, IndexFile, NewGeneration, Target};
+use crate::db::generations::{Build, Chunk, IndexFile, NewGeneration, Target};
 use crate::db::packages::IndexEntry;
 use crate::db::{self, repos::Repo};
 use crate::distros::{self, Distro};
@@ -30,7 +30,7 @@ use super::chunks::{
 /// before a package for their architecture is pushed.
 const DEFAULT_ARCHITECTURES: &[&str] = &["amd64", "arm64", "i386"];
 
-pub async fn publish(app: &App, target: &Target) -> Result<()> {
+pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
     let (repository_id, distro_version_id) = (target.repository_id, target.distro_version_id);
     let Some(repo) = db::repos::by_id(&app.db, repository_id).await? else {
         return Ok(()); // The repository was deleted after the job was queued.
@@ -87,6 +87,7 @@ pub async fn publish(app: &App, target: &Target) -> Result<()> {
         changed_chunks: &built.changed_chunks,
         live_chunks: &built.live_chunks,
         newly_indexed: &built.newly_indexed,
+        build: run,
     };
     let generation_id = commit_generation(app, &built.blobs, &generation).await?;
     app.hash_states.set(target, built.hash_states);

@@ -281,6 +281,7 @@ pub async fn commit_generation(
     for (key, bytes) in blobs {
         app.blobs.put_bytes(key, bytes.clone()).await?;
     }
+    super::failpoint_before_commit().await;
     let mut tx = app.db.begin_write().await?;
     for (key, bytes) in blobs {
         app.blobs.put_bytes(key, bytes.clone()).await?;

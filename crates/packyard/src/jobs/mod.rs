@@ -6,22 +6,27 @@ pub mod chunks;
 pub mod gc;
 pub mod rpm_publish;
 
+use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::app::App;
-use crate::db;
+use sqlx::postgres::{PgListener, PgPool};
+use tokio::sync::Notify;
 
-/// How long a claimed job is leased before another worker may take it over.
-const LEASE_SECS: i64 = 300;
-/// How often an idle worker looks for jobs queued by other processes.
+use crate::app::App;
+use crate::db::generations::Build;
+use crate::db::{self, Db};
+
+/// How often an idle worker looks for jobs it was not woken for (queued by a process on
+/// SQLite, or while the wake-up connection was down).
 const POLL: Duration = Duration::from_secs(2);
 
 /// Runs jobs until `shutdown` is cancelled; the job in hand is finished first.
 pub async fn run_worker(app: App, shutdown: CancellationToken) {
+    let lease_secs = app.config.job_lease_secs as i64;
     while !shutdown.is_cancelled() {
-        match db::jobs::claim(&app.db, LEASE_SECS).await {
+        match db::jobs::claim(&app.db, lease_secs).await {
             Ok(Some(job)) => run_job(&app, &job).await,
             Ok(None) => {
                 let wait = match db::jobs::next_run_in(&app.db).await {
@@ -42,13 +47,52 @@ pub async fn run_worker(app: App, shutdown: CancellationToken) {
     }
 }
 
+/// On PostgreSQL, wakes this process's workers whenever any process queues a job, so an
+/// index worker starts within milliseconds of a push to another process.
+pub async fn listen_for_jobs(app: App, shutdown: CancellationToken) {
+    let Db::Postgres(pool) = &app.db else {
+        return;
+    };
+    while !shutdown.is_cancelled() {
+        let error = tokio::select! {
+            result = relay_wakeups(pool, &app.wake) => {
+                let Err(error) = result;
+                error
+            }
+            () = shutdown.cancelled() => return,
+        };
+        tracing::warn!(error = %error, "listening for queued jobs failed; polling until it reconnects");
+        tokio::select! {
+            () = tokio::time::sleep(POLL) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+async fn relay_wakeups(pool: &PgPool, wake: &Notify) -> Result<Infallible, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(db::jobs::WAKE_CHANNEL).await?;
+    // Jobs queued while this connection was down were not announced.
+    wake.notify_one();
+    loop {
+        listener.recv().await?;
+        wake.notify_one();
+    }
+}
+
+/// Runs one job while a companion task renews its lease every third of the lease.
 async fn run_job(app: &App, job: &db::jobs::Job) {
     let started = Instant::now();
+    let claim = job.claim();
+    let lease_secs = app.config.job_lease_secs as i64;
+    let renewal = tokio::spawn(renew_lease(app.db.clone(), claim, lease_secs));
+    let build = Build::new(&app.instance, Some(claim));
     let result = match job.kind.as_str() {
-        db::jobs::APT_PUBLISH => apt_publish::publish(app, &job.target()).await,
-        db::jobs::RPM_PUBLISH => rpm_publish::publish(app, &job.target()).await,
+        db::jobs::APT_PUBLISH => apt_publish::publish(app, &job.target(), &build).await,
+        db::jobs::RPM_PUBLISH => rpm_publish::publish(app, &job.target(), &build).await,
         other => Err(anyhow::anyhow!("unknown job kind {other:?}")),
     };
+    renewal.abort();
     let duration_ms = started.elapsed().as_millis() as u64;
     let outcome = match result {
         Ok(()) => {
@@ -67,5 +111,39 @@ async fn run_job(app: &App, job: &db::jobs::Job) {
     };
     if let Err(e) = outcome {
         tracing::error!(job = job.id, error = %format!("{e:#}"), "recording a job's outcome failed");
+    }
+}
+
+async fn renew_lease(db: Db, claim: db::jobs::Claim, lease_secs: i64) {
+    let every = Duration::from_secs((lease_secs as u64 / 3).max(1));
+    loop {
+        tokio::time::sleep(every).await;
+        match db::jobs::renew(&db, claim, lease_secs).await {
+            Ok(true) => {}
+            Ok(false) => {
+                // The commit is fenced by the claim, so this build can no longer land.
+                tracing::warn!(job = claim.job_id, "lost the lease of a running job");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(job = claim.job_id, error = %format!("{e:#}"), "renewing a lease failed")
+            }
+        }
+    }
+}
+
+/// Test hook: with `PACKYARD_FAILPOINT_COMMIT_PAUSE_MS` set, every publish waits that long
+/// between writing its blobs and committing, so a test can kill a worker in the middle of a
+/// publish. Unset, it costs nothing.
+pub(crate) async fn failpoint_before_commit() {
+    static PAUSE: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let pause = PAUSE.get_or_init(|| {
+        std::env::var("PACKYARD_FAILPOINT_COMMIT_PAUSE_MS")
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+    });
+    if let Some(ms) = pause {
+        tracing::warn!(pause_ms = ms, "failpoint: pausing before commit");
+        tokio::time::sleep(Duration::from_millis(*ms)).await;
     }
 }

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use packyard_formats::rpm::{RepomdRecord, render_repomd, xml_frame};
 
 use crate::app::App;
-use crate::db::generations::{Chunk, IndexFile, NewGeneration, Target};
+use crate::db::generations::{Build, Chunk, IndexFile, NewGeneration, Target};
 use crate::db::packages::IndexEntry;
 use crate::db::{self, repos::Repo};
 use crate::distros;
@@ -28,7 +28,7 @@ pub fn listed_in(target_arch: &str, package_arch: &str) -> bool {
     }
 }
 
-pub async fn publish(app: &App, target: &Target) -> Result<()> {
+pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
     let Some(repo) = db::repos::by_id(&app.db, target.repository_id).await? else {
         return Ok(()); // The repository was deleted after the job was queued.
     };
@@ -80,6 +80,7 @@ pub async fn publish(app: &App, target: &Target) -> Result<()> {
         changed_chunks: &built.changed_chunks,
         live_chunks: &built.live_chunks,
         newly_indexed: &built.newly_indexed,
+        build: run,
     };
     let generation_id = commit_generation(app, &built.files.blobs, &generation).await?;
     tracing::info!(

@@ -125,13 +125,11 @@ async fn migrate_check_config_users_and_rotation() {
 
 #[tokio::test]
 async fn health_and_readiness() {
-    let app = crate::support::TestApp::new().await;
+    let mut app = crate::support::TestApp::new().await;
     assert_eq!(app.status("/healthz").await, 200);
     assert_eq!(app.text("/readyz").await, "ready");
     // Storage that cannot be reached: the process is alive but not ready.
-    // (Moved, not deleted: the database's files stay open and may be written meanwhile.)
-    std::fs::rename(app.data_dir(), app.data_dir().with_extension("moved")).unwrap();
-    std::fs::write(app.data_dir(), "not a folder").unwrap();
+    app.break_storage();
     assert_eq!(app.status("/healthz").await, 200);
     assert_eq!(app.status("/readyz").await, 503);
 }

@@ -5,6 +5,7 @@ mod api;
 mod apt_client;
 mod auth_matrix;
 mod cli;
+mod deployment;
 mod dnf_client;
 mod fixtures;
 mod install;

@@ -1,80 +1,22 @@
 //! The real binary, stopped with SIGTERM while pushes are in flight and started again: every
 //! push that got a 2xx is served and indexed afterwards.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::process::{Child, Command};
 
+use crate::deployment::Deployment;
 use crate::fixtures::{BOOKWORM, deb, deb_filename};
 use crate::rpm_fixtures::{EL9, file_name, rpmbuild, simple_spec};
-
-const BIN: &str = env!("CARGO_BIN_EXE_packyard");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start(data: &std::path::Path, database: Option<&str>, port: u16) -> Child {
-    let mut command = Command::new(BIN);
-    if let Some(url) = database {
-        command.env("PACKYARD_DATABASE_URL", url);
-    }
-    let child = command
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(data)
-        .env("PACKYARD_SIGNING_KEY_ALGORITHM", "ed25519")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "the server did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    child
-}
+use crate::support::free_port;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_acknowledged_before_sigterm_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let test_database = crate::support::TestDatabase::create().await;
-    let database = test_database.as_ref().map(|d| d.url.clone());
+    let deployment = Deployment::new().await;
     let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut server = start(&data, database.as_deref(), port).await;
-
-    let mut create_token = Command::new(BIN);
-    if let Some(url) = &database {
-        create_token.env("PACKYARD_DATABASE_URL", url);
-    }
-    let token = create_token
-        .args(["admin", "create-token", "--data-dir"])
-        .arg(&data)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        token.status.success(),
-        "admin create-token works while the server runs"
-    );
-    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+    let server = deployment.serve_on("server", "all", port, &[]).await;
+    let base = server.base.clone();
+    let token = deployment.create_token().await;
     assert!(token.len() >= 48, "tokens are at least 48 characters");
     let client = reqwest::Client::new();
     let created = client
@@ -141,20 +83,15 @@ async fn pushes_acknowledged_before_sigterm_survive_a_restart() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(60)).await;
-    let pid = server.id().unwrap().to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(killed.success());
+    server.signal("-TERM").await;
+    let mut server = server;
     let mut acknowledged = Vec::new();
     for push in pushes {
         if let Some(pushed) = push.await.unwrap() {
             acknowledged.push(pushed);
         }
     }
-    let status = tokio::time::timeout(Duration::from_secs(30), server.wait())
+    let status = tokio::time::timeout(Duration::from_secs(30), server.child.wait())
         .await
         .expect("the server stops after SIGTERM")
         .unwrap();
@@ -164,7 +101,7 @@ async fn pushes_acknowledged_before_sigterm_survive_a_restart() {
         "some pushes were acknowledged before the shutdown"
     );
 
-    let _server = start(&data, database.as_deref(), port).await;
+    let _server = deployment.serve_on("server", "all", port, &[]).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let packages = client
@@ -207,9 +144,6 @@ async fn pushes_acknowledged_before_sigterm_survive_a_restart() {
             .await
             .unwrap();
         assert_eq!(show["indexed"], true, "{name}");
-    }
-    if let Some(database) = test_database {
-        database.drop_after(None);
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use packyard::app::App;
-use packyard::config::Config;
+use packyard::config::{Config, DownloadMode};
 use packyard::db;
 use packyard::sign::KeyAlgorithm;
 use reqwest::multipart::{Form, Part};
@@ -22,11 +22,14 @@ pub struct TestApp {
     client: reqwest::Client,
     /// Dropped after the app: the PostgreSQL database this test ran on, if any.
     database: Option<TestDatabase>,
+    /// The S3 emulator this test's blobs are in, if any.
+    pub storage: Option<TestStorage>,
 }
 
 pub struct Builder {
     config: Config,
     workers: bool,
+    s3: bool,
 }
 
 impl Builder {
@@ -45,6 +48,17 @@ impl Builder {
         self
     }
 
+    /// Blobs in an S3 emulator, whatever storage the suite runs on.
+    pub fn s3(mut self) -> Self {
+        self.s3 = true;
+        self
+    }
+
+    pub fn download_mode(mut self, mode: DownloadMode) -> Self {
+        self.config.download_mode = mode;
+        self
+    }
+
     /// No index workers: queued jobs stay queued until `run_jobs` runs them.
     pub fn without_workers(mut self) -> Self {
         self.workers = false;
@@ -57,6 +71,13 @@ impl Builder {
         config.data_dir = dir.path().join("data");
         let database = TestDatabase::create().await;
         config.database_url = database.as_ref().map(|d| d.url.clone());
+        let storage = match self.s3 {
+            true => Some(TestStorage::start().await),
+            false => TestStorage::create().await,
+        };
+        if let Some(storage) = &storage {
+            storage.configure(&mut config);
+        }
         let app = App::open(config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -81,6 +102,7 @@ impl Builder {
             shutdown,
             client: reqwest::Client::new(),
             database,
+            storage,
         }
     }
 }
@@ -114,10 +136,15 @@ impl TestDatabase {
     }
 
     pub async fn create() -> Option<TestDatabase> {
+        Some(TestDatabase::create_on(&TestDatabase::wanted()?).await)
+    }
+
+    /// A new database on the server of `admin_url`.
+    pub async fn create_on(admin_url: &str) -> TestDatabase {
         use sqlx::Connection;
         use std::sync::atomic::{AtomicUsize, Ordering};
         static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let admin_url = TestDatabase::wanted()?;
+        let admin_url = admin_url.to_owned();
         let name = format!(
             "packyard_test_{}_{}",
             std::process::id(),
@@ -133,11 +160,11 @@ impl TestDatabase {
         let (server, _) = admin_url
             .rsplit_once('/')
             .expect("a database URL ends in /DATABASE");
-        Some(TestDatabase {
+        TestDatabase {
             url: format!("{server}/{name}"),
             admin_url,
             name,
-        })
+        }
     }
 
     /// Drops the database (ending the connections of `db`, if given), from a thread of its
@@ -165,6 +192,108 @@ impl TestDatabase {
     }
 }
 
+/// The S3 variant: with `PACKYARD_TEST_STORAGE=s3`, each test keeps its blobs in an emulator
+/// of its own (`s3s-fs`, which checks request signatures, so a wrongly presigned URL fails)
+/// on a free loopback port.
+pub struct TestStorage {
+    pub endpoint: String,
+    /// The folder the emulator keeps the bucket's objects in.
+    pub bucket_dir: PathBuf,
+    process: std::process::Child,
+    _dir: TempDir,
+}
+
+impl TestStorage {
+    pub const BUCKET: &str = "packyard";
+    const ACCESS_KEY: &str = "packyard-test";
+    const SECRET_KEY: &str = "packyard-test-secret";
+
+    pub fn wanted() -> bool {
+        std::env::var("PACKYARD_TEST_STORAGE").is_ok_and(|s| s == "s3")
+    }
+
+    pub async fn create() -> Option<TestStorage> {
+        if !TestStorage::wanted() {
+            return None;
+        }
+        Some(TestStorage::start().await)
+    }
+
+    /// Starts an emulator whether or not the S3 variant was asked for.
+    pub async fn start() -> TestStorage {
+        let dir = tempfile::tempdir().unwrap();
+        let bucket_dir = dir.path().join(TestStorage::BUCKET);
+        std::fs::create_dir_all(&bucket_dir).unwrap();
+        let port = free_port();
+        let binary = std::env::var("PACKYARD_TEST_S3S_FS").unwrap_or_else(|_| "s3s-fs".into());
+        let process = std::process::Command::new(&binary)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", TestStorage::ACCESS_KEY])
+            .args(["--secret-key", TestStorage::SECRET_KEY])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {binary} (cargo install s3s-fs): {e}"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "the S3 emulator did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        TestStorage {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            bucket_dir,
+            process,
+            _dir: dir,
+        }
+    }
+
+    pub fn configure(&self, config: &mut Config) {
+        config.storage = format!("s3://{}", TestStorage::BUCKET);
+        config.s3_endpoint = Some(self.endpoint.clone());
+        config.s3_region = Some("us-east-1".into());
+        config.s3_access_key_id = Some(TestStorage::ACCESS_KEY.into());
+        config.s3_secret_access_key = Some(TestStorage::SECRET_KEY.into());
+    }
+
+    /// The same settings as `PACKYARD_*` variables, for a server run as its own process.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("PACKYARD_STORAGE", format!("s3://{}", TestStorage::BUCKET)),
+            ("PACKYARD_S3_ENDPOINT", self.endpoint.clone()),
+            ("PACKYARD_S3_REGION", "us-east-1".into()),
+            ("PACKYARD_S3_ACCESS_KEY_ID", TestStorage::ACCESS_KEY.into()),
+            (
+                "PACKYARD_S3_SECRET_ACCESS_KEY",
+                TestStorage::SECRET_KEY.into(),
+            ),
+        ]
+    }
+
+    /// Stops the emulator, as an outage would.
+    pub fn stop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+impl Drop for TestStorage {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 impl TestApp {
     pub fn builder() -> Builder {
         let config = Config {
@@ -176,6 +305,7 @@ impl TestApp {
         Builder {
             config,
             workers: true,
+            s3: false,
         }
     }
 
@@ -359,7 +489,8 @@ impl TestApp {
     /// Runs queued jobs in this task, for apps built `without_workers`.
     pub async fn run_jobs(&self) {
         while let Some(job) = db::jobs::claim(&self.app.db, 60).await.unwrap() {
-            packyard::jobs::apt_publish::publish(&self.app, &job.target())
+            let build = db::generations::Build::new(&self.app.instance, Some(job.claim()));
+            packyard::jobs::apt_publish::publish(&self.app, &job.target(), &build)
                 .await
                 .unwrap();
             db::jobs::complete(&self.app.db, &job).await.unwrap();
@@ -374,10 +505,25 @@ impl TestApp {
             .scalar_i64("SELECT COUNT(*) FROM packages")
             .await
             .unwrap();
-        (
-            rows,
-            count_files(&self.data_dir().join("blobs")) + count_files(&self.data_dir().join("tmp")),
-        )
+        let blobs = match &self.storage {
+            Some(storage) => count_files(&storage.bucket_dir),
+            None => count_files(&self.data_dir().join("blobs")),
+        };
+        (rows, blobs + count_files(&self.data_dir().join("tmp")))
+    }
+
+    /// Makes blob storage unreachable: the data folder replaced by a file, or the S3 emulator
+    /// stopped.
+    pub fn break_storage(&mut self) {
+        match &mut self.storage {
+            Some(storage) => storage.stop(),
+            None => {
+                // Moved, not deleted: the database's files stay open and may be written meanwhile.
+                let data = self.data_dir();
+                std::fs::rename(&data, data.with_extension("moved")).unwrap();
+                std::fs::write(&data, "not a folder").unwrap();
+            }
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::io::Read;
 use axum::body::Body;
 use axum::http::header::{
     ACCEPT_RANGES, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG,
-    IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, RANGE,
+    IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, LOCATION, RANGE,
 };
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +15,7 @@ use bytes::Bytes;
 use packyard_formats::digest::sha256_hex;
 
 use crate::app::App;
+use crate::config::DownloadMode;
 use crate::http::error::ApiError;
 use crate::storage::BlobKey;
 
@@ -101,15 +102,6 @@ impl File {
 }
 
 pub async fn send(app: &App, request: &Request<'_>, mut file: File) -> Result<Response, ApiError> {
-    if let Source::Blob(key) = &file.source {
-        // Serve what is stored: if it ever differs from what the database recorded, the client
-        // sees a checksum mismatch rather than a connection cut short.
-        file.size = app
-            .blobs
-            .size(key)
-            .await?
-            .ok_or_else(|| missing_blob(key))?;
-    }
     let mut headers = HeaderMap::new();
     headers.insert(ETAG, header(&file.etag));
     let cache = if file.immutable {
@@ -127,6 +119,18 @@ pub async fn send(app: &App, request: &Request<'_>, mut file: File) -> Result<Re
     }
     if not_modified(request.headers, &file.etag, modified) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
+    }
+    if let Some(redirect) = redirect(app, request, &file).await? {
+        return Ok(redirect);
+    }
+    if let Source::Blob(key) = &file.source {
+        // Serve what is stored: if it ever differs from what the database recorded, the client
+        // sees a checksum mismatch rather than a connection cut short.
+        file.size = app
+            .blobs
+            .size(key)
+            .await?
+            .ok_or_else(|| missing_blob(key))?;
     }
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(file.content_type));
 
@@ -165,17 +169,7 @@ pub async fn send(app: &App, request: &Request<'_>, mut file: File) -> Result<Re
         .package_id
         .filter(|_| range.as_ref().is_none_or(|r| r.start == 0))
     {
-        let user_agent = request
-            .headers
-            .get(axum::http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok());
-        app.downloads.record(crate::db::downloads::Download {
-            package_id,
-            downloaded_at: crate::db::now(),
-            ip_address: request.client.to_string(),
-            user_agent: user_agent.unwrap_or_default().chars().take(512).collect(),
-            read_token: request.read_token.clone(),
-        });
+        record_download(app, request, package_id);
     }
 
     let body = match file.source {
@@ -215,6 +209,54 @@ pub async fn send(app: &App, request: &Request<'_>, mut file: File) -> Result<Re
         }
     };
     Ok((status, headers, body).into_response())
+}
+
+/// Package files in S3 are fetched from S3 itself: a `302` to a presigned URL, given only
+/// after the request was authorized. Index files are always served by this process, so what
+/// a client verifies against `InRelease` or `repomd.xml` comes from one place.
+async fn redirect(
+    app: &App,
+    request: &Request<'_>,
+    file: &File,
+) -> Result<Option<Response>, ApiError> {
+    let (Source::Blob(key), Some(package_id)) = (&file.source, file.package_id) else {
+        return Ok(None);
+    };
+    if request.method != Method::GET || app.config.download_mode != DownloadMode::Redirect {
+        return Ok(None);
+    }
+    let expiry = std::time::Duration::from_secs(app.config.download_url_expiry_secs);
+    let Some(url) = app.blobs.presigned_get(key, expiry).await? else {
+        return Ok(None);
+    };
+    let resumed = request
+        .headers
+        .get(RANGE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|spec| !spec.trim().starts_with("bytes=0-"));
+    if !resumed {
+        record_download(app, request, package_id);
+    }
+    let headers = [
+        (LOCATION, header(&url)),
+        // The URL expires: neither clients nor proxies may keep the redirect.
+        (CACHE_CONTROL, HeaderValue::from_static("no-store")),
+    ];
+    Ok(Some((StatusCode::FOUND, headers).into_response()))
+}
+
+fn record_download(app: &App, request: &Request<'_>, package_id: i64) {
+    let user_agent = request
+        .headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    app.downloads.record(crate::db::downloads::Download {
+        package_id,
+        downloaded_at: crate::db::now(),
+        ip_address: request.client.to_string(),
+        user_agent: user_agent.unwrap_or_default().chars().take(512).collect(),
+        read_token: request.read_token.clone(),
+    });
 }
 
 fn missing_blob(key: &BlobKey) -> ApiError {

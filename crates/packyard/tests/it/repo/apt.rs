@@ -107,19 +107,12 @@ async fn apt_rejects_an_index_changed_on_disk() {
     let blob = app.app.db.scalar_text("SELECT f.blob_sha256 FROM generation_files f JOIN publish_targets t ON t.current_generation_id = f.generation_id
          WHERE f.path = 'main/binary-amd64/Packages.gz'").await
     .unwrap();
-    let path = app
-        .data_dir()
-        .join("blobs")
-        .join(&blob[..2])
-        .join(&blob[2..4])
-        .join(&blob);
-    std::fs::write(
-        &path,
-        packyard_formats::chunked::gzip_member(
-            b"Package: evil\nVersion: 6.6.6\nArchitecture: amd64\n\n",
-        ),
-    )
-    .unwrap();
+    let key = packyard::storage::BlobKey::from_sha256(&blob).unwrap();
+    let evil = packyard_formats::chunked::gzip_member(
+        b"Package: evil\nVersion: 6.6.6\nArchitecture: amd64\n\n",
+    );
+    app.app.blobs.delete(&key).await.unwrap();
+    app.app.blobs.put_bytes(&key, evil.into()).await.unwrap();
 
     let out = apt.run("apt-get", &["update"]).await;
     let text = combined(&out);

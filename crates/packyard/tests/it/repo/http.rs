@@ -3,14 +3,22 @@
 
 use reqwest::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_NONE_MATCH, RANGE};
 
+use packyard::config::DownloadMode;
+use reqwest::StatusCode;
+use reqwest::header::{LOCATION, USER_AGENT};
+
 use crate::fixtures::{BOOKWORM, deb};
 use crate::support::TestApp;
 
 const POOL: &str = "/admin/stable/debian/pool/bookworm/main/h/hello/hello_1.0_amd64.deb";
 
+/// Served by this process: from local storage, or streamed from S3 in `proxy` mode.
 #[tokio::test]
 async fn pool_files_support_head_range_and_etags() {
-    let app = TestApp::new().await;
+    let app = TestApp::builder()
+        .download_mode(DownloadMode::Proxy)
+        .start()
+        .await;
     app.create_repo("stable", false).await;
     let bytes = deb("hello", "1.0", "amd64");
     app.push_ok("stable", BOOKWORM, "hello_1.0_amd64.deb", bytes.clone())
@@ -150,5 +158,103 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+}
+
+/// In S3, package files are a `302` to a presigned URL of the store, given only after the
+/// request was authorized; the index files stay with Packyard.
+#[tokio::test]
+async fn package_files_in_s3_redirect_to_presigned_urls_after_authorization() {
+    let app = TestApp::builder().s3().start().await;
+    let endpoint = app.storage.as_ref().unwrap().endpoint.clone();
+    app.create_repo("stable", false).await;
+    app.create_repo("secret", true).await;
+    let bytes = deb("hello", "1.0", "amd64");
+    app.push_ok("stable", BOOKWORM, "hello_1.0_amd64.deb", bytes.clone())
+        .await;
+    app.push_ok("secret", BOOKWORM, "hello_1.0_amd64.deb", bytes.clone())
+        .await;
+    app.wait_for_jobs().await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    let redirect = client
+        .get(app.url(POOL))
+        .header(USER_AGENT, "Debian APT-HTTP/1.3 (2.6.1)")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redirect.status(), StatusCode::FOUND);
+    assert_eq!(redirect.headers()[CACHE_CONTROL], "no-store");
+    let location = redirect.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with(&format!("{endpoint}/packyard/blobs/")),
+        "{location}"
+    );
+    assert!(location.contains("X-Amz-Signature="), "{location}");
+    assert!(location.contains("X-Amz-Expires=300"), "{location}");
+    // The presigned URL works without credentials, and only as signed.
+    let fetched = client.get(&location).send().await.unwrap();
+    assert_eq!(fetched.status(), 200);
+    assert_eq!(fetched.bytes().await.unwrap(), bytes);
+    let tampered = location.replace("X-Amz-Expires=300", "X-Amz-Expires=3000");
+    assert_eq!(client.get(&tampered).send().await.unwrap().status(), 403);
+    let unsigned = location.split('?').next().unwrap();
+    assert_ne!(client.get(unsigned).send().await.unwrap().status(), 200);
+
+    // HEAD and conditional requests are answered here.
+    let head = client.head(app.url(POOL)).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()[CONTENT_LENGTH], bytes.len().to_string());
+    let etag = head.headers()[ETAG].to_str().unwrap().to_owned();
+    let cached = client
+        .get(app.url(POOL))
+        .header(IF_NONE_MATCH, &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cached.status(), 304);
+    // Index files are never redirected.
+    let in_release = client
+        .get(app.url("/admin/stable/debian/dists/bookworm/InRelease"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(in_release.status(), 200);
+
+    // A private repository: strangers get 404, not a URL; a read token gets the redirect.
+    let private_pool = POOL.replace("/stable/", "/secret/");
+    let stranger = client.get(app.url(&private_pool)).send().await.unwrap();
+    assert_eq!(stranger.status(), 404);
+    assert!(stranger.headers().get(LOCATION).is_none());
+    let token = app.read_token("secret", "web-1").await;
+    let token = token["value"].as_str().unwrap();
+    let allowed = client
+        .get(app.url(&private_pool))
+        .basic_auth(token, Some(""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), StatusCode::FOUND);
+
+    // The redirected download was counted like a streamed one.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let counted = app
+            .app
+            .db
+            .scalar_i64("SELECT COUNT(*) FROM downloads WHERE user_agent LIKE 'Debian APT%'")
+            .await
+            .unwrap();
+        if counted == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the redirected download was not counted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }

@@ -1,0 +1,175 @@
+//! The real binary as separate processes sharing one database and one blob store, the way a
+//! scaled-out deployment runs: `Deployment` holds what they share, `Server` is one process.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+use tokio::process::{Child, Command};
+
+use crate::support::{TestDatabase, TestStorage, free_port};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_packyard");
+
+pub struct Deployment {
+    pub dir: TempDir,
+    /// The PostgreSQL database, when the suite runs on PostgreSQL; SQLite in `data` otherwise.
+    pub database: Option<TestDatabase>,
+    pub storage: Option<TestStorage>,
+}
+
+impl Deployment {
+    /// On the backends the suite runs on: PostgreSQL and S3 when asked for, else SQLite and
+    /// the local data folder.
+    pub async fn new() -> Deployment {
+        Deployment {
+            dir: tempfile::tempdir().unwrap(),
+            database: TestDatabase::create().await,
+            storage: TestStorage::create().await,
+        }
+    }
+
+    /// On PostgreSQL and S3 whatever the suite runs on; `None` (and the caller says it skipped)
+    /// when no PostgreSQL server was given.
+    pub async fn scaled_out() -> Option<Deployment> {
+        let url = std::env::var("PACKYARD_TEST_DATABASE_URL").ok()?;
+        Some(Deployment {
+            dir: tempfile::tempdir().unwrap(),
+            database: Some(TestDatabase::create_on(&url).await),
+            storage: Some(TestStorage::start().await),
+        })
+    }
+
+    /// The data folder of the process called `name`: its staging area, and with SQLite and
+    /// local storage the whole deployment's data, so every process uses the same one.
+    pub fn data_dir(&self, name: &str) -> PathBuf {
+        if self.database.is_some() && self.storage.is_some() {
+            self.dir.path().join(name)
+        } else {
+            self.dir.path().join("data")
+        }
+    }
+
+    /// `packyard ARGS` with the deployment's settings in its environment.
+    pub fn command(&self, data_dir: &Path) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .env("PACKYARD_DATA_DIR", data_dir)
+            .env("PACKYARD_SIGNING_KEY_ALGORITHM", "ed25519")
+            // Every process must open the signing keys the others sealed.
+            .env(
+                "PACKYARD_SECRET_KEY",
+                "cGFja3lhcmQtdGVzdC1kZXBsb3ltZW50LXNlY3JldCE=",
+            );
+        if let Some(database) = &self.database {
+            command.env("PACKYARD_DATABASE_URL", &database.url);
+        }
+        if let Some(storage) = &self.storage {
+            command.envs(storage.env());
+        }
+        command
+    }
+
+    /// Starts `packyard serve --role ROLE` on a free port and waits until it is ready.
+    pub async fn serve(&self, name: &str, role: &str, env: &[(&str, &str)]) -> Server {
+        self.serve_on(name, role, free_port(), env).await
+    }
+
+    pub async fn serve_on(
+        &self,
+        name: &str,
+        role: &str,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> Server {
+        let log = self.dir.path().join(format!("{name}.log"));
+        let child = self
+            .command(&self.data_dir(name))
+            .args(["serve", "--role", role, "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let server = Server {
+            name: name.to_owned(),
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(response) = reqwest::get(server.url("/readyz")).await
+                && response.status() == 200
+            {
+                return server;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} did not become ready:\n{}",
+                server.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A new API token for `admin`, made by `packyard admin create-token`.
+    pub async fn create_token(&self) -> String {
+        let output = self
+            .command(&self.data_dir("admin"))
+            .args(["admin", "create-token"])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "admin create-token: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    }
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        if let Some(database) = self.database.take() {
+            database.drop_after(None);
+        }
+    }
+}
+
+/// One `packyard serve` process, killed when dropped.
+pub struct Server {
+    pub name: String,
+    pub base: String,
+    pub child: Child,
+    log: PathBuf,
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the server is running")
+    }
+
+    /// What the process has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends `signal` (`-TERM`, `-KILL`) to the process.
+    pub async fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.pid().to_string()])
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success(), "kill {signal} {}", self.name);
+    }
+}
