@@ -2,7 +2,6 @@
 //! scaled-out deployment runs: `Deployment` holds what they share, `Server` is one process.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
@@ -28,17 +27,6 @@ impl Deployment {
             database: TestDatabase::create().await,
             storage: TestStorage::create().await,
         }
-    }
-
-    /// On PostgreSQL and S3 whatever the suite runs on; `None` (and the caller says it skipped)
-    /// when no PostgreSQL server was given.
-    pub async fn scaled_out() -> Option<Deployment> {
-        let url = std::env::var("PACKYARD_TEST_DATABASE_URL").ok()?;
-        Some(Deployment {
-            dir: tempfile::tempdir().unwrap(),
-            database: Some(TestDatabase::create_on(&url).await),
-            storage: Some(TestStorage::start().await),
-        })
     }
 
     /// The data folder of the process called `name`: its staging area, and with SQLite and
@@ -84,13 +72,18 @@ impl Deployment {
         env: &[(&str, &str)],
     ) -> Server {
         let log = self.dir.path().join(format!("{name}.log"));
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
         let child = self
             .command(&self.data_dir(name))
             .args(["serve", "--role", role, "--listen"])
             .arg(format!("127.0.0.1:{port}"))
             .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
             .kill_on_drop(true)
             .spawn()
             .unwrap();

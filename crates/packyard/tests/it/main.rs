@@ -13,5 +13,6 @@ mod jobs;
 mod repo;
 mod restart;
 mod rpm_fixtures;
+mod scale_out;
 mod support;
 mod tokens;
