@@ -133,3 +133,38 @@ async fn health_and_readiness() {
     assert_eq!(app.status("/healthz").await, 200);
     assert_eq!(app.status("/readyz").await, 503);
 }
+
+#[tokio::test]
+async fn check_config_reaches_s3_storage_or_says_why_not() {
+    let storage = crate::support::TestStorage::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let env = storage.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = packyard(&data, &["check-config"], &env).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("storage: s3://packyard reachable"),
+        "{}",
+        stdout(&out)
+    );
+
+    let mut wrong_secret = env.clone();
+    wrong_secret.push(("PACKYARD_S3_SECRET_ACCESS_KEY", "not the secret"));
+    let out = packyard(&data, &["check-config"], &wrong_secret).await;
+    assert!(!out.status.success(), "a wrong S3 secret was accepted");
+    assert!(stderr(&out).contains("storage"), "{}", stderr(&out));
+
+    let out = packyard(
+        &data,
+        &["check-config", "--storage", "s3://No_Such"],
+        &env,
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("is not an S3 bucket name"),
+        "{}",
+        stderr(&out)
+    );
+}
