@@ -180,3 +180,133 @@ impl<'a> Createrepo<'a> {
         })
     }
 }
+
+impl Gpg {
+    /// The long id of the signing key, for tools that must be told which key to use.
+    pub fn key_id(&self) -> Result<String> {
+        let out = self
+            .command()
+            .args(["--with-colons", "--list-secret-keys"])
+            .output()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("sec:"))
+            .and_then(|l| l.split(':').nth(3))
+            .map(str::to_owned)
+            .context("the bench key's id")
+    }
+}
+
+/// Runs `files` through `add` in batches short enough for a command line.
+fn in_batches(files: &[PathBuf], mut add: impl FnMut(&[PathBuf]) -> Result<()>) -> Result<()> {
+    files.chunks(500).try_for_each(&mut add)
+}
+
+/// reprepro with one distribution `bench` in `DIR/reprepro`, signing with the bench key.
+pub struct Reprepro<'a> {
+    base: PathBuf,
+    gpg: &'a Gpg,
+}
+
+impl<'a> Reprepro<'a> {
+    /// A repository holding `files`, exported and signed once.
+    pub fn seeded(dir: &Path, gpg: &'a Gpg, files: &[PathBuf]) -> Result<Reprepro<'a>> {
+        let base = dir.join("reprepro");
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("conf"))?;
+        std::fs::write(
+            base.join("conf/distributions"),
+            format!(
+                "Codename: bench\nArchitectures: amd64\nComponents: main\nSignWith: {}\n",
+                gpg.key_id()?
+            ),
+        )?;
+        let reprepro = Reprepro { base, gpg };
+        in_batches(files, |batch| {
+            run(reprepro
+                .command()
+                .args(["--export=never", "includedeb", "bench"])
+                .args(batch))
+        })?;
+        run(reprepro.command().arg("export"))?;
+        Ok(reprepro)
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new("reprepro");
+        command
+            .env("GNUPGHOME", &self.gpg.home)
+            .arg("--silent")
+            .arg("-b")
+            .arg(&self.base);
+        command
+    }
+
+    /// `reprepro includedeb` of one more package, which exports and signs; the seconds it took.
+    pub fn include(&self, file: &Path) -> Result<f64> {
+        timed(|| run(self.command().args(["includedeb", "bench"]).arg(file)))
+    }
+}
+
+/// aptly with a local repository `bench` published as distribution `bench`, in `DIR/aptly`.
+pub struct Aptly<'a> {
+    config: PathBuf,
+    gpg: &'a Gpg,
+}
+
+impl<'a> Aptly<'a> {
+    pub fn seeded(dir: &Path, gpg: &'a Gpg, files: &[PathBuf]) -> Result<Aptly<'a>> {
+        let root = dir.join("aptly");
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root)?;
+        let config = root.join("aptly.conf");
+        std::fs::write(
+            &config,
+            serde_json::json!({ "rootDir": root, "gpgProvider": "gpg", "architectures": ["amd64"] })
+                .to_string(),
+        )?;
+        let aptly = Aptly { config, gpg };
+        run(aptly.command().args([
+            "repo",
+            "create",
+            "-distribution=bench",
+            "-component=main",
+            "bench",
+        ]))?;
+        in_batches(files, |batch| {
+            run(aptly.command().args(["repo", "add", "bench"]).args(batch))
+        })?;
+        run(aptly.command().args([
+            "publish",
+            "repo",
+            "-skip-contents",
+            "-batch",
+            "-passphrase=",
+            "bench",
+        ]))?;
+        Ok(aptly)
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new("aptly");
+        command
+            .env("GNUPGHOME", &self.gpg.home)
+            .arg(format!("-config={}", self.config.display()));
+        command
+    }
+
+    /// `aptly repo add` of one more package and `aptly publish update`; the seconds it took.
+    pub fn add_and_publish(&self, file: &Path) -> Result<f64> {
+        timed(|| {
+            run(self.command().args(["repo", "add", "bench"]).arg(file))?;
+            run(self.command().args([
+                "publish",
+                "update",
+                "-skip-contents",
+                "-batch",
+                "-passphrase=",
+                "bench",
+            ]))
+        })
+    }
+}
