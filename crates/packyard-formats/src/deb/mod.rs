@@ -20,4 +20,4 @@ pub use release::{ReleaseFile, ReleaseInfo, render_release};
 pub use version::{
     compare_versions, validate_architecture, validate_package_name, validate_version,
 };
-pub use writer::{DataFile, ar_member, build_deb, compress_member};
+pub use writer::{DataFile, ar_header, ar_member, build_deb, compress_member, control_member};

@@ -16,13 +16,8 @@ pub struct DataFile<'a> {
 /// Builds a `.deb` with `control` as its control file and `files` as its contents; the
 /// control member is compressed with `compression`, the data member with gzip.
 pub fn build_deb(control: &str, files: &[DataFile<'_>], compression: Compression) -> Vec<u8> {
-    let control_tar = tar_of(&[DataFile {
-        path: "control",
-        contents: control.as_bytes(),
-        mode: 0o644,
-    }]);
+    let control_member = control_member(control, compression);
     let data_tar = tar_of(files);
-    let control_member = compress_member(&control_tar, compression);
     let data_member = compress_member(&data_tar, Compression::Gzip);
 
     let mut out = b"!<arch>\n".to_vec();
@@ -36,18 +31,27 @@ pub fn build_deb(control: &str, files: &[DataFile<'_>], compression: Compression
     out
 }
 
+/// The compressed `control.tar` member holding `control` as `./control`.
+pub fn control_member(control: &str, compression: Compression) -> Vec<u8> {
+    let control_tar = tar_of(&[DataFile {
+        path: "control",
+        contents: control.as_bytes(),
+        mode: 0o644,
+    }]);
+    compress_member(&control_tar, compression)
+}
+
+/// The 60-byte header of an ar member of `size` bytes.
+pub fn ar_header(name: &str, size: u64) -> String {
+    format!(
+        "{name:<16}{:<12}{:<6}{:<6}{:<8}{size:<10}`\n",
+        0, 0, 0, "100644"
+    )
+}
+
 /// Appends one ar member: a 60-byte header, the data, and a newline pad to an even offset.
 pub fn ar_member(out: &mut Vec<u8>, name: &str, data: &[u8]) {
-    let header = format!(
-        "{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n",
-        name,
-        0,
-        0,
-        0,
-        "100644",
-        data.len()
-    );
-    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(ar_header(name, data.len() as u64).as_bytes());
     out.extend_from_slice(data);
     if data.len() % 2 == 1 {
         out.push(b'\n');

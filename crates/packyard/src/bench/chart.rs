@@ -25,7 +25,7 @@ pub fn incremental(rows: &[Row]) -> String {
         add(
             format!("Packyard ({})", row.format),
             row.packages,
-            row.packyard_secs,
+            row.packyard,
         );
         for (tool, secs) in &row.reference {
             add(format!("{tool} ({})", row.format), row.packages, *secs);

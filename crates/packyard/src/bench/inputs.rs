@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use packyard_formats::deb::{Compression, DataFile, build_deb};
+use packyard_formats::deb::{
+    Compression, DataFile, ar_header, ar_member, build_deb, control_member,
+};
 
 /// The name of the `index`-th generated package.
 pub fn name(index: usize) -> String {
@@ -63,4 +65,43 @@ pub fn write_rpm(dir: &Path, index: usize) -> Result<PathBuf> {
     let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
     package.write(&mut file)?;
     Ok(path)
+}
+
+/// Writes a `.deb` of `NAME_1.0_amd64` that Packyard accepts, whose data member is `data_size`
+/// bytes of filler (not a tar: only installing would read it), written in blocks so files of
+/// gigabytes never sit in memory.
+pub fn write_large_deb(path: &Path, name: &str, data_size: u64) -> Result<()> {
+    use std::io::Write;
+    let control = format!(
+        "Package: {name}\nVersion: 1.0\nArchitecture: amd64\nMaintainer: Bench <bench@example.invalid>\n\
+         Installed-Size: {}\nSection: utils\nPriority: optional\nDescription: a large generated package\n \
+         Its data member is filler.\n",
+        data_size / 1024
+    );
+    let mut head = b"!<arch>\n".to_vec();
+    ar_member(&mut head, "debian-binary", b"2.0\n");
+    ar_member(
+        &mut head,
+        "control.tar.gz",
+        &control_member(&control, Compression::Gzip),
+    );
+    head.extend_from_slice(ar_header("data.tar", data_size).as_bytes());
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    out.write_all(&head)?;
+    let block: Vec<u8> = (0..1u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let mut left = data_size;
+    while left > 0 {
+        let n = left.min(block.len() as u64) as usize;
+        out.write_all(&block[..n])?;
+        left -= n as u64;
+    }
+    if data_size % 2 == 1 {
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
 }

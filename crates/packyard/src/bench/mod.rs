@@ -4,14 +4,19 @@
 //! Scenarios, for .deb and .rpm at each repository size N:
 //! - incremental publish: one more package pushed into a repository of N, until the signed
 //!   index that lists it is written (Packyard: ingest + publish in process; apt-ftparchive:
-//!   `packages` with a warm `--db` cache, gzip, `release`, a gpg clearsign; createrepo_c:
+//!   `packages` with a warm `--db` cache, gzip, `release`, a gpg clearsign; reprepro
+//!   `includedeb`; aptly `repo add` and `publish update -skip-contents`; createrepo_c:
 //!   `--update` and a detached gpg signature of `repomd.xml`);
 //! - full rebuild: the signed index of N packages built from nothing (Packyard: with its chunk
 //!   cache emptied; apt-ftparchive with a cold cache; createrepo_c without `--update`).
+//!
+//! Then, on a running server (`service.rs`): upload ingest of a large package against
+//! `sha256sum` plus `cp`, serving against nginx with wrk, and start-up time and idle memory.
 
 mod chart;
-mod inputs;
+pub mod inputs;
 mod reference;
+mod service;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -30,6 +35,8 @@ use crate::sign::KeyAlgorithm;
 
 pub struct Options {
     pub sizes: Vec<usize>,
+    /// Size of the package pushed in the upload ingest scenario.
+    pub ingest_bytes: u64,
     pub out: PathBuf,
     pub work: PathBuf,
 }
@@ -40,8 +47,56 @@ pub struct Row {
     pub scenario: String,
     pub format: String,
     pub packages: usize,
-    pub packyard_secs: f64,
+    pub packyard: f64,
+    pub unit: Unit,
     pub reference: Vec<(String, f64)>,
+}
+
+/// What a figure counts, and so which way is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    Seconds,
+    MibPerSecond,
+    RequestsPerSecond,
+    Mib,
+}
+
+impl Unit {
+    fn format(self, value: f64) -> String {
+        match self {
+            Unit::Seconds => format!("{value:.3} s"),
+            Unit::MibPerSecond => format!("{value:.0} MiB/s"),
+            Unit::RequestsPerSecond => format!("{value:.0} req/s"),
+            Unit::Mib => format!("{value:.1} MiB"),
+        }
+    }
+
+    /// How many times better the first figure is than the second.
+    fn advantage(self, packyard: f64, reference: f64) -> f64 {
+        match self {
+            Unit::Seconds | Unit::Mib => reference / packyard,
+            Unit::MibPerSecond | Unit::RequestsPerSecond => packyard / reference,
+        }
+    }
+}
+
+impl Row {
+    fn seconds(scenario: &str, format: &str, packages: usize, packyard: Duration) -> Row {
+        Row {
+            scenario: scenario.into(),
+            format: format.into(),
+            packages,
+            packyard: secs(packyard),
+            unit: Unit::Seconds,
+            reference: Vec::new(),
+        }
+    }
+
+    fn against(mut self, tool: impl Into<String>, figure: f64) -> Row {
+        self.reference.push((tool.into(), figure));
+        self
+    }
 }
 
 pub async fn run(options: Options) -> Result<()> {
@@ -54,6 +109,16 @@ pub async fn run(options: Options) -> Result<()> {
         rows.extend(rpm(&options.work, n, &gpg).await?);
         write_report(&options.out, &rows)?;
     }
+    eprintln!("bench: upload ingest");
+    rows.extend(service::ingest(&options.work, options.ingest_bytes)?);
+    eprintln!("bench: serving");
+    rows.extend(service::serving(&options.work)?);
+    if let Some(&largest) = options.sizes.iter().max() {
+        eprintln!("bench: footprint");
+        let data = options.work.join(format!("deb-{largest}/packyard"));
+        rows.extend(service::footprint(&data, largest)?);
+    }
+    write_report(&options.out, &rows)?;
     println!("{}", markdown(&rows));
     Ok(())
 }
@@ -189,30 +254,18 @@ async fn deb(work: &Path, n: usize, gpg: &reference::Gpg) -> Result<Vec<Row>> {
     let ftp_cold = ftparchive.publish()?;
     std::fs::rename(dir.join("extra.deb"), extra)?;
     let ftp_incremental = ftparchive.publish()?;
+    eprintln!("bench: seeding reprepro and aptly with {n} packages");
+    let reprepro = reference::Reprepro::seeded(&dir, gpg, base)?.include(extra)?;
+    let aptly = reference::Aptly::seeded(&dir, gpg, base)?.add_and_publish(extra)?;
+    let ftp_warm = "apt-ftparchive (warm cache) + gzip + gpg";
     Ok(vec![
-        Row {
-            scenario: "incremental publish".into(),
-            format: "deb".into(),
-            packages: n,
-            packyard_secs: secs(incremental),
-            reference: vec![(
-                "apt-ftparchive (warm cache) + gzip + gpg".into(),
-                ftp_incremental,
-            )],
-        },
-        Row {
-            scenario: "full rebuild".into(),
-            format: "deb".into(),
-            packages: n,
-            packyard_secs: secs(full),
-            reference: vec![
-                ("apt-ftparchive (cold cache) + gzip + gpg".into(), ftp_cold),
-                (
-                    "apt-ftparchive (warm cache) + gzip + gpg".into(),
-                    ftp_incremental,
-                ),
-            ],
-        },
+        Row::seconds("incremental publish", "deb", n, incremental)
+            .against(ftp_warm, ftp_incremental)
+            .against("reprepro includedeb", reprepro)
+            .against("aptly repo add + publish update -skip-contents", aptly),
+        Row::seconds("full rebuild", "deb", n, full)
+            .against("apt-ftparchive (cold cache) + gzip + gpg", ftp_cold)
+            .against(ftp_warm, ftp_incremental),
     ])
 }
 
@@ -246,38 +299,28 @@ async fn rpm(work: &Path, n: usize, gpg: &reference::Gpg) -> Result<Vec<Row>> {
     let update_reference = createrepo.run(true)?;
     let tool = createrepo.describe();
     Ok(vec![
-        Row {
-            scenario: "incremental publish".into(),
-            format: "rpm".into(),
-            packages: n,
-            packyard_secs: secs(incremental),
-            reference: vec![(format!("{tool} --update + gpg"), update_reference)],
-        },
-        Row {
-            scenario: "full rebuild".into(),
-            format: "rpm".into(),
-            packages: n,
-            packyard_secs: secs(full),
-            reference: vec![(format!("{tool} + gpg"), full_reference)],
-        },
+        Row::seconds("incremental publish", "rpm", n, incremental)
+            .against(format!("{tool} --update + gpg"), update_reference),
+        Row::seconds("full rebuild", "rpm", n, full)
+            .against(format!("{tool} + gpg"), full_reference),
     ])
 }
 
 fn markdown(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| scenario | format | packages | Packyard | reference | reference time | reference / Packyard |\n|---|---|---:|---:|---|---:|---:|\n",
+        "| scenario | format | packages | Packyard | reference | reference figure | Packyard's advantage |\n|---|---|---:|---:|---|---:|---:|\n",
     );
     for row in rows {
-        for (tool, time) in &row.reference {
+        for (tool, figure) in &row.reference {
             out.push_str(&format!(
-                "| {} | {} | {} | {:.3} s | {} | {:.3} s | {:.1}x |\n",
+                "| {} | {} | {} | {} | {} | {} | {:.2}x |\n",
                 row.scenario,
                 row.format,
                 row.packages,
-                row.packyard_secs,
+                row.unit.format(row.packyard),
                 tool,
-                time,
-                time / row.packyard_secs
+                row.unit.format(*figure),
+                row.unit.advantage(row.packyard, *figure)
             ));
         }
     }

@@ -59,7 +59,7 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
-    /// Measure publish times side by side with apt-ftparchive and createrepo_c (see BENCHMARKS.md)
+    /// Measure publishing, ingest, serving and footprint side by side with the reference tools (see BENCHMARKS.md)
     Bench {
         /// Repository sizes to measure
         #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
@@ -70,6 +70,9 @@ enum Command {
         /// Scratch folder for generated packages and repositories
         #[arg(long, default_value = "target/bench-work")]
         work: PathBuf,
+        /// Size of the package pushed by the upload ingest scenario, in MiB
+        #[arg(long, default_value_t = 2048)]
+        ingest_mib: u64,
         /// Only write results.md and the chart again from results.json
         #[arg(long)]
         render_only: bool,
@@ -203,10 +206,20 @@ async fn run(cli: Cli) -> Result<()> {
             ..
         } => crate::bench::render(&out),
         Command::Bench {
-            sizes, out, work, ..
+            sizes,
+            out,
+            work,
+            ingest_mib,
+            ..
         } => {
             serve::init_logging("text");
-            crate::bench::run(crate::bench::Options { sizes, out, work }).await
+            let options = crate::bench::Options {
+                sizes,
+                ingest_bytes: ingest_mib << 20,
+                out,
+                work,
+            };
+            crate::bench::run(options).await
         }
         Command::Admin {
             command: AdminCommand::CreateToken { config, user },

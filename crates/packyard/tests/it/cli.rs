@@ -155,12 +155,7 @@ async fn check_config_reaches_s3_storage_or_says_why_not() {
     assert!(!out.status.success(), "a wrong S3 secret was accepted");
     assert!(stderr(&out).contains("storage"), "{}", stderr(&out));
 
-    let out = packyard(
-        &data,
-        &["check-config", "--storage", "s3://No_Such"],
-        &env,
-    )
-    .await;
+    let out = packyard(&data, &["check-config", "--storage", "s3://No_Such"], &env).await;
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("is not an S3 bucket name"),

@@ -380,47 +380,6 @@ fn memory_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// Writes a valid .deb whose data member is `data_size` bytes, without holding it in memory.
-fn write_big_deb(path: &std::path::Path, name: &str, data_size: u64) {
-    use std::io::Write;
-    let small = deb(name, "1.0", "amd64");
-    let mut archive = ar::Archive::new(&small[..]);
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    out.write_all(b"!<arch>\n").unwrap();
-    while let Some(member) = archive.next_entry() {
-        let mut member = member.unwrap();
-        let member_name = String::from_utf8(member.header().identifier().to_vec()).unwrap();
-        if member_name.starts_with("data.tar") {
-            continue;
-        }
-        let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut member, &mut data).unwrap();
-        write_ar_header(&mut out, &member_name, data.len() as u64);
-        out.write_all(&data).unwrap();
-        if data.len() % 2 == 1 {
-            out.write_all(b"\n").unwrap();
-        }
-    }
-    write_ar_header(&mut out, "data.tar", data_size);
-    let block = vec![0x5a_u8; 1 << 20];
-    let mut left = data_size;
-    while left > 0 {
-        let n = left.min(block.len() as u64) as usize;
-        out.write_all(&block[..n]).unwrap();
-        left -= n as u64;
-    }
-    out.flush().unwrap();
-}
-
-fn write_ar_header(out: &mut impl std::io::Write, name: &str, size: u64) {
-    write!(
-        out,
-        "{name:<16}{:<12}{:<6}{:<6}{:<8}{size:<10}`\n",
-        0, 0, 0, "100644"
-    )
-    .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushing_a_1_gib_package_grows_an_api_process_by_less_than_64_mib() {
     const SIZE: u64 = 1 << 30;
@@ -429,7 +388,7 @@ async fn pushing_a_1_gib_package_grows_an_api_process_by_less_than_64_mib() {
     let token = deployment.create_token().await;
     create_repo(&api, &token).await;
     let file = deployment.dir.path().join("big_1.0_amd64.deb");
-    write_big_deb(&file, "big", SIZE);
+    packyard::bench::inputs::write_large_deb(&file, "big", SIZE).unwrap();
     let length = std::fs::metadata(&file).unwrap().len();
 
     let pid = api.pid();
