@@ -13,31 +13,63 @@ pub struct FileDigests {
 }
 
 /// Feeds bytes to the four hashes at once so a file is read only once.
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub struct MultiHasher {
     size: u64,
+    /// False when only SHA-256 is wanted (YUM metadata names nothing else).
+    all: bool,
     md5: md5::Md5,
     sha1: sha1::Sha1,
     sha256: sha2::Sha256,
     sha512: sha2::Sha512,
 }
 
+impl Default for MultiHasher {
+    fn default() -> Self {
+        MultiHasher {
+            size: 0,
+            all: true,
+            md5: Default::default(),
+            sha1: Default::default(),
+            sha256: Default::default(),
+            sha512: Default::default(),
+        }
+    }
+}
+
 impl MultiHasher {
+    /// A hasher of SHA-256 and size only; the other digests finish as empty strings.
+    pub fn sha256_only() -> MultiHasher {
+        MultiHasher {
+            all: false,
+            ..MultiHasher::default()
+        }
+    }
+
     pub fn update(&mut self, data: &[u8]) {
         self.size += data.len() as u64;
-        self.md5.update(data);
-        self.sha1.update(data);
         self.sha256.update(data);
-        self.sha512.update(data);
+        if self.all {
+            self.md5.update(data);
+            self.sha1.update(data);
+            self.sha512.update(data);
+        }
     }
 
     pub fn finish(self) -> FileDigests {
+        let other = |digest: Vec<u8>| {
+            if self.all {
+                hex::encode(digest)
+            } else {
+                String::new()
+            }
+        };
         FileDigests {
             size: self.size,
-            md5: hex::encode(self.md5.finalize()),
-            sha1: hex::encode(self.sha1.finalize()),
+            md5: other(self.md5.finalize().to_vec()),
+            sha1: other(self.sha1.finalize().to_vec()),
+            sha512: other(self.sha512.finalize().to_vec()),
             sha256: hex::encode(self.sha256.finalize()),
-            sha512: hex::encode(self.sha512.finalize()),
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::db::Db;
 use crate::downloads::DownloadLog;
 use crate::http::auth::FailureLimiter;
 use crate::jobs::chunks::HashStates;
+use crate::jobs::listing::Listings;
 use crate::secrets::SecretBox;
 use crate::storage::Blobs;
 
@@ -25,6 +26,9 @@ pub struct App {
     pub downloads: DownloadLog,
     /// Hash states of the indexes this process published, so the next publish resumes them.
     pub hash_states: Arc<HashStates>,
+    /// Package lists of the targets this process published, so the next publish reads only
+    /// what was added.
+    pub listings: Arc<Listings>,
     /// Seals and opens the signing keys stored in the database.
     pub secrets: Arc<SecretBox>,
     /// This process among the deployment's, `HOST:PID`, as recorded on what it builds.
@@ -45,6 +49,7 @@ impl App {
             wake: Arc::new(Notify::new()),
             auth_failures,
             hash_states: Arc::default(),
+            listings: Arc::default(),
             secrets,
             instance: format!("{}:{}", hostname(), std::process::id()),
         })

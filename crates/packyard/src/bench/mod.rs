@@ -37,6 +37,9 @@ pub struct Options {
     pub sizes: Vec<usize>,
     /// Size of the package pushed in the upload ingest scenario.
     pub ingest_bytes: u64,
+    /// Only Packyard's publish times, without reference tools or server scenarios: for
+    /// profiling.
+    pub packyard_only: bool,
     pub out: PathBuf,
     pub work: PathBuf,
 }
@@ -105,9 +108,13 @@ pub async fn run(options: Options) -> Result<()> {
     let mut rows = Vec::new();
     for &n in &options.sizes {
         eprintln!("bench: {n} packages");
-        rows.extend(deb(&options.work, n, &gpg).await?);
-        rows.extend(rpm(&options.work, n, &gpg).await?);
+        rows.extend(deb(&options.work, n, &gpg, options.packyard_only).await?);
+        rows.extend(rpm(&options.work, n, &gpg, options.packyard_only).await?);
         write_report(&options.out, &rows)?;
+    }
+    if options.packyard_only {
+        println!("{}", markdown(&rows));
+        return Ok(());
     }
     eprintln!("bench: upload ingest");
     rows.extend(service::ingest(&options.work, options.ingest_bytes)?);
@@ -230,7 +237,7 @@ async fn timed<F: std::future::Future<Output = Result<()>>>(f: F) -> Result<Dura
     Ok(started.elapsed())
 }
 
-async fn deb(work: &Path, n: usize, gpg: &reference::Gpg) -> Result<Vec<Row>> {
+async fn deb(work: &Path, n: usize, gpg: &reference::Gpg, packyard_only: bool) -> Result<Vec<Row>> {
     let dir = work.join(format!("deb-{n}"));
     let files = generate(&dir.join("pool"), n, inputs::write_deb)?;
     let (extra, base) = files.split_last().context("generated files")?;
@@ -249,6 +256,12 @@ async fn deb(work: &Path, n: usize, gpg: &reference::Gpg) -> Result<Vec<Row>> {
     app.db.execute_sql("DELETE FROM index_chunks").await?;
     let full = timed(publish(&app, &target, false)).await?;
 
+    if packyard_only {
+        return Ok(vec![
+            Row::seconds("incremental publish", "deb", n, incremental),
+            Row::seconds("full rebuild", "deb", n, full),
+        ]);
+    }
     let ftparchive = reference::FtpArchive::new(&dir, gpg);
     std::fs::rename(extra, dir.join("extra.deb"))?;
     let ftp_cold = ftparchive.publish()?;
@@ -269,7 +282,7 @@ async fn deb(work: &Path, n: usize, gpg: &reference::Gpg) -> Result<Vec<Row>> {
     ])
 }
 
-async fn rpm(work: &Path, n: usize, gpg: &reference::Gpg) -> Result<Vec<Row>> {
+async fn rpm(work: &Path, n: usize, gpg: &reference::Gpg, packyard_only: bool) -> Result<Vec<Row>> {
     let dir = work.join(format!("rpm-{n}"));
     let files = generate(&dir.join("repo"), n, inputs::write_rpm)?;
     let (extra, base) = files.split_last().context("generated files")?;
@@ -292,6 +305,12 @@ async fn rpm(work: &Path, n: usize, gpg: &reference::Gpg) -> Result<Vec<Row>> {
     app.db.execute_sql("DELETE FROM index_chunks").await?;
     let full = timed(publish(&app, &target, true)).await?;
 
+    if packyard_only {
+        return Ok(vec![
+            Row::seconds("incremental publish", "rpm", n, incremental),
+            Row::seconds("full rebuild", "rpm", n, full),
+        ]);
+    }
     let createrepo = reference::Createrepo::new(&dir.join("repo"), gpg);
     std::fs::rename(extra, dir.join("extra.rpm"))?;
     let full_reference = createrepo.run(false)?;
@@ -311,6 +330,15 @@ fn markdown(rows: &[Row]) -> String {
         "| scenario | format | packages | Packyard | reference | reference figure | Packyard's advantage |\n|---|---|---:|---:|---|---:|---:|\n",
     );
     for row in rows {
+        if row.reference.is_empty() {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | | | |\n",
+                row.scenario,
+                row.format,
+                row.packages,
+                row.unit.format(row.packyard)
+            ));
+        }
         for (tool, figure) in &row.reference {
             out.push_str(&format!(
                 "| {} | {} | {} | {} | {} | {} | {:.2}x |\n",

@@ -76,6 +76,9 @@ enum Command {
         /// Only write results.md and the chart again from results.json
         #[arg(long)]
         render_only: bool,
+        /// Only Packyard's publish times, without the reference tools or server scenarios
+        #[arg(long)]
+        packyard_only: bool,
     },
     /// Bring the database schema up to date (safe to run again) and exit
     Migrate {
@@ -210,12 +213,14 @@ async fn run(cli: Cli) -> Result<()> {
             out,
             work,
             ingest_mib,
+            packyard_only,
             ..
         } => {
             serve::init_logging("text");
             let options = crate::bench::Options {
                 sizes,
                 ingest_bytes: ingest_mib << 20,
+                packyard_only,
                 out,
                 work,
             };

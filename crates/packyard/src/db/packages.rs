@@ -1,6 +1,6 @@
 //! Package rows: one per pushed file, with its index entries rendered at upload.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::{run, run_tx};
 
@@ -215,7 +215,7 @@ pub async fn mark_deleted(tx: &mut Tx, id: i64) -> Result<()> {
 }
 
 /// What the indexer needs of one package for one index part.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct IndexEntry {
     pub id: i64,
     pub architecture: String,
@@ -291,14 +291,69 @@ pub fn attach_bodies(entries: &mut [IndexEntry], bodies: Vec<(i64, String)>) {
 }
 
 pub async fn mark_indexed(tx: &mut Tx, ids: &[i64]) -> Result<()> {
-    for id in ids {
-        run_tx!(
-            tx,
-            sqlx::query("UPDATE packages SET indexed = TRUE WHERE id = $1").bind(id),
-            execute
-        )?;
+    // Ids are integers, so a literal list is safe; one statement per thousand keeps the first
+    // publish of a large import from making one round trip per package.
+    for batch in ids.chunks(1000) {
+        let list = batch
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let sql = format!("UPDATE packages SET indexed = TRUE WHERE id IN ({list})");
+        run_tx!(tx, sqlx::query(sqlx::AssertSqlSafe(sql)), execute)?;
     }
     Ok(())
+}
+
+/// The highest package id every transaction has finished with: taken while no writer runs, so
+/// a package committed later has a higher id. (A rolled-back or destroyed id may be reused on
+/// SQLite; the live count that `index_list_since` returns catches that.)
+pub async fn committed_watermark(db: &Db) -> Result<i64> {
+    let mut tx = db.begin_exclusive().await?;
+    let max: Option<i64> = run_tx!(
+        &mut tx,
+        sqlx::query_scalar("SELECT MAX(id) FROM packages"),
+        fetch_one
+    )?;
+    tx.commit().await?;
+    Ok(max.unwrap_or(0))
+}
+
+/// The live packages of a distribution version with an id above `after`, in id order, and the
+/// number of its live packages in all, read in one snapshot.
+pub async fn index_list_since(
+    db: &Db,
+    repository_id: i64,
+    distro_version_id: i64,
+    after: i64,
+) -> Result<(Vec<IndexEntry>, i64)> {
+    // The first row carries the count (id -1); one statement is one snapshot on both backends.
+    let rows: Vec<(i64, String, bool, i64)> = run!(
+        db,
+        sqlx::query_as(
+            "SELECT -1, '', FALSE, COUNT(*) FROM packages
+             WHERE repository_id = $1 AND distro_version_id = $2 AND deleted_at IS NULL
+             UNION ALL
+             SELECT id, architecture, indexed, 0 FROM packages
+             WHERE repository_id = $1 AND distro_version_id = $2 AND deleted_at IS NULL AND id > $3
+             ORDER BY 1",
+        )
+        .bind(repository_id)
+        .bind(distro_version_id)
+        .bind(after),
+        fetch_all
+    )?;
+    let mut rows = rows.into_iter();
+    let (_, _, _, live) = rows.next().context("the count row")?;
+    let entries = rows
+        .map(|(id, architecture, indexed, _)| IndexEntry {
+            id,
+            architecture,
+            body: None,
+            indexed,
+        })
+        .collect();
+    Ok((entries, live))
 }
 
 /// The binary architectures a YUM distribution publishes: the defaults plus every architecture

@@ -40,7 +40,9 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
     let started = std::time::Instant::now();
     // First the package list without entries, to see which chunks can be reused; then the
     // entries from the first chunk that cannot.
-    let mut entries = db::packages::index_list(&app.db, repository_id, distro_version_id).await?;
+    let grace = std::time::Duration::from_secs(app.config.index_grace_secs);
+    let listed = app.listings.list(&app.db, target, grace).await?;
+    let mut entries = listed.entries;
     let list_ms = started.elapsed().as_millis() as u64;
     let cached = db::generations::chunks(&app.db, target).await?;
     let chunks_ms = started.elapsed().as_millis() as u64 - list_ms;
@@ -68,9 +70,10 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
     let date = release_date();
     let read_ms = started.elapsed().as_millis() as u64;
 
-    let built = tokio::task::spawn_blocking(move || {
+    let (built, entries) = tokio::task::spawn_blocking(move || {
         let signer = Signer::from_armored(&secret_keys)?;
-        build(&repo, distro, &entries, chunks, &signer, &date)
+        let built = build(&repo, distro, &entries, chunks, &signer, &date)?;
+        anyhow::Ok((built, entries))
     })
     .await??;
     let build_ms = started.elapsed().as_millis() as u64 - read_ms;
@@ -91,11 +94,13 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
     };
     let generation_id = commit_generation(app, &built.blobs, &generation).await?;
     app.hash_states.set(target, built.hash_states);
+    app.listings.keep(target, listed.watermark, &entries);
     tracing::info!(
         repository_id,
         distro_version_id,
         generation_id,
         packages = built.package_count,
+        listed_incrementally = listed.incremental,
         entries_read_from_id = bodies_from,
         chunks_compressed = built.changed_chunks.len(),
         read_ms,
@@ -167,10 +172,10 @@ fn build(
         )?;
         let dir = format!("main/binary-{arch}");
         // apt finds the compressed files only when Release lists the uncompressed one too.
-        let gz = out.add(format!("{dir}/Packages.gz"), built.gz)?;
+        let gz = out.add_hashed(format!("{dir}/Packages.gz"), built.gz, built.gz_digests)?;
         out.add_gunzipped(format!("{dir}/Packages"), &built.plain, &gz)?;
-        if let Some(zst) = built.zst {
-            out.add(format!("{dir}/Packages.zst"), zst)?;
+        if let (Some(zst), Some(digests)) = (built.zst, built.zst_digests) {
+            out.add_hashed(format!("{dir}/Packages.zst"), zst, digests)?;
         }
         if let Some(text) = built.text {
             out.add(
@@ -360,9 +365,19 @@ mod tests {
         for path in [
             "main/binary-amd64/Packages",
             "main/binary-amd64/Packages.gz",
+            "main/binary-amd64/Packages.zst",
             "main/binary-arm64/Packages",
         ] {
             assert_eq!(digest(&second, path), digest(&from_scratch, path), "{path}");
+        }
+        // Digests carried over from hash states still describe the bytes written.
+        for file in second.files.iter().filter(|f| !f.gunzip) {
+            let (_, bytes) = second
+                .blobs
+                .iter()
+                .find(|(k, _)| k.sha256() == file.blob_sha256)
+                .unwrap();
+            assert_eq!(FileDigests::of(bytes).sha512, file.sha512, "{}", file.path);
         }
         // Without the entry of a chunk that must be rebuilt, the publish fails rather than lies.
         let mut missing: Vec<IndexEntry> = entries

@@ -30,18 +30,22 @@ pub struct BuiltIndex {
     /// Digests of the uncompressed file.
     pub plain: FileDigests,
     pub gz: Vec<u8>,
+    pub gz_digests: FileDigests,
     /// Present when zstd was asked for.
     pub zst: Option<Vec<u8>>,
+    pub zst_digests: Option<FileDigests>,
     /// The uncompressed text, when asked for (to compress it whole, as xz must be).
     pub text: Option<String>,
 }
 
-/// An index file being assembled.
+/// An index file being assembled, with the running digests of each of its forms.
 struct Output {
     plain: MultiHasher,
     text: Option<String>,
     gz: Vec<u8>,
+    gz_hash: MultiHasher,
     zst: Option<Vec<u8>>,
+    zst_hash: MultiHasher,
 }
 
 impl Output {
@@ -58,19 +62,38 @@ impl Output {
             return;
         }
         self.push_text(text);
-        self.gz.extend(chunked::gzip_member(text.as_bytes()));
-        if let Some(zst) = self.zst.as_mut() {
-            zst.extend(chunked::zstd_frame(text.as_bytes()));
+        let gz = chunked::gzip_member(text.as_bytes());
+        let zst = self
+            .zst
+            .is_some()
+            .then(|| chunked::zstd_frame(text.as_bytes()));
+        self.push_compressed(&gz, zst.as_deref(), true);
+    }
+
+    /// Appends compressed bytes, hashing them unless a resumed hash state already covers them.
+    fn push_compressed(&mut self, gz: &[u8], zst: Option<&[u8]>, hash: bool) {
+        self.gz.extend_from_slice(gz);
+        if hash {
+            self.gz_hash.update(gz);
+        }
+        if let (Some(out), Some(frame)) = (self.zst.as_mut(), zst) {
+            out.extend_from_slice(frame);
+            if hash {
+                self.zst_hash.update(frame);
+            }
         }
     }
 }
 
-/// The hash state of an index file's digests after one of its chunks.
+/// The hash states of an index file's digests after one of its chunks: of the uncompressed
+/// text, of the gzip stream and of the zstd stream.
 #[derive(Clone)]
 pub struct ChunkState {
     pub chunk_no: i64,
     pub fingerprint: String,
     pub state: MultiHasher,
+    pub gz: MultiHasher,
+    pub zst: MultiHasher,
 }
 
 /// Hash states by index part, in chunk order.
@@ -101,6 +124,8 @@ impl HashStates {
 }
 
 pub struct ChunkCache {
+    /// Whether the index files need only SHA-256 (YUM) rather than all four digests (APT).
+    sha256_only: bool,
     cached: HashMap<(String, i64), Chunk>,
     changed: Vec<Chunk>,
     live: Vec<(String, i64)>,
@@ -117,12 +142,27 @@ impl ChunkCache {
             .map(|c| ((c.part.clone(), c.chunk_no), c))
             .collect();
         ChunkCache {
+            sha256_only: false,
             cached,
             changed: Vec::new(),
             live: Vec::new(),
             span,
             resume,
             states: HashMap::new(),
+        }
+    }
+
+    /// Hashes with SHA-256 only, for formats whose metadata names no other digest.
+    pub fn sha256_only(mut self) -> ChunkCache {
+        self.sha256_only = true;
+        self
+    }
+
+    fn hasher(&self) -> MultiHasher {
+        if self.sha256_only {
+            MultiHasher::sha256_only()
+        } else {
+            MultiHasher::default()
         }
     }
 
@@ -161,10 +201,12 @@ impl ChunkCache {
         keep_text: bool,
     ) -> Result<BuiltIndex> {
         let mut out = Output {
-            plain: MultiHasher::default(),
+            plain: self.hasher(),
             text: keep_text.then(String::new),
             gz: Vec::new(),
+            gz_hash: self.hasher(),
             zst: zstd.then(Vec::new),
+            zst_hash: self.hasher(),
         };
         out.push_compressing(head);
         let resume = self.resume.remove(part).unwrap_or_default();
@@ -183,10 +225,13 @@ impl ChunkCache {
             let resumed = resume.get(index).filter(|s| {
                 resumable && s.chunk_no == chunk_no && s.fingerprint == fingerprint && !keep_text
             });
+            let hash_compressed = resumed.is_none();
             let chunk = match (cached, resumed) {
                 // Unchanged, and everything before it too: reuse the bytes and the hash state.
                 (Some(chunk), Some(state)) => {
                     out.plain = state.state.clone();
+                    out.gz_hash = state.gz.clone();
+                    out.zst_hash = state.zst.clone();
                     chunk
                 }
                 (cached, _) => {
@@ -206,15 +251,14 @@ impl ChunkCache {
                     })
                 }
             };
+            out.push_compressed(&chunk.gz, chunk.zst.as_deref(), hash_compressed);
             states.push(ChunkState {
                 chunk_no,
                 fingerprint,
                 state: out.plain.clone(),
+                gz: out.gz_hash.clone(),
+                zst: out.zst_hash.clone(),
             });
-            out.gz.extend_from_slice(&chunk.gz);
-            if let (Some(zst), Some(frame)) = (out.zst.as_mut(), &chunk.zst) {
-                zst.extend_from_slice(frame);
-            }
             self.live.push((part.to_owned(), chunk_no));
         }
         // Hash states after a head that changes with every publish cannot be resumed.
@@ -224,12 +268,14 @@ impl ChunkCache {
         out.push_compressing(tail);
         if out.gz.is_empty() {
             // An empty index is still a valid compressed file.
-            out.gz = chunked::gzip_member(b"");
-            out.zst = zstd.then(|| chunked::zstd_frame(b""));
+            let zst = zstd.then(|| chunked::zstd_frame(b""));
+            out.push_compressed(&chunked::gzip_member(b""), zst.as_deref(), true);
         }
         Ok(BuiltIndex {
             plain: out.plain.finish(),
             gz: out.gz,
+            gz_digests: out.gz_hash.finish(),
+            zst_digests: out.zst.is_some().then(|| out.zst_hash.finish()),
             zst: out.zst,
             text: out.text,
         })
@@ -302,21 +348,20 @@ impl IndexFiles {
     /// Adds a file stored as its own blob; returns its digests.
     pub fn add(&mut self, path: String, bytes: Vec<u8>) -> Result<FileDigests> {
         let digests = FileDigests::of(&bytes);
+        self.add_hashed(path, bytes, digests)
+    }
+
+    /// Adds a file whose digests were computed as it was assembled.
+    pub fn add_hashed(
+        &mut self,
+        path: String,
+        bytes: Vec<u8>,
+        digests: FileDigests,
+    ) -> Result<FileDigests> {
         let key = BlobKey::from_sha256(&digests.sha256)?;
         self.files.push(index_file(path, &digests, &key, false));
         self.blobs.push((key, Bytes::from(bytes)));
         Ok(digests)
-    }
-
-    /// Adds a file named after its own SHA-256: `{dir}/{sha256}-{name}`.
-    pub fn add_content_addressed(
-        &mut self,
-        dir: &str,
-        name: &str,
-        bytes: Vec<u8>,
-    ) -> Result<FileDigests> {
-        let sha256 = sha256_hex(&bytes);
-        self.add(format!("{dir}/{sha256}-{name}"), bytes)
     }
 
     /// Adds an uncompressed file that is served by decompressing the gzip blob `gz`.

@@ -4,6 +4,7 @@
 pub mod apt_publish;
 pub mod chunks;
 pub mod gc;
+pub mod listing;
 pub mod rpm_publish;
 
 use std::convert::Infallible;

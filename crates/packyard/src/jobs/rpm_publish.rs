@@ -38,9 +38,14 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
             target.distro_version_id
         )
     })?;
-    let mut listed =
-        db::packages::index_list(&app.db, target.repository_id, target.distro_version_id).await?;
-    listed.retain(|e| listed_in(&target.arch, &e.architecture));
+    let started = std::time::Instant::now();
+    let grace = std::time::Duration::from_secs(app.config.index_grace_secs);
+    let listing = app.listings.list(&app.db, target, grace).await?;
+    let listed: Vec<&IndexEntry> = listing
+        .entries
+        .iter()
+        .filter(|e| listed_in(&target.arch, &e.architecture))
+        .collect();
     let mut entries = Vec::with_capacity(PARTS.len());
     for part in PARTS {
         let mut part_entries: Vec<IndexEntry> = listed
@@ -67,11 +72,13 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
     let secret_keys = crate::keys::active_secret_keys(app, target.repository_id).await?;
     let revision = db::now();
 
+    let read_ms = started.elapsed().as_millis() as u64;
     let built = tokio::task::spawn_blocking(move || {
         let signer = Signer::from_armored(&secret_keys)?;
         build(&repo, &entries, cached, &signer, revision, CHUNK_SPAN)
     })
     .await??;
+    let build_ms = started.elapsed().as_millis() as u64 - read_ms;
 
     let generation = NewGeneration {
         target,
@@ -83,6 +90,8 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         build: run,
     };
     let generation_id = commit_generation(app, &built.files.blobs, &generation).await?;
+    app.listings
+        .keep(target, listing.watermark, &listing.entries);
     tracing::info!(
         repository_id = target.repository_id,
         distro_version_id = target.distro_version_id,
@@ -90,6 +99,9 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         generation_id,
         packages = built.newly_indexed.len(),
         chunks_compressed = built.changed_chunks.len(),
+        read_ms,
+        build_ms,
+        write_ms = started.elapsed().as_millis() as u64 - read_ms - build_ms,
         "published yum repodata"
     );
     Ok(())
@@ -112,7 +124,8 @@ fn build(
     chunk_span: i64,
 ) -> Result<Built> {
     // The head of each file counts its packages, so hashing restarts from the top every time.
-    let mut chunks = ChunkCache::new(cached, chunk_span, HashMap::new());
+    // repomd.xml names SHA-256 digests only.
+    let mut chunks = ChunkCache::new(cached, chunk_span, HashMap::new()).sha256_only();
     let mut files = IndexFiles::default();
     let mut records: Vec<(&str, IndexFile, u64, String)> = Vec::new();
     for (part, part_entries) in PARTS.iter().zip(entries) {
@@ -120,11 +133,12 @@ fn build(
         let (head, tail) = xml_frame(part, members.len());
         let built = chunks.build(part, &head, &members, &tail, repo.index_zstd, false)?;
         // EL7's yum reads only gzip, so zstd is a per-repository choice.
-        let (bytes, name) = match built.zst {
-            Some(zst) => (zst, format!("{part}.xml.zst")),
-            None => (built.gz, format!("{part}.xml.gz")),
+        let (bytes, digests, name) = match (built.zst, built.zst_digests) {
+            (Some(zst), Some(digests)) => (zst, digests, format!("{part}.xml.zst")),
+            _ => (built.gz, built.gz_digests, format!("{part}.xml.gz")),
         };
-        files.add_content_addressed("repodata", &name, bytes)?;
+        let path = format!("repodata/{}-{name}", digests.sha256);
+        files.add_hashed(path, bytes, digests)?;
         let file = files.files.last().expect("just added").clone();
         records.push((part, file, built.plain.size, built.plain.sha256));
     }
