@@ -58,3 +58,12 @@ mod tests {
         assert_eq!(out, b"one two");
     }
 }
+
+/// The text of gzip members this process wrote (`gzip_member`): index chunks are decompressed
+/// to hash them again when the text before them changed.
+pub fn gunzip_text(data: &[u8]) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(data).read_to_string(&mut text)?;
+    Ok(text)
+}

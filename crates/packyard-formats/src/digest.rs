@@ -16,49 +16,71 @@ pub struct FileDigests {
 #[derive(Clone)]
 pub struct MultiHasher {
     size: u64,
-    /// False when only SHA-256 is wanted (YUM metadata names nothing else).
-    all: bool,
+    /// Which digests are computed (`MD5 | SHA1 | SHA256 | SHA512`); the rest finish empty.
+    which: u8,
     md5: md5::Md5,
     sha1: sha1::Sha1,
     sha256: sha2::Sha256,
     sha512: sha2::Sha512,
 }
 
+const MD5: u8 = 1;
+const SHA1: u8 = 2;
+const SHA256: u8 = 4;
+const SHA512: u8 = 8;
+
 impl Default for MultiHasher {
     fn default() -> Self {
+        MultiHasher::of(MD5 | SHA1 | SHA256 | SHA512)
+    }
+}
+
+impl MultiHasher {
+    fn of(which: u8) -> MultiHasher {
         MultiHasher {
             size: 0,
-            all: true,
+            which,
             md5: Default::default(),
             sha1: Default::default(),
             sha256: Default::default(),
             sha512: Default::default(),
         }
     }
-}
 
-impl MultiHasher {
     /// A hasher of SHA-256 and size only; the other digests finish as empty strings.
     pub fn sha256_only() -> MultiHasher {
-        MultiHasher {
-            all: false,
-            ..MultiHasher::default()
-        }
+        MultiHasher::of(SHA256)
+    }
+
+    /// The four digests as two hashers of about equal cost, to run on two threads over the
+    /// same bytes; `FileDigests::merge` joins what they finish with.
+    pub fn halves() -> (MultiHasher, MultiHasher) {
+        (
+            MultiHasher::of(MD5 | SHA256),
+            MultiHasher::of(SHA1 | SHA512),
+        )
     }
 
     pub fn update(&mut self, data: &[u8]) {
         self.size += data.len() as u64;
-        self.sha256.update(data);
-        if self.all {
+        if self.which & MD5 != 0 {
             self.md5.update(data);
+        }
+        if self.which & SHA1 != 0 {
             self.sha1.update(data);
+        }
+        if self.which & SHA256 != 0 {
+            self.sha256.update(data);
+        }
+        if self.which & SHA512 != 0 {
             self.sha512.update(data);
         }
     }
 
     pub fn finish(self) -> FileDigests {
-        let other = |digest: Vec<u8>| {
-            if self.all {
+        let which = self.which;
+        let hex_if = |bit: u8, digest: &[u8]| {
+            if which & bit != 0 {
                 hex::encode(digest)
             } else {
                 String::new()
@@ -66,10 +88,10 @@ impl MultiHasher {
         };
         FileDigests {
             size: self.size,
-            md5: other(self.md5.finalize().to_vec()),
-            sha1: other(self.sha1.finalize().to_vec()),
-            sha512: other(self.sha512.finalize().to_vec()),
-            sha256: hex::encode(self.sha256.finalize()),
+            md5: hex_if(MD5, &self.md5.finalize()),
+            sha1: hex_if(SHA1, &self.sha1.finalize()),
+            sha256: hex_if(SHA256, &self.sha256.finalize()),
+            sha512: hex_if(SHA512, &self.sha512.finalize()),
         }
     }
 }
@@ -79,6 +101,19 @@ impl FileDigests {
         let mut hasher = MultiHasher::default();
         hasher.update(data);
         hasher.finish()
+    }
+
+    /// Joins the digests of two `MultiHasher::halves` that hashed the same bytes.
+    pub fn merge(self, other: FileDigests) -> FileDigests {
+        debug_assert_eq!(self.size, other.size, "the halves hashed the same bytes");
+        let pick = |a: String, b: String| if a.is_empty() { b } else { a };
+        FileDigests {
+            size: self.size,
+            md5: pick(self.md5, other.md5),
+            sha1: pick(self.sha1, other.sha1),
+            sha256: pick(self.sha256, other.sha256),
+            sha512: pick(self.sha512, other.sha512),
+        }
     }
 }
 
@@ -110,5 +145,22 @@ mod tests {
         h.update(b"hello ");
         h.update(b"world");
         assert_eq!(h.finish(), FileDigests::of(b"hello world"));
+    }
+
+    #[test]
+    fn halves_merge_into_all_four_and_sha256_only_has_one() {
+        let (mut a, mut b) = MultiHasher::halves();
+        a.update(b"hello world");
+        b.update(b"hello world");
+        assert_eq!(
+            a.finish().merge(b.finish()),
+            FileDigests::of(b"hello world")
+        );
+
+        let mut only = MultiHasher::sha256_only();
+        only.update(b"hello world");
+        let only = only.finish();
+        assert_eq!(only.sha256, FileDigests::of(b"hello world").sha256);
+        assert_eq!((only.md5.as_str(), only.sha512.as_str()), ("", ""));
     }
 }

@@ -166,24 +166,17 @@ impl ChunkCache {
         }
     }
 
-    /// The first package id of `part` whose entry must be read: the chunks before it have both
-    /// a compressed form and a hash state to reuse. `i64::MAX` when nothing must be read.
+    /// The first package id of `part` whose entry must be read: every chunk before it is
+    /// cached, so its hash state is resumed or its text recovered from its gzip member.
+    /// `i64::MAX` when nothing must be read.
     pub fn first_unreusable_id(&self, part: &str, members: &[&IndexEntry]) -> i64 {
-        let resume = self.resume.get(part).map_or(&[][..], Vec::as_slice);
-        for (index, group) in members
-            .chunk_by(|a, b| a.id / self.span == b.id / self.span)
-            .enumerate()
-        {
+        for group in members.chunk_by(|a, b| a.id / self.span == b.id / self.span) {
             let chunk_no = group[0].id / self.span;
-            let fingerprint = fingerprint(group);
-            let hashed = resume
-                .get(index)
-                .is_some_and(|s| s.chunk_no == chunk_no && s.fingerprint == fingerprint);
             let compressed = self
                 .cached
                 .get(&(part.to_owned(), chunk_no))
-                .is_some_and(|c| c.fingerprint == fingerprint);
-            if !(hashed && compressed) {
+                .is_some_and(|c| c.fingerprint == fingerprint(group));
+            if !compressed {
                 return chunk_no * self.span;
             }
         }
@@ -232,6 +225,13 @@ impl ChunkCache {
                     out.plain = state.state.clone();
                     out.gz_hash = state.gz.clone();
                     out.zst_hash = state.zst.clone();
+                    chunk
+                }
+                // Unchanged, but what comes before it changed (or no hash state was kept): its
+                // text is what its gzip member holds, without reading its entries again.
+                (Some(chunk), None) if group.iter().any(|e| e.body.is_none()) => {
+                    resumable = false;
+                    out.push_text(&chunked::gunzip_text(&chunk.gz)?);
                     chunk
                 }
                 (cached, _) => {

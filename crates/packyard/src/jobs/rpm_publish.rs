@@ -46,6 +46,9 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         .iter()
         .filter(|e| listed_in(&target.arch, &e.architecture))
         .collect();
+    let cached = db::generations::chunks(&app.db, target).await?;
+    // repomd.xml names SHA-256 digests only.
+    let chunks = ChunkCache::new(cached, CHUNK_SPAN, HashMap::new()).sha256_only();
     let mut entries = Vec::with_capacity(PARTS.len());
     for part in PARTS {
         let mut part_entries: Vec<IndexEntry> = listed
@@ -57,25 +60,26 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
                 indexed: e.indexed,
             })
             .collect();
+        // Only the entries of chunks that changed; the others are decompressed.
+        let from = chunks.first_unreusable_id(part, &part_entries.iter().collect::<Vec<_>>());
         let bodies = db::packages::index_bodies(
             &app.db,
             target.repository_id,
             target.distro_version_id,
             part,
-            0,
+            from,
         )
         .await?;
         db::packages::attach_bodies(&mut part_entries, bodies);
         entries.push(part_entries);
     }
-    let cached = db::generations::chunks(&app.db, target).await?;
     let secret_keys = crate::keys::active_secret_keys(app, target.repository_id).await?;
     let revision = db::now();
 
     let read_ms = started.elapsed().as_millis() as u64;
     let built = tokio::task::spawn_blocking(move || {
         let signer = Signer::from_armored(&secret_keys)?;
-        build(&repo, &entries, cached, &signer, revision, CHUNK_SPAN)
+        build(&repo, &entries, chunks, &signer, revision)
     })
     .await??;
     let build_ms = started.elapsed().as_millis() as u64 - read_ms;
@@ -118,14 +122,11 @@ struct Built {
 fn build(
     repo: &Repo,
     entries: &[Vec<IndexEntry>],
-    cached: Vec<Chunk>,
+    mut chunks: ChunkCache,
     signer: &Signer,
     revision: i64,
-    chunk_span: i64,
 ) -> Result<Built> {
     // The head of each file counts its packages, so hashing restarts from the top every time.
-    // repomd.xml names SHA-256 digests only.
-    let mut chunks = ChunkCache::new(cached, chunk_span, HashMap::new()).sha256_only();
     let mut files = IndexFiles::default();
     let mut records: Vec<(&str, IndexFile, u64, String)> = Vec::new();
     for (part, part_entries) in PARTS.iter().zip(entries) {

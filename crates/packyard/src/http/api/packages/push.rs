@@ -2,7 +2,8 @@
 //! `package[distro_version_id]`.
 //!
 //! The file is streamed to a temporary file by a blocking task that hashes it as it writes
-//! (MD5, SHA-1, SHA-256, SHA-512 in one pass), so memory stays flat whatever the file's size.
+//! (MD5, SHA-1, SHA-256, SHA-512 in one pass, split over two threads), so memory stays flat
+//! whatever the file's size.
 
 use std::io::Write;
 
@@ -106,15 +107,32 @@ async fn stage(
         .map_err(|e| anyhow::anyhow!("creating a staging file: {e}"))?;
     let (file, path) = file.into_parts();
     let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+    // Half of the digests on a helper thread: hashing, not the network, limits a large upload.
     let writer = tokio::task::spawn_blocking(move || {
+        let (mut hasher, mut helper_hasher) = MultiHasher::halves();
+        let (to_helper, from_writer) = std::sync::mpsc::sync_channel::<Bytes>(16);
+        let helper = std::thread::spawn(move || {
+            for chunk in from_writer {
+                helper_hasher.update(&chunk);
+            }
+            helper_hasher.finish()
+        });
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-        let mut hasher = MultiHasher::default();
-        while let Some(chunk) = rx.blocking_recv() {
-            hasher.update(&chunk);
-            out.write_all(&chunk)?;
-        }
-        out.flush()?;
-        Ok::<_, std::io::Error>(hasher.finish())
+        let written = (|| {
+            while let Some(chunk) = rx.blocking_recv() {
+                // A send fails only if the helper is gone, which `join` reports below.
+                let _ = to_helper.send(chunk.clone());
+                hasher.update(&chunk);
+                out.write_all(&chunk)?;
+            }
+            out.flush()
+        })();
+        drop(to_helper);
+        let helper_digests = helper
+            .join()
+            .map_err(|_| std::io::Error::other("the hashing thread panicked"))?;
+        written?;
+        Ok::<_, std::io::Error>(hasher.finish().merge(helper_digests))
     });
     let mut received: u64 = 0;
     let mut failure = None;
