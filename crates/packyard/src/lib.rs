@@ -1,7 +1,8 @@
-//! Packyard: a self-hosted APT repository service (YUM/DNF and more formats to follow).
+//! Packyard: a self-hosted APT and YUM/DNF repository service.
 //!
-//! One process runs the HTTP API, repository serving, and index workers on SQLite and a local
-//! folder. See ARCHITECTURE.md for the map.
+//! One process runs the HTTP API, repository serving and index workers on SQLite and a local
+//! folder; or, scaled out, processes of each role share PostgreSQL and an S3-compatible
+//! bucket. See ARCHITECTURE.md for the map.
 
 pub mod app;
 pub mod bench;

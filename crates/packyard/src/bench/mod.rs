@@ -15,6 +15,7 @@
 
 mod chart;
 pub mod inputs;
+pub mod memory;
 mod reference;
 mod service;
 
@@ -220,6 +221,15 @@ async fn packyard(
     Ok((app, repo))
 }
 
+/// Drops every cached chunk, hash state and package list, so the next publish starts from
+/// the stored entries alone.
+async fn forget(app: &App, target: &Target) -> Result<()> {
+    app.db.execute_sql("DELETE FROM index_chunks").await?;
+    app.hash_states.forget(target);
+    app.listings.forget(target);
+    Ok(())
+}
+
 async fn publish(app: &App, target: &Target, rpm: bool) -> Result<()> {
     // The jobs the pushes queued are replaced by this direct run.
     app.db.execute_sql("DELETE FROM jobs").await?;
@@ -253,7 +263,7 @@ async fn deb(work: &Path, n: usize, gpg: &reference::Gpg, packyard_only: bool) -
         publish(&app, &target, false).await
     })
     .await?;
-    app.db.execute_sql("DELETE FROM index_chunks").await?;
+    forget(&app, &target).await?;
     let full = timed(publish(&app, &target, false)).await?;
 
     if packyard_only {
@@ -302,7 +312,7 @@ async fn rpm(work: &Path, n: usize, gpg: &reference::Gpg, packyard_only: bool) -
         publish(&app, &target, true).await
     })
     .await?;
-    app.db.execute_sql("DELETE FROM index_chunks").await?;
+    forget(&app, &target).await?;
     let full = timed(publish(&app, &target, true)).await?;
 
     if packyard_only {

@@ -44,7 +44,10 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
     let listed = app.listings.list(&app.db, target, grace).await?;
     let mut entries = listed.entries;
     let list_ms = started.elapsed().as_millis() as u64;
-    let cached = db::generations::chunks(&app.db, target).await?;
+    let cached = match app.hash_states.take_chunks(target) {
+        Some(kept) => kept,
+        None => db::generations::chunks(&app.db, target).await?,
+    };
     let chunks_ms = started.elapsed().as_millis() as u64 - list_ms;
     let chunks = ChunkCache::new(cached, CHUNK_SPAN, app.hash_states.get(target));
     let architectures = architectures(&entries);
@@ -92,9 +95,12 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         newly_indexed: &built.newly_indexed,
         build: run,
     };
+    let committing = std::time::Instant::now();
     let generation_id = commit_generation(app, &built.blobs, &generation).await?;
+    let commit_ms = committing.elapsed().as_millis() as u64;
     app.hash_states.set(target, built.hash_states);
-    app.listings.keep(target, listed.watermark, &entries);
+    app.hash_states.keep_chunks(target, built.used_chunks);
+    app.listings.keep(target, listed.watermark, entries);
     tracing::info!(
         repository_id,
         distro_version_id,
@@ -107,6 +113,7 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         list_ms,
         chunks_ms,
         build_ms,
+        commit_ms,
         write_ms = started.elapsed().as_millis() as u64 - read_ms - build_ms,
         "published apt index"
     );
@@ -125,6 +132,7 @@ struct Built {
     newly_indexed: Vec<i64>,
     package_count: usize,
     hash_states: PartStates,
+    used_chunks: Vec<Chunk>,
 }
 
 /// The architectures a distribution lists: the defaults and every one pushed (`all` packages
@@ -184,7 +192,7 @@ fn build(
             )?;
         }
     }
-    let (changed_chunks, live_chunks, hash_states) = chunks.finish();
+    let finished = chunks.finish();
     let IndexFiles { mut files, blobs } = out;
     // Release lists each index uncompressed first, as apt-ftparchive does.
     files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -222,15 +230,16 @@ fn build(
         release_gpg,
         files,
         blobs,
-        changed_chunks,
-        live_chunks,
+        changed_chunks: finished.changed,
+        live_chunks: finished.live,
+        used_chunks: finished.used,
         newly_indexed: entries
             .iter()
             .filter(|e| !e.indexed)
             .map(|e| e.id)
             .collect(),
         package_count: entries.len(),
-        hash_states,
+        hash_states: finished.states,
     })
 }
 
@@ -352,16 +361,15 @@ mod tests {
         );
         let second = build(&repo(), distro, &partial, resumed, &signer, "d").unwrap();
         assert_eq!(changed(&second), [("amd64", 3)]);
-        // The same bytes and digests as a publish that reads and hashes everything.
-        let from_scratch = build(
-            &repo(),
-            distro,
-            &entries,
-            cache(cached.clone(), HashMap::new()),
-            &signer,
-            "d",
-        )
-        .unwrap();
+        // The same bytes and digests as a publish that reads and hashes everything; and as a
+        // worker without the hash states (restarted, say), which decompresses the unchanged
+        // chunks instead of reading their entries.
+        let with_cache = |entries: &[IndexEntry]| {
+            let fresh = cache(cached.clone(), HashMap::new());
+            build(&repo(), distro, entries, fresh, &signer, "d").unwrap()
+        };
+        let from_scratch = with_cache(&entries);
+        let restarted = with_cache(&partial);
         for path in [
             "main/binary-amd64/Packages",
             "main/binary-amd64/Packages.gz",
@@ -369,23 +377,6 @@ mod tests {
             "main/binary-arm64/Packages",
         ] {
             assert_eq!(digest(&second, path), digest(&from_scratch, path), "{path}");
-        }
-        // A worker without the hash states (restarted, say) decompresses the unchanged chunks
-        // instead of reading their entries, and writes the same.
-        let restarted = build(
-            &repo(),
-            distro,
-            &partial,
-            cache(cached.clone(), HashMap::new()),
-            &signer,
-            "d",
-        )
-        .unwrap();
-        for path in [
-            "main/binary-amd64/Packages",
-            "main/binary-amd64/Packages.gz",
-            "main/binary-amd64/Packages.zst",
-        ] {
             assert_eq!(
                 digest(&restarted, path),
                 digest(&from_scratch, path),

@@ -99,10 +99,14 @@ pub struct ChunkState {
 /// Hash states by index part, in chunk order.
 pub type PartStates = HashMap<String, Vec<ChunkState>>;
 
-/// Hash states of the index files this process published last, by target and part.
+/// What this process kept of the indexes it published last, by target: the hash states after
+/// each chunk, and the compressed chunks themselves (so the next publish need not load them
+/// from the database). Both are checked against fingerprints before use, so what another
+/// worker published meanwhile is never mistaken for them.
 #[derive(Default)]
 pub struct HashStates {
     states: Mutex<HashMap<Target, PartStates>>,
+    chunks: Mutex<HashMap<Target, Vec<Chunk>>>,
 }
 
 impl HashStates {
@@ -121,6 +125,32 @@ impl HashStates {
             .expect("the hash state lock is never poisoned");
         states.insert(target.clone(), parts);
     }
+
+    /// The chunks of the target's last publish here, taken out: a publish that fails leaves
+    /// none behind, and the next one loads them from the database.
+    pub fn take_chunks(&self, target: &Target) -> Option<Vec<Chunk>> {
+        self.chunks
+            .lock()
+            .expect("the chunk lock is never poisoned")
+            .remove(target)
+    }
+
+    /// Forgets everything kept of the target.
+    pub fn forget(&self, target: &Target) {
+        self.take_chunks(target);
+        self.states
+            .lock()
+            .expect("the hash state lock is never poisoned")
+            .remove(target);
+    }
+
+    /// Keeps the chunks a publish just committed.
+    pub fn keep_chunks(&self, target: &Target, chunks: Vec<Chunk>) {
+        self.chunks
+            .lock()
+            .expect("the chunk lock is never poisoned")
+            .insert(target.clone(), chunks);
+    }
 }
 
 pub struct ChunkCache {
@@ -128,6 +158,8 @@ pub struct ChunkCache {
     sha256_only: bool,
     cached: HashMap<(String, i64), Chunk>,
     changed: Vec<Chunk>,
+    /// Every chunk the built files consist of, reused or new.
+    used: Vec<Chunk>,
     live: Vec<(String, i64)>,
     span: i64,
     resume: PartStates,
@@ -145,6 +177,7 @@ impl ChunkCache {
             sha256_only: false,
             cached,
             changed: Vec::new(),
+            used: Vec::new(),
             live: Vec::new(),
             span,
             resume,
@@ -260,6 +293,7 @@ impl ChunkCache {
                 zst: out.zst_hash.clone(),
             });
             self.live.push((part.to_owned(), chunk_no));
+            self.used.push(chunk);
         }
         // Hash states after a head that changes with every publish cannot be resumed.
         if head.is_empty() {
@@ -281,11 +315,23 @@ impl ChunkCache {
         })
     }
 
-    /// The chunks compressed by this publish, the keys of every chunk still in use, and the
-    /// hash states the next publish can resume from.
-    pub fn finish(self) -> (Vec<Chunk>, Vec<(String, i64)>, PartStates) {
-        (self.changed, self.live, self.states)
+    /// The chunks compressed by this publish, the keys of every chunk still in use, and what
+    /// the next publish can start from: hash states and every chunk in use.
+    pub fn finish(self) -> Finished {
+        Finished {
+            changed: self.changed,
+            live: self.live,
+            states: self.states,
+            used: self.used,
+        }
     }
+}
+
+pub struct Finished {
+    pub changed: Vec<Chunk>,
+    pub live: Vec<(String, i64)>,
+    pub states: PartStates,
+    pub used: Vec<Chunk>,
 }
 
 /// The entries of a chunk, each followed by a newline (the blank line between APT stanzas;

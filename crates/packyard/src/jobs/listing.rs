@@ -69,17 +69,19 @@ impl Listings {
         })
     }
 
+    pub fn forget(&self, target: &Target) {
+        self.kept
+            .lock()
+            .expect("the listing lock is never poisoned")
+            .remove(target);
+    }
+
     /// Keeps what a publish just committed: `entries` are all indexed now.
-    pub fn keep(&self, target: &Target, watermark: i64, entries: &[IndexEntry]) {
-        let entries = entries
-            .iter()
-            .map(|e| IndexEntry {
-                id: e.id,
-                architecture: e.architecture.clone(),
-                body: None,
-                indexed: true,
-            })
-            .collect();
+    pub fn keep(&self, target: &Target, watermark: i64, mut entries: Vec<IndexEntry>) {
+        for entry in &mut entries {
+            entry.body = None;
+            entry.indexed = true;
+        }
         let listing = Listing {
             taken_at: Instant::now(),
             watermark,

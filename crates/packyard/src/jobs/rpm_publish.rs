@@ -46,7 +46,10 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         .iter()
         .filter(|e| listed_in(&target.arch, &e.architecture))
         .collect();
-    let cached = db::generations::chunks(&app.db, target).await?;
+    let cached = match app.hash_states.take_chunks(target) {
+        Some(kept) => kept,
+        None => db::generations::chunks(&app.db, target).await?,
+    };
     // repomd.xml names SHA-256 digests only.
     let chunks = ChunkCache::new(cached, CHUNK_SPAN, HashMap::new()).sha256_only();
     let mut entries = Vec::with_capacity(PARTS.len());
@@ -94,8 +97,9 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         build: run,
     };
     let generation_id = commit_generation(app, &built.files.blobs, &generation).await?;
+    app.hash_states.keep_chunks(target, built.used_chunks);
     app.listings
-        .keep(target, listing.watermark, &listing.entries);
+        .keep(target, listing.watermark, listing.entries);
     tracing::info!(
         repository_id = target.repository_id,
         distro_version_id = target.distro_version_id,
@@ -117,6 +121,8 @@ struct Built {
     changed_chunks: Vec<Chunk>,
     live_chunks: Vec<(String, i64)>,
     newly_indexed: Vec<i64>,
+    /// Every chunk the files consist of, kept for the next publish.
+    used_chunks: Vec<Chunk>,
 }
 
 fn build(
@@ -157,12 +163,13 @@ fn build(
         .collect();
     let repomd = render_repomd(revision, &records);
     let signature = signer.detached(repomd.as_bytes())?;
-    let (changed_chunks, live_chunks, _) = chunks.finish();
+    let finished = chunks.finish();
     Ok(Built {
         documents: vec![("repomd.xml", repomd), ("repomd.xml.asc", signature)],
         files,
-        changed_chunks,
-        live_chunks,
+        changed_chunks: finished.changed,
+        live_chunks: finished.live,
+        used_chunks: finished.used,
         newly_indexed: entries[0]
             .iter()
             .filter(|e| !e.indexed)

@@ -73,6 +73,21 @@ impl Apt {
         );
     }
 
+    /// `apt-get update` while the repository changes: any error fails it (a hash mismatch
+    /// above all), warnings do not.
+    pub async fn update_while_publishing(&self) {
+        let out = self
+            .run("apt-get", &["update", "-o", "APT::Update::Error-Mode=any"])
+            .await;
+        let text = combined(&out);
+        assert!(
+            out.status.success()
+                && !text.contains("Hash Sum mismatch")
+                && !text.contains("unexpected size"),
+            "apt-get update failed while packages were pushed:\n{text}"
+        );
+    }
+
     /// The versions `apt-cache policy` lists for `package`.
     pub async fn versions(&self, package: &str) -> Vec<String> {
         let out = self.run("apt-cache", &["policy", package]).await;

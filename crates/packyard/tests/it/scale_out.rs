@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 
-use crate::apt_client::{Apt, combined, dearmor};
+use packyard::bench::memory::{memory_kib, reset_peak_memory};
+
+use crate::apt_client::{Apt, dearmor};
 use crate::deployment::{Deployment, Server};
 use crate::fixtures::{BOOKWORM, JAMMY, deb, deb_filename};
 use crate::support::{TestDatabase, TestStorage};
@@ -178,16 +180,7 @@ async fn two_api_and_two_worker_processes_index_a_thousand_concurrent_pushes_exa
         let mut runs = 0;
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(600) {
-            let out = apt
-                .run("apt-get", &["update", "-o", "APT::Update::Error-Mode=any"])
-                .await;
-            let text = combined(&out);
-            assert!(
-                out.status.success()
-                    && !text.contains("Hash Sum mismatch")
-                    && !text.contains("unexpected size"),
-                "apt-get update failed while packages were pushed:\n{text}"
-            );
+            apt.update_while_publishing().await;
             runs += 1;
             // Until every bookworm package (half of them, and the seed) is listed.
             if indexed_names(&apt).len() == CLIENTS * PUSHES_PER_CLIENT / 2 + 1 {
@@ -366,20 +359,6 @@ async fn a_worker_killed_in_the_middle_of_a_publish_is_taken_over_after_its_leas
     );
 }
 
-/// Resident memory of a process, and its peak since the peak was last reset, in KiB.
-fn memory_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"))
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushing_a_1_gib_package_grows_an_api_process_by_less_than_64_mib() {
     const SIZE: u64 = 1 << 30;
@@ -392,9 +371,9 @@ async fn pushing_a_1_gib_package_grows_an_api_process_by_less_than_64_mib() {
     let length = std::fs::metadata(&file).unwrap().len();
 
     let pid = api.pid();
-    let (before, _) = memory_kib(pid);
+    let (before, _) = memory_kib(pid).unwrap();
     // Resets the peak, so the peak read afterwards is the upload's.
-    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+    reset_peak_memory(pid).unwrap();
     let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(
         tokio::fs::File::open(&file).await.unwrap(),
     ));
@@ -416,7 +395,7 @@ async fn pushing_a_1_gib_package_grows_an_api_process_by_less_than_64_mib() {
     let status = response.status();
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(status, 201, "{body}");
-    let (_, peak) = memory_kib(pid);
+    let (_, peak) = memory_kib(pid).unwrap();
     let growth_mib = peak.saturating_sub(before) / 1024;
     eprintln!(
         "1 GiB push in {elapsed:?}; resident memory {} MiB before, peak {} MiB during",
