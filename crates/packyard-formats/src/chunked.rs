@@ -34,6 +34,15 @@ pub fn xz_stream(data: &[u8]) -> Vec<u8> {
     encoder.finish().expect("writing to a Vec cannot fail")
 }
 
+/// The text of gzip members this process wrote (`gzip_member`): index chunks are decompressed
+/// to hash them again when the text before them changed.
+pub fn gunzip_text(data: &[u8]) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(data).read_to_string(&mut text)?;
+    Ok(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,13 +66,4 @@ mod tests {
         let out = zstd::stream::decode_all(&file[..]).unwrap();
         assert_eq!(out, b"one two");
     }
-}
-
-/// The text of gzip members this process wrote (`gzip_member`): index chunks are decompressed
-/// to hash them again when the text before them changed.
-pub fn gunzip_text(data: &[u8]) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut text = String::new();
-    flate2::read::MultiGzDecoder::new(data).read_to_string(&mut text)?;
-    Ok(text)
 }
