@@ -10,10 +10,9 @@ pub mod rpm_publish;
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
-use tokio_util::sync::CancellationToken;
-
 use sqlx::postgres::{PgListener, PgPool};
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::db::generations::Build;

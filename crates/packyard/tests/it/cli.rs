@@ -144,7 +144,7 @@ async fn check_config_reaches_s3_storage_or_says_why_not() {
     let out = packyard(&data, &["check-config"], &env).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("storage: s3://packyard reachable"),
+        stdout(&out).contains("storage: s3://packyard/mirror reachable"),
         "{}",
         stdout(&out)
     );

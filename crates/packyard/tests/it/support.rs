@@ -205,6 +205,8 @@ pub struct TestStorage {
 
 impl TestStorage {
     pub const BUCKET: &str = "packyard";
+    /// Every test's keys go under a prefix, so the prefix is exercised everywhere.
+    pub const PREFIX: &str = "mirror";
     const ACCESS_KEY: &str = "packyard-test";
     const SECRET_KEY: &str = "packyard-test-secret";
 
@@ -252,7 +254,7 @@ impl TestStorage {
     }
 
     pub fn configure(&self, config: &mut Config) {
-        config.storage = format!("s3://{}", TestStorage::BUCKET);
+        config.storage = TestStorage::url();
         config.s3_endpoint = Some(self.endpoint.clone());
         config.s3_region = Some("us-east-1".into());
         config.s3_access_key_id = Some(TestStorage::ACCESS_KEY.into());
@@ -262,7 +264,7 @@ impl TestStorage {
     /// The same settings as `PACKYARD_*` variables, for a server run as its own process.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
-            ("PACKYARD_STORAGE", format!("s3://{}", TestStorage::BUCKET)),
+            ("PACKYARD_STORAGE", TestStorage::url()),
             ("PACKYARD_S3_ENDPOINT", self.endpoint.clone()),
             ("PACKYARD_S3_REGION", "us-east-1".into()),
             ("PACKYARD_S3_ACCESS_KEY_ID", TestStorage::ACCESS_KEY.into()),
@@ -271,6 +273,10 @@ impl TestStorage {
                 TestStorage::SECRET_KEY.into(),
             ),
         ]
+    }
+
+    fn url() -> String {
+        format!("s3://{}/{}", TestStorage::BUCKET, TestStorage::PREFIX)
     }
 
     /// Stops the emulator, as an outage would.

@@ -190,7 +190,7 @@ async fn package_files_in_s3_redirect_to_presigned_urls_after_authorization() {
     assert_eq!(redirect.headers()[CACHE_CONTROL], "no-store");
     let location = redirect.headers()[LOCATION].to_str().unwrap().to_owned();
     assert!(
-        location.starts_with(&format!("{endpoint}/packyard/blobs/")),
+        location.starts_with(&format!("{endpoint}/packyard/mirror/blobs/")),
         "{location}"
     );
     assert!(location.contains("X-Amz-Signature="), "{location}");
