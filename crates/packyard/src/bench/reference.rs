@@ -20,7 +20,8 @@ fn run(command: &mut Command) -> Result<()> {
     Ok(())
 }
 
-fn timed(f: impl FnOnce() -> Result<()>) -> Result<f64> {
+/// Runs `f`; the seconds it took.
+pub(super) fn timed(f: impl FnOnce() -> Result<()>) -> Result<f64> {
     let started = Instant::now();
     f()?;
     Ok(Duration::as_secs_f64(&started.elapsed()))

@@ -11,9 +11,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::memory::{memory_kib, reset_peak_memory};
-use super::{Row, Unit, inputs, secs};
+use super::reference::timed;
+use super::{Row, Unit, inputs};
 
 const MIB: f64 = 1024.0 * 1024.0;
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
 
 /// A `packyard serve` process on a data folder of its own, killed when dropped.
 struct Server {
@@ -25,9 +32,7 @@ struct Server {
 impl Server {
     /// Starts the server; returns it and the time until it answered `/readyz` with 200.
     fn start(data: &Path) -> Result<(Server, Duration)> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let port = free_port()?;
         let started = Instant::now();
         let child = Command::new(std::env::current_exe()?)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -124,12 +129,6 @@ fn curl(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn timed(f: impl FnOnce() -> Result<()>) -> Result<Duration> {
-    let started = Instant::now();
-    f()?;
-    Ok(started.elapsed())
-}
-
 /// A push of a `size`-byte package through HTTP, against `sha256sum` plus `cp` of the file.
 pub fn ingest(work: &Path, size: u64) -> Result<Vec<Row>> {
     let dir = work.join("ingest");
@@ -169,11 +168,11 @@ pub fn ingest(work: &Path, size: u64) -> Result<Vec<Row>> {
             scenario: label.clone(),
             format: "deb".into(),
             packages: 1,
-            packyard: bytes / MIB / secs(pushed),
+            packyard: bytes / MIB / pushed,
             unit: Unit::MibPerSecond,
             reference: Vec::new(),
         }
-        .against("sha256sum + cp", bytes / MIB / secs(reference)),
+        .against("sha256sum + cp", bytes / MIB / reference),
         Row {
             scenario: format!("{label}: peak memory growth"),
             format: "deb".into(),
@@ -194,9 +193,7 @@ struct Nginx {
 
 impl Nginx {
     fn start(root: &Path, dir: &Path) -> Result<Nginx> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let port = free_port()?;
         let conf = dir.join("nginx.conf");
         // A `user` line makes nginx's workers keep root's access to the files.
         let user = if running_as_root() {

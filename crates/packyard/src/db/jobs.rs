@@ -25,6 +25,9 @@ pub struct Job {
     pub distro_version_id: i64,
     pub arch: String,
     pub attempts: i64,
+    /// The highest package id when the job was claimed, under the lock that excludes writers:
+    /// every package with an id up to it had committed by then.
+    pub watermark: i64,
 }
 
 /// The proof that a worker holds a job: its id and the attempt it claimed. A takeover after
@@ -33,6 +36,7 @@ pub struct Job {
 pub struct Claim {
     pub job_id: i64,
     pub attempt: i64,
+    pub watermark: i64,
 }
 
 impl Job {
@@ -40,6 +44,7 @@ impl Job {
         Claim {
             job_id: self.id,
             attempt: self.attempts,
+            watermark: self.watermark,
         }
     }
 
@@ -141,7 +146,8 @@ pub async fn claim(db: &Db, lease_secs: i64) -> Result<Option<Job>> {
                 AND r.repository_id = j.repository_id AND r.distro_version_id = j.distro_version_id
                 AND r.arch = j.arch)
             ORDER BY j.run_at, j.id LIMIT 1{lock})
-         RETURNING id, kind, repository_id, distro_version_id, arch, attempts"
+         RETURNING id, kind, repository_id, distro_version_id, arch, attempts,
+            (SELECT COALESCE(MAX(id), 0) FROM packages) AS watermark"
     );
     let job = run_tx!(
         &mut tx,

@@ -41,7 +41,8 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
     // First the package list without entries, to see which chunks can be reused; then the
     // entries from the first chunk that cannot.
     let grace = std::time::Duration::from_secs(app.config.index_grace_secs);
-    let listed = app.listings.list(&app.db, target, grace).await?;
+    let watermark = run.claim.map(|c| c.watermark);
+    let listed = app.listings.list(&app.db, target, grace, watermark).await?;
     let mut entries = listed.entries;
     let list_ms = started.elapsed().as_millis() as u64;
     let cached = match app.hash_states.take_chunks(target) {

@@ -39,14 +39,25 @@ pub struct Listed {
 }
 
 impl Listings {
-    pub async fn list(&self, db: &Db, target: &Target, max_age: Duration) -> Result<Listed> {
+    /// `watermark` is the committed watermark of the job's claim, when there is one; without
+    /// it one is taken now.
+    pub async fn list(
+        &self,
+        db: &Db,
+        target: &Target,
+        max_age: Duration,
+        watermark: Option<i64>,
+    ) -> Result<Listed> {
         let kept = self
             .kept
             .lock()
             .expect("the listing lock is never poisoned")
             .remove(target)
             .filter(|listing| listing.taken_at.elapsed() < max_age);
-        let watermark = packages::committed_watermark(db).await?;
+        let watermark = match watermark {
+            Some(watermark) => watermark,
+            None => packages::committed_watermark(db).await?,
+        };
         let (repository_id, distro_version_id) = (target.repository_id, target.distro_version_id);
         if let Some(listing) = kept {
             let (added, live) =

@@ -40,7 +40,8 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
     })?;
     let started = std::time::Instant::now();
     let grace = std::time::Duration::from_secs(app.config.index_grace_secs);
-    let listing = app.listings.list(&app.db, target, grace).await?;
+    let watermark = run.claim.map(|c| c.watermark);
+    let listing = app.listings.list(&app.db, target, grace, watermark).await?;
     let listed: Vec<&IndexEntry> = listing
         .entries
         .iter()
