@@ -2,6 +2,7 @@
 //! that wakes index workers.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Result;
 use tokio::sync::Notify;
@@ -12,11 +13,15 @@ use crate::downloads::DownloadLog;
 use crate::http::auth::FailureLimiter;
 use crate::jobs::chunks::HashStates;
 use crate::jobs::listing::Listings;
+use crate::read_cache::ReadCache;
 use crate::secrets::SecretBox;
 use crate::storage::Blobs;
 
+/// Cheap to clone: every request's handler gets its own handle.
 #[derive(Clone)]
-pub struct App {
+pub struct App(Arc<AppState>);
+
+pub struct AppState {
     pub db: Db,
     pub blobs: Blobs,
     pub config: Arc<Config>,
@@ -33,6 +38,8 @@ pub struct App {
     pub secrets: Arc<SecretBox>,
     /// This process among the deployment's, `HOST:PID`, as recorded on what it builds.
     pub instance: String,
+    /// What serving repository files reads on every request.
+    pub cache: Arc<ReadCache>,
 }
 
 impl App {
@@ -41,7 +48,12 @@ impl App {
         let blobs = Blobs::open(&config)?;
         let secrets = Arc::new(SecretBox::load(&config)?);
         let auth_failures = Arc::new(FailureLimiter::new(config.max_auth_failures_per_minute));
-        Ok(App {
+        let cache_bytes = usize::try_from(config.cache_mib << 20).unwrap_or(usize::MAX);
+        let cache_ttl = Duration::from_millis(config.cache_ttl_ms);
+        // On PostgreSQL other processes change what is cached; the cache starts keeping
+        // entries once their announcements can be heard (`jobs::listen_for_changes`).
+        let announced = !matches!(db, Db::Postgres(_));
+        Ok(App(Arc::new(AppState {
             downloads: DownloadLog::start(db.clone()),
             db,
             blobs,
@@ -52,7 +64,16 @@ impl App {
             listings: Arc::default(),
             secrets,
             instance: format!("{}:{}", hostname(), std::process::id()),
-        })
+            cache: Arc::new(ReadCache::new(cache_bytes, cache_ttl, announced)),
+        })))
+    }
+}
+
+impl std::ops::Deref for App {
+    type Target = AppState;
+
+    fn deref(&self) -> &AppState {
+        &self.0
     }
 }
 

@@ -59,6 +59,14 @@ pub struct Config {
     pub download_url_expiry_secs: u64,
     /// How long a worker holds a job before another may take it over; renewed while it runs.
     pub job_lease_secs: u64,
+    /// Memory for the bytes of small files served often (pool files, index files), in MiB;
+    /// 0 keeps none.
+    pub cache_mib: u64,
+    /// How long repository reads trust what they cached without hearing of a change, in
+    /// milliseconds. Changes made by this deployment's processes are heard at once (on
+    /// PostgreSQL through `LISTEN`); this bounds what is not, such as another process on
+    /// the same SQLite file.
+    pub cache_ttl_ms: u64,
 }
 
 /// The parts of Packyard a process runs. Any number of processes of each role may share one
@@ -131,6 +139,8 @@ impl Default for Config {
             download_mode: DownloadMode::Redirect,
             download_url_expiry_secs: 300,
             job_lease_secs: 60,
+            cache_mib: 64,
+            cache_ttl_ms: 1000,
         }
     }
 }
@@ -177,6 +187,8 @@ const ENV_KEYS: &[&str] = &[
     "download_mode",
     "download_url_expiry_secs",
     "job_lease_secs",
+    "cache_mib",
+    "cache_ttl_ms",
 ];
 
 impl Config {

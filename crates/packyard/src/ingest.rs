@@ -468,6 +468,7 @@ pub async fn promote(
     }
     tx.commit().await?;
     app.wake.notify_one();
+    app.cache.invalidate();
     tracing::info!(package = %package.filename, from = %format!("{}/{}", source.owner, source.name),
         to = %format!("{}/{}", destination.owner, destination.name), copy = keep, "promoted package");
     Ok(promoted)

@@ -15,6 +15,7 @@ pub mod http;
 pub mod ingest;
 pub mod jobs;
 pub mod keys;
+pub mod read_cache;
 pub mod secrets;
 pub mod sign;
 pub mod storage;

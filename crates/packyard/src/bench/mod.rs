@@ -131,6 +131,13 @@ pub async fn run(options: Options) -> Result<()> {
     Ok(())
 }
 
+/// The serving scenario alone, for profiling the request path.
+pub fn serving_only(work: &Path) -> Result<()> {
+    let rows = service::serving(work)?;
+    println!("{}", markdown(&rows));
+    Ok(())
+}
+
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
@@ -143,7 +150,7 @@ fn generate(
 ) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
     let threads = std::thread::available_parallelism().map_or(2, |p| p.get());
-    let chunks: Vec<Vec<usize>> = (0..=n)
+    let chunks: Vec<Vec<usize>> = (0..n)
         .collect::<Vec<_>>()
         .chunks(n.div_ceil(threads).max(1))
         .map(<[usize]>::to_vec)
@@ -241,6 +248,60 @@ async fn publish(app: &App, target: &Target, rpm: bool) -> Result<()> {
     }
 }
 
+/// Incremental publishes measured per repository size, each pushing one more package; the
+/// median is reported, for Packyard and for the reference tools quick enough to repeat.
+const SAMPLES: usize = 3;
+
+fn median<T: PartialOrd + Copy>(mut samples: Vec<T>) -> T {
+    samples.sort_by(|a, b| a.partial_cmp(b).expect("timings are comparable"));
+    samples[samples.len() / 2]
+}
+
+/// The median of timed pushes of each of `extras` into a published repository, each followed
+/// by a publish.
+async fn incremental(
+    app: &App,
+    repo: &db::repos::Repo,
+    distro: &Distro,
+    target: &Target,
+    extras: &[PathBuf],
+) -> Result<Duration> {
+    let mut samples = Vec::new();
+    for extra in extras {
+        let staged = stage(extra)?;
+        samples.push(
+            timed(async {
+                ingest::push(app, repo, distro, &staged)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                publish(app, target, distro.format == distros::PackageFormat::Rpm).await
+            })
+            .await?,
+        );
+    }
+    Ok(median(samples))
+}
+
+/// Moves `files` into `dir` and back, so a reference tool can index the folder without them.
+fn set_aside(files: &[PathBuf], dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
+    std::fs::create_dir_all(dir)?;
+    files
+        .iter()
+        .map(|file| {
+            let aside = dir.join(file.file_name().context("a file name")?);
+            std::fs::rename(file, &aside)?;
+            Ok((aside, file.clone()))
+        })
+        .collect()
+}
+
+fn put_back(moved: Vec<(PathBuf, PathBuf)>) -> Result<()> {
+    for (aside, file) in moved {
+        std::fs::rename(aside, file)?;
+    }
+    Ok(())
+}
+
 async fn timed<F: std::future::Future<Output = Result<()>>>(f: F) -> Result<Duration> {
     let started = Instant::now();
     f.await?;
@@ -249,20 +310,14 @@ async fn timed<F: std::future::Future<Output = Result<()>>>(f: F) -> Result<Dura
 
 async fn deb(work: &Path, n: usize, gpg: &reference::Gpg, packyard_only: bool) -> Result<Vec<Row>> {
     let dir = work.join(format!("deb-{n}"));
-    let files = generate(&dir.join("pool"), n, inputs::write_deb)?;
-    let (extra, base) = files.split_last().context("generated files")?;
+    let files = generate(&dir.join("pool"), n + SAMPLES, inputs::write_deb)?;
+    let (base, extras) = files.split_at(n);
     let distro = distros::by_os_dist("debian", "bookworm").context("debian/bookworm")?;
 
     let (app, repo) = packyard(&dir, distro, base).await?;
     let target = Target::apt(repo.id, distro.id);
     publish(&app, &target, false).await?;
-    let incremental = timed(async {
-        ingest::push(&app, &repo, distro, &stage(extra)?)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        publish(&app, &target, false).await
-    })
-    .await?;
+    let incremental = incremental(&app, &repo, distro, &target, extras).await?;
     forget(&app, &target).await?;
     let full = timed(publish(&app, &target, false)).await?;
 
@@ -273,13 +328,19 @@ async fn deb(work: &Path, n: usize, gpg: &reference::Gpg, packyard_only: bool) -
         ]);
     }
     let ftparchive = reference::FtpArchive::new(&dir, gpg);
-    std::fs::rename(extra, dir.join("extra.deb"))?;
+    let moved = set_aside(extras, &dir.join("extras"))?;
     let ftp_cold = ftparchive.publish()?;
-    std::fs::rename(dir.join("extra.deb"), extra)?;
+    put_back(moved)?;
     let ftp_incremental = ftparchive.publish()?;
     eprintln!("bench: seeding reprepro and aptly with {n} packages");
-    let reprepro = reference::Reprepro::seeded(&dir, gpg, base)?.include(extra)?;
-    let aptly = reference::Aptly::seeded(&dir, gpg, base)?.add_and_publish(extra)?;
+    let reprepro = reference::Reprepro::seeded(&dir, gpg, base)?;
+    let reprepro = median(
+        extras
+            .iter()
+            .map(|extra| reprepro.include(extra))
+            .collect::<Result<Vec<_>>>()?,
+    );
+    let aptly = reference::Aptly::seeded(&dir, gpg, base)?.add_and_publish(&extras[0])?;
     let ftp_warm = "apt-ftparchive (warm cache) + gzip + gpg";
     Ok(vec![
         Row::seconds("incremental publish", "deb", n, incremental)
@@ -294,8 +355,8 @@ async fn deb(work: &Path, n: usize, gpg: &reference::Gpg, packyard_only: bool) -
 
 async fn rpm(work: &Path, n: usize, gpg: &reference::Gpg, packyard_only: bool) -> Result<Vec<Row>> {
     let dir = work.join(format!("rpm-{n}"));
-    let files = generate(&dir.join("repo"), n, inputs::write_rpm)?;
-    let (extra, base) = files.split_last().context("generated files")?;
+    let files = generate(&dir.join("repo"), n + SAMPLES, inputs::write_rpm)?;
+    let (base, extras) = files.split_at(n);
     let distro = distros::by_os_dist("el", "9").context("el/9")?;
 
     let (app, repo) = packyard(&dir, distro, base).await?;
@@ -305,13 +366,7 @@ async fn rpm(work: &Path, n: usize, gpg: &reference::Gpg, packyard_only: bool) -
         arch: "x86_64".into(),
     };
     publish(&app, &target, true).await?;
-    let incremental = timed(async {
-        ingest::push(&app, &repo, distro, &stage(extra)?)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        publish(&app, &target, true).await
-    })
-    .await?;
+    let incremental = incremental(&app, &repo, distro, &target, extras).await?;
     forget(&app, &target).await?;
     let full = timed(publish(&app, &target, true)).await?;
 
@@ -322,9 +377,9 @@ async fn rpm(work: &Path, n: usize, gpg: &reference::Gpg, packyard_only: bool) -
         ]);
     }
     let createrepo = reference::Createrepo::new(&dir.join("repo"), gpg);
-    std::fs::rename(extra, dir.join("extra.rpm"))?;
+    let moved = set_aside(extras, &dir.join("extras"))?;
     let full_reference = createrepo.run(false)?;
-    std::fs::rename(dir.join("extra.rpm"), extra)?;
+    put_back(moved)?;
     let update_reference = createrepo.run(true)?;
     let tool = createrepo.describe();
     Ok(vec![

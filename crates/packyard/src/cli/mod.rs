@@ -79,6 +79,9 @@ enum Command {
         /// Only Packyard's publish times, without the reference tools or server scenarios
         #[arg(long)]
         packyard_only: bool,
+        /// Only the serving scenario (Packyard and nginx), printed and not recorded
+        #[arg(long)]
+        serving_only: bool,
     },
     /// Bring the database schema up to date (safe to run again) and exit
     Migrate {
@@ -208,6 +211,11 @@ async fn run(cli: Cli) -> Result<()> {
             render_only: true,
             ..
         } => crate::bench::render(&out),
+        Command::Bench {
+            work,
+            serving_only: true,
+            ..
+        } => crate::bench::serving_only(&work),
         Command::Bench {
             sizes,
             out,

@@ -24,11 +24,13 @@ pub async fn run(config: Config) -> Result<()> {
                 shutdown.clone(),
             )));
         }
-        background.push(tokio::spawn(jobs::listen_for_jobs(
+        background.push(tokio::spawn(jobs::gc::run_collector(
             app.clone(),
             shutdown.clone(),
         )));
-        background.push(tokio::spawn(jobs::gc::run_collector(
+    }
+    if app.config.role.runs_workers() || app.config.role.serves_repositories() {
+        background.push(tokio::spawn(jobs::listen_for_changes(
             app.clone(),
             shutdown.clone(),
         )));

@@ -179,7 +179,7 @@ pub enum DigestColumn {
 }
 
 impl DigestColumn {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             DigestColumn::Md5 => "md5",
             DigestColumn::Sha1 => "sha1",
@@ -300,6 +300,7 @@ pub async fn publish(tx: &mut Tx, new: &NewGeneration<'_>) -> Result<i64> {
     .bind(created_at), execute)?;
     store_chunks(tx, t, new.changed_chunks, new.live_chunks).await?;
     super::packages::mark_indexed(tx, new.newly_indexed).await?;
+    super::announce_change(tx).await?;
     Ok(generation_id)
 }
 
@@ -389,6 +390,7 @@ pub async fn collect(tx: &mut Tx, grace_secs: i64) -> Result<Vec<String>> {
         sqlx::query("DELETE FROM generations WHERE superseded_at < $1").bind(cutoff),
         execute
     )?;
+    super::announce_change(tx).await?;
     run_tx!(
         tx,
         sqlx::query("DELETE FROM packages WHERE deleted_at IS NOT NULL AND deleted_at < $1")

@@ -219,6 +219,23 @@ impl Tx {
     }
 }
 
+/// Announced (on PostgreSQL) by every commit that changes what repository reads return: a
+/// generation made current, or old ones collected. Queued jobs are announced on their own
+/// channel (`jobs::WAKE_CHANNEL`) and change what is read too.
+pub const CHANGES_CHANNEL: &str = "packyard_changes";
+
+/// Announces `CHANGES_CHANNEL` when `tx` commits; nothing to do on SQLite, whose writers all
+/// share this process's read cache.
+pub async fn announce_change(tx: &mut Tx) -> Result<()> {
+    if let Tx::Postgres(tx) = tx {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(CHANGES_CHANNEL)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Seconds since the Unix epoch, the unit of every timestamp column.
 pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()

@@ -380,6 +380,7 @@ pub async fn commit_generation(
     }
     let generation_id = crate::db::generations::publish(&mut tx, generation).await?;
     tx.commit().await?;
+    app.cache.invalidate();
     Ok(generation_id)
 }
 

@@ -21,6 +21,7 @@ pub async fn collect(app: &App) -> Result<usize> {
         app.blobs.delete(&BlobKey::from_sha256(digest)?).await?;
     }
     tx.commit().await?;
+    app.cache.invalidate();
     Ok(unreferenced.len())
 }
 

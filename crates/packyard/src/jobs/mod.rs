@@ -11,7 +11,6 @@ use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgListener, PgPool};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
@@ -47,21 +46,24 @@ pub async fn run_worker(app: App, shutdown: CancellationToken) {
     }
 }
 
-/// On PostgreSQL, wakes this process's workers whenever any process queues a job, so an
-/// index worker starts within milliseconds of a push to another process.
-pub async fn listen_for_jobs(app: App, shutdown: CancellationToken) {
+/// On PostgreSQL, hears what other processes announce: a queued job wakes this process's
+/// workers within milliseconds of a push to another process, and any queued job or
+/// published generation drops what the read cache holds. While the connection is down, the
+/// workers poll and the read cache keeps nothing.
+pub async fn listen_for_changes(app: App, shutdown: CancellationToken) {
     let Db::Postgres(pool) = &app.db else {
         return;
     };
     while !shutdown.is_cancelled() {
         let error = tokio::select! {
-            result = relay_wakeups(pool, &app.wake) => {
+            result = relay_announcements(pool, &app) => {
                 let Err(error) = result;
                 error
             }
             () = shutdown.cancelled() => return,
         };
-        tracing::warn!(error = %error, "listening for queued jobs failed; polling until it reconnects");
+        app.cache.suspend();
+        tracing::warn!(error = %error, "listening for changes failed; polling until it reconnects");
         tokio::select! {
             () = tokio::time::sleep(POLL) => {}
             () = shutdown.cancelled() => return,
@@ -69,14 +71,20 @@ pub async fn listen_for_jobs(app: App, shutdown: CancellationToken) {
     }
 }
 
-async fn relay_wakeups(pool: &PgPool, wake: &Notify) -> Result<Infallible, sqlx::Error> {
+async fn relay_announcements(pool: &PgPool, app: &App) -> Result<Infallible, sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(db::jobs::WAKE_CHANNEL).await?;
-    // Jobs queued while this connection was down were not announced.
-    wake.notify_one();
+    listener
+        .listen_all([db::jobs::WAKE_CHANNEL, db::CHANGES_CHANNEL])
+        .await?;
+    // What was queued or published while this connection was down was not announced.
+    app.wake.notify_one();
+    app.cache.resume();
     loop {
-        listener.recv().await?;
-        wake.notify_one();
+        let announcement = listener.recv().await?;
+        app.cache.invalidate();
+        if announcement.channel() == db::jobs::WAKE_CHANNEL {
+            app.wake.notify_one();
+        }
     }
 }
 

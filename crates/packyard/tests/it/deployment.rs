@@ -52,6 +52,9 @@ impl Deployment {
             );
         if let Some(database) = &self.database {
             command.env("PACKYARD_DATABASE_URL", &database.url);
+            // Processes hear each other's changes through PostgreSQL: cached reads need not
+            // expire, and any announcement that goes missing shows as a stale index.
+            command.env("PACKYARD_CACHE_TTL_MS", "3600000");
         }
         if let Some(storage) = &self.storage {
             command.envs(storage.env());

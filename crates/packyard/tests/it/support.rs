@@ -92,6 +92,10 @@ impl Builder {
         if self.workers {
             tokio::spawn(packyard::jobs::run_worker(app.clone(), shutdown.clone()));
         }
+        tokio::spawn(packyard::jobs::listen_for_changes(
+            app.clone(),
+            shutdown.clone(),
+        ));
         let user = db::users::find_or_create(&app.db, "admin").await.unwrap();
         let token = db::users::create_token(&app.db, user.id).await.unwrap();
         TestApp {
@@ -306,6 +310,9 @@ impl TestApp {
             signing_key_algorithm: KeyAlgorithm::Ed25519,
             // Tests make many failed authentications on purpose; the limit has a test of its own.
             max_auth_failures_per_minute: 10_000,
+            // Cached reads expire only after an hour, so every test shows that what changes
+            // what is served also drops what was cached of it.
+            cache_ttl_ms: 3_600_000,
             ..Config::default()
         };
         Builder {

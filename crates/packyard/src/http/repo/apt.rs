@@ -10,6 +10,7 @@ use crate::db::generations::{self, DigestColumn, IndexFile, Target};
 use crate::db::{self, repos::Repo};
 use crate::distros::{self, PackageFormat};
 use crate::http::error::ApiError;
+use crate::read_cache::FileKey;
 use crate::storage::BlobKey;
 
 pub async fn serve(
@@ -32,19 +33,25 @@ pub async fn serve(
                 AptPath::Release { .. } => ("Release", "text/plain; charset=utf-8"),
                 _ => ("Release.gpg", "application/pgp-signature"),
             };
-            let (body, created_at) = generations::current_document(&app.db, &target, name)
+            let load = generations::current_document(&app.db, &target, name);
+            let document = app
+                .cache
+                .document(&target, name, load)
                 .await?
                 .ok_or_else(missing)?;
-            File::dynamic(content_type, body.into()).modified_at(created_at)
+            File::document(content_type, &document)
         }
         AptPath::Packages {
             arch, compression, ..
         } => {
             let name = format!("main/binary-{arch}/Packages{}", compression.suffix());
-            let index = generations::current_file(&app.db, &target, &name)
+            let load = generations::current_file(&app.db, &target, &name);
+            let index = app
+                .cache
+                .file(&target, FileKey::Current(name.clone()), load)
                 .await?
                 .ok_or_else(missing)?;
-            index_file(index, false)?
+            index_file(&index, false)?
         }
         AptPath::ByHash {
             arch, kind, hex, ..
@@ -56,13 +63,24 @@ pub async fn serve(
                 HashKind::Sha512 => DigestColumn::Sha512,
             };
             let dir = format!("main/binary-{arch}");
-            let index = generations::file_by_hash(&app.db, &target, &dir, column, &hex)
+            let load = generations::file_by_hash(&app.db, &target, &dir, column, &hex);
+            let key = FileKey::ByHash {
+                dir: dir.clone(),
+                column: column.name(),
+                hex: hex.clone(),
+            };
+            let index = app
+                .cache
+                .file(&target, key, load)
                 .await?
                 .ok_or_else(missing)?;
-            index_file(index, true)?
+            index_file(&index, true)?
         }
         AptPath::Pool { name, filename, .. } => {
-            let package = db::packages::for_pool_file(&app.db, repo.id, distro.id, &filename)
+            let load = db::packages::for_pool_file(&app.db, repo.id, distro.id, &filename);
+            let package = app
+                .cache
+                .pool_file(repo.id, distro.id, &filename, load)
                 .await?
                 .filter(|p| p.name == name)
                 .ok_or_else(missing)?;
@@ -80,7 +98,7 @@ pub async fn serve(
 }
 
 /// An index file: served from its blob, or decompressed from its `.gz` sibling's blob.
-fn index_file(index: IndexFile, by_hash: bool) -> Result<File, ApiError> {
+fn index_file(index: &IndexFile, by_hash: bool) -> Result<File, ApiError> {
     let blob = BlobKey::from_sha256(&index.blob_sha256)?;
     let content_type = if index.path.ends_with(".gz") {
         "application/gzip"
@@ -92,7 +110,7 @@ fn index_file(index: IndexFile, by_hash: bool) -> Result<File, ApiError> {
         "text/plain; charset=utf-8"
     };
     let file = if index.gunzip {
-        File::gunzipped(blob, index.size as u64, content_type, index.sha256)
+        File::gunzipped(blob, index.size as u64, content_type, index.sha256.clone())
     } else {
         File::blob(blob, index.size as u64, content_type)
     };

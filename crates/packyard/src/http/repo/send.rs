@@ -17,6 +17,7 @@ use packyard_formats::digest::sha256_hex;
 use crate::app::App;
 use crate::config::DownloadMode;
 use crate::http::error::ApiError;
+use crate::read_cache::Document;
 use crate::storage::BlobKey;
 
 pub struct Request<'a> {
@@ -84,6 +85,19 @@ impl File {
         }
     }
 
+    /// A signed document of the current generation, as the read cache holds it.
+    pub fn document(content_type: &'static str, document: &Document) -> File {
+        File {
+            size: document.body.len() as u64,
+            source: Source::Memory(document.body.clone()),
+            content_type,
+            etag: format!("\"{}\"", document.sha256),
+            immutable: false,
+            modified_at: Some(document.created_at),
+            package_id: None,
+        }
+    }
+
     pub fn immutable(mut self) -> File {
         self.immutable = true;
         self
@@ -126,11 +140,16 @@ pub async fn send(app: &App, request: &Request<'_>, mut file: File) -> Result<Re
     if let Source::Blob(key) = &file.source {
         // Serve what is stored: if it ever differs from what the database recorded, the client
         // sees a checksum mismatch rather than a connection cut short.
-        file.size = app
-            .blobs
-            .size(key)
-            .await?
-            .ok_or_else(|| missing_blob(key))?;
+        if let Some(bytes) = app.cache.small_blob(&app.blobs, key, file.size).await? {
+            file.size = bytes.len() as u64;
+            file.source = Source::Memory(bytes);
+        } else {
+            file.size = app
+                .blobs
+                .size(key)
+                .await?
+                .ok_or_else(|| missing_blob(key))?;
+        }
     }
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(file.content_type));
 
@@ -256,6 +275,7 @@ fn record_download(app: &App, request: &Request<'_>, package_id: i64) {
         ip_address: request.client.to_string(),
         user_agent: user_agent.unwrap_or_default().chars().take(512).collect(),
         read_token: request.read_token.clone(),
+        count: 1,
     });
 }
 

@@ -11,6 +11,7 @@ use crate::db::{self, repos::Repo};
 use crate::distros::{self, PackageFormat};
 use crate::http::error::ApiError;
 use crate::jobs::rpm_publish::listed_in;
+use crate::read_cache::FileKey;
 use crate::storage::BlobKey;
 
 pub async fn serve(
@@ -38,13 +39,20 @@ pub async fn serve(
                 YumPath::Repomd => ("repomd.xml", "text/xml"),
                 _ => ("repomd.xml.asc", "application/pgp-signature"),
             };
-            let (body, created_at) = generations::current_document(&app.db, &target, name)
+            let load = generations::current_document(&app.db, &target, name);
+            let document = app
+                .cache
+                .document(&target, name, load)
                 .await?
                 .ok_or_else(missing)?;
-            File::dynamic(content_type, body.into()).modified_at(created_at)
+            File::document(content_type, &document)
         }
         YumPath::Data { name } => {
-            let index = generations::retained_file(&app.db, &target, &format!("repodata/{name}"))
+            let path = format!("repodata/{name}");
+            let load = generations::retained_file(&app.db, &target, &path);
+            let index = app
+                .cache
+                .file(&target, FileKey::Retained(path.clone()), load)
                 .await?
                 .ok_or_else(missing)?;
             let content_type = if name.ends_with(".zst") {
@@ -60,7 +68,10 @@ pub async fn serve(
             .immutable()
         }
         YumPath::Package { filename } => {
-            let package = db::packages::for_pool_file(&app.db, repo.id, distro.id, &filename)
+            let load = db::packages::for_pool_file(&app.db, repo.id, distro.id, &filename);
+            let package = app
+                .cache
+                .pool_file(repo.id, distro.id, &filename, load)
                 .await?
                 .filter(|p| {
                     p.format == "rpm"

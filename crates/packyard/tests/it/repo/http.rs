@@ -141,6 +141,52 @@ async fn release_files_are_not_cached_and_old_generations_stay_reachable_by_hash
     );
 }
 
+/// Repository reads are cached in memory (and, in this suite, never expire on their own): a
+/// destroy must drop the pool file at once, and the publish it queues the old index.
+#[tokio::test]
+async fn cached_reads_follow_destroys_and_publishes() {
+    let app = TestApp::new().await;
+    app.create_repo("stable", false).await;
+    app.push_deb("stable", "hello", "1.0", "amd64").await;
+    app.wait_for_jobs().await;
+    let packages = "/admin/stable/debian/dists/bookworm/main/binary-amd64/Packages";
+    for _ in 0..2 {
+        assert_eq!(app.status(POOL).await, 200);
+        assert!(app.text(packages).await.contains("Package: hello\n"));
+    }
+    let in_release = app
+        .text("/admin/stable/debian/dists/bookworm/InRelease")
+        .await;
+
+    let destroyed = app
+        .authed(
+            reqwest::Method::DELETE,
+            "/api/v1/repos/admin/stable/debian/bookworm/hello_1.0_amd64.deb",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(destroyed.status(), 200);
+    assert_eq!(
+        app.status(POOL).await,
+        404,
+        "a destroyed file is gone at once"
+    );
+    app.wait_for_jobs().await;
+    assert!(!app.text(packages).await.contains("Package: hello\n"));
+    let republished = app
+        .text("/admin/stable/debian/dists/bookworm/InRelease")
+        .await;
+    assert_ne!(republished, in_release);
+    let release = app
+        .text("/admin/stable/debian/dists/bookworm/Release")
+        .await;
+    assert!(
+        republished.contains(&release),
+        "InRelease and Release agree"
+    );
+}
+
 fn sha512_of(release: &str, path: &str) -> String {
     let section = release.split("SHA512:\n").nth(1).unwrap();
     section

@@ -35,6 +35,7 @@ pub async fn destroy(
     ingest::enqueue_publishes(&mut tx, &repo, distro, &package.architecture).await?;
     tx.commit().await?;
     app.wake.notify_one();
+    app.cache.invalidate();
     tracing::info!(repository = %format!("{owner}/{name}"), filename = %filename, "destroyed package");
     Ok(Json(json!({})))
 }

@@ -100,12 +100,12 @@ async fn download_stats(app: &App, package_id: i64, stat: &str) -> Result<Respon
         "series/daily" => {
             let format = time::macros::format_description!("[year][month][day]Z");
             let mut series: BTreeMap<String, i64> = BTreeMap::new();
-            for at in db::downloads::times(&app.db, package_id).await? {
+            for (at, count) in db::downloads::times(&app.db, package_id).await? {
                 let day = time::OffsetDateTime::from_unix_timestamp(at)
                     .ok()
                     .and_then(|t| t.format(&format).ok())
                     .unwrap_or_default();
-                *series.entry(day).or_default() += 1;
+                *series.entry(day).or_default() += count;
             }
             Ok(Json(series).into_response())
         }
