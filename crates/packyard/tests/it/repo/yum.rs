@@ -134,6 +134,8 @@ async fn dnf_rejects_a_wrong_key_and_a_changed_repomd() {
 
     app.app.db.execute_sql("UPDATE generation_documents SET body = replace(body, '<revision>', '<revision>1') WHERE name = 'repomd.xml'").await
         .unwrap();
+    // Changed behind the server's back, so nothing announced it.
+    app.app.cache.invalidate();
     let key = app.text("/admin/stable/gpgkey").await;
     let dnf = Dnf::new(&[("acme", &base(&app, "x86_64"))], Some(&key), "x86_64");
     let out = dnf.run(&["makecache"]).await;
