@@ -1,7 +1,11 @@
 //! Index generations of publish targets: their documents and files, the current-generation
 //! pointer, and the cache of compressed chunks.
 
+use std::collections::HashSet;
+
 use anyhow::Result;
+use bytes::Bytes;
+use packyard_formats::digest::sha256_hex;
 
 use super::{run, run_tx};
 
@@ -35,18 +39,47 @@ pub struct IndexFile {
     pub sha1: String,
     pub sha256: String,
     pub sha512: String,
+    /// The stored blob: the file itself, or for an uncompressed index its `.gz` sibling. A
+    /// file stored in segments has no blob of its own; this is then its whole SHA-256.
     pub blob_sha256: String,
     pub gunzip: bool,
+    /// When non-empty, the file (or, for `gunzip`, its `.gz` sibling) is the concatenation
+    /// of these blobs.
+    #[sqlx(skip)]
+    pub segments: Vec<Segment>,
+}
+
+/// One stored blob of an index file kept in segments.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Segment {
+    pub blob_sha256: String,
+    pub size: i64,
+}
+
+/// Compressed bytes (a gzip member or a zstd frame) and their SHA-256, the name of their blob.
+#[derive(Debug, Clone)]
+pub struct Compressed {
+    pub sha256: String,
+    pub bytes: Bytes,
+}
+
+impl Compressed {
+    pub fn new(bytes: Vec<u8>) -> Compressed {
+        Compressed {
+            sha256: sha256_hex(&bytes),
+            bytes: Bytes::from(bytes),
+        }
+    }
 }
 
 /// A cached compressed chunk of one index file of a target.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Chunk {
     pub part: String,
     pub chunk_no: i64,
     pub fingerprint: String,
-    pub gz: Vec<u8>,
-    pub zst: Option<Vec<u8>>,
+    pub gz: Compressed,
+    pub zst: Option<Compressed>,
 }
 
 pub struct NewGeneration<'a> {
@@ -103,8 +136,48 @@ pub async fn current_document(
     )?)
 }
 
-const FILE_COLUMNS: &str =
-    "f.path, f.size, f.md5, f.sha1, f.sha256, f.sha512, f.blob_sha256, f.gunzip";
+const FILE_COLUMNS: &str = "f.generation_id, f.segment_count, f.path, f.size, f.md5, f.sha1,
+    f.sha256, f.sha512, f.blob_sha256, f.gunzip";
+
+/// An index file row as selected with `FILE_COLUMNS`.
+#[derive(sqlx::FromRow)]
+struct FileRow {
+    generation_id: i64,
+    segment_count: i64,
+    #[sqlx(flatten)]
+    file: IndexFile,
+}
+
+/// The file of `row`, with its segments when it is stored in segments.
+async fn with_segments(db: &Db, row: Option<FileRow>) -> Result<Option<IndexFile>> {
+    let Some(FileRow {
+        generation_id,
+        segment_count,
+        mut file,
+    }) = row
+    else {
+        return Ok(None);
+    };
+    if segment_count > 0 {
+        file.segments = run!(
+            db,
+            sqlx::query_as(
+                "SELECT blob_sha256, size FROM generation_file_segments
+                 WHERE generation_id = $1 AND path = $2 ORDER BY seq",
+            )
+            .bind(generation_id)
+            .bind(&file.path),
+            fetch_all
+        )?;
+        anyhow::ensure!(
+            file.segments.len() as i64 == segment_count,
+            "{} of generation {generation_id} has {} of its {segment_count} segments",
+            file.path,
+            file.segments.len()
+        );
+    }
+    Ok(Some(file))
+}
 
 /// A file of the current generation by its path.
 pub async fn current_file(db: &Db, target: &Target, path: &str) -> Result<Option<IndexFile>> {
@@ -113,7 +186,7 @@ pub async fn current_file(db: &Db, target: &Target, path: &str) -> Result<Option
          JOIN generation_files f ON f.generation_id = t.current_generation_id
          WHERE t.repository_id = $1 AND t.distro_version_id = $2 AND t.arch = $3 AND f.path = $4"
     );
-    Ok(run!(
+    let row: Option<FileRow> = run!(
         db,
         sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(target.repository_id)
@@ -121,7 +194,8 @@ pub async fn current_file(db: &Db, target: &Target, path: &str) -> Result<Option
             .bind(&target.arch)
             .bind(path),
         fetch_optional
-    )?)
+    )?;
+    with_segments(db, row).await
 }
 
 /// A file of any retained generation of the target by its path, for content-addressed names
@@ -132,7 +206,7 @@ pub async fn retained_file(db: &Db, target: &Target, path: &str) -> Result<Optio
          WHERE g.repository_id = $1 AND g.distro_version_id = $2 AND g.arch = $3 AND f.path = $4
          LIMIT 1"
     );
-    Ok(run!(
+    let row: Option<FileRow> = run!(
         db,
         sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(target.repository_id)
@@ -140,7 +214,8 @@ pub async fn retained_file(db: &Db, target: &Target, path: &str) -> Result<Optio
             .bind(&target.arch)
             .bind(path),
         fetch_optional
-    )?)
+    )?;
+    with_segments(db, row).await
 }
 
 /// A file under `dir/` of any retained generation of the target by one of its digests, for
@@ -158,7 +233,7 @@ pub async fn file_by_hash(
          AND f.path LIKE $5 LIMIT 1",
         column.name()
     );
-    Ok(run!(
+    let row: Option<FileRow> = run!(
         db,
         sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(target.repository_id)
@@ -167,7 +242,8 @@ pub async fn file_by_hash(
             .bind(hex)
             .bind(format!("{dir}/%")),
         fetch_optional
-    )?)
+    )?;
+    with_segments(db, row).await
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -189,8 +265,9 @@ impl DigestColumn {
     }
 }
 
+/// The cached chunks of a target.
 pub async fn chunks(db: &Db, target: &Target) -> Result<Vec<Chunk>> {
-    Ok(run!(
+    let rows: Vec<(String, i64, String, Vec<u8>, Option<Vec<u8>>)> = run!(
         db,
         sqlx::query_as(
             "SELECT part, chunk_no, fingerprint, gz, zst FROM index_chunks
@@ -200,7 +277,17 @@ pub async fn chunks(db: &Db, target: &Target) -> Result<Vec<Chunk>> {
         .bind(target.distro_version_id)
         .bind(&target.arch),
         fetch_all
-    )?)
+    )?;
+    Ok(rows
+        .into_iter()
+        .map(|(part, chunk_no, fingerprint, gz, zst)| Chunk {
+            part,
+            chunk_no,
+            fingerprint,
+            gz: Compressed::new(gz),
+            zst: zst.map(Compressed::new),
+        })
+        .collect())
 }
 
 /// Stores a generation and makes it current within the caller's transaction: either every
@@ -262,7 +349,7 @@ pub async fn publish(tx: &mut Tx, new: &NewGeneration<'_>) -> Result<i64> {
     for file in new.files {
         run_tx!(tx, sqlx::query(
             "INSERT INTO generation_files (generation_id, path, size, md5, sha1, sha256, sha512,
-             blob_sha256, gunzip) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             blob_sha256, gunzip, segment_count) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(generation_id)
         .bind(&file.path)
@@ -272,7 +359,9 @@ pub async fn publish(tx: &mut Tx, new: &NewGeneration<'_>) -> Result<i64> {
         .bind(&file.sha256)
         .bind(&file.sha512)
         .bind(&file.blob_sha256)
-        .bind(file.gunzip), execute)?;
+        .bind(file.gunzip)
+        .bind(file.segments.len() as i64), execute)?;
+        store_segments(tx, generation_id, file).await?;
     }
     run_tx!(
         tx,
@@ -304,6 +393,74 @@ pub async fn publish(tx: &mut Tx, new: &NewGeneration<'_>) -> Result<i64> {
     Ok(generation_id)
 }
 
+/// Segment rows per statement: well under either backend's limit on bound parameters.
+const SEGMENT_ROWS_PER_INSERT: usize = 500;
+
+async fn store_segments(tx: &mut Tx, generation_id: i64, file: &IndexFile) -> Result<()> {
+    for (batch_no, batch) in file
+        .segments
+        .chunks(SEGMENT_ROWS_PER_INSERT)
+        .enumerate()
+    {
+        let first_seq = batch_no * SEGMENT_ROWS_PER_INSERT;
+        let rows: Vec<String> = (0..batch.len())
+            .map(|i| format!("($1, $2, ${}, ${}, ${})", 3 * i + 3, 3 * i + 4, 3 * i + 5))
+            .collect();
+        let sql = format!(
+            "INSERT INTO generation_file_segments (generation_id, path, seq, blob_sha256, size)
+             VALUES {}",
+            rows.join(", ")
+        );
+        run_tx!(tx, {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(generation_id)
+                .bind(&file.path);
+            for (i, segment) in batch.iter().enumerate() {
+                query = query
+                    .bind((first_seq + i) as i64)
+                    .bind(&segment.blob_sha256)
+                    .bind(segment.size);
+            }
+            query
+        }, execute)?;
+    }
+    Ok(())
+}
+
+const CURRENT_BLOBS: &str = "SELECT f.blob_sha256 FROM generation_files f JOIN publish_targets t
+       ON f.generation_id = t.current_generation_id
+     WHERE t.repository_id = $1 AND t.distro_version_id = $2 AND t.arch = $3
+     UNION
+     SELECT s.blob_sha256 FROM generation_file_segments s JOIN publish_targets t
+       ON s.generation_id = t.current_generation_id
+     WHERE t.repository_id = $1 AND t.distro_version_id = $2 AND t.arch = $3";
+
+/// The blobs the target's current generation refers to: they stay while it is current.
+pub async fn current_blobs(db: &Db, target: &Target) -> Result<HashSet<String>> {
+    let digests: Vec<String> = run!(
+        db,
+        sqlx::query_scalar(CURRENT_BLOBS)
+            .bind(target.repository_id)
+            .bind(target.distro_version_id)
+            .bind(&target.arch),
+        fetch_all
+    )?;
+    Ok(digests.into_iter().collect())
+}
+
+/// `current_blobs`, read in the caller's transaction.
+pub async fn current_blobs_in(tx: &mut Tx, target: &Target) -> Result<HashSet<String>> {
+    let digests: Vec<String> = run_tx!(
+        tx,
+        sqlx::query_scalar(CURRENT_BLOBS)
+            .bind(target.repository_id)
+            .bind(target.distro_version_id)
+            .bind(&target.arch),
+        fetch_all
+    )?;
+    Ok(digests.into_iter().collect())
+}
+
 async fn store_chunks(
     tx: &mut Tx,
     t: &Target,
@@ -323,8 +480,8 @@ async fn store_chunks(
         .bind(&chunk.part)
         .bind(chunk.chunk_no)
         .bind(&chunk.fingerprint)
-        .bind(&chunk.gz)
-        .bind(&chunk.zst), execute)?;
+        .bind(&chunk.gz.bytes[..])
+        .bind(chunk.zst.as_ref().map(|z| &z.bytes[..])), execute)?;
     }
     let stored: Vec<(String, i64)> = run_tx!(
         tx,
@@ -380,6 +537,10 @@ pub async fn collect(tx: &mut Tx, grace_secs: i64) -> Result<Vec<String>> {
          JOIN generations g ON g.id = f.generation_id
          WHERE g.superseded_at < $1
          UNION
+         SELECT DISTINCT s.blob_sha256 FROM generation_file_segments s
+         JOIN generations g ON g.id = s.generation_id
+         WHERE g.superseded_at < $1
+         UNION
          SELECT DISTINCT sha256 FROM packages WHERE deleted_at IS NOT NULL AND deleted_at < $1",
         )
         .bind(cutoff),
@@ -403,6 +564,7 @@ pub async fn collect(tx: &mut Tx, grace_secs: i64) -> Result<Vec<String>> {
             tx,
             sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM generation_files WHERE blob_sha256 = $1)
+                 OR EXISTS (SELECT 1 FROM generation_file_segments WHERE blob_sha256 = $1)
                  OR EXISTS (SELECT 1 FROM packages WHERE sha256 = $1)",
             )
             .bind(&digest),

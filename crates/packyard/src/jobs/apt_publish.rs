@@ -181,10 +181,10 @@ fn build(
         )?;
         let dir = format!("main/binary-{arch}");
         // apt finds the compressed files only when Release lists the uncompressed one too.
-        let gz = out.add_hashed(format!("{dir}/Packages.gz"), built.gz, built.gz_digests)?;
+        let gz = out.add_segmented(format!("{dir}/Packages.gz"), built.gz, built.gz_digests)?;
         out.add_gunzipped(format!("{dir}/Packages"), &built.plain, &gz)?;
         if let (Some(zst), Some(digests)) = (built.zst, built.zst_digests) {
-            out.add_hashed(format!("{dir}/Packages.zst"), zst, digests)?;
+            out.add_segmented(format!("{dir}/Packages.zst"), zst, digests)?;
         }
         if let Some(text) = built.text {
             out.add(
@@ -194,7 +194,9 @@ fn build(
         }
     }
     let finished = chunks.finish();
-    let IndexFiles { mut files, blobs } = out;
+    let IndexFiles {
+        mut files, blobs, ..
+    } = out;
     // Release lists each index uncompressed first, as apt-ftparchive does.
     files.sort_by(|a, b| a.path.cmp(&b.path));
 
@@ -286,16 +288,29 @@ mod tests {
         }
     }
 
-    fn packages_gz(built: &Built, arch: &str) -> String {
-        let path = format!("main/binary-{arch}/Packages.gz");
-        let file = built.files.iter().find(|f| f.path == path).unwrap();
-        let (_, bytes) = built
-            .blobs
+    fn file<'a>(built: &'a Built, path: &str) -> &'a IndexFile {
+        built.files.iter().find(|f| f.path == path).unwrap()
+    }
+
+    /// The bytes a file is served as: its blob, or its segments' blobs concatenated.
+    fn stored(built: &Built, file: &IndexFile) -> Vec<u8> {
+        let blob = |sha256: &str| {
+            let (_, bytes) = built.blobs.iter().find(|(k, _)| k.sha256() == sha256).unwrap();
+            bytes.to_vec()
+        };
+        if file.segments.is_empty() {
+            return blob(&file.blob_sha256);
+        }
+        file.segments
             .iter()
-            .find(|(k, _)| k.sha256() == file.blob_sha256)
-            .unwrap();
+            .flat_map(|s| blob(&s.blob_sha256))
+            .collect()
+    }
+
+    fn packages_gz(built: &Built, arch: &str) -> String {
+        let gz = stored(built, file(built, &format!("main/binary-{arch}/Packages.gz")));
         let mut text = String::new();
-        flate2::read::MultiGzDecoder::new(&bytes[..])
+        flate2::read::MultiGzDecoder::new(&gz[..])
             .read_to_string(&mut text)
             .unwrap();
         text
@@ -362,6 +377,12 @@ mod tests {
         );
         let second = build(&repo(), distro, &partial, resumed, &signer, "d").unwrap();
         assert_eq!(changed(&second), [("amd64", 3)]);
+        // Stored in segments, the unchanged chunks are the same blobs as before.
+        let segments = |built: &Built| file(built, "main/binary-amd64/Packages.gz").segments.clone();
+        let (before, after) = (segments(&first), segments(&second));
+        assert_eq!(before.len(), 4);
+        assert_eq!(before[..3], after[..3]);
+        assert_ne!(before[3], after[3]);
         // The same bytes and digests as a publish that reads and hashes everything; and as a
         // worker without the hash states (restarted, say), which decompresses the unchanged
         // chunks instead of reading their entries.
@@ -384,14 +405,10 @@ mod tests {
                 "{path}"
             );
         }
-        // Digests carried over from hash states still describe the bytes written.
+        // Digests carried over from hash states still describe the bytes served.
         for file in second.files.iter().filter(|f| !f.gunzip) {
-            let (_, bytes) = second
-                .blobs
-                .iter()
-                .find(|(k, _)| k.sha256() == file.blob_sha256)
-                .unwrap();
-            assert_eq!(FileDigests::of(bytes).sha512, file.sha512, "{}", file.path);
+            let bytes = stored(&second, file);
+            assert_eq!(FileDigests::of(&bytes).sha512, file.sha512, "{}", file.path);
         }
         // Without the entry of a chunk that must be rebuilt, the publish fails rather than lies.
         let mut missing: Vec<IndexEntry> = entries

@@ -10,7 +10,7 @@
 //! is kept in memory (`HashStates`), and a publish whose first chunks are unchanged resumes
 //! hashing after them, so it reads and hashes only the entries from its first changed chunk on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use anyhow::Result;
@@ -18,21 +18,22 @@ use bytes::Bytes;
 use packyard_formats::chunked;
 use packyard_formats::digest::{FileDigests, MultiHasher, sha256_hex};
 
-use crate::db::generations::{Chunk, IndexFile, Target};
+use crate::db::generations::{Chunk, Compressed, IndexFile, Segment, Target};
 use crate::db::packages::IndexEntry;
 use crate::storage::BlobKey;
 
 /// Package ids per chunk.
 pub const CHUNK_SPAN: i64 = 1024;
 
-/// One built index file.
+/// One built index file. Its compressed forms are sequences of gzip members or zstd frames,
+/// stored a blob each, so what did not change since the last publish is not written again.
 pub struct BuiltIndex {
     /// Digests of the uncompressed file.
     pub plain: FileDigests,
-    pub gz: Vec<u8>,
+    pub gz: Vec<Compressed>,
     pub gz_digests: FileDigests,
     /// Present when zstd was asked for.
-    pub zst: Option<Vec<u8>>,
+    pub zst: Option<Vec<Compressed>>,
     pub zst_digests: Option<FileDigests>,
     /// The uncompressed text, when asked for (to compress it whole, as xz must be).
     pub text: Option<String>,
@@ -42,9 +43,9 @@ pub struct BuiltIndex {
 struct Output {
     plain: MultiHasher,
     text: Option<String>,
-    gz: Vec<u8>,
+    gz: Vec<Compressed>,
     gz_hash: MultiHasher,
-    zst: Option<Vec<u8>>,
+    zst: Option<Vec<Compressed>>,
     zst_hash: MultiHasher,
 }
 
@@ -62,24 +63,24 @@ impl Output {
             return;
         }
         self.push_text(text);
-        let gz = chunked::gzip_member(text.as_bytes());
+        let gz = Compressed::new(chunked::gzip_member(text.as_bytes()));
         let zst = self
             .zst
             .is_some()
-            .then(|| chunked::zstd_frame(text.as_bytes()));
-        self.push_compressed(&gz, zst.as_deref(), true);
+            .then(|| Compressed::new(chunked::zstd_frame(text.as_bytes())));
+        self.push_compressed(&gz, zst.as_ref(), true);
     }
 
     /// Appends compressed bytes, hashing them unless a resumed hash state already covers them.
-    fn push_compressed(&mut self, gz: &[u8], zst: Option<&[u8]>, hash: bool) {
-        self.gz.extend_from_slice(gz);
+    fn push_compressed(&mut self, gz: &Compressed, zst: Option<&Compressed>, hash: bool) {
+        self.gz.push(gz.clone());
         if hash {
-            self.gz_hash.update(gz);
+            self.gz_hash.update(&gz.bytes);
         }
         if let (Some(out), Some(frame)) = (self.zst.as_mut(), zst) {
-            out.extend_from_slice(frame);
+            out.push(frame.clone());
             if hash {
-                self.zst_hash.update(frame);
+                self.zst_hash.update(&frame.bytes);
             }
         }
     }
@@ -264,7 +265,7 @@ impl ChunkCache {
                 // text is what its gzip member holds, without reading its entries again.
                 (Some(chunk), None) if group.iter().any(|e| e.body.is_none()) => {
                     resumable = false;
-                    out.push_text(&chunked::gunzip_text(&chunk.gz)?);
+                    out.push_text(&chunked::gunzip_text(&chunk.gz.bytes)?);
                     chunk
                 }
                 (cached, _) => {
@@ -276,15 +277,16 @@ impl ChunkCache {
                             part: part.to_owned(),
                             chunk_no,
                             fingerprint: fingerprint.clone(),
-                            gz: chunked::gzip_member(text.as_bytes()),
-                            zst: zstd.then(|| chunked::zstd_frame(text.as_bytes())),
+                            gz: Compressed::new(chunked::gzip_member(text.as_bytes())),
+                            zst: zstd
+                                .then(|| Compressed::new(chunked::zstd_frame(text.as_bytes()))),
                         };
                         self.changed.push(chunk.clone());
                         chunk
                     })
                 }
             };
-            out.push_compressed(&chunk.gz, chunk.zst.as_deref(), hash_compressed);
+            out.push_compressed(&chunk.gz, chunk.zst.as_ref(), hash_compressed);
             states.push(ChunkState {
                 chunk_no,
                 fingerprint,
@@ -302,8 +304,9 @@ impl ChunkCache {
         out.push_compressing(tail);
         if out.gz.is_empty() {
             // An empty index is still a valid compressed file.
-            let zst = zstd.then(|| chunked::zstd_frame(b""));
-            out.push_compressed(&chunked::gzip_member(b""), zst.as_deref(), true);
+            let zst = zstd.then(|| Compressed::new(chunked::zstd_frame(b"")));
+            let gz = Compressed::new(chunked::gzip_member(b""));
+            out.push_compressed(&gz, zst.as_ref(), true);
         }
         Ok(BuiltIndex {
             plain: out.plain.finish(),
@@ -365,17 +368,23 @@ fn fingerprint(group: &[&IndexEntry]) -> String {
 /// Writes a generation's blobs, then stores the generation and makes it current. The blobs
 /// are checked again under the write lock, which the collector holds while it deletes blobs,
 /// so a generation never commits pointing at a blob that is gone.
+///
+/// Blobs the target's current generation refers to are neither written nor checked: the
+/// collector keeps them while that generation is current, and only this publish can replace it.
 pub async fn commit_generation(
     app: &crate::app::App,
     blobs: &[(BlobKey, Bytes)],
     generation: &crate::db::generations::NewGeneration<'_>,
 ) -> Result<i64> {
-    for (key, bytes) in blobs {
+    let target = generation.target;
+    let current = crate::db::generations::current_blobs(&app.db, target).await?;
+    for (key, bytes) in blobs.iter().filter(|(k, _)| !current.contains(k.sha256())) {
         app.blobs.put_bytes(key, bytes.clone()).await?;
     }
     super::failpoint_before_commit().await;
     let mut tx = app.db.begin_write().await?;
-    for (key, bytes) in blobs {
+    let current = crate::db::generations::current_blobs_in(&mut tx, target).await?;
+    for (key, bytes) in blobs.iter().filter(|(k, _)| !current.contains(k.sha256())) {
         app.blobs.put_bytes(key, bytes.clone()).await?;
     }
     let generation_id = crate::db::generations::publish(&mut tx, generation).await?;
@@ -389,42 +398,65 @@ pub async fn commit_generation(
 pub struct IndexFiles {
     pub files: Vec<IndexFile>,
     pub blobs: Vec<(BlobKey, Bytes)>,
+    /// The digests in `blobs`, so a blob shared by files is written once.
+    digests: HashSet<String>,
 }
 
 impl IndexFiles {
     /// Adds a file stored as its own blob; returns its digests.
     pub fn add(&mut self, path: String, bytes: Vec<u8>) -> Result<FileDigests> {
         let digests = FileDigests::of(&bytes);
-        self.add_hashed(path, bytes, digests)
-    }
-
-    /// Adds a file whose digests were computed as it was assembled.
-    pub fn add_hashed(
-        &mut self,
-        path: String,
-        bytes: Vec<u8>,
-        digests: FileDigests,
-    ) -> Result<FileDigests> {
         let key = BlobKey::from_sha256(&digests.sha256)?;
-        self.files.push(index_file(path, &digests, &key, false));
-        self.blobs.push((key, Bytes::from(bytes)));
+        self.files.push(index_file(path, &digests, &key, false, Vec::new()));
+        if self.digests.insert(digests.sha256.clone()) {
+            self.blobs.push((key, Bytes::from(bytes)));
+        }
         Ok(digests)
     }
 
-    /// Adds an uncompressed file that is served by decompressing the gzip blob `gz`.
-    pub fn add_gunzipped(
+    /// Adds a file stored as the concatenation of `segments`, whose digests were computed as
+    /// it was assembled; returns its row.
+    pub fn add_segmented(
         &mut self,
         path: String,
-        plain: &FileDigests,
-        gz: &FileDigests,
-    ) -> Result<()> {
-        let key = BlobKey::from_sha256(&gz.sha256)?;
-        self.files.push(index_file(path, plain, &key, true));
+        segments: Vec<Compressed>,
+        digests: FileDigests,
+    ) -> Result<IndexFile> {
+        let key = BlobKey::from_sha256(&digests.sha256)?;
+        let stored = segments
+            .iter()
+            .map(|s| Segment {
+                blob_sha256: s.sha256.clone(),
+                size: s.bytes.len() as i64,
+            })
+            .collect();
+        for segment in segments {
+            if self.digests.insert(segment.sha256.clone()) {
+                let key = BlobKey::from_sha256(&segment.sha256)?;
+                self.blobs.push((key, segment.bytes));
+            }
+        }
+        let file = index_file(path, &digests, &key, false, stored);
+        self.files.push(file.clone());
+        Ok(file)
+    }
+
+    /// Adds an uncompressed file that is served by decompressing its gzip sibling `gz`.
+    pub fn add_gunzipped(&mut self, path: String, plain: &FileDigests, gz: &IndexFile) -> Result<()> {
+        let key = BlobKey::from_sha256(&gz.blob_sha256)?;
+        self.files
+            .push(index_file(path, plain, &key, true, gz.segments.clone()));
         Ok(())
     }
 }
 
-fn index_file(path: String, digests: &FileDigests, blob: &BlobKey, gunzip: bool) -> IndexFile {
+fn index_file(
+    path: String,
+    digests: &FileDigests,
+    blob: &BlobKey,
+    gunzip: bool,
+    segments: Vec<Segment>,
+) -> IndexFile {
     IndexFile {
         path,
         size: digests.size as i64,
@@ -434,6 +466,7 @@ fn index_file(path: String, digests: &FileDigests, blob: &BlobKey, gunzip: bool)
         sha512: digests.sha512.clone(),
         blob_sha256: blob.sha256().to_owned(),
         gunzip,
+        segments,
     }
 }
 

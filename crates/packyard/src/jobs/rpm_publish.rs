@@ -141,13 +141,12 @@ fn build(
         let (head, tail) = xml_frame(part, members.len());
         let built = chunks.build(part, &head, &members, &tail, repo.index_zstd, false)?;
         // EL7's yum reads only gzip, so zstd is a per-repository choice.
-        let (bytes, digests, name) = match (built.zst, built.zst_digests) {
+        let (segments, digests, name) = match (built.zst, built.zst_digests) {
             (Some(zst), Some(digests)) => (zst, digests, format!("{part}.xml.zst")),
             _ => (built.gz, built.gz_digests, format!("{part}.xml.gz")),
         };
         let path = format!("repodata/{}-{name}", digests.sha256);
-        files.add_hashed(path, bytes, digests)?;
-        let file = files.files.last().expect("just added").clone();
+        let file = files.add_segmented(path, segments, digests)?;
         records.push((part, file, built.plain.size, built.plain.sha256));
     }
     let records: Vec<RepomdRecord<'_>> = records

@@ -97,9 +97,8 @@ pub async fn serve(
     send::send(app, request, file).await
 }
 
-/// An index file: served from its blob, or decompressed from its `.gz` sibling's blob.
+/// An index file of a generation, by path or by hash.
 fn index_file(index: &IndexFile, by_hash: bool) -> Result<File, ApiError> {
-    let blob = BlobKey::from_sha256(&index.blob_sha256)?;
     let content_type = if index.path.ends_with(".gz") {
         "application/gzip"
     } else if index.path.ends_with(".zst") {
@@ -109,11 +108,7 @@ fn index_file(index: &IndexFile, by_hash: bool) -> Result<File, ApiError> {
     } else {
         "text/plain; charset=utf-8"
     };
-    let file = if index.gunzip {
-        File::gunzipped(blob, index.size as u64, content_type, index.sha256.clone())
-    } else {
-        File::blob(blob, index.size as u64, content_type)
-    };
+    let file = File::index(index, content_type)?;
     // Files named by hash never change; files named by path change on every publish.
     Ok(if by_hash { file.immutable() } else { file })
 }

@@ -3,6 +3,7 @@
 //! and `Cache-Control` that marks content-addressed files immutable.
 
 use std::io::Read;
+use std::ops::Range;
 
 use axum::body::Body;
 use axum::http::header::{
@@ -12,10 +13,12 @@ use axum::http::header::{
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures::StreamExt;
 use packyard_formats::digest::sha256_hex;
 
 use crate::app::App;
 use crate::config::DownloadMode;
+use crate::db::generations::IndexFile;
 use crate::http::error::ApiError;
 use crate::read_cache::Document;
 use crate::storage::BlobKey;
@@ -30,8 +33,10 @@ pub struct Request<'a> {
 
 enum Source {
     Blob(BlobKey),
-    /// The gzip blob whose decompressed bytes are the file.
-    Gunzip(BlobKey),
+    /// Blobs whose concatenation is the file, with their sizes.
+    Segments(Vec<(BlobKey, u64)>),
+    /// Blobs whose concatenation is a gzip file; the file is what it decompresses to.
+    Gunzip(Vec<BlobKey>),
     Memory(Bytes),
 }
 
@@ -60,16 +65,29 @@ impl File {
         }
     }
 
-    pub fn gunzipped(key: BlobKey, size: u64, content_type: &'static str, sha256: String) -> File {
-        File {
-            source: Source::Gunzip(key),
-            size,
+    /// An index file of a generation: its blob, its segments, or its `.gz` decompressed.
+    pub fn index(index: &IndexFile, content_type: &'static str) -> Result<File, ApiError> {
+        let blobs = index
+            .segments
+            .iter()
+            .map(|s| Ok((BlobKey::from_sha256(&s.blob_sha256)?, s.size as u64)))
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        let whole = BlobKey::from_sha256(&index.blob_sha256)?;
+        let source = match (index.gunzip, blobs.is_empty()) {
+            (true, true) => Source::Gunzip(vec![whole]),
+            (true, false) => Source::Gunzip(blobs.into_iter().map(|(key, _)| key).collect()),
+            (false, true) => Source::Blob(whole),
+            (false, false) => Source::Segments(blobs),
+        };
+        Ok(File {
+            source,
+            size: index.size as u64,
             content_type,
-            etag: format!("\"{sha256}\""),
+            etag: format!("\"{}\"", index.sha256),
             immutable: false,
             modified_at: None,
             package_id: None,
-        }
+        })
     }
 
     pub fn dynamic(content_type: &'static str, data: Bytes) -> File {
@@ -207,8 +225,15 @@ pub async fn send(app: &App, request: &Request<'_>, mut file: File) -> Result<Re
                 .ok_or_else(|| missing_blob(&key))?;
             Body::from_stream(read.stream)
         }
-        Source::Gunzip(key) => {
-            let compressed = app.blobs.get_bytes(&key).await?;
+        Source::Segments(segments) => {
+            let wanted = range.unwrap_or(0..file.size);
+            Body::from_stream(segment_stream(app.clone(), segments, wanted))
+        }
+        Source::Gunzip(keys) => {
+            let mut compressed = Vec::new();
+            for key in &keys {
+                compressed.extend_from_slice(&app.blobs.get_bytes(key).await?);
+            }
             let expected = file.size;
             let plain = tokio::task::spawn_blocking(move || {
                 let mut out = Vec::with_capacity(expected as usize);
@@ -228,6 +253,46 @@ pub async fn send(app: &App, request: &Request<'_>, mut file: File) -> Result<Re
         }
     };
     Ok((status, headers, body).into_response())
+}
+
+/// The bytes `wanted` of the concatenation of `segments`, read a segment at a time.
+fn segment_stream(
+    app: App,
+    segments: Vec<(BlobKey, u64)>,
+    wanted: Range<u64>,
+) -> impl futures::Stream<Item = std::io::Result<Bytes>> {
+    let mut start = 0;
+    let pieces: Vec<(BlobKey, u64, Range<u64>)> = segments
+        .into_iter()
+        .filter_map(|(key, size)| {
+            let span = start..start + size;
+            start += size;
+            let (from, to) = (wanted.start.max(span.start), wanted.end.min(span.end));
+            (from < to).then(|| (key, size, from - span.start..to - span.start))
+        })
+        .collect();
+    futures::stream::iter(pieces).then(move |(key, size, part)| {
+        let app = app.clone();
+        async move {
+            read_segment(&app, &key, size, part)
+                .await
+                .map_err(std::io::Error::other)
+        }
+    })
+}
+
+async fn read_segment(app: &App, key: &BlobKey, size: u64, part: Range<u64>) -> anyhow::Result<Bytes> {
+    let bytes = match app.cache.small_blob(&app.blobs, key, size).await? {
+        Some(bytes) => bytes,
+        None => app.blobs.get_bytes(key).await?,
+    };
+    anyhow::ensure!(
+        bytes.len() as u64 == size,
+        "segment {} has {} bytes, {size} were recorded",
+        key.sha256(),
+        bytes.len()
+    );
+    Ok(bytes.slice(part.start as usize..part.end as usize))
 }
 
 /// Package files in S3 are fetched from S3 itself: a `302` to a presigned URL, given only

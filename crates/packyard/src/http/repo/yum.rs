@@ -60,12 +60,7 @@ pub async fn serve(
             } else {
                 "application/gzip"
             };
-            File::blob(
-                BlobKey::from_sha256(&index.blob_sha256)?,
-                index.size as u64,
-                content_type,
-            )
-            .immutable()
+            File::index(&index, content_type)?.immutable()
         }
         YumPath::Package { filename } => {
             let load = db::packages::for_pool_file(&app.db, repo.id, distro.id, &filename);

@@ -104,13 +104,18 @@ async fn apt_rejects_an_index_changed_on_disk() {
     // Change the stored Packages.gz behind the index's back: same name, other bytes.
     app.push_deb("stable", "extra", "1.0", "amd64").await;
     app.wait_for_jobs().await;
-    let blob = app.app.db.scalar_text("SELECT f.blob_sha256 FROM generation_files f JOIN publish_targets t ON t.current_generation_id = f.generation_id
-         WHERE f.path = 'main/binary-amd64/Packages.gz'").await
-    .unwrap();
+    // Its last segment, replaced by as many other bytes.
+    let segment = "FROM generation_file_segments s JOIN publish_targets t
+         ON t.current_generation_id = s.generation_id
+         WHERE s.path = 'main/binary-amd64/Packages.gz' ORDER BY s.seq DESC LIMIT 1";
+    let db = &app.app.db;
+    let blob = db.scalar_text(&format!("SELECT s.blob_sha256 {segment}")).await.unwrap();
+    let size = db.scalar_i64(&format!("SELECT s.size {segment}")).await.unwrap();
     let key = packyard::storage::BlobKey::from_sha256(&blob).unwrap();
-    let evil = packyard_formats::chunked::gzip_member(
+    let mut evil = packyard_formats::chunked::gzip_member(
         b"Package: evil\nVersion: 6.6.6\nArchitecture: amd64\n\n",
     );
+    evil.resize(size as usize, 0);
     app.app.blobs.delete(&key).await.unwrap();
     app.app.blobs.put_bytes(&key, evil.into()).await.unwrap();
 
