@@ -255,7 +255,10 @@ pub async fn send(app: &App, request: &Request<'_>, mut file: File) -> Result<Re
     Ok((status, headers, body).into_response())
 }
 
-/// The bytes `wanted` of the concatenation of `segments`, read a segment at a time.
+/// Segments read ahead of the one being sent.
+const SEGMENTS_AHEAD: usize = 4;
+
+/// The bytes `wanted` of the concatenation of `segments`, read a few segments at a time.
 fn segment_stream(
     app: App,
     segments: Vec<(BlobKey, u64)>,
@@ -271,14 +274,17 @@ fn segment_stream(
             (from < to).then(|| (key, size, from - span.start..to - span.start))
         })
         .collect();
-    futures::stream::iter(pieces).then(move |(key, size, part)| {
-        let app = app.clone();
-        async move {
-            read_segment(&app, &key, size, part)
-                .await
-                .map_err(std::io::Error::other)
-        }
-    })
+    futures::stream::iter(pieces)
+        .map(move |(key, size, part)| {
+            let app = app.clone();
+            async move {
+                read_segment(&app, &key, size, part)
+                    .await
+                    .map_err(std::io::Error::other)
+            }
+        })
+        // A few reads ahead, in order: each is a round trip when the blobs are in S3.
+        .buffered(SEGMENTS_AHEAD)
 }
 
 async fn read_segment(app: &App, key: &BlobKey, size: u64, part: Range<u64>) -> anyhow::Result<Bytes> {
