@@ -41,6 +41,9 @@ pub struct Options {
     /// Only Packyard's publish times, without reference tools or server scenarios: for
     /// profiling.
     pub packyard_only: bool,
+    /// Incremental publishes measured per repository size and tool quick enough to repeat;
+    /// the median is reported.
+    pub samples: usize,
     pub out: PathBuf,
     pub work: PathBuf,
 }
@@ -109,8 +112,8 @@ pub async fn run(options: Options) -> Result<()> {
     let mut rows = Vec::new();
     for &n in &options.sizes {
         eprintln!("bench: {n} packages");
-        rows.extend(deb(&options.work, n, &gpg, options.packyard_only).await?);
-        rows.extend(rpm(&options.work, n, &gpg, options.packyard_only).await?);
+        rows.extend(deb(&options, n, &gpg).await?);
+        rows.extend(rpm(&options, n, &gpg).await?);
         write_report(&options.out, &rows)?;
     }
     if options.packyard_only {
@@ -248,10 +251,6 @@ async fn publish(app: &App, target: &Target, rpm: bool) -> Result<()> {
     }
 }
 
-/// Incremental publishes measured per repository size, each pushing one more package; the
-/// median is reported, for Packyard and for the reference tools quick enough to repeat.
-const SAMPLES: usize = 3;
-
 fn median<T: PartialOrd + Copy>(mut samples: Vec<T>) -> T {
     samples.sort_by(|a, b| a.partial_cmp(b).expect("timings are comparable"));
     samples[samples.len() / 2]
@@ -308,9 +307,9 @@ async fn timed<F: std::future::Future<Output = Result<()>>>(f: F) -> Result<Dura
     Ok(started.elapsed())
 }
 
-async fn deb(work: &Path, n: usize, gpg: &reference::Gpg, packyard_only: bool) -> Result<Vec<Row>> {
-    let dir = work.join(format!("deb-{n}"));
-    let files = generate(&dir.join("pool"), n + SAMPLES, inputs::write_deb)?;
+async fn deb(options: &Options, n: usize, gpg: &reference::Gpg) -> Result<Vec<Row>> {
+    let dir = options.work.join(format!("deb-{n}"));
+    let files = generate(&dir.join("pool"), n + options.samples.max(1), inputs::write_deb)?;
     let (base, extras) = files.split_at(n);
     let distro = distros::by_os_dist("debian", "bookworm").context("debian/bookworm")?;
 
@@ -321,7 +320,7 @@ async fn deb(work: &Path, n: usize, gpg: &reference::Gpg, packyard_only: bool) -
     forget(&app, &target).await?;
     let full = timed(publish(&app, &target, false)).await?;
 
-    if packyard_only {
+    if options.packyard_only {
         return Ok(vec![
             Row::seconds("incremental publish", "deb", n, incremental),
             Row::seconds("full rebuild", "deb", n, full),
@@ -353,9 +352,9 @@ async fn deb(work: &Path, n: usize, gpg: &reference::Gpg, packyard_only: bool) -
     ])
 }
 
-async fn rpm(work: &Path, n: usize, gpg: &reference::Gpg, packyard_only: bool) -> Result<Vec<Row>> {
-    let dir = work.join(format!("rpm-{n}"));
-    let files = generate(&dir.join("repo"), n + SAMPLES, inputs::write_rpm)?;
+async fn rpm(options: &Options, n: usize, gpg: &reference::Gpg) -> Result<Vec<Row>> {
+    let dir = options.work.join(format!("rpm-{n}"));
+    let files = generate(&dir.join("repo"), n + options.samples.max(1), inputs::write_rpm)?;
     let (base, extras) = files.split_at(n);
     let distro = distros::by_os_dist("el", "9").context("el/9")?;
 
@@ -370,7 +369,7 @@ async fn rpm(work: &Path, n: usize, gpg: &reference::Gpg, packyard_only: bool) -
     forget(&app, &target).await?;
     let full = timed(publish(&app, &target, true)).await?;
 
-    if packyard_only {
+    if options.packyard_only {
         return Ok(vec![
             Row::seconds("incremental publish", "rpm", n, incremental),
             Row::seconds("full rebuild", "rpm", n, full),

@@ -79,6 +79,9 @@ enum Command {
         /// Only Packyard's publish times, without the reference tools or server scenarios
         #[arg(long)]
         packyard_only: bool,
+        /// Incremental publishes measured per size (the median is reported)
+        #[arg(long, default_value_t = 3)]
+        samples: usize,
         /// Only the serving scenario (Packyard and nginx), printed and not recorded
         #[arg(long)]
         serving_only: bool,
@@ -222,6 +225,7 @@ async fn run(cli: Cli) -> Result<()> {
             work,
             ingest_mib,
             packyard_only,
+            samples,
             ..
         } => {
             serve::init_logging("text");
@@ -229,6 +233,7 @@ async fn run(cli: Cli) -> Result<()> {
                 sizes,
                 ingest_bytes: ingest_mib << 20,
                 packyard_only,
+                samples,
                 out,
                 work,
             };
