@@ -309,7 +309,11 @@ async fn timed<F: std::future::Future<Output = Result<()>>>(f: F) -> Result<Dura
 
 async fn deb(options: &Options, n: usize, gpg: &reference::Gpg) -> Result<Vec<Row>> {
     let dir = options.work.join(format!("deb-{n}"));
-    let files = generate(&dir.join("pool"), n + options.samples.max(1), inputs::write_deb)?;
+    let files = generate(
+        &dir.join("pool"),
+        n + options.samples.max(1),
+        inputs::write_deb,
+    )?;
     let (base, extras) = files.split_at(n);
     let distro = distros::by_os_dist("debian", "bookworm").context("debian/bookworm")?;
 
@@ -354,7 +358,11 @@ async fn deb(options: &Options, n: usize, gpg: &reference::Gpg) -> Result<Vec<Ro
 
 async fn rpm(options: &Options, n: usize, gpg: &reference::Gpg) -> Result<Vec<Row>> {
     let dir = options.work.join(format!("rpm-{n}"));
-    let files = generate(&dir.join("repo"), n + options.samples.max(1), inputs::write_rpm)?;
+    let files = generate(
+        &dir.join("repo"),
+        n + options.samples.max(1),
+        inputs::write_rpm,
+    )?;
     let (base, extras) = files.split_at(n);
     let distro = distros::by_os_dist("el", "9").context("el/9")?;
 

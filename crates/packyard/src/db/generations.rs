@@ -397,11 +397,7 @@ pub async fn publish(tx: &mut Tx, new: &NewGeneration<'_>) -> Result<i64> {
 const SEGMENT_ROWS_PER_INSERT: usize = 500;
 
 async fn store_segments(tx: &mut Tx, generation_id: i64, file: &IndexFile) -> Result<()> {
-    for (batch_no, batch) in file
-        .segments
-        .chunks(SEGMENT_ROWS_PER_INSERT)
-        .enumerate()
-    {
+    for (batch_no, batch) in file.segments.chunks(SEGMENT_ROWS_PER_INSERT).enumerate() {
         let first_seq = batch_no * SEGMENT_ROWS_PER_INSERT;
         let rows: Vec<String> = (0..batch.len())
             .map(|i| format!("($1, $2, ${}, ${}, ${})", 3 * i + 3, 3 * i + 4, 3 * i + 5))
@@ -411,18 +407,22 @@ async fn store_segments(tx: &mut Tx, generation_id: i64, file: &IndexFile) -> Re
              VALUES {}",
             rows.join(", ")
         );
-        run_tx!(tx, {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                .bind(generation_id)
-                .bind(&file.path);
-            for (i, segment) in batch.iter().enumerate() {
-                query = query
-                    .bind((first_seq + i) as i64)
-                    .bind(&segment.blob_sha256)
-                    .bind(segment.size);
-            }
-            query
-        }, execute)?;
+        run_tx!(
+            tx,
+            {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                    .bind(generation_id)
+                    .bind(&file.path);
+                for (i, segment) in batch.iter().enumerate() {
+                    query = query
+                        .bind((first_seq + i) as i64)
+                        .bind(&segment.blob_sha256)
+                        .bind(segment.size);
+                }
+                query
+            },
+            execute
+        )?;
     }
     Ok(())
 }

@@ -295,7 +295,11 @@ mod tests {
     /// The bytes a file is served as: its blob, or its segments' blobs concatenated.
     fn stored(built: &Built, file: &IndexFile) -> Vec<u8> {
         let blob = |sha256: &str| {
-            let (_, bytes) = built.blobs.iter().find(|(k, _)| k.sha256() == sha256).unwrap();
+            let (_, bytes) = built
+                .blobs
+                .iter()
+                .find(|(k, _)| k.sha256() == sha256)
+                .unwrap();
             bytes.to_vec()
         };
         if file.segments.is_empty() {
@@ -308,7 +312,10 @@ mod tests {
     }
 
     fn packages_gz(built: &Built, arch: &str) -> String {
-        let gz = stored(built, file(built, &format!("main/binary-{arch}/Packages.gz")));
+        let gz = stored(
+            built,
+            file(built, &format!("main/binary-{arch}/Packages.gz")),
+        );
         let mut text = String::new();
         flate2::read::MultiGzDecoder::new(&gz[..])
             .read_to_string(&mut text)
@@ -378,7 +385,11 @@ mod tests {
         let second = build(&repo(), distro, &partial, resumed, &signer, "d").unwrap();
         assert_eq!(changed(&second), [("amd64", 3)]);
         // Stored in segments, the unchanged chunks are the same blobs as before.
-        let segments = |built: &Built| file(built, "main/binary-amd64/Packages.gz").segments.clone();
+        let segments = |built: &Built| {
+            file(built, "main/binary-amd64/Packages.gz")
+                .segments
+                .clone()
+        };
         let (before, after) = (segments(&first), segments(&second));
         assert_eq!(before.len(), 4);
         assert_eq!(before[..3], after[..3]);

@@ -407,7 +407,8 @@ impl IndexFiles {
     pub fn add(&mut self, path: String, bytes: Vec<u8>) -> Result<FileDigests> {
         let digests = FileDigests::of(&bytes);
         let key = BlobKey::from_sha256(&digests.sha256)?;
-        self.files.push(index_file(path, &digests, &key, false, Vec::new()));
+        self.files
+            .push(index_file(path, &digests, &key, false, Vec::new()));
         if self.digests.insert(digests.sha256.clone()) {
             self.blobs.push((key, Bytes::from(bytes)));
         }
@@ -442,7 +443,12 @@ impl IndexFiles {
     }
 
     /// Adds an uncompressed file that is served by decompressing its gzip sibling `gz`.
-    pub fn add_gunzipped(&mut self, path: String, plain: &FileDigests, gz: &IndexFile) -> Result<()> {
+    pub fn add_gunzipped(
+        &mut self,
+        path: String,
+        plain: &FileDigests,
+        gz: &IndexFile,
+    ) -> Result<()> {
         let key = BlobKey::from_sha256(&gz.blob_sha256)?;
         self.files
             .push(index_file(path, plain, &key, true, gz.segments.clone()));

@@ -108,6 +108,29 @@ async fn the_collector_removes_superseded_generations_and_unreferenced_blobs_aft
         "a destroyed package stays downloadable during the grace"
     );
 
+    // Index files are kept in segments, a blob each; those of old generations go with them
+    // unless the current one shares them.
+    let segments = |which: &'static str| async move {
+        let sql = format!(
+            "SELECT s.blob_sha256 FROM generation_file_segments s {which} GROUP BY s.blob_sha256"
+        );
+        let rows: Vec<String> = match &app.app.db {
+            db::Db::Sqlite(pool) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_all(pool)
+                .await
+                .unwrap(),
+            db::Db::Postgres(pool) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_all(pool)
+                .await
+                .unwrap(),
+        };
+        rows
+    };
+    let every_segment = segments("").await;
+    let current_segments =
+        segments("JOIN publish_targets t ON t.current_generation_id = s.generation_id").await;
+    assert!(every_segment.len() > current_segments.len());
+
     // Age everything past the grace period.
     app.app
         .db
@@ -132,6 +155,14 @@ async fn the_collector_removes_superseded_generations_and_unreferenced_blobs_aft
         "only the current generation is kept"
     );
     assert_eq!(app.status(pool).await, 404);
+    for digest in &every_segment {
+        let key = packyard::storage::BlobKey::from_sha256(digest).unwrap();
+        assert_eq!(
+            app.app.blobs.exists(&key).await.unwrap(),
+            current_segments.contains(digest),
+            "segment {digest}"
+        );
+    }
 
     // What is current is untouched, and apt-visible files still resolve.
     let current = app

@@ -287,7 +287,12 @@ fn segment_stream(
         .buffered(SEGMENTS_AHEAD)
 }
 
-async fn read_segment(app: &App, key: &BlobKey, size: u64, part: Range<u64>) -> anyhow::Result<Bytes> {
+async fn read_segment(
+    app: &App,
+    key: &BlobKey,
+    size: u64,
+    part: Range<u64>,
+) -> anyhow::Result<Bytes> {
     let bytes = match app.cache.small_blob(&app.blobs, key, size).await? {
         Some(bytes) => bytes,
         None => app.blobs.get_bytes(key).await?,

@@ -109,8 +109,14 @@ async fn apt_rejects_an_index_changed_on_disk() {
          ON t.current_generation_id = s.generation_id
          WHERE s.path = 'main/binary-amd64/Packages.gz' ORDER BY s.seq DESC LIMIT 1";
     let db = &app.app.db;
-    let blob = db.scalar_text(&format!("SELECT s.blob_sha256 {segment}")).await.unwrap();
-    let size = db.scalar_i64(&format!("SELECT s.size {segment}")).await.unwrap();
+    let blob = db
+        .scalar_text(&format!("SELECT s.blob_sha256 {segment}"))
+        .await
+        .unwrap();
+    let size = db
+        .scalar_i64(&format!("SELECT s.size {segment}"))
+        .await
+        .unwrap();
     let key = packyard::storage::BlobKey::from_sha256(&blob).unwrap();
     let mut evil = packyard_formats::chunked::gzip_member(
         b"Package: evil\nVersion: 6.6.6\nArchitecture: amd64\n\n",
