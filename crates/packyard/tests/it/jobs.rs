@@ -110,25 +110,13 @@ async fn the_collector_removes_superseded_generations_and_unreferenced_blobs_aft
 
     // Index files are kept in segments, a blob each; those of old generations go with them
     // unless the current one shares them.
-    let segments = |which: &'static str| async move {
-        let sql = format!(
-            "SELECT s.blob_sha256 FROM generation_file_segments s {which} GROUP BY s.blob_sha256"
-        );
-        let rows: Vec<String> = match &app.app.db {
-            db::Db::Sqlite(pool) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .fetch_all(pool)
-                .await
-                .unwrap(),
-            db::Db::Postgres(pool) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .fetch_all(pool)
-                .await
-                .unwrap(),
-        };
-        rows
-    };
-    let every_segment = segments("").await;
-    let current_segments =
-        segments("JOIN publish_targets t ON t.current_generation_id = s.generation_id").await;
+    let db = &app.app.db;
+    let every_segment = segment_blobs(db, "").await;
+    let current_segments = segment_blobs(
+        db,
+        "JOIN publish_targets t ON t.current_generation_id = s.generation_id",
+    )
+    .await;
     assert!(every_segment.len() > current_segments.len());
 
     // Age everything past the grace period.
@@ -177,4 +165,21 @@ async fn the_collector_removes_superseded_generations_and_unreferenced_blobs_aft
         .await
         .unwrap();
     assert_eq!(other.status(), 200);
+}
+
+/// The blobs of index file segments, of the generations `join` selects.
+async fn segment_blobs(db: &db::Db, join: &str) -> Vec<String> {
+    let sql = format!(
+        "SELECT s.blob_sha256 FROM generation_file_segments s {join} GROUP BY s.blob_sha256"
+    );
+    match db {
+        db::Db::Sqlite(pool) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_all(pool)
+            .await
+            .unwrap(),
+        db::Db::Postgres(pool) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_all(pool)
+            .await
+            .unwrap(),
+    }
 }
