@@ -265,9 +265,19 @@ impl DigestColumn {
     }
 }
 
+/// A row of `index_chunks`.
+#[derive(sqlx::FromRow)]
+struct ChunkRow {
+    part: String,
+    chunk_no: i64,
+    fingerprint: String,
+    gz: Vec<u8>,
+    zst: Option<Vec<u8>>,
+}
+
 /// The cached chunks of a target.
 pub async fn chunks(db: &Db, target: &Target) -> Result<Vec<Chunk>> {
-    let rows: Vec<(String, i64, String, Vec<u8>, Option<Vec<u8>>)> = run!(
+    let rows: Vec<ChunkRow> = run!(
         db,
         sqlx::query_as(
             "SELECT part, chunk_no, fingerprint, gz, zst FROM index_chunks
@@ -280,12 +290,12 @@ pub async fn chunks(db: &Db, target: &Target) -> Result<Vec<Chunk>> {
     )?;
     Ok(rows
         .into_iter()
-        .map(|(part, chunk_no, fingerprint, gz, zst)| Chunk {
-            part,
-            chunk_no,
-            fingerprint,
-            gz: Compressed::new(gz),
-            zst: zst.map(Compressed::new),
+        .map(|row| Chunk {
+            part: row.part,
+            chunk_no: row.chunk_no,
+            fingerprint: row.fingerprint,
+            gz: Compressed::new(row.gz),
+            zst: row.zst.map(Compressed::new),
         })
         .collect())
 }
@@ -439,19 +449,6 @@ const CURRENT_BLOBS: &str = "SELECT f.blob_sha256 FROM generation_files f JOIN p
 pub async fn current_blobs(db: &Db, target: &Target) -> Result<HashSet<String>> {
     let digests: Vec<String> = run!(
         db,
-        sqlx::query_scalar(CURRENT_BLOBS)
-            .bind(target.repository_id)
-            .bind(target.distro_version_id)
-            .bind(&target.arch),
-        fetch_all
-    )?;
-    Ok(digests.into_iter().collect())
-}
-
-/// `current_blobs`, read in the caller's transaction.
-pub async fn current_blobs_in(tx: &mut Tx, target: &Target) -> Result<HashSet<String>> {
-    let digests: Vec<String> = run_tx!(
-        tx,
         sqlx::query_scalar(CURRENT_BLOBS)
             .bind(target.repository_id)
             .bind(target.distro_version_id)

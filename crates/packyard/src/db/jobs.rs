@@ -68,14 +68,8 @@ pub async fn enqueue(tx: &mut Tx, kind: &str, target: &Target) -> Result<()> {
     .bind(target.distro_version_id)
     .bind(&target.arch)
     .bind(now()), execute)?;
-    if let Tx::Postgres(tx) = tx {
-        // Delivered when the transaction commits, to workers in every process.
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(WAKE_CHANNEL)
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
+    // Wakes workers in every process once the transaction commits.
+    super::notify(tx, WAKE_CHANNEL).await
 }
 
 /// Extends the lease of a job still held under `claim`; false when it was taken over.

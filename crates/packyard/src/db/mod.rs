@@ -224,12 +224,18 @@ impl Tx {
 /// channel (`jobs::WAKE_CHANNEL`) and change what is read too.
 pub const CHANGES_CHANNEL: &str = "packyard_changes";
 
-/// Announces `CHANGES_CHANNEL` when `tx` commits; nothing to do on SQLite, whose writers all
-/// share this process's read cache.
+/// Announces `CHANGES_CHANNEL` when `tx` commits.
 pub async fn announce_change(tx: &mut Tx) -> Result<()> {
+    notify(tx, CHANGES_CHANNEL).await
+}
+
+/// Notifies `channel` on PostgreSQL, delivered to every listening process when `tx`
+/// commits. Nothing on SQLite: other processes on the same file find changes by polling
+/// (workers) or when what they cached expires.
+pub async fn notify(tx: &mut Tx, channel: &str) -> Result<()> {
     if let Tx::Postgres(tx) = tx {
         sqlx::query("SELECT pg_notify($1, '')")
-            .bind(CHANGES_CHANNEL)
+            .bind(channel)
             .execute(&mut **tx)
             .await?;
     }

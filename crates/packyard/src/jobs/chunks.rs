@@ -370,21 +370,24 @@ fn fingerprint(group: &[&IndexEntry]) -> String {
 /// so a generation never commits pointing at a blob that is gone.
 ///
 /// Blobs the target's current generation refers to are neither written nor checked: the
-/// collector keeps them while that generation is current, and only this publish can replace it.
+/// collector keeps them while that generation is current, and only this publish (holding the
+/// target's job) can replace it.
 pub async fn commit_generation(
     app: &crate::app::App,
     blobs: &[(BlobKey, Bytes)],
     generation: &crate::db::generations::NewGeneration<'_>,
 ) -> Result<i64> {
-    let target = generation.target;
-    let current = crate::db::generations::current_blobs(&app.db, target).await?;
-    for (key, bytes) in blobs.iter().filter(|(k, _)| !current.contains(k.sha256())) {
+    let current = crate::db::generations::current_blobs(&app.db, generation.target).await?;
+    let new: Vec<&(BlobKey, Bytes)> = blobs
+        .iter()
+        .filter(|(key, _)| !current.contains(key.sha256()))
+        .collect();
+    for (key, bytes) in &new {
         app.blobs.put_bytes(key, bytes.clone()).await?;
     }
     super::failpoint_before_commit().await;
     let mut tx = app.db.begin_write().await?;
-    let current = crate::db::generations::current_blobs_in(&mut tx, target).await?;
-    for (key, bytes) in blobs.iter().filter(|(k, _)| !current.contains(k.sha256())) {
+    for (key, bytes) in &new {
         app.blobs.put_bytes(key, bytes.clone()).await?;
     }
     let generation_id = crate::db::generations::publish(&mut tx, generation).await?;

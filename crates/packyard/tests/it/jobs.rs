@@ -1,7 +1,6 @@
 //! The job queue and the collector, driven directly against the database.
 
 use packyard::db::{self, generations::Target, jobs::APT_PUBLISH};
-use reqwest::Method;
 
 use crate::fixtures::{BOOKWORM, JAMMY};
 use crate::support::TestApp;
@@ -82,15 +81,11 @@ async fn the_collector_removes_superseded_generations_and_unreferenced_blobs_aft
     app.wait_for_jobs().await;
     app.push_deb("stable", "other", "1.0", "amd64").await;
     app.wait_for_jobs().await;
-    let destroyed = app
-        .authed(
-            Method::DELETE,
-            "/api/v1/repos/admin/stable/debian/bookworm/hello_1.0_amd64.deb",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(destroyed.status(), 200);
+    assert_eq!(
+        app.destroy("stable", "debian/bookworm", "hello_1.0_amd64.deb")
+            .await,
+        200
+    );
     app.wait_for_jobs().await;
     let generations = || async {
         db::generations::count(&app.app.db, &Target::apt(1, BOOKWORM))

@@ -442,6 +442,14 @@ impl TestApp {
     }
 
     /// The value of `admin/REPO`'s master token `name`.
+    /// Destroys `filename` of `dist` (`debian/bookworm`) in the admin's repository `repo`;
+    /// the answer's status.
+    pub async fn destroy(&self, repo: &str, dist: &str, filename: &str) -> reqwest::StatusCode {
+        let path = format!("/api/v1/repos/admin/{repo}/{dist}/{filename}");
+        let response = self.authed(reqwest::Method::DELETE, &path).send().await;
+        response.unwrap().status()
+    }
+
     pub async fn master_token(&self, repo: &str, name: &str) -> String {
         let list: Value = self
             .authed(

@@ -1,7 +1,6 @@
 //! The repository as the real apt sees it: update with `signed-by`, install into a private
 //! dpkg root, pin an older version, destroy, and refuse tampered or wrongly signed metadata.
 
-use reqwest::Method;
 
 use crate::apt_client::{Apt, combined, dearmor};
 use crate::fixtures::{BOOKWORM, deb, deb_filename};
@@ -56,15 +55,11 @@ async fn apt_installs_pinned_versions_and_forgets_destroyed_ones() {
     let upgraded = std::fs::read_to_string(root.join("usr/bin/hello")).unwrap();
     assert_eq!(upgraded, "#!/bin/sh\necho hello 2.0-1\n");
 
-    let destroyed = app
-        .authed(
-            Method::DELETE,
-            "/api/v1/repos/admin/stable/debian/bookworm/hello_1.0-1_amd64.deb",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(destroyed.status(), 200);
+    assert_eq!(
+        app.destroy("stable", "debian/bookworm", "hello_1.0-1_amd64.deb")
+            .await,
+        200
+    );
     app.wait_for_jobs().await;
     apt.update().await;
     assert_eq!(apt.versions("hello").await, ["2.0-1"]);

@@ -158,15 +158,11 @@ async fn cached_reads_follow_destroys_and_publishes() {
         .text("/admin/stable/debian/dists/bookworm/InRelease")
         .await;
 
-    let destroyed = app
-        .authed(
-            reqwest::Method::DELETE,
-            "/api/v1/repos/admin/stable/debian/bookworm/hello_1.0_amd64.deb",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(destroyed.status(), 200);
+    assert_eq!(
+        app.destroy("stable", "debian/bookworm", "hello_1.0_amd64.deb")
+            .await,
+        200
+    );
     app.wait_for_jobs().await;
     assert_eq!(app.status(POOL).await, 200);
     assert!(!app.text(packages).await.contains("Package: hello\n"));

@@ -1,6 +1,5 @@
 //! The repository as the real dnf sees it, and agreement with createrepo_c.
 
-use reqwest::Method;
 
 use crate::apt_client::combined;
 use crate::dnf_client::Dnf;
@@ -84,15 +83,11 @@ async fn dnf_installs_downgrades_and_sees_destroys() {
     let listed = arm.ok(&["repoquery", "--qf", "%{name}", "greeter"]).await;
     assert_eq!(listed.trim(), "greeter");
 
-    let destroyed = app
-        .authed(
-            Method::DELETE,
-            "/api/v1/repos/admin/stable/el/9/hello-0.9-1.x86_64.rpm",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(destroyed.status(), 200);
+    assert_eq!(
+        app.destroy("stable", "el/9", "hello-0.9-1.x86_64.rpm")
+            .await,
+        200
+    );
     app.wait_for_jobs().await;
     let listed = dnf
         .ok(&["repoquery", "--refresh", "--qf", "%{evr}", "hello"])
