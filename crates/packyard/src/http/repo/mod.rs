@@ -8,7 +8,7 @@ mod yum;
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use packyard_formats::repo_path::RepoPath;
@@ -18,15 +18,17 @@ use crate::db;
 use crate::http::auth;
 use crate::http::error::ApiError;
 
+// The request itself rather than its method and headers as extractors: those would be
+// copied out of it on every request.
 pub async fn serve(
     State(app): State<App>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path((owner, name, path)): Path<(String, String, String)>,
-    method: Method,
-    headers: HeaderMap,
+    request: Request,
 ) -> Response {
-    let token = auth::basic_token(&headers);
-    respond(&app, client, token, &owner, &name, &path, &method, &headers).await
+    let (method, headers) = (request.method(), request.headers());
+    let token = auth::basic_token(headers);
+    respond(&app, client, token, &owner, &name, &path, method, headers).await
 }
 
 /// `/priv/TOKEN/OWNER/REPO/...`: the token in the path instead of the header.
@@ -34,9 +36,9 @@ pub async fn serve_with_path_token(
     State(app): State<App>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path((token, owner, name, path)): Path<(String, String, String, String)>,
-    method: Method,
-    headers: HeaderMap,
+    request: Request,
 ) -> Response {
+    let (method, headers) = (request.method(), request.headers());
     respond(
         &app,
         client,
@@ -44,8 +46,8 @@ pub async fn serve_with_path_token(
         &owner,
         &name,
         &path,
-        &method,
-        &headers,
+        method,
+        headers,
     )
     .await
 }
