@@ -287,6 +287,9 @@ fn wrk(url: &str, connections: u32) -> Result<(f64, f64)> {
     Ok((requests, number.parse::<f64>()? * scale))
 }
 
+/// `wrk` runs per server and file.
+const SERVING_ROUNDS: usize = 3;
+
 /// Pool files of 4 KiB and 50 MiB and `InRelease`, from Packyard and from nginx serving the
 /// same bytes from disk at the same paths.
 pub fn serving(work: &Path) -> Result<Vec<Row>> {
@@ -335,11 +338,24 @@ pub fn serving(work: &Path) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     for (label, path) in &paths {
         let connections = if label.starts_with("50 MiB") { 4 } else { 32 };
-        let (packyard_rps, packyard_mib) = wrk(&server.url(path), connections)?;
-        let (nginx_rps, nginx_mib) = wrk(
-            &format!("http://127.0.0.1:{}{path}", nginx.port),
-            connections,
-        )?;
+        // Rounds alternate between the two servers, so a slow spell of the machine weighs
+        // on both; each figure is the median of its rounds.
+        let (mut packyard_runs, mut nginx_runs) = (Vec::new(), Vec::new());
+        for _ in 0..SERVING_ROUNDS {
+            packyard_runs.push(wrk(&server.url(path), connections)?);
+            nginx_runs.push(wrk(
+                &format!("http://127.0.0.1:{}{path}", nginx.port),
+                connections,
+            )?);
+        }
+        let medians = |runs: &[(f64, f64)]| {
+            (
+                super::median(runs.iter().map(|r| r.0).collect()),
+                super::median(runs.iter().map(|r| r.1).collect()),
+            )
+        };
+        let (packyard_rps, packyard_mib) = medians(&packyard_runs);
+        let (nginx_rps, nginx_mib) = medians(&nginx_runs);
         for (unit, packyard, reference) in [
             (Unit::RequestsPerSecond, packyard_rps, nginx_rps),
             (Unit::MibPerSecond, packyard_mib, nginx_mib),

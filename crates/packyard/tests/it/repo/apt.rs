@@ -1,7 +1,6 @@
 //! The repository as the real apt sees it: update with `signed-by`, install into a private
 //! dpkg root, pin an older version, destroy, and refuse tampered or wrongly signed metadata.
 
-
 use crate::apt_client::{Apt, combined, dearmor};
 use crate::fixtures::{BOOKWORM, deb, deb_filename};
 use crate::support::TestApp;

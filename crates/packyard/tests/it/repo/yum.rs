@@ -1,6 +1,5 @@
 //! The repository as the real dnf sees it, and agreement with createrepo_c.
 
-
 use crate::apt_client::combined;
 use crate::dnf_client::Dnf;
 use crate::rpm_fixtures::{
