@@ -293,6 +293,9 @@ const SERVING_ROUNDS: usize = 3;
 /// Pool files of 4 KiB and 50 MiB and `InRelease`, from Packyard and from nginx serving the
 /// same bytes from disk at the same paths.
 pub fn serving(work: &Path) -> Result<Vec<Row>> {
+    // What earlier scenarios wrote (gigabytes, for the upload) is flushed first, so the
+    // kernel's writeback does not compete with either server for the two cores.
+    anyhow::ensure!(Command::new("sync").status()?.success(), "sync failed");
     let dir = work.join("serving");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
