@@ -69,6 +69,16 @@ impl App {
     }
 }
 
+impl App {
+    /// After committing a change that queued publish jobs: wakes this process's workers and
+    /// drops what the read cache holds, since packages (and a repository's last push) changed.
+    /// Other processes hear of it through the job queue's announcement.
+    pub fn queued(&self) {
+        self.wake.notify_one();
+        self.cache.invalidate();
+    }
+}
+
 impl std::ops::Deref for App {
     type Target = AppState;
 

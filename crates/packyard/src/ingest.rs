@@ -145,7 +145,7 @@ pub async fn import(
     }
     db::repos::touch_last_push(&mut tx, repo.id).await?;
     tx.commit().await?;
-    app.wake.notify_one();
+    app.queued();
     Ok(added)
 }
 
@@ -347,7 +347,7 @@ async fn store(
             enqueue_publishes(&mut tx, repo, distro, &package.architecture).await?;
             db::repos::touch_last_push(&mut tx, repo.id).await?;
             tx.commit().await.context("committing the package")?;
-            app.wake.notify_one();
+            app.queued();
             tracing::info!(repository = %format!("{}/{}", repo.owner, repo.name), distro = %format!("{}/{}", distro.os, distro.dist),
                 package = %package.name, version = %package.version, arch = %package.architecture,
                 size_bytes = package.size, "pushed package");
@@ -467,8 +467,7 @@ pub async fn promote(
         enqueue_publishes(&mut tx, source, distro, &package.architecture).await?;
     }
     tx.commit().await?;
-    app.wake.notify_one();
-    app.cache.invalidate();
+    app.queued();
     tracing::info!(package = %package.filename, from = %format!("{}/{}", source.owner, source.name),
         to = %format!("{}/{}", destination.owner, destination.name), copy = keep, "promoted package");
     Ok(promoted)

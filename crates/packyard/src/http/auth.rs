@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
@@ -159,13 +159,17 @@ pub async fn may_read(app: &App, caller: &Caller, repo: &Repo) -> Result<bool, A
 }
 
 /// A repository `caller` may read; 404 for a private one they may not, as for a missing one.
+/// Looked up through the read cache: repository reads ask for it on every request.
 pub async fn repo_for_reader(
     app: &App,
     caller: &Caller,
     owner: &str,
     name: &str,
-) -> Result<Repo, ApiError> {
-    let repo = db::repos::by_owner_and_name(&app.db, owner, name)
+) -> Result<Arc<Repo>, ApiError> {
+    let load = db::repos::by_owner_and_name(&app.db, owner, name);
+    let repo = app
+        .cache
+        .repo(owner, name, load)
         .await?
         .ok_or_else(|| not_found(owner, name))?;
     if may_read(app, caller, &repo).await? {
@@ -181,7 +185,7 @@ pub async fn readable_repo(
     user: Option<&User>,
     owner: &str,
     name: &str,
-) -> Result<Repo, ApiError> {
+) -> Result<Arc<Repo>, ApiError> {
     let caller = user.map_or(Caller::Anonymous, |u| Caller::User(u.clone()));
     repo_for_reader(app, &caller, owner, name).await
 }
@@ -192,7 +196,7 @@ pub async fn writable_repo(
     user: &User,
     owner: &str,
     name: &str,
-) -> Result<Repo, ApiError> {
+) -> Result<Arc<Repo>, ApiError> {
     let repo = readable_repo(app, Some(user), owner, name).await?;
     if !db::users::acts_for(&app.db, user, repo.owner_id).await? {
         return Err(ApiError::Forbidden(format!(

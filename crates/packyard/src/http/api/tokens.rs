@@ -5,6 +5,7 @@
 //! Only the repository's owner sees or changes them.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -45,7 +46,7 @@ async fn owned_repo(
     client: SocketAddr,
     owner: &str,
     name: &str,
-) -> Result<Repo, ApiError> {
+) -> Result<Arc<Repo>, ApiError> {
     let user = auth::require_user(app, headers, client.ip()).await?;
     let repo = auth::writable_repo(app, &user, owner, name).await?;
     // Strangers learn nothing of a public repository's tokens either.

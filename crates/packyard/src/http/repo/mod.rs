@@ -89,19 +89,7 @@ async fn dispatch(
     // Credentials that match nothing do not stop reads of a public repository: a host with a
     // stale token in its source line keeps working.
     let caller = auth::caller(app, token, client.ip()).await?;
-    let missing = || ApiError::not_found(format!("repository {owner}/{name} not found"));
-    let repo = app
-        .cache
-        .repo(
-            owner,
-            name,
-            db::repos::by_owner_and_name(&app.db, owner, name),
-        )
-        .await?
-        .ok_or_else(missing)?;
-    if !auth::may_read(app, &caller, &repo).await? {
-        return Err(missing());
-    }
+    let repo = auth::repo_for_reader(app, &caller, owner, name).await?;
     let read_token = match &caller {
         auth::Caller::Reader { name, .. } => Some(name.clone()),
         _ => None,

@@ -34,8 +34,7 @@ pub async fn destroy(
     db::packages::mark_deleted(&mut tx, package.id).await?;
     ingest::enqueue_publishes(&mut tx, &repo, distro, &package.architecture).await?;
     tx.commit().await?;
-    app.wake.notify_one();
-    app.cache.invalidate();
+    app.queued();
     tracing::info!(repository = %format!("{owner}/{name}"), filename = %filename, "destroyed package");
     Ok(Json(json!({})))
 }

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::HeaderMap;
@@ -51,7 +52,7 @@ async fn readable(
     client: SocketAddr,
     owner: &str,
     name: &str,
-) -> Result<Repo, ApiError> {
+) -> Result<Arc<Repo>, ApiError> {
     let user = auth::optional_user(app, headers, client.ip()).await?;
     auth::readable_repo(app, user.as_ref(), owner, name).await
 }
