@@ -125,7 +125,7 @@ impl Default for Config {
             index_grace_secs: 3600,
             index_workers: 1,
             signing_key_algorithm: KeyAlgorithm::Rsa4096,
-            signing_key_days: 730,
+            signing_key_days: 1826,
             log_format: "text".into(),
             max_auth_failures_per_minute: 30,
             secret_key: None,

@@ -1,12 +1,20 @@
 //! Download counting that never slows a download: serving a package file only queues a record
 //! (dropping it if the queue is full), and a background task writes the queue in batches,
-//! downloads alike in package, second, client, agent and token as one row.
+//! downloads alike in package, second, client, agent and token as one row. Fetches of a
+//! repository's signed documents (`InRelease`, `repomd.xml`) go the same way, keeping the
+//! last time each host fetched one: what key rotations measure adoption against.
 
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::db::{self, Db, downloads::Download};
+use crate::db::{self, Db, downloads::Download, downloads::IndexFetch};
+
+/// One thing to write.
+enum Record {
+    Download(Download),
+    IndexFetch(IndexFetch),
+}
 
 /// Records queued before the oldest is written.
 const BATCH: usize = 10_000;
@@ -15,7 +23,7 @@ const LINGER: Duration = Duration::from_millis(250);
 
 #[derive(Clone)]
 pub struct DownloadLog {
-    queue: mpsc::Sender<Download>,
+    queue: mpsc::Sender<Record>,
 }
 
 impl DownloadLog {
@@ -29,11 +37,15 @@ impl DownloadLog {
 
     pub fn record(&self, download: Download) {
         // A full queue means the database is behind; losing a count beats delaying a download.
-        let _ = self.queue.try_send(download);
+        let _ = self.queue.try_send(Record::Download(download));
+    }
+
+    pub fn record_index_fetch(&self, fetch: IndexFetch) {
+        let _ = self.queue.try_send(Record::IndexFetch(fetch));
     }
 }
 
-async fn write_batches(db: Db, mut records: mpsc::Receiver<Download>) {
+async fn write_batches(db: Db, mut records: mpsc::Receiver<Record>) {
     let mut batch = Vec::with_capacity(BATCH);
     while records.recv_many(&mut batch, BATCH).await > 0 {
         let deadline = tokio::time::Instant::now() + LINGER;
@@ -45,9 +57,16 @@ async fn write_batches(db: Db, mut records: mpsc::Receiver<Download>) {
                 _ => break,
             }
         }
-        if let Err(e) = db::downloads::record(&db, &batch).await {
-            tracing::error!(error = %format!("{e:#}"), downloads = batch.len(), "recording downloads failed");
+        let (mut downloads, mut fetches) = (Vec::new(), Vec::new());
+        for record in batch.drain(..) {
+            match record {
+                Record::Download(d) => downloads.push(d),
+                Record::IndexFetch(f) => fetches.push(f),
+            }
         }
-        batch.clear();
+        if let Err(e) = db::downloads::record(&db, &downloads, &fetches).await {
+            tracing::error!(error = %format!("{e:#}"), downloads = downloads.len(), index_fetches = fetches.len(),
+                "recording downloads failed");
+        }
     }
 }

@@ -95,7 +95,66 @@ pub async fn push(
     staged: &Staged,
 ) -> Result<(Package, bool), PushError> {
     let parsed = parse(staged, distro).await?;
-    store(app, repo, distro, staged, parsed).await
+    if crate::keyring::is_keyring(repo, &parsed.name) {
+        return Err(reserved(&parsed.name));
+    }
+    let keyring = crate::keyring::missing_in(app, repo, distro).await?;
+    store(app, repo, distro, staged, parsed, keyring.as_ref()).await
+}
+
+fn reserved(name: &str) -> PushError {
+    PushError::BadPackage(format!(
+        "{name} is the repository's keyring package, which Packyard builds itself from the \
+         repository's signing keys; it cannot be pushed, promoted or destroyed"
+    ))
+}
+
+/// A package parsed, its blob stored, not yet in the database.
+pub struct Prepared(Parsed);
+
+/// Parses a staged package and stores its blob, for a caller that inserts it later in a
+/// transaction of its own (`insert_prepared`).
+pub async fn prepare(app: &App, distro: &Distro, staged: &Staged) -> Result<Prepared, PushError> {
+    let parsed = parse(staged, distro).await?;
+    app.blobs
+        .put_file(&BlobKey::from_sha256(&staged.digests.sha256)?, &staged.path)
+        .await?;
+    Ok(Prepared(parsed))
+}
+
+/// Inserts a prepared package in `tx` and queues its publishes; a live package of the same
+/// name and version already there is kept instead.
+pub async fn insert_prepared(
+    app: &App,
+    tx: &mut Tx,
+    repo: &Repo,
+    distro: &Distro,
+    staged: &Staged,
+    prepared: &Prepared,
+) -> Result<Package, PushError> {
+    // The collector deletes blobs under the write lock; check again now that we hold it.
+    app.blobs
+        .put_file(&BlobKey::from_sha256(&staged.digests.sha256)?, &staged.path)
+        .await?;
+    let parsed = &prepared.0;
+    let dependencies =
+        serde_json::to_string(&parsed.dependencies).context("encoding dependencies")?;
+    let new = new_package(repo, distro, staged, parsed, &dependencies);
+    match db::packages::insert(tx, &new).await? {
+        Inserted::New(package) => {
+            enqueue_publishes(tx, repo, distro, &package.architecture).await?;
+            Ok(package)
+        }
+        Inserted::Conflict(existing)
+            if existing.name == parsed.name && existing.version == parsed.version =>
+        {
+            Ok(existing)
+        }
+        Inserted::Conflict(existing) => Err(PushError::Conflict(format!(
+            "has already been taken: {}/{} already has a file named {}",
+            distro.os, distro.dist, existing.filename
+        ))),
+    }
 }
 
 async fn parse(staged: &Staged, distro: &Distro) -> Result<Parsed, PushError> {
@@ -117,12 +176,20 @@ pub async fn import(
 ) -> Result<usize, PushError> {
     let mut parsed = Vec::with_capacity(files.len());
     for staged in files {
-        parsed.push(parse(staged, distro).await?);
+        let package = parse(staged, distro).await?;
+        if crate::keyring::is_keyring(repo, &package.name) {
+            return Err(reserved(&package.name));
+        }
+        parsed.push(package);
         app.blobs
             .put_file(&BlobKey::from_sha256(&staged.digests.sha256)?, &staged.path)
             .await?;
     }
+    let keyring = crate::keyring::missing_in(app, repo, distro).await?;
     let mut tx = app.db.begin_write().await?;
+    if let Some(keyring) = &keyring {
+        crate::keyring::insert(app, &mut tx, repo, distro, keyring).await?;
+    }
     let mut added = 0;
     let mut architectures: Vec<String> = Vec::new();
     for (staged, parsed) in files.iter().zip(&parsed) {
@@ -332,6 +399,7 @@ async fn store(
     distro: &Distro,
     staged: &Staged,
     parsed: Parsed,
+    keyring: Option<&crate::keyring::Prepared>,
 ) -> Result<(Package, bool), PushError> {
     let key = BlobKey::from_sha256(&staged.digests.sha256)?;
     app.blobs.put_file(&key, &staged.path).await?;
@@ -345,6 +413,9 @@ async fn store(
     match db::packages::insert(&mut tx, &new).await? {
         Inserted::New(package) => {
             enqueue_publishes(&mut tx, repo, distro, &package.architecture).await?;
+            if let Some(keyring) = keyring {
+                crate::keyring::insert(app, &mut tx, repo, distro, keyring).await?;
+            }
             db::repos::touch_last_push(&mut tx, repo.id).await?;
             tx.commit().await.context("committing the package")?;
             app.queued();
@@ -426,6 +497,10 @@ pub async fn promote(
     package: &Package,
     keep: bool,
 ) -> Result<Package, PushError> {
+    if crate::keyring::is_keyring(source, &package.name) {
+        return Err(reserved(&package.name));
+    }
+    let keyring = crate::keyring::missing_in(app, destination, distro).await?;
     let entries = db::packages::entries(&app.db, package.id).await?;
     let entries: Vec<(&str, String)> = entries
         .iter()
@@ -451,6 +526,9 @@ pub async fn promote(
     let promoted = match db::packages::insert(&mut tx, &new).await? {
         Inserted::New(promoted) => {
             enqueue_publishes(&mut tx, destination, distro, &promoted.architecture).await?;
+            if let Some(keyring) = &keyring {
+                crate::keyring::insert(app, &mut tx, destination, distro, keyring).await?;
+            }
             db::repos::touch_last_push(&mut tx, destination.id).await?;
             promoted
         }

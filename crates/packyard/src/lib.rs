@@ -14,6 +14,7 @@ pub mod downloads;
 pub mod http;
 pub mod ingest;
 pub mod jobs;
+pub mod keyring;
 pub mod keys;
 pub mod read_cache;
 pub mod secrets;

@@ -320,6 +320,7 @@ mod tests {
             index_xz: false,
             created_at: 0,
             last_push_at: None,
+            keyring_version: 1,
         }
     }
 

@@ -1,8 +1,10 @@
-//! Repository signing keys: generation with an expiry, and the signatures on `InRelease`,
-//! `Release.gpg` (and later `repomd.xml.asc`).
+//! Repository signing keys: generation with an expiry, extension, import of keys made
+//! elsewhere, and the signatures on `InRelease`, `Release.gpg` and `repomd.xml.asc`.
 //!
-//! A repository may have several active keys during a rotation; every signature made here is
-//! made by each of them, so clients that trust either key keep verifying.
+//! A repository may have several signing keys during a rotation; every signature made here is
+//! made by each of them, so clients that trust either key keep verifying (apt 2.6 accepts an
+//! InRelease with one good signature and others by keys it does not know; librepo accepts a
+//! `repomd.xml.asc` when any of its signatures is valid).
 
 use anyhow::{Context, Result};
 use pgp::armor::BlockType;
@@ -15,7 +17,10 @@ use pgp::packet::{
     KeyFlags, PubKeyInner, PublicKey, SecretKey, Signature, SignatureConfig, SignatureType,
     Subpacket, SubpacketData, UserId,
 };
-use pgp::types::{Duration, KeyDetails, KeyVersion, Password, SignedUser, Tag, Timestamp};
+use pgp::ser::Serialize;
+use pgp::types::{
+    Duration, KeyDetails, KeyVersion, Password, PublicParams, SignedUser, Tag, Timestamp,
+};
 use serde::Deserialize;
 
 /// The public-key algorithm of new signing keys.
@@ -28,12 +33,37 @@ pub enum KeyAlgorithm {
     Ed25519,
 }
 
-/// A newly generated key, ready to store.
+impl KeyAlgorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyAlgorithm::Rsa4096 => "rsa4096",
+            KeyAlgorithm::Ed25519 => "ed25519",
+        }
+    }
+}
+
+impl std::str::FromStr for KeyAlgorithm {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "rsa4096" => Ok(KeyAlgorithm::Rsa4096),
+            "ed25519" => Ok(KeyAlgorithm::Ed25519),
+            other => anyhow::bail!("unknown key algorithm {other:?}: use rsa4096 or ed25519"),
+        }
+    }
+}
+
+/// The `expires_at` of a key that never expires.
+pub const NEVER_EXPIRES: i64 = i64::MAX;
+
+/// A key ready to store: generated, extended or imported.
 pub struct GeneratedKey {
     pub fingerprint: String,
     pub public_armored: String,
     pub secret_armored: String,
     pub created_at: i64,
+    /// Unix seconds, or `NEVER_EXPIRES`.
     pub expires_at: i64,
 }
 
@@ -43,13 +73,23 @@ pub fn generate(
     algorithm: KeyAlgorithm,
     validity_secs: u32,
 ) -> Result<GeneratedKey> {
+    generate_at(user_id, algorithm, Timestamp::now().as_secs(), validity_secs)
+}
+
+/// As `generate`, with the key's creation time given (tests make keys that have expired).
+pub fn generate_at(
+    user_id: &str,
+    algorithm: KeyAlgorithm,
+    created_secs: u32,
+    validity_secs: u32,
+) -> Result<GeneratedKey> {
     let mut rng = rand::thread_rng();
     let key_type = match algorithm {
         KeyAlgorithm::Rsa4096 => KeyType::Rsa(4096),
         KeyAlgorithm::Ed25519 => KeyType::Ed25519Legacy,
     };
     let (public_params, secret_params) = key_type.generate(&mut rng)?;
-    let created = Timestamp::now();
+    let created = Timestamp::from_secs(created_secs);
     let inner = PubKeyInner::new(
         KeyVersion::V4,
         key_type.to_alg(),
@@ -61,7 +101,8 @@ pub fn generate(
     let secret = SecretKey::new(public.clone(), secret_params)?;
 
     let user_id = UserId::from_str(Default::default(), user_id)?;
-    let certification = self_certification(&secret, &public, &user_id, created, validity_secs)?;
+    let certification =
+        self_certification(&secret, &public, &user_id, created, validity_secs)?;
     let details = SignedKeyDetails::new(
         vec![],
         vec![],
@@ -69,22 +110,133 @@ pub fn generate(
         vec![],
     );
     let signed = SignedSecretKey::new(secret, details, vec![], vec![]);
-    let public_key = SignedPublicKey::from(signed.clone());
+    stored(&signed)
+}
+
+/// The key as it is stored: fingerprint, both armors, and its lifetime from its newest
+/// self-signature.
+fn stored(key: &SignedSecretKey) -> Result<GeneratedKey> {
+    let public_key = SignedPublicKey::from(key.clone());
+    let created_at = i64::from(key.primary_key.created_at().as_secs());
+    let expires_at = match expiry(&key.details) {
+        Some(validity) if validity.as_secs() > 0 => created_at + i64::from(validity.as_secs()),
+        _ => NEVER_EXPIRES,
+    };
     Ok(GeneratedKey {
-        fingerprint: hex::encode_upper(signed.fingerprint().as_bytes()),
+        fingerprint: hex::encode_upper(key.fingerprint().as_bytes()),
         public_armored: public_key.to_armored_string(Default::default())?,
-        secret_armored: signed.to_armored_string(Default::default())?,
-        created_at: i64::from(created.as_secs()),
-        expires_at: i64::from(created.as_secs()) + i64::from(validity_secs),
+        secret_armored: key.to_armored_string(Default::default())?,
+        created_at,
+        expires_at,
     })
 }
 
-/// The user-ID self-signature that carries the key's flags and expiry.
+/// The key expiration time of the newest self-signature: what gpg and gpgv go by.
+fn expiry(details: &SignedKeyDetails) -> Option<Duration> {
+    details
+        .users
+        .iter()
+        .flat_map(|user| &user.signatures)
+        .chain(&details.direct_signatures)
+        .max_by_key(|signature| signature.created().map(Timestamp::as_secs))
+        .and_then(Signature::key_expiration_time)
+}
+
+/// The same key with a new self-signature on each user ID that moves its expiry to
+/// `expires_at` (Unix seconds); its fingerprint does not change.
+pub fn extend(secret_armored: &str, expires_at: i64) -> Result<GeneratedKey> {
+    let (mut key, _) =
+        SignedSecretKey::from_string(secret_armored).context("a stored signing key does not parse")?;
+    let created = key.primary_key.created_at();
+    let validity = expires_at - i64::from(created.as_secs());
+    anyhow::ensure!(validity > 0, "the new expiry is before the key was made");
+    let validity = u32::try_from(validity).context("the new expiry is too far away")?;
+    let public = key.primary_key.public_key().clone();
+    let now = Timestamp::now();
+    for user in &mut key.details.users {
+        let signature =
+            self_certification(&key.primary_key, &public, &user.id, now, validity)?;
+        user.signatures = vec![signature];
+    }
+    anyhow::ensure!(!key.details.users.is_empty(), "the key has no user ID to sign again");
+    stored(&key)
+}
+
+/// Why an armored private key cannot be imported.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("this is a public key; import needs the private key (gpg --export-secret-keys --armor FINGERPRINT)")]
+    PublicOnly,
+    #[error("not an armored OpenPGP private key: {0}")]
+    Malformed(String),
+    #[error(
+        "the private key is protected by a passphrase; remove the passphrase first \
+         (gpg --pinentry-mode loopback --passwd FINGERPRINT, with an empty new passphrase) and export it again"
+    )]
+    Passphrase,
+    #[error("the key's primary key cannot make signatures; import a key whose primary key signs")]
+    CannotSign,
+    #[error("the key's self-signatures do not verify: {0}")]
+    BadSelfSignature(String),
+    #[error("the key expired on {0}; extend it before importing it")]
+    Expired(String),
+}
+
+/// An armored private key made elsewhere (such as with `gpg --quick-gen-key`), checked and
+/// ready to store: unprotected, able to sign, not expired.
+pub fn import(armored: &str) -> Result<GeneratedKey, ImportError> {
+    let armored = armored.trim();
+    let key = match SignedSecretKey::from_string(armored) {
+        Ok((key, _)) => key,
+        Err(e) => {
+            if SignedPublicKey::from_string(armored).is_ok() {
+                return Err(ImportError::PublicOnly);
+            }
+            return Err(ImportError::Malformed(e.to_string()));
+        }
+    };
+    if key.primary_key.secret_params().is_encrypted() {
+        return Err(ImportError::Passphrase);
+    }
+    key.verify_bindings()
+        .map_err(|e| ImportError::BadSelfSignature(e.to_string()))?;
+    let newest = key
+        .details
+        .users
+        .iter()
+        .flat_map(|user| &user.signatures)
+        .max_by_key(|signature| signature.created().map(Timestamp::as_secs));
+    if newest.is_some_and(|signature| !signature.key_flags().sign()) {
+        return Err(ImportError::CannotSign);
+    }
+    let stored = stored(&key).map_err(|e| ImportError::Malformed(format!("{e:#}")))?;
+    if stored.expires_at <= Timestamp::now().as_secs().into() {
+        return Err(ImportError::Expired(crate::keys::date(stored.expires_at)));
+    }
+    Ok(stored)
+}
+
+/// The public-key algorithm of an armored public key, as `key list` shows it: `rsa4096`,
+/// `ed25519`, ...
+pub fn algorithm(public_armored: &str) -> Result<String> {
+    use rsa::traits::PublicKeyParts;
+    let (key, _) = SignedPublicKey::from_string(public_armored)?;
+    Ok(match key.primary_key.public_params() {
+        PublicParams::RSA(rsa) => format!("rsa{}", rsa.key.size() * 8),
+        PublicParams::EdDSALegacy(_) | PublicParams::Ed25519(_) => "ed25519".to_owned(),
+        PublicParams::Ed448(_) => "ed448".to_owned(),
+        PublicParams::ECDSA(_) => "ecdsa".to_owned(),
+        PublicParams::DSA(_) => "dsa".to_owned(),
+        _ => format!("{:?}", key.primary_key.algorithm()).to_lowercase(),
+    })
+}
+
+/// The user-ID self-signature that carries the key's flags and expiry, made at `signed_at`.
 fn self_certification(
     secret: &SecretKey,
     public: &PublicKey,
     user_id: &UserId,
-    created: Timestamp,
+    signed_at: Timestamp,
     validity_secs: u32,
 ) -> Result<Signature> {
     let mut rng = rand::thread_rng();
@@ -93,7 +245,7 @@ fn self_certification(
     flags.set_sign(true);
     let mut config = SignatureConfig::from_key(&mut rng, secret, SignatureType::CertPositive)?;
     config.hashed_subpackets = vec![
-        Subpacket::regular(SubpacketData::SignatureCreationTime(created))?,
+        Subpacket::regular(SubpacketData::SignatureCreationTime(signed_at))?,
         Subpacket::regular(SubpacketData::IssuerFingerprint(secret.fingerprint()))?,
         Subpacket::regular(SubpacketData::KeyFlags(flags))?,
         Subpacket::regular(SubpacketData::KeyExpirationTime(Duration::from_secs(
@@ -118,10 +270,6 @@ pub struct Signer {
 
 impl Signer {
     pub fn from_armored(secret_keys: &[String]) -> Result<Signer> {
-        anyhow::ensure!(
-            !secret_keys.is_empty(),
-            "the repository has no active signing key"
-        );
         let keys = secret_keys
             .iter()
             .map(|armored| {
@@ -183,6 +331,16 @@ pub fn inspect_public_key(armored: &str) -> Result<(String, String)> {
         .context("the key's self-signatures do not verify")?;
     let fingerprint = hex::encode_upper(key.fingerprint().as_bytes());
     Ok((fingerprint, key.to_armored_string(Default::default())?))
+}
+
+/// The binary keyring of several public keys, as apt's `signed-by` reads it from a `.gpg` file.
+pub fn binary_keyring(public_armored: &[String]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for armored in public_armored {
+        let (key, _) = SignedPublicKey::from_string(armored)?;
+        key.to_writer(&mut out)?;
+    }
+    Ok(out)
 }
 
 /// The armored keyring of several public keys, as `/OWNER/REPO/gpgkey` serves it.

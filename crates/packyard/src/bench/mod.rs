@@ -210,7 +210,7 @@ async fn packyard(
     };
     let app = App::open(config).await?;
     let user = db::users::find_or_create(&app.db, "bench").await?;
-    let key = crate::keys::generate_for(&app, "bench", "repo").await?;
+    let key = crate::keys::generate_for(&app, "bench", "repo", None, None).await?;
     let new = db::repos::NewRepo {
         owner_id: user.id,
         name: "repo",

@@ -1,5 +1,6 @@
 //! Command-line interface: `serve` and the operator's `admin` commands.
 
+mod key;
 mod serve;
 
 use std::path::PathBuf;
@@ -14,7 +15,7 @@ use crate::config::{Config, Overrides, Role};
 #[command(
     name = "packyard",
     version,
-    about = "Self-hosted APT package repositories"
+    about = "Self-hosted APT and YUM/DNF package repositories"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -95,6 +96,11 @@ enum Command {
     CheckConfig {
         #[command(flatten)]
         config: ConfigArgs,
+    },
+    /// Signing keys of a repository: list, rotate, retire, extend, import, export
+    Key {
+        #[command(subcommand)]
+        command: key::KeyCommand,
     },
     /// Master and read tokens of private repositories
     Token {
@@ -209,6 +215,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::CheckConfig { config } => check_config(config.load()?).await,
+        Command::Key { command } => key::run(command).await,
         Command::Bench {
             out,
             render_only: true,
@@ -340,6 +347,23 @@ async fn check_config(config: Config) -> Result<()> {
     blobs.ping().await.context("storage")?;
     println!("storage: {} reachable", config.storage);
     println!("role: {}", config.role.name());
+    let app = crate::app::App::open(config).await?;
+    let warnings = crate::keys::expiry_warnings(&app).await?;
+    let mut failing = 0;
+    for warning in &warnings {
+        // A repository whose last usable key is about to expire breaks every host at once.
+        if warning.only_key && warning.days_left < 30 {
+            failing += 1;
+            println!("signing keys: FAIL {}", warning.message);
+        } else {
+            println!("signing keys: warning: {}", warning.message);
+        }
+    }
+    anyhow::ensure!(
+        failing == 0,
+        "{failing} repository signing key(s) expire within 30 days with no other key to take over"
+    );
+    println!("signing keys: no repository's last key expires within 30 days");
     println!("configuration is valid");
     Ok(())
 }

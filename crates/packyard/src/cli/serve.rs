@@ -35,6 +35,10 @@ pub async fn run(config: Config) -> Result<()> {
             shutdown.clone(),
         )));
     }
+    background.push(tokio::spawn(warn_of_expiring_keys(
+        app.clone(),
+        shutdown.clone(),
+    )));
     tracing::info!(
         role = app.config.role.name(),
         storage = %app.config.storage,
@@ -50,6 +54,17 @@ pub async fn run(config: Config) -> Result<()> {
         task.await?;
     }
     Ok(())
+}
+
+/// Logs signing keys close to expiry at start-up and once a day.
+async fn warn_of_expiring_keys(app: App, shutdown: CancellationToken) {
+    loop {
+        crate::keys::log_expiry_warnings(&app).await;
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(86_400)) => {}
+        }
+    }
 }
 
 async fn termination() {

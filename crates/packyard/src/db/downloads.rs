@@ -19,9 +19,37 @@ pub struct Download {
     pub count: i64,
 }
 
+/// A fetch of one of a repository's signed documents by a host.
+#[derive(Debug, Clone)]
+pub struct IndexFetch {
+    pub repository_id: i64,
+    /// `host_key` of the request.
+    pub host: String,
+    pub fetched_at: i64,
+}
+
+/// How download records and index fetches name a host: its read token's name, or its address
+/// and user agent (`ip_address || ' ' || user_agent` in SQL).
+pub fn host_key(read_token: Option<&str>, ip_address: &str, user_agent: &str) -> String {
+    match read_token {
+        Some(token) => token.to_owned(),
+        None => format!("{ip_address} {user_agent}"),
+    }
+}
+
+/// A user agent as it is stored: at most 512 characters.
+pub fn stored_user_agent(user_agent: &str) -> String {
+    user_agent.chars().take(512).collect()
+}
+
 /// Stores a batch of downloads in one transaction, one row per set of downloads alike in
-/// package, second, client, user agent and token.
-pub async fn record(db: &Db, batch: &[Download]) -> Result<()> {
+/// package, second, client, user agent and token, and the latest index fetch of each host.
+pub async fn record(db: &Db, batch: &[Download], fetches: &[IndexFetch]) -> Result<()> {
+    let mut latest: HashMap<(i64, &str), i64> = HashMap::new();
+    for f in fetches {
+        let at = latest.entry((f.repository_id, f.host.as_str())).or_default();
+        *at = (*at).max(f.fetched_at);
+    }
     let mut rows: HashMap<(i64, i64, &str, &str, Option<&str>), i64> = HashMap::new();
     for d in batch {
         let key = (
@@ -50,7 +78,55 @@ pub async fn record(db: &Db, batch: &[Download]) -> Result<()> {
             execute
         )?;
     }
+    for ((repository_id, host), fetched_at) in latest {
+        run_tx!(
+            &mut tx,
+            sqlx::query(
+                "INSERT INTO index_fetches (repository_id, host, fetched_at)
+                 SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM repositories WHERE id = $1)
+                 ON CONFLICT (repository_id, host) DO UPDATE SET fetched_at = excluded.fetched_at
+                 WHERE index_fetches.fetched_at < excluded.fetched_at",
+            )
+            .bind(repository_id)
+            .bind(host)
+            .bind(fetched_at),
+            execute
+        )?;
+    }
     tx.commit().await
+}
+
+/// The hosts that fetched one of the repository's signed documents at `since` or later.
+pub async fn index_hosts_since(db: &Db, repository_id: i64, since: i64) -> Result<Vec<String>> {
+    Ok(run!(
+        db,
+        sqlx::query_scalar(
+            "SELECT host FROM index_fetches WHERE repository_id = $1 AND fetched_at >= $2",
+        )
+        .bind(repository_id)
+        .bind(since),
+        fetch_all
+    )?)
+}
+
+/// The hosts that downloaded a package named `name` from the repository, with the versions
+/// they downloaded.
+pub async fn hosts_with_versions(
+    db: &Db,
+    repository_id: i64,
+    name: &str,
+) -> Result<Vec<(String, String)>> {
+    Ok(run!(
+        db,
+        sqlx::query_as(
+            "SELECT DISTINCT COALESCE(d.read_token, d.ip_address || ' ' || d.user_agent), p.version
+             FROM downloads d JOIN packages p ON p.id = d.package_id
+             WHERE p.repository_id = $1 AND p.name = $2",
+        )
+        .bind(repository_id)
+        .bind(name),
+        fetch_all
+    )?)
 }
 
 pub async fn count(db: &Db, package_id: i64) -> Result<i64> {

@@ -573,3 +573,24 @@ pub async fn collect(tx: &mut Tx, grace_secs: i64) -> Result<Vec<String>> {
     }
     Ok(unreferenced)
 }
+
+/// Every target of the repository that has been published.
+pub async fn targets_of(tx: &mut Tx, repository_id: i64) -> Result<Vec<Target>> {
+    let rows: Vec<(i64, i64, String)> = run_tx!(
+        tx,
+        sqlx::query_as(
+            "SELECT repository_id, distro_version_id, arch FROM publish_targets
+             WHERE repository_id = $1 ORDER BY distro_version_id, arch",
+        )
+        .bind(repository_id),
+        fetch_all
+    )?;
+    Ok(rows
+        .into_iter()
+        .map(|(repository_id, distro_version_id, arch)| Target {
+            repository_id,
+            distro_version_id,
+            arch,
+        })
+        .collect())
+}

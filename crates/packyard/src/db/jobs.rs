@@ -59,9 +59,13 @@ impl Job {
 
 /// Queues a job for the target unless one is already queued.
 pub async fn enqueue(tx: &mut Tx, kind: &str, target: &Target) -> Result<()> {
+    // A queued job coalesces the new run; if it is waiting out a failure's backoff, it runs
+    // now, since what it publishes has changed (a key extended after publishes failed, say).
     run_tx!(tx, sqlx::query(
         "INSERT INTO jobs (kind, repository_id, distro_version_id, arch, state, run_at, created_at)
-         VALUES ($1, $2, $3, $4, 'queued', $5, $5) ON CONFLICT DO NOTHING",
+         VALUES ($1, $2, $3, $4, 'queued', $5, $5)
+         ON CONFLICT (kind, repository_id, distro_version_id, arch) WHERE state = 'queued'
+         DO UPDATE SET run_at = excluded.run_at WHERE jobs.run_at > excluded.run_at",
     )
     .bind(kind)
     .bind(target.repository_id)
@@ -218,4 +222,15 @@ pub async fn next_run_in(db: &Db) -> Result<Option<i64>> {
         fetch_one
     )?;
     Ok(next.map(|at| (at - now()).max(0)))
+}
+
+/// The error of every job whose last attempt failed, oldest job first.
+pub async fn errors(db: &Db) -> Result<Vec<String>> {
+    Ok(run!(
+        db,
+        sqlx::query_scalar(
+            "SELECT last_error FROM jobs WHERE last_error IS NOT NULL ORDER BY id"
+        ),
+        fetch_all
+    )?)
 }

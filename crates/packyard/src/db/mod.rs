@@ -11,6 +11,7 @@ pub mod gpg_keys;
 pub mod jobs;
 pub mod packages;
 pub mod repos;
+pub mod signing_keys;
 pub mod tokens;
 pub mod users;
 

@@ -480,3 +480,39 @@ pub async fn entries(db: &Db, package_id: i64) -> Result<Vec<(String, String)>> 
         fetch_all
     )?)
 }
+
+/// Destroys every live package named `name` in one target but `keep_id`; returns how many.
+pub async fn mark_deleted_named_except(
+    tx: &mut Tx,
+    repository_id: i64,
+    distro_version_id: i64,
+    name: &str,
+    keep_id: i64,
+) -> Result<u64> {
+    Ok(run_tx!(
+        tx,
+        sqlx::query(
+            "UPDATE packages SET deleted_at = $5 WHERE repository_id = $1 AND distro_version_id = $2
+             AND name = $3 AND id <> $4 AND deleted_at IS NULL",
+        )
+        .bind(repository_id)
+        .bind(distro_version_id)
+        .bind(name)
+        .bind(keep_id)
+        .bind(now()),
+        execute
+    )?)
+}
+
+/// The distribution versions the repository has live packages in.
+pub async fn distro_versions(db: &Db, repository_id: i64) -> Result<Vec<i64>> {
+    Ok(run!(
+        db,
+        sqlx::query_scalar(
+            "SELECT DISTINCT distro_version_id FROM packages
+             WHERE repository_id = $1 AND deleted_at IS NULL ORDER BY distro_version_id",
+        )
+        .bind(repository_id),
+        fetch_all
+    )?)
+}

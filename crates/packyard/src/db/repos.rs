@@ -5,6 +5,7 @@ use anyhow::Result;
 use super::{run, run_tx};
 
 use super::{Db, Tx, now};
+use super::signing_keys::KeyState;
 use crate::sign::GeneratedKey;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -18,10 +19,12 @@ pub struct Repo {
     pub index_xz: bool,
     pub created_at: i64,
     pub last_push_at: Option<i64>,
+    /// The version of the repository's keyring package.
+    pub keyring_version: i64,
 }
 
 const SELECT: &str = "SELECT r.id, r.owner_id, u.name AS owner, r.name, r.private, r.index_zstd,
-    r.index_xz, r.created_at, r.last_push_at FROM repositories r JOIN users u ON u.id = r.owner_id";
+    r.index_xz, r.created_at, r.last_push_at, r.keyring_version FROM repositories r JOIN users u ON u.id = r.owner_id";
 
 pub struct NewRepo<'a> {
     pub owner_id: i64,
@@ -48,28 +51,10 @@ pub async fn create(db: &Db, repo: &NewRepo<'_>, key: &GeneratedKey) -> Result<O
     let Some((id,)) = inserted else {
         return Ok(None);
     };
-    add_key(&mut tx, id, key).await?;
+    super::signing_keys::insert(&mut tx, id, key, KeyState::Active, 1).await?;
     super::tokens::create_master(&mut tx, id, "default").await?;
     tx.commit().await?;
     Ok(Some(id))
-}
-
-pub async fn add_key(tx: &mut Tx, repository_id: i64, key: &GeneratedKey) -> Result<()> {
-    run_tx!(
-        tx,
-        sqlx::query(
-            "INSERT INTO signing_keys (repository_id, fingerprint, public_armored, secret_armored,
-         created_at, expires_at, active) VALUES ($1, $2, $3, $4, $5, $6, TRUE)",
-        )
-        .bind(repository_id)
-        .bind(&key.fingerprint)
-        .bind(&key.public_armored)
-        .bind(&key.secret_armored)
-        .bind(key.created_at)
-        .bind(key.expires_at),
-        execute
-    )?;
-    Ok(())
 }
 
 pub async fn by_owner_and_name(db: &Db, owner: &str, name: &str) -> Result<Option<Repo>> {
@@ -127,10 +112,42 @@ pub async fn package_count(db: &Db, repository_id: i64) -> Result<i64> {
     )?)
 }
 
-/// Armored secret keys of the repository's active signing keys, oldest first.
-pub async fn active_secret_keys(db: &Db, repository_id: i64) -> Result<Vec<String>> {
-    Ok(run!(db, sqlx::query_scalar(
-        "SELECT secret_armored FROM signing_keys WHERE repository_id = $1 AND active ORDER BY id",
-    )
-    .bind(repository_id), fetch_all)?)
+/// Raises the version of the repository's keyring package after a change of its key set;
+/// returns the new version.
+pub async fn next_keyring_version(tx: &mut Tx, repository_id: i64) -> Result<i64> {
+    Ok(run_tx!(
+        tx,
+        sqlx::query_scalar(
+            "UPDATE repositories SET keyring_version = keyring_version + 1 WHERE id = $1
+             RETURNING keyring_version",
+        )
+        .bind(repository_id),
+        fetch_one
+    )?)
+}
+
+/// The repository's keyring version now, and whether the target `distro_version_id` has the
+/// keyring package `name` of that version (`VERSION` for a .deb, `VERSION-1` for an .rpm).
+pub async fn keyring_state(
+    db: &Db,
+    repository_id: i64,
+    distro_version_id: i64,
+    name: &str,
+) -> Result<(i64, bool)> {
+    let (version, present): (i64, i64) = run!(
+        db,
+        sqlx::query_as(
+            "SELECT r.keyring_version, CAST(CASE WHEN EXISTS (
+                 SELECT 1 FROM packages p WHERE p.repository_id = r.id AND p.distro_version_id = $2
+                 AND p.name = $3 AND p.deleted_at IS NULL
+                 AND (p.version = CAST(r.keyring_version AS TEXT)
+                      OR p.version = CAST(r.keyring_version AS TEXT) || '-1')
+             ) THEN 1 ELSE 0 END AS BIGINT) FROM repositories r WHERE r.id = $1",
+        )
+        .bind(repository_id)
+        .bind(distro_version_id)
+        .bind(name),
+        fetch_one
+    )?;
+    Ok((version, present == 1))
 }

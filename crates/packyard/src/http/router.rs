@@ -95,6 +95,30 @@ fn api_routes(upload_limit: usize) -> Router<App> {
             get(api::gpg_keys::show).delete(api::gpg_keys::destroy),
         )
         .route(
+            "/api/v1/repos/{owner}/{repo}/gpg_keys/signing.json",
+            get(api::signing_keys::list),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{repo}/gpg_keys/rotate.json",
+            post(api::signing_keys::rotate),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{repo}/gpg_keys/import.json",
+            post(api::signing_keys::import),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{repo}/gpg_keys/{key}/retire.json",
+            post(api::signing_keys::retire),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{repo}/gpg_keys/{key}/extend.json",
+            post(api::signing_keys::extend),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{repo}/gpg_keys/{key}/export.asc",
+            get(api::signing_keys::export),
+        )
+        .route(
             "/api/v1/repos/{owner}/{repo}/package/{*path}",
             get(api::packages::show::show),
         )

@@ -70,7 +70,7 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
     )
     .await?;
     db::packages::attach_bodies(&mut entries, bodies);
-    let secret_keys = crate::keys::active_secret_keys(app, repository_id).await?;
+    let secret_keys = crate::keys::signing_secret_keys(app, &repo).await?;
     let date = release_date();
     let read_ms = started.elapsed().as_millis() as u64;
 
@@ -285,6 +285,7 @@ mod tests {
             index_xz: false,
             created_at: 0,
             last_push_at: None,
+            keyring_version: 1,
         }
     }
 

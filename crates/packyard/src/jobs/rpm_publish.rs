@@ -77,7 +77,7 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         db::packages::attach_bodies(&mut part_entries, bodies);
         entries.push(part_entries);
     }
-    let secret_keys = crate::keys::active_secret_keys(app, target.repository_id).await?;
+    let secret_keys = crate::keys::signing_secret_keys(app, &repo).await?;
     let revision = db::now();
 
     let read_ms = started.elapsed().as_millis() as u64;

@@ -1,14 +1,19 @@
 #!/bin/bash
 # Sets up the APT repository @@OWNER@@/@@REPO@@ from @@BASE_URL@@ on this host:
-# detects the OS and codename (override with os= and dist=), writes the signing keyring to
-# /etc/apt/keyrings and the source file to /etc/apt/sources.list.d, then runs apt-get update.
-# Running it again replaces both files, so a new token takes the place of an old one.
+# detects the OS and codename (override with os= and dist=), writes the repository's current
+# signing keys to @@DEB_KEYRING@@ and the source file to /etc/apt/sources.list.d, runs
+# apt-get update, then installs the package @@KEYRING_PACKAGE@@, which owns that keyring from
+# then on: `apt-get upgrade` brings every new or extended signing key before it is used.
+# Running it again replaces both files, so a new token takes the place of an old one, and
+# moves a host set up by an older script (keyring in /etc/apt/keyrings) over.
 set -euo pipefail
 
 base_url='@@BASE_URL@@'
 repository='@@OWNER@@/@@REPO@@'
 file_name='@@OWNER@@_@@REPO@@'
 master_token='@@MASTER_TOKEN@@'
+keyring_package='@@KEYRING_PACKAGE@@'
+keyring='@@DEB_KEYRING@@'
 
 unknown_os() {
     echo "Unfortunately, your operating system distribution and version are not supported by this script."
@@ -75,7 +80,7 @@ main() {
     fi
 
     local source_file="/etc/apt/sources.list.d/${file_name}.list"
-    local keyring="/etc/apt/keyrings/${file_name}-archive-keyring.gpg"
+    local old_keyring="/etc/apt/keyrings/${file_name}-archive-keyring.gpg"
     local config_url="${base_url}/install/repositories/${repository}/config_file.list?os=${os}&dist=${dist}&source=script"
     local config
     echo "Installing ${source_file}..."
@@ -83,16 +88,24 @@ main() {
         unknown_os
     fi
 
-    echo "Importing the repository's signing key..."
-    mkdir -p /etc/apt/keyrings
+    # The current keys from the server, even where the keyring package is installed: a host
+    # that missed a rotation gets back in step before apt-get update checks the signatures.
+    echo "Importing the repository's signing keys..."
+    mkdir -p "$(dirname "$keyring")"
     curl -sSf "${auth[@]}" "${base_url}/${repository}/gpgkey" | gpg --batch --yes --dearmor -o "${keyring}.new"
     chmod 0644 "${keyring}.new"
     mv "${keyring}.new" "$keyring"
     printf '%s\n' "$config" > "$source_file"
     chmod 0644 "$source_file"
+    rm -f "$old_keyring"
 
     echo "Running apt-get update..."
     apt-get update -o Dir::Etc::sourcelist="$source_file" -o Dir::Etc::sourceparts="-" -o APT::Get::List-Cleanup="0" > /dev/null
+
+    echo "Installing ${keyring_package}, which keeps the signing keys current..."
+    if ! apt-get install -y "$keyring_package" > /dev/null; then
+        echo "Warning: ${keyring_package} could not be installed; new signing keys will need this script again."
+    fi
     echo
     echo "The repository is set up! You can now install packages."
 }

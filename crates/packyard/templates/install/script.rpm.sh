@@ -1,14 +1,18 @@
 #!/bin/bash
 # Sets up the YUM/DNF repository @@OWNER@@/@@REPO@@ from @@BASE_URL@@ on this host:
-# detects the OS and release (override with os= and dist=), writes the repository file to
-# /etc/yum.repos.d (or /etc/zypp/repos.d), then builds the metadata cache.
-# Running it again replaces the file, so a new token takes the place of an old one.
+# detects the OS and release (override with os= and dist=), writes the repository's current
+# signing keys to @@RPM_KEY@@ and the repository file to /etc/yum.repos.d (or
+# /etc/zypp/repos.d), builds the metadata cache, then installs the package @@KEYRING_PACKAGE@@,
+# which owns that key file from then on, and imports its keys into the rpm database.
+# Running it again replaces the files, so a new token takes the place of an old one.
 set -euo pipefail
 
 base_url='@@BASE_URL@@'
 repository='@@OWNER@@/@@REPO@@'
 file_name='@@OWNER@@_@@REPO@@'
 master_token='@@MASTER_TOKEN@@'
+keyring_package='@@KEYRING_PACKAGE@@'
+key_file='@@RPM_KEY@@'
 
 unknown_os() {
     echo "Unfortunately, your operating system distribution and version are not supported by this script."
@@ -78,17 +82,35 @@ main() {
     if ! config=$(curl -sSf "${auth[@]}" "$config_url"); then
         unknown_os
     fi
+    # The repository file names the key file too; dnf fails if it is missing when it imports.
+    echo "Importing the repository's signing keys..."
+    mkdir -p "$(dirname "$key_file")"
+    curl -sSf "${auth[@]}" "${base_url}/${repository}/gpgkey" > "${key_file}.new"
+    chmod 0644 "${key_file}.new"
+    mv "${key_file}.new" "$key_file"
     mkdir -p "$repos_dir"
     printf '%s\n' "$config" > "$repo_file"
     chmod 0644 "$repo_file"
 
     echo "Building the metadata cache..."
+    local installer
     if command -v zypper > /dev/null; then
         zypper --gpg-auto-import-keys refresh "$file_name"
+        installer=(zypper --non-interactive install)
     elif command -v dnf > /dev/null; then
         dnf -q makecache -y --disablerepo='*' --enablerepo="$file_name"
+        installer=(dnf -q -y install)
     else
         yum -q makecache -y --disablerepo='*' --enablerepo="$file_name"
+        installer=(yum -q -y install)
+    fi
+
+    echo "Installing ${keyring_package}, which keeps the signing keys current..."
+    if "${installer[@]}" "$keyring_package" > /dev/null; then
+        # Outside any rpm transaction: a scriptlet cannot import keys (the rpm database is locked).
+        rpmkeys --import "$key_file" || true
+    else
+        echo "Warning: ${keyring_package} could not be installed; new signing keys will need this script again."
     fi
     echo
     echo "The repository is set up! You can now install packages."

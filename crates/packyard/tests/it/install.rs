@@ -38,7 +38,7 @@ async fn configuration_endpoints_for_public_and_private_repositories() {
     assert_eq!(status, 200);
     assert!(
         list.contains(&format!(
-            "deb [signed-by=/etc/apt/keyrings/admin_stable-archive-keyring.gpg] http://{host}/admin/stable/debian/ bookworm main"
+            "deb [signed-by=/usr/share/keyrings/admin-stable-archive-keyring.gpg] http://{host}/admin/stable/debian/ bookworm main"
         )),
         "{list}"
     );
@@ -89,6 +89,22 @@ async fn configuration_endpoints_for_public_and_private_repositories() {
             && repo.contains("gpgcheck=0")
             && repo.contains("[admin_stable-source]"),
         "{repo}"
+    );
+    assert!(
+        repo.contains(&format!("gpgkey=http://{host}/admin/stable/gpgkey\n")),
+        "configuration management gets the URL alone: dnf fails on a missing key file\n{repo}"
+    );
+    let (_, scripted) = get_with(
+        &app,
+        &format!("{INSTALL}/stable/config_file.repo?os=el&dist=9&source=script"),
+        None,
+    )
+    .await;
+    assert!(
+        scripted.contains(&format!(
+            "gpgkey=http://{host}/admin/stable/gpgkey file:///etc/pki/rpm-gpg/RPM-GPG-KEY-admin-stable\n"
+        )),
+        "{scripted}"
     );
     let (_, base_url) = get_with(
         &app,
@@ -330,7 +346,7 @@ async fn script_deb_sh_sets_up_a_debian_host_for_public_and_private_repositories
     chroot.ok("apt-get install -y hello");
     assert!(chroot.path("/usr/bin/hello").exists());
     let keyring =
-        std::fs::metadata(chroot.path("/etc/apt/keyrings/admin_stable-archive-keyring.gpg"))
+        std::fs::metadata(chroot.path("/usr/share/keyrings/admin-stable-archive-keyring.gpg"))
             .unwrap();
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&keyring.permissions()) & 0o777,
@@ -391,4 +407,92 @@ async fn script_deb_sh_sets_up_a_debian_host_for_public_and_private_repositories
         source_files(&sources, "admin_internal"),
         ["admin_internal.list"]
     );
+}
+
+/// Waits until the download log has recorded that `hosts` hosts read `admin/stable` and
+/// `adopted` of them fetched the newest keyring package.
+async fn wait_for_adoption(app: &TestApp, hosts: usize, adopted: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let repo = packyard::db::repos::by_owner_and_name(&app.app.db, "admin", "stable")
+            .await
+            .unwrap()
+            .unwrap();
+        let (_, adoption) = packyard::keys::list(&app.app, &repo).await.unwrap();
+        if adoption.hosts == hosts && adoption.adopted == adopted {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "adoption stayed at {adoption:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_set_up_by_script_deb_sh_follows_a_key_rotation_through_apt_get_upgrade() {
+    let app = TestApp::builder()
+        .key_algorithm(packyard::sign::KeyAlgorithm::Ed25519)
+        .start()
+        .await;
+    app.create_repo("stable", false).await;
+    app.push_deb("stable", "hello", "1.0", "amd64").await;
+    app.wait_for_jobs().await;
+    let chroot = tokio::task::spawn_blocking(Chroot::bookworm).await.unwrap();
+    let host = app.base.trim_start_matches("http://").to_owned();
+
+    // Set up as an older script did: the key in /etc/apt/keyrings, no keyring package.
+    let old_keyring = "/etc/apt/keyrings/admin_stable-archive-keyring.gpg";
+    chroot.ok(&format!(
+        "mkdir -p /etc/apt/keyrings && curl -sSf http://{host}/admin/stable/gpgkey | gpg --dearmor > {old_keyring} && \
+         echo 'deb [signed-by={old_keyring}] http://{host}/admin/stable/debian/ bookworm main' > /etc/apt/sources.list.d/admin_stable.list && \
+         apt-get update"
+    ));
+
+    // Running the current script moves the host over to the keyring package.
+    chroot.ok(&format!(
+        "curl -sSf http://{host}{INSTALL}/stable/script.deb.sh | bash"
+    ));
+    assert!(!chroot.path(old_keyring).exists());
+    let source =
+        std::fs::read_to_string(chroot.path("/etc/apt/sources.list.d/admin_stable.list")).unwrap();
+    assert!(
+        source.contains("signed-by=/usr/share/keyrings/admin-stable-archive-keyring.gpg"),
+        "{source}"
+    );
+    let installed = chroot.ok("dpkg-query -W -f='${Version}' admin-stable-archive-keyring");
+    assert_eq!(installed.trim(), "1");
+
+    // Rotate: the host updates without a warning and upgrade brings keyring version 2.
+    let repo = packyard::db::repos::by_owner_and_name(&app.app.db, "admin", "stable")
+        .await
+        .unwrap()
+        .unwrap();
+    let old = packyard::db::signing_keys::list(&app.app.db, repo.id)
+        .await
+        .unwrap()
+        .remove(0);
+    packyard::keys::rotate(&app.app, &repo, None, None, false)
+        .await
+        .unwrap();
+    app.wait_for_jobs().await;
+    let update = chroot.ok("apt-get update 2>&1");
+    assert!(!update.contains("W:"), "{update}");
+    chroot.ok("apt-get upgrade -y");
+    let installed = chroot.ok("dpkg-query -W -f='${Version}' admin-stable-archive-keyring");
+    assert_eq!(installed.trim(), "2");
+
+    // The host has the new key, so retiring the old one needs no force, and it keeps working.
+    wait_for_adoption(&app, 1, 1).await;
+    packyard::keys::retire(&app.app, &repo, &old.fingerprint, false)
+        .await
+        .unwrap();
+    app.wait_for_jobs().await;
+    let update = chroot.ok("apt-get update -o APT::Update::Error-Mode=any 2>&1");
+    assert!(!update.contains("W:"), "{update}");
+    chroot.ok("apt-get install -y hello");
+    chroot.ok("apt-get upgrade -y");
+    let installed = chroot.ok("dpkg-query -W -f='${Version}' admin-stable-archive-keyring");
+    assert_eq!(installed.trim(), "3", "retiring changed the key set again");
 }

@@ -10,6 +10,7 @@ mod dnf_client;
 mod fixtures;
 mod install;
 mod jobs;
+mod keys;
 mod repo;
 mod restart;
 mod rpm_fixtures;

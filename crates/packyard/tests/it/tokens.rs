@@ -286,7 +286,7 @@ async fn organisation_members_push_to_its_repositories() {
     let org = packyard::db::users::create_org(&app.app.db, "acme", &[admin])
         .await
         .unwrap();
-    let key = packyard::keys::generate_for(&app.app, "acme", "stable")
+    let key = packyard::keys::generate_for(&app.app, "acme", "stable", None, None)
         .await
         .unwrap();
     let new = packyard::db::repos::NewRepo {

@@ -6,5 +6,6 @@ pub mod gpg_keys;
 pub mod packages;
 pub(crate) mod page;
 pub mod repos;
+pub mod signing_keys;
 pub mod token;
 pub mod tokens;

@@ -85,7 +85,7 @@ pub async fn create(
     let flag = |f: &Option<api::Flag>| f.as_ref().is_some_and(api::Flag::is_set);
     let private = flag(&request.repository.private);
 
-    let key = crate::keys::generate_for(&app, &user.name, name).await?;
+    let key = crate::keys::generate_for(&app, &user.name, name, None, None).await?;
     let new = db::repos::NewRepo {
         owner_id: user.id,
         name,

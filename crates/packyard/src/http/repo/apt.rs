@@ -33,6 +33,7 @@ pub async fn serve(
                 AptPath::Release { .. } => ("Release", "text/plain; charset=utf-8"),
                 _ => ("Release.gpg", "application/pgp-signature"),
             };
+            request.record_index_fetch(app, repo.id);
             let load = generations::current_document(&app.db, &target, name);
             let document = app
                 .cache

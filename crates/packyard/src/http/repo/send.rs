@@ -133,6 +133,28 @@ impl File {
     }
 }
 
+impl Request<'_> {
+    /// Records that this request's host fetched one of `repository_id`'s signed documents.
+    pub fn record_index_fetch(&self, app: &App, repository_id: i64) {
+        use crate::db::downloads::{IndexFetch, host_key, stored_user_agent};
+        let user_agent = self
+            .headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let host = host_key(
+            self.read_token.as_deref(),
+            &self.client.to_string(),
+            &stored_user_agent(user_agent),
+        );
+        app.downloads.record_index_fetch(IndexFetch {
+            repository_id,
+            host,
+            fetched_at: crate::db::now(),
+        });
+    }
+}
+
 pub async fn send(app: &App, request: &Request<'_>, mut file: File) -> Result<Response, ApiError> {
     let mut headers = HeaderMap::new();
     headers.insert(ETAG, header(&file.etag));
@@ -349,7 +371,7 @@ fn record_download(app: &App, request: &Request<'_>, package_id: i64) {
         package_id,
         downloaded_at: crate::db::now(),
         ip_address: request.client.to_string(),
-        user_agent: user_agent.unwrap_or_default().chars().take(512).collect(),
+        user_agent: crate::db::downloads::stored_user_agent(user_agent.unwrap_or_default()),
         read_token: request.read_token.clone(),
         count: 1,
     });

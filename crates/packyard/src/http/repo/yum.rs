@@ -39,6 +39,7 @@ pub async fn serve(
                 YumPath::Repomd => ("repomd.xml", "text/xml"),
                 _ => ("repomd.xml.asc", "application/pgp-signature"),
             };
+            request.record_index_fetch(app, repo.id);
             let load = generations::current_document(&app.db, &target, name);
             let document = app
                 .cache

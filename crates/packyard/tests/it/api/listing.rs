@@ -29,7 +29,8 @@ async fn lists_paginate_filter_and_search() {
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
-    assert_eq!(page.headers()["total"], "7");
+    // Seven pushed, and the keyring package of each of the two distributions.
+    assert_eq!(page.headers()["total"], "9");
     assert_eq!(page.headers()["per-page"], "3");
     assert!(page.headers().contains_key("max-per-page"));
     let link = page.headers()["link"].to_str().unwrap().to_owned();
@@ -48,8 +49,13 @@ async fn lists_paginate_filter_and_search() {
     let groups = grouped.as_array().unwrap();
     assert_eq!(
         groups.len(),
-        5,
-        "one group per name, distribution and architecture"
+        6,
+        "one group per name, distribution and architecture, the keyring package's included"
+    );
+    assert!(
+        groups
+            .iter()
+            .any(|g| g["name"] == "admin-stable-archive-keyring")
     );
     let tool0 = groups.iter().find(|g| g["name"] == "tool0").unwrap();
     assert_eq!(tool0["versions_count"], 2);
@@ -58,7 +64,7 @@ async fn lists_paginate_filter_and_search() {
     let ubuntu = app
         .json("/api/v1/repos/admin/stable/packages/deb/ubuntu.json")
         .await;
-    assert_eq!(ubuntu.as_array().unwrap().len(), 1);
+    assert_eq!(ubuntu.as_array().unwrap().len(), 2);
     assert_eq!(
         app.json("/api/v1/repos/admin/stable/packages/rpm.json")
             .await
@@ -73,7 +79,7 @@ async fn lists_paginate_filter_and_search() {
         .await;
     assert_eq!(found.as_array().unwrap().len(), 2);
     let by_dist = app
-        .json("/api/v1/repos/admin/stable/search.json?q=&dist=ubuntu/jammy&filter=debs")
+        .json("/api/v1/repos/admin/stable/search.json?q=oth&dist=ubuntu/jammy&filter=debs")
         .await;
     assert_eq!(by_dist.as_array().unwrap().len(), 1);
     assert_eq!(by_dist[0]["name"], "other");

@@ -30,6 +30,16 @@ pub async fn destroy(
         .ok_or_else(|| {
             ApiError::not_found(format!("{filename} is not in {owner}/{name} {os}/{dist}"))
         })?;
+    if crate::keyring::is_keyring(&repo, &package.name) {
+        return Err(ApiError::invalid(
+            "package",
+            format!(
+                "{} is the repository's keyring package, which Packyard keeps in step with its signing keys; \
+                 it cannot be destroyed",
+                package.name
+            ),
+        ));
+    }
     let mut tx = app.db.begin_write().await?;
     db::packages::mark_deleted(&mut tx, package.id).await?;
     ingest::enqueue_publishes(&mut tx, &repo, distro, &package.architecture).await?;
