@@ -2,7 +2,8 @@
 -- and `retiring` (both sign every document until they expire), `retired` (neither).
 ALTER TABLE signing_keys ADD COLUMN state TEXT NOT NULL DEFAULT 'active';
 UPDATE signing_keys SET state = CASE WHEN active THEN 'active' ELSE 'retired' END;
-ALTER TABLE signing_keys DROP COLUMN active;
+-- `active` stays, kept equal to "state signs", for processes still on an older binary while
+-- an upgrade rolls out.
 -- The first version of the repository's keyring package that carries the key: hosts that
 -- fetched that version or a later one know it.
 ALTER TABLE signing_keys ADD COLUMN keyring_version BIGINT NOT NULL DEFAULT 1;

@@ -122,8 +122,8 @@ pub async fn insert(
         tx,
         sqlx::query(
             "INSERT INTO signing_keys (repository_id, fingerprint, public_armored, secret_armored,
-             created_at, expires_at, state, keyring_version, state_changed_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             created_at, expires_at, state, keyring_version, state_changed_at, active)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(repository_id)
         .bind(&key.fingerprint)
@@ -133,7 +133,8 @@ pub async fn insert(
         .bind(key.expires_at)
         .bind(state.name())
         .bind(keyring_version)
-        .bind(now()),
+        .bind(now())
+        .bind(state.signs()),
         execute
     )?;
     Ok(())
@@ -142,10 +143,13 @@ pub async fn insert(
 pub async fn set_state(tx: &mut Tx, key_id: i64, state: KeyState) -> Result<()> {
     run_tx!(
         tx,
-        sqlx::query("UPDATE signing_keys SET state = $2, state_changed_at = $3 WHERE id = $1")
-            .bind(key_id)
-            .bind(state.name())
-            .bind(now()),
+        sqlx::query(
+            "UPDATE signing_keys SET state = $2, state_changed_at = $3, active = $4 WHERE id = $1"
+        )
+        .bind(key_id)
+        .bind(state.name())
+        .bind(now())
+        .bind(state.signs()),
         execute
     )?;
     Ok(())

@@ -70,6 +70,7 @@ async fn apt_for(web: &Server, os_dist: &str) -> Apt {
 }
 
 /// The package names in the Packages files apt downloaded and verified, with their counts.
+/// The pushed packages in the indexes apt read (the repository's keyring package aside).
 fn indexed_names(apt: &Apt) -> BTreeMap<String, usize> {
     let mut names = BTreeMap::new();
     for entry in std::fs::read_dir(apt.lists()).unwrap().flatten() {
@@ -78,7 +79,11 @@ fn indexed_names(apt: &Apt) -> BTreeMap<String, usize> {
             continue;
         }
         let text = std::fs::read_to_string(entry.path()).unwrap();
-        for name in text.lines().filter_map(|l| l.strip_prefix("Package: ")) {
+        let pushed = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("Package: "))
+            .filter(|name| !name.ends_with("-archive-keyring"));
+        for name in pushed {
             *names.entry(name.to_owned()).or_default() += 1;
         }
     }
