@@ -109,15 +109,24 @@ fn build_deb(repo: &Repo, name: &str, version: i64, public_keys: &[String]) -> R
 fn build_rpm(repo: &Repo, name: &str, version: i64, public_keys: &[String]) -> Result<Vec<u8>> {
     let armored = crate::sign::keyring(public_keys)?;
     let path = rpm_key_path(&repo.owner, &repo.name);
-    let summary = format!("Signing keys of the {}/{} repository", repo.owner, repo.name);
-    let package = rpm::PackageBuilder::new(name, &version.to_string(), "Public Domain", "noarch", &summary)
-        .release("1")
-        .description(format!(
-            "The OpenPGP keys that sign the repository's metadata, in {path}.\n\
+    let summary = format!(
+        "Signing keys of the {}/{} repository",
+        repo.owner, repo.name
+    );
+    let package = rpm::PackageBuilder::new(
+        name,
+        &version.to_string(),
+        "Public Domain",
+        "noarch",
+        &summary,
+    )
+    .release("1")
+    .description(format!(
+        "The OpenPGP keys that sign the repository's metadata, in {path}.\n\
              Upgrading this package brings every new or extended key."
-        ))
-        .with_file_contents(armored, rpm::FileOptions::new(path.as_str()).mode(0o100644))?
-        .build()?;
+    ))
+    .with_file_contents(armored, rpm::FileOptions::new(path.as_str()).mode(0o100644))?
+    .build()?;
     let mut out = Vec::new();
     package.write(&mut out)?;
     Ok(out)
@@ -168,8 +177,15 @@ pub async fn insert(
     distro: &Distro,
     prepared: &Prepared,
 ) -> Result<(), PushError> {
-    let package = ingest::insert_prepared(app, tx, repo, distro, &prepared.built.staged, &prepared.package)
-        .await?;
+    let package = ingest::insert_prepared(
+        app,
+        tx,
+        repo,
+        distro,
+        &prepared.built.staged,
+        &prepared.package,
+    )
+    .await?;
     db::packages::mark_deleted_named_except(tx, repo.id, distro.id, &package.name, package.id)
         .await?;
     Ok(())
@@ -187,7 +203,10 @@ pub async fn prepare_all(
         let Some(distro) = distros::by_id(distro_id) else {
             continue;
         };
-        prepared.push((distro, prepare(app, repo, distro, version, public_keys).await?));
+        prepared.push((
+            distro,
+            prepare(app, repo, distro, version, public_keys).await?,
+        ));
     }
     Ok(prepared)
 }
@@ -212,12 +231,18 @@ mod tests {
 
     #[test]
     fn names_are_valid_package_names() {
-        assert_eq!(package_name("Acme_Corp", "Stable"), "acme-corp-stable-archive-keyring");
+        assert_eq!(
+            package_name("Acme_Corp", "Stable"),
+            "acme-corp-stable-archive-keyring"
+        );
         assert_eq!(
             deb_keyring_path("acme", "stable"),
             "/usr/share/keyrings/acme-stable-archive-keyring.gpg"
         );
-        assert_eq!(rpm_key_path("acme", "my_repo"), "/etc/pki/rpm-gpg/RPM-GPG-KEY-acme-my-repo");
+        assert_eq!(
+            rpm_key_path("acme", "my_repo"),
+            "/etc/pki/rpm-gpg/RPM-GPG-KEY-acme-my-repo"
+        );
         assert_eq!(version_number("12"), Some(12));
         assert_eq!(version_number("12-1"), Some(12));
         assert_eq!(version_number("x"), None);

@@ -249,9 +249,7 @@ fn published_after(keys: &[SigningKey], edits: &[Edit]) -> Vec<String> {
                 published.push((i64::MAX, key.public_armored.clone()))
             }
             Edit::Add { .. } => {}
-            Edit::State { id, state } if !state.published() => {
-                published.retain(|(k, _)| k != id)
-            }
+            Edit::State { id, state } if !state.published() => published.retain(|(k, _)| k != id),
             Edit::State { .. } => {}
             Edit::Material { id, key } => {
                 for (k, armored) in &mut published {
@@ -321,7 +319,11 @@ pub async fn rotate(
         _ => {
             let key = generate_for(app, &repo.owner, &repo.name, algorithm, days).await?;
             let fingerprint = key.fingerprint.clone();
-            let state = if stage { KeyState::Next } else { KeyState::Active };
+            let state = if stage {
+                KeyState::Next
+            } else {
+                KeyState::Active
+            };
             edits.push(Edit::Add { key, state });
             fingerprint
         }
@@ -357,7 +359,10 @@ pub async fn retire(
     let keys = db::signing_keys::list(&app.db, repo.id).await?;
     let key = find(&keys, repo, fingerprint)?;
     if key.state == KeyState::Retired {
-        return Err(KeyError::Refused(format!("{} is retired already", key.fingerprint)));
+        return Err(KeyError::Refused(format!(
+            "{} is retired already",
+            key.fingerprint
+        )));
     }
     let now = db::now();
     let remaining: Vec<&SigningKey> = keys
@@ -373,7 +378,11 @@ pub async fn retire(
                 key.fingerprint, repo.owner, repo.name, repo.owner, repo.name
             )));
         }
-        let newest = remaining.iter().map(|k| k.keyring_version).max().unwrap_or(0);
+        let newest = remaining
+            .iter()
+            .map(|k| k.keyring_version)
+            .max()
+            .unwrap_or(0);
         let adoption = adoption(app, repo, newest).await?;
         if adoption.lagging() > 0 {
             let message = format!(
@@ -499,7 +508,11 @@ pub async fn import(
     }
     key.secret_armored = app.secrets.seal(&key.secret_armored)?;
     let fingerprint = key.fingerprint.clone();
-    let state = if stage { KeyState::Next } else { KeyState::Active };
+    let state = if stage {
+        KeyState::Next
+    } else {
+        KeyState::Active
+    };
     let mut edits = vec![Edit::Add { key, state }];
     if !stage {
         for key in keys.iter().filter(|k| k.state == KeyState::Active) {
@@ -564,15 +577,27 @@ pub async fn expiry_warnings(app: &App) -> Result<Vec<ExpiryWarning>> {
         let when = if key.expires_at <= now {
             format!("expired on {}", date(key.expires_at))
         } else {
-            format!("expires on {} ({days_left} days left)", date(key.expires_at))
+            format!(
+                "expires on {} ({days_left} days left)",
+                date(key.expires_at)
+            )
         };
         let advice = if outlived {
-            format!("a newer key signs alongside it; retire it with `packyard key retire {repository} {}` once hosts have the new keyring", key.fingerprint)
+            format!(
+                "a newer key signs alongside it; retire it with `packyard key retire {repository} {}` once hosts have the new keyring",
+                key.fingerprint
+            )
         } else {
-            format!("it is the repository's only key past that date: run `packyard key rotate {repository}` (or `packyard key extend {repository} {} --days N`)", key.fingerprint)
+            format!(
+                "it is the repository's only key past that date: run `packyard key rotate {repository}` (or `packyard key extend {repository} {} --days N`)",
+                key.fingerprint
+            )
         };
         warnings.push(ExpiryWarning {
-            message: format!("signing key {} of {repository} {when}; {advice}", key.fingerprint),
+            message: format!(
+                "signing key {} of {repository} {when}; {advice}",
+                key.fingerprint
+            ),
             repository,
             fingerprint: key.fingerprint.clone(),
             expires_at: key.expires_at,

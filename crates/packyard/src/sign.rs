@@ -73,7 +73,12 @@ pub fn generate(
     algorithm: KeyAlgorithm,
     validity_secs: u32,
 ) -> Result<GeneratedKey> {
-    generate_at(user_id, algorithm, Timestamp::now().as_secs(), validity_secs)
+    generate_at(
+        user_id,
+        algorithm,
+        Timestamp::now().as_secs(),
+        validity_secs,
+    )
 }
 
 /// As `generate`, with the key's creation time given (tests make keys that have expired).
@@ -101,8 +106,7 @@ pub fn generate_at(
     let secret = SecretKey::new(public.clone(), secret_params)?;
 
     let user_id = UserId::from_str(Default::default(), user_id)?;
-    let certification =
-        self_certification(&secret, &public, &user_id, created, validity_secs)?;
+    let certification = self_certification(&secret, &public, &user_id, created, validity_secs)?;
     let details = SignedKeyDetails::new(
         vec![],
         vec![],
@@ -145,8 +149,8 @@ fn expiry(details: &SignedKeyDetails) -> Option<Duration> {
 /// The same key with a new self-signature on each user ID that moves its expiry to
 /// `expires_at` (Unix seconds); its fingerprint does not change.
 pub fn extend(secret_armored: &str, expires_at: i64) -> Result<GeneratedKey> {
-    let (mut key, _) =
-        SignedSecretKey::from_string(secret_armored).context("a stored signing key does not parse")?;
+    let (mut key, _) = SignedSecretKey::from_string(secret_armored)
+        .context("a stored signing key does not parse")?;
     let created = key.primary_key.created_at();
     let validity = expires_at - i64::from(created.as_secs());
     anyhow::ensure!(validity > 0, "the new expiry is before the key was made");
@@ -154,18 +158,22 @@ pub fn extend(secret_armored: &str, expires_at: i64) -> Result<GeneratedKey> {
     let public = key.primary_key.public_key().clone();
     let now = Timestamp::now();
     for user in &mut key.details.users {
-        let signature =
-            self_certification(&key.primary_key, &public, &user.id, now, validity)?;
+        let signature = self_certification(&key.primary_key, &public, &user.id, now, validity)?;
         user.signatures = vec![signature];
     }
-    anyhow::ensure!(!key.details.users.is_empty(), "the key has no user ID to sign again");
+    anyhow::ensure!(
+        !key.details.users.is_empty(),
+        "the key has no user ID to sign again"
+    );
     stored(&key)
 }
 
 /// Why an armored private key cannot be imported.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    #[error("this is a public key; import needs the private key (gpg --export-secret-keys --armor FINGERPRINT)")]
+    #[error(
+        "this is a public key; import needs the private key (gpg --export-secret-keys --armor FINGERPRINT)"
+    )]
     PublicOnly,
     #[error("not an armored OpenPGP private key: {0}")]
     Malformed(String),

@@ -213,7 +213,11 @@ pub async fn run(command: KeyCommand) -> Result<()> {
                 format!(
                     "imported {}{}; keyring package version {} carries it; {} target(s) queued",
                     c.fingerprint,
-                    if stage { " (staged)" } else { ": it signs from the next publish" },
+                    if stage {
+                        " (staged)"
+                    } else {
+                        ": it signs from the next publish"
+                    },
                     c.keyring_version,
                     c.targets_queued
                 )

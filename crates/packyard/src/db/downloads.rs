@@ -47,7 +47,9 @@ pub fn stored_user_agent(user_agent: &str) -> String {
 pub async fn record(db: &Db, batch: &[Download], fetches: &[IndexFetch]) -> Result<()> {
     let mut latest: HashMap<(i64, &str), i64> = HashMap::new();
     for f in fetches {
-        let at = latest.entry((f.repository_id, f.host.as_str())).or_default();
+        let at = latest
+            .entry((f.repository_id, f.host.as_str()))
+            .or_default();
         *at = (*at).max(f.fetched_at);
     }
     let mut rows: HashMap<(i64, i64, &str, &str, Option<&str>), i64> = HashMap::new();

@@ -228,9 +228,7 @@ pub async fn next_run_in(db: &Db) -> Result<Option<i64>> {
 pub async fn errors(db: &Db) -> Result<Vec<String>> {
     Ok(run!(
         db,
-        sqlx::query_scalar(
-            "SELECT last_error FROM jobs WHERE last_error IS NOT NULL ORDER BY id"
-        ),
+        sqlx::query_scalar("SELECT last_error FROM jobs WHERE last_error IS NOT NULL ORDER BY id"),
         fetch_all
     )?)
 }

@@ -4,8 +4,8 @@ use anyhow::Result;
 
 use super::{run, run_tx};
 
-use super::{Db, Tx, now};
 use super::signing_keys::KeyState;
+use super::{Db, Tx, now};
 use crate::sign::GeneratedKey;
 
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -95,7 +95,8 @@ impl From<Row> for SigningKey {
     }
 }
 
-const SELECT: &str = "SELECT id, fingerprint, public_armored, secret_armored, created_at, expires_at,
+const SELECT: &str =
+    "SELECT id, fingerprint, public_armored, secret_armored, created_at, expires_at,
     state, keyring_version FROM signing_keys WHERE repository_id = $1 ORDER BY id";
 
 /// Every key of the repository, retired ones included, oldest first.

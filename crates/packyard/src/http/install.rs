@@ -108,7 +108,10 @@ fn script(
             "@@DEB_KEYRING@@",
             &keyring::deb_keyring_path(&repo.owner, &repo.name),
         )
-        .replace("@@RPM_KEY@@", &keyring::rpm_key_path(&repo.owner, &repo.name))
+        .replace(
+            "@@RPM_KEY@@",
+            &keyring::rpm_key_path(&repo.owner, &repo.name),
+        )
         .replace("@@MASTER_TOKEN@@", master);
     (
         [

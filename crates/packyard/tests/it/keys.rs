@@ -59,7 +59,9 @@ fn gpgv(keyring: &[u8], signed: &[u8], data: Option<&[u8]>) -> String {
         std::fs::write(&data_path, data).unwrap();
         command.arg(&data_path);
     }
-    let out = command.output().expect("gpgv runs (scripts/test installs it)");
+    let out = command
+        .output()
+        .expect("gpgv runs (scripts/test installs it)");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -136,7 +138,9 @@ async fn during_a_rotation_both_keys_sign_and_hosts_knowing_either_verify() {
     let mut expected = vec![old.fingerprint.clone(), new.fingerprint.clone()];
     expected.sort();
     assert_eq!(signers, expected, "{signed}");
-    let release = app.bytes("/admin/stable/debian/dists/bookworm/Release").await;
+    let release = app
+        .bytes("/admin/stable/debian/dists/bookworm/Release")
+        .await;
     let detached = app
         .bytes("/admin/stable/debian/dists/bookworm/Release.gpg")
         .await;
@@ -226,8 +230,13 @@ async fn an_expired_key_never_signs_and_hosts_of_the_valid_key_verify() {
         false,
     )
     .remove(0);
-    app.push_ok("stable", EL9, &file_name(&rpm), std::fs::read(&rpm).unwrap())
-        .await;
+    app.push_ok(
+        "stable",
+        EL9,
+        &file_name(&rpm),
+        std::fs::read(&rpm).unwrap(),
+    )
+    .await;
     app.wait_for_jobs().await;
     let valid = signing_keys(&app, "stable").await.remove(0);
 
@@ -258,19 +267,28 @@ async fn an_expired_key_never_signs_and_hosts_of_the_valid_key_verify() {
     .into_iter()
     .find(|p| file_name(p).contains("2.0"))
     .unwrap();
-    app.push_ok("stable", EL9, &file_name(&rpm2), std::fs::read(&rpm2).unwrap())
-        .await;
+    app.push_ok(
+        "stable",
+        EL9,
+        &file_name(&rpm2),
+        std::fs::read(&rpm2).unwrap(),
+    )
+    .await;
     app.wait_for_jobs().await;
 
-    let both = packyard::sign::binary_keyring(&[
-        valid.public_armored.clone(),
-        expired_public.clone(),
-    ])
-    .unwrap();
+    let both =
+        packyard::sign::binary_keyring(&[valid.public_armored.clone(), expired_public.clone()])
+            .unwrap();
     let status = gpgv(&both, in_release(&app).await.as_bytes(), None);
-    assert_eq!(good_signers(&status), [valid.fingerprint.clone()], "{status}");
+    assert_eq!(
+        good_signers(&status),
+        [valid.fingerprint.clone()],
+        "{status}"
+    );
     assert!(!status.contains("EXPKEYSIG"), "{status}");
-    let repomd = app.bytes("/admin/stable/el/9/x86_64/repodata/repomd.xml").await;
+    let repomd = app
+        .bytes("/admin/stable/el/9/x86_64/repodata/repomd.xml")
+        .await;
     let asc = app
         .bytes("/admin/stable/el/9/x86_64/repodata/repomd.xml.asc")
         .await;
@@ -417,8 +435,13 @@ async fn dnf_imports_the_new_key_by_itself_after_rotate_and_retire() {
         false,
     )
     .remove(0);
-    app.push_ok("stable", EL9, &file_name(&rpm), std::fs::read(&rpm).unwrap())
-        .await;
+    app.push_ok(
+        "stable",
+        EL9,
+        &file_name(&rpm),
+        std::fs::read(&rpm).unwrap(),
+    )
+    .await;
     app.wait_for_jobs().await;
     let old = signing_keys(&app, "stable").await.remove(0);
     let repo_file = format!(
@@ -511,7 +534,10 @@ async fn retire_is_refused_for_the_last_key_and_while_hosts_lag() {
     );
     apt.update().await;
     let rotated = app
-        .authed(Method::POST, "/api/v1/repos/admin/stable/gpg_keys/rotate.json")
+        .authed(
+            Method::POST,
+            "/api/v1/repos/admin/stable/gpg_keys/rotate.json",
+        )
         .send()
         .await
         .unwrap();
@@ -524,7 +550,10 @@ async fn retire_is_refused_for_the_last_key_and_while_hosts_lag() {
     assert_eq!(refused.status(), 422);
     let message = refused.text().await.unwrap();
     assert!(message.contains("1 of 1 hosts"), "{message}");
-    assert_eq!(signing_keys(&app, "stable").await[0].state, KeyState::Retiring);
+    assert_eq!(
+        signing_keys(&app, "stable").await[0].state,
+        KeyState::Retiring
+    );
 
     // The host upgrades the keyring package: nobody lags, and retiring needs no force.
     let out = apt
@@ -535,7 +564,10 @@ async fn retire_is_refused_for_the_last_key_and_while_hosts_lag() {
     assert_eq!(adoption.keyring_version, 2);
     let forced = retire(false).await.unwrap();
     assert_eq!(forced.status(), 200, "{}", forced.text().await.unwrap());
-    assert_eq!(signing_keys(&app, "stable").await[0].state, KeyState::Retired);
+    assert_eq!(
+        signing_keys(&app, "stable").await[0].state,
+        KeyState::Retired
+    );
 }
 
 #[tokio::test]
@@ -601,7 +633,10 @@ fn gpg(home: &Path, args: &[&str]) -> Vec<u8> {
 
 async fn import(app: &TestApp, keydata: &str) -> (u16, String) {
     let response = app
-        .authed(Method::POST, "/api/v1/repos/admin/stable/gpg_keys/import.json")
+        .authed(
+            Method::POST,
+            "/api/v1/repos/admin/stable/gpg_keys/import.json",
+        )
         .form(&[("keydata", keydata)])
         .send()
         .await
@@ -620,17 +655,49 @@ async fn import_takes_a_gpg_made_key_and_refuses_bad_ones_changing_nothing() {
 
     let home = gpg_home();
     let h = home.path();
-    gpg(h, &["--passphrase", "", "--quick-gen-key", "Vault <vault@example.invalid>", "default", "default", "1y"]);
-    gpg(h, &["--passphrase", "secret", "--quick-gen-key", "Locked <locked@example.invalid>", "default", "default", "1y"]);
-    let public = String::from_utf8(gpg(h, &["--armor", "--export", "vault@example.invalid"])).unwrap();
+    gpg(
+        h,
+        &[
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            "Vault <vault@example.invalid>",
+            "default",
+            "default",
+            "1y",
+        ],
+    );
+    gpg(
+        h,
+        &[
+            "--passphrase",
+            "secret",
+            "--quick-gen-key",
+            "Locked <locked@example.invalid>",
+            "default",
+            "default",
+            "1y",
+        ],
+    );
+    let public =
+        String::from_utf8(gpg(h, &["--armor", "--export", "vault@example.invalid"])).unwrap();
     let locked = String::from_utf8(gpg(
         h,
-        &["--passphrase", "secret", "--armor", "--export-secret-keys", "locked@example.invalid"],
+        &[
+            "--passphrase",
+            "secret",
+            "--armor",
+            "--export-secret-keys",
+            "locked@example.invalid",
+        ],
     ))
     .unwrap();
     let bad_cases = [
         (public.as_str(), "public key"),
-        ("-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nbm90IGEga2V5\n-----END PGP PRIVATE KEY BLOCK-----\n", "not an armored"),
+        (
+            "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nbm90IGEga2V5\n-----END PGP PRIVATE KEY BLOCK-----\n",
+            "not an armored",
+        ),
         ("hello", "not an armored"),
         (locked.as_str(), "passphrase"),
     ];
@@ -659,15 +726,26 @@ async fn import_takes_a_gpg_made_key_and_refuses_bad_ones_changing_nothing() {
     assert_eq!(db::jobs::pending(&app.app.db).await.unwrap(), 0);
 
     // The good one: InRelease verifies with the public part gpg exports.
-    let secret = String::from_utf8(gpg(h, &["--armor", "--export-secret-keys", "vault@example.invalid"])).unwrap();
+    let secret = String::from_utf8(gpg(
+        h,
+        &["--armor", "--export-secret-keys", "vault@example.invalid"],
+    ))
+    .unwrap();
     let (status, body) = import(&app, &secret).await;
     assert_eq!(status, 201, "{body}");
     app.wait_for_jobs().await;
     let binary_public = gpg(h, &["--export", "vault@example.invalid"]);
     let status = gpgv(&binary_public, in_release(&app).await.as_bytes(), None);
     let imported: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(good_signers(&status), [imported["fingerprint"].as_str().unwrap()]);
-    let apt = Apt::new(&app.url("/admin/stable/debian/"), "bookworm", &binary_public);
+    assert_eq!(
+        good_signers(&status),
+        [imported["fingerprint"].as_str().unwrap()]
+    );
+    let apt = Apt::new(
+        &app.url("/admin/stable/debian/"),
+        "bookworm",
+        &binary_public,
+    );
     apt.update().await;
     let (status, body) = import(&app, &secret).await;
     assert_eq!(status, 422, "the same key twice: {body}");
@@ -696,15 +774,28 @@ async fn key_commands_on_the_data_folder_while_the_server_runs() {
     };
     let args = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
 
-    let out = cli(args(&["key", "rotate", "admin/stable", "--days", "10", "--json"]))
-        .await
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cli(args(&[
+        "key",
+        "rotate",
+        "admin/stable",
+        "--days",
+        "10",
+        "--json",
+    ]))
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rotated: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let new = rotated["fingerprint"].as_str().unwrap().to_owned();
     app.wait_for_jobs().await;
 
-    let out = cli(args(&["key", "list", "admin/stable", "--json"])).await.unwrap();
+    let out = cli(args(&["key", "list", "admin/stable", "--json"]))
+        .await
+        .unwrap();
     let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let keys = listed["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 2);
@@ -715,38 +806,171 @@ async fn key_commands_on_the_data_folder_while_the_server_runs() {
     assert!(keys[1]["days_left"].as_i64().unwrap() <= 10);
     let out = cli(args(&["key", "list", "admin/stable"])).await.unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains(&new) && text.contains("adoption: 0 of 0 hosts"), "{text}");
+    assert!(
+        text.contains(&new) && text.contains("adoption: 0 of 0 hosts"),
+        "{text}"
+    );
 
     // The server signs with both keys after the command, without a restart.
     let signed = in_release(&app).await;
     let all = signing_keys(&app, "stable").await;
     assert_eq!(
-        good_signers(&gpgv(&binary(&all.iter().collect::<Vec<_>>()), signed.as_bytes(), None)).len(),
+        good_signers(&gpgv(
+            &binary(&all.iter().collect::<Vec<_>>()),
+            signed.as_bytes(),
+            None
+        ))
+        .len(),
         2
     );
 
     // The old key retired, the new one expires in 10 days: check-config fails and says what to run.
     let old = all[0].fingerprint.clone();
-    let out = cli(args(&["key", "retire", "admin/stable", &old])).await.unwrap();
-    assert!(out.status.success(), "no host read the repository: {}", String::from_utf8_lossy(&out.stderr));
+    let out = cli(args(&["key", "retire", "admin/stable", &old]))
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "no host read the repository: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = cli(args(&["check-config"])).await.unwrap();
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("packyard key rotate admin/stable"), "{text}");
-    let out = cli(args(&["key", "retire", "admin/stable", &new])).await.unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("last usable signing key"));
-    let out = cli(args(&["key", "extend", "admin/stable", &new[new.len() - 16..], "--days", "400"]))
+    let out = cli(args(&["key", "retire", "admin/stable", &new]))
         .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("last usable signing key"));
+    let out = cli(args(&[
+        "key",
+        "extend",
+        "admin/stable",
+        &new[new.len() - 16..],
+        "--days",
+        "400",
+    ]))
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("dnf hosts never import"));
     let out = cli(args(&["check-config"])).await.unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     let out = cli(args(&["key", "export", "admin/stable"])).await.unwrap();
     let exported = String::from_utf8_lossy(&out.stdout);
     assert!(exported.starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----"));
     assert!(!exported.contains("PRIVATE"));
     assert_eq!(exported, app.text("/admin/stable/gpgkey").await);
+}
+
+#[tokio::test]
+async fn a_staged_key_is_published_first_and_signs_from_the_next_rotate() {
+    let app = ed25519_app().await;
+    app.create_repo("stable", false).await;
+    app.push_deb("stable", "hello", "1.0", "amd64").await;
+    app.wait_for_jobs().await;
+    let repo = repo(&app, "stable").await;
+    let staged = keys::rotate(&app.app, &repo, None, None, true)
+        .await
+        .unwrap();
+    app.wait_for_jobs().await;
+    let keys_now = signing_keys(&app, "stable").await;
+    assert_eq!(keys_now[0].state, KeyState::Active);
+    assert_eq!(keys_now[1].state, KeyState::Next);
+    let all: Vec<&SigningKey> = keys_now.iter().collect();
+    // In the keyring and at /gpgkey, not signing yet.
+    let status = gpgv(&binary(&all), in_release(&app).await.as_bytes(), None);
+    assert_eq!(good_signers(&status), [keys_now[0].fingerprint.clone()]);
+    assert_eq!(
+        dearmor(&app.text("/admin/stable/gpgkey").await),
+        binary(&all)
+    );
+    let again = keys::rotate(&app.app, &repo, None, None, true).await;
+    assert!(matches!(again, Err(KeyError::Refused(_))), "{again:?}");
+
+    let activated = keys::rotate(&app.app, &repo, None, None, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        activated.fingerprint, staged.fingerprint,
+        "no new key is made"
+    );
+    app.wait_for_jobs().await;
+    let keys_now = signing_keys(&app, "stable").await;
+    assert_eq!(keys_now.len(), 2);
+    assert_eq!(keys_now[0].state, KeyState::Retiring);
+    assert_eq!(keys_now[1].state, KeyState::Active);
+    let status = gpgv(&binary(&all), in_release(&app).await.as_bytes(), None);
+    assert_eq!(good_signers(&status).len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_warns_of_a_key_close_to_expiry_at_start_up() {
+    use crate::deployment::Deployment;
+    let deployment = Deployment::new().await;
+    let server = deployment.serve("all", "all", &[]).await;
+    let token = deployment.create_token().await;
+    let client = reqwest::Client::new();
+    let created = client
+        .post(server.url("/api/v1/repos.json"))
+        .basic_auth(&token, Some(""))
+        .form(&[("repository[name]", "stable")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let key = |args: &[&str]| {
+        let mut command = deployment.command(&deployment.data_dir("cli"));
+        command.arg("key").args(args);
+        command.output()
+    };
+    let out = key(&["list", "admin/stable", "--json"]).await.unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let old = listed["keys"][0]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = key(&["rotate", "admin/stable", "--days", "20"])
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = key(&["retire", "admin/stable", &old]).await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    server.signal("-TERM").await;
+    drop(server);
+    let server = deployment.serve("all", "all", &[]).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = server.log();
+        let warned = log.lines().any(|l| {
+            l.contains("WARN")
+                && l.contains("admin/stable")
+                && l.contains("days left")
+                && l.contains("packyard key rotate admin/stable")
+        });
+        if warned {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no expiry warning:\n{log}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -176,8 +176,9 @@ pub async fn extend(
 ) -> Result<Json<Value>, ApiError> {
     let repo = owned(&app, &headers, client, &owner, &name).await?;
     let extension: Extension = parse(&headers, &body)?;
-    let days = days("days", extension.days)?
-        .ok_or_else(|| ApiError::invalid("days", "is missing: days from now until the key expires"))?;
+    let days = days("days", extension.days)?.ok_or_else(|| {
+        ApiError::invalid("days", "is missing: days from now until the key expires")
+    })?;
     let change = keys::extend(&app, &repo, &fingerprint, days).await?;
     Ok(changed(change))
 }

@@ -76,7 +76,10 @@ async fn same_bytes_again_is_idempotent_different_bytes_conflict() {
     app.push_ok("stable", JAMMY, "hello_1.0-1_amd64.deb", tweaked)
         .await;
     let (rows, _) = app.stored().await;
-    assert_eq!(rows, 4, "two pushed, and the keyring package of each distribution");
+    assert_eq!(
+        rows, 4,
+        "two pushed, and the keyring package of each distribution"
+    );
 }
 
 #[tokio::test]
