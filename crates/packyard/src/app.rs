@@ -40,6 +40,8 @@ pub struct AppState {
     pub instance: String,
     /// What serving repository files reads on every request.
     pub cache: Arc<ReadCache>,
+    /// When this process opened its state, for its uptime.
+    pub started: std::time::Instant,
 }
 
 impl App {
@@ -65,6 +67,7 @@ impl App {
             secrets,
             instance: format!("{}:{}", hostname(), std::process::id()),
             cache: Arc::new(ReadCache::new(cache_bytes, cache_ttl, announced)),
+            started: std::time::Instant::now(),
         })))
     }
 }

@@ -158,12 +158,62 @@ pub async fn insert_prepared(
 }
 
 async fn parse(staged: &Staged, distro: &Distro) -> Result<Parsed, PushError> {
+    parse_as_of(staged, distro, db::now()).await
+}
+
+/// As `parse`, for a file that arrived at `file_time` (YUM lists that time).
+async fn parse_as_of(
+    staged: &Staged,
+    distro: &Distro,
+    file_time: i64,
+) -> Result<Parsed, PushError> {
     check_kind(staged, distro)?;
     check_filename(&staged.filename, distro.format)?;
     match distro.format {
         PackageFormat::Deb => parse_deb(staged, distro).await,
-        PackageFormat::Rpm => parse_rpm(staged).await,
+        PackageFormat::Rpm => parse_rpm(staged, file_time).await,
     }
+}
+
+/// Reads a stored package's blob again and renders its index entries anew (after a parser
+/// fix), replacing the stored ones. The blob must still be the package the row describes.
+pub async fn rerender(app: &App, distro: &Distro, package: &Package) -> anyhow::Result<()> {
+    let key = BlobKey::from_sha256(&package.sha256)?;
+    let file = tempfile::NamedTempFile::new_in(app.blobs.tmp_dir())?;
+    let digests = app
+        .blobs
+        .download_to(&key, file.path())
+        .await?
+        .with_context(|| format!("the blob of {} is missing from storage", package.filename))?;
+    anyhow::ensure!(
+        digests.sha256 == package.sha256,
+        "the blob of {} does not match its SHA-256 ({} stored, {} read)",
+        package.filename,
+        package.sha256,
+        digests.sha256
+    );
+    let staged = Staged {
+        path: file.path().to_owned(),
+        filename: package.filename.clone(),
+        digests,
+    };
+    let parsed = parse_as_of(&staged, distro, package.created_at)
+        .await
+        .map_err(|e| anyhow::anyhow!("{} no longer parses: {e}", package.filename))?;
+    anyhow::ensure!(
+        parsed.name == package.name
+            && parsed.version == package.version
+            && parsed.architecture == package.architecture,
+        "{} now reads as {} {} ({}), not as its row's {} {} ({})",
+        package.filename,
+        parsed.name,
+        parsed.version,
+        parsed.architecture,
+        package.name,
+        package.version,
+        package.architecture
+    );
+    db::packages::replace_entries(&app.db, package.id, &parsed.entries).await
 }
 
 /// Imports many packages of one distribution in one transaction with one publish per target,
@@ -321,7 +371,7 @@ async fn parse_deb(staged: &Staged, distro: &Distro) -> Result<Parsed, PushError
     })
 }
 
-async fn parse_rpm(staged: &Staged) -> Result<Parsed, PushError> {
+async fn parse_rpm(staged: &Staged, file_time: i64) -> Result<Parsed, PushError> {
     let path = staged.path.clone();
     let size = staged.digests.size;
     let package = tokio::task::spawn_blocking(move || {
@@ -334,11 +384,10 @@ async fn parse_rpm(staged: &Staged) -> Result<Parsed, PushError> {
 
     let sha256 = &staged.digests.sha256;
     let href = YumPath::package_href(&staged.filename);
-    let now = db::now();
     let entries = vec![
         (
             "primary",
-            rpm::primary_entry(&package, sha256, &href, size, now),
+            rpm::primary_entry(&package, sha256, &href, size, file_time),
         ),
         ("filelists", rpm::filelists_entry(&package, sha256)),
         ("other", rpm::other_entry(&package, sha256)),

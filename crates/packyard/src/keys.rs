@@ -631,3 +631,31 @@ pub fn date(secs: i64) -> String {
         .map(|t| t.date().to_string())
         .unwrap_or_else(|_| secs.to_string())
 }
+
+/// Records a key command and how it went in the audit log.
+pub async fn audit(
+    app: &App,
+    actor: crate::audit::Actor,
+    ip: Option<std::net::IpAddr>,
+    repo: &Repo,
+    action: &'static str,
+    key: Option<&str>,
+    result: &Result<KeyChange, KeyError>,
+) {
+    let mut event = crate::audit::Event::new(actor, action).repository(&repo.owner, &repo.name);
+    if let Some(ip) = ip {
+        event = event.ip(ip);
+    }
+    if let Ok(change) = result {
+        event = event
+            .target(change.fingerprint.clone())
+            .details(serde_json::json!({
+                "keyring_version": change.keyring_version,
+                "targets_queued": change.targets_queued,
+            }));
+    } else if let Some(key) = key {
+        event = event.target(key.chars().take(64).collect::<String>());
+    }
+    let refused = !matches!(result, Err(KeyError::Internal(_)));
+    crate::audit::record(&app.db, event.result(result, refused)).await;
+}

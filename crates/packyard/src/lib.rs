@@ -5,18 +5,22 @@
 //! bucket. See ARCHITECTURE.md for the map.
 
 pub mod app;
+pub mod audit;
 pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod distros;
 pub mod downloads;
+pub mod fsck;
 pub mod http;
 pub mod ingest;
 pub mod jobs;
 pub mod keyring;
 pub mod keys;
 pub mod read_cache;
+pub mod reindex;
 pub mod secrets;
 pub mod sign;
+pub mod status;
 pub mod storage;

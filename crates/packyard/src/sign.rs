@@ -386,3 +386,34 @@ mod tests {
         assert!(signature.verify(&public, b"something else").is_err());
     }
 }
+
+/// The fingerprints of those of `public_keys` (armored) that made a valid signature on the
+/// cleartext-signed `signed` (an `InRelease`).
+pub fn cleartext_signers(signed: &str, public_keys: &[String]) -> Result<Vec<String>> {
+    let (message, _) =
+        CleartextSignedMessage::from_string(signed).context("not a cleartext-signed message")?;
+    let mut signers = Vec::new();
+    for armored in public_keys {
+        let (key, _) = SignedPublicKey::from_string(armored)?;
+        if message.verify(&key).is_ok() {
+            signers.push(hex::encode_upper(key.fingerprint().as_bytes()));
+        }
+    }
+    Ok(signers)
+}
+
+/// The fingerprints of those of `public_keys` that made one of the detached signatures in
+/// `armored` (a `Release.gpg` or `repomd.xml.asc`) over `data`.
+pub fn detached_signers(armored: &str, data: &[u8], public_keys: &[String]) -> Result<Vec<String>> {
+    let (signatures, _) = DetachedSignature::from_string_many(armored)
+        .context("not an armored detached signature")?;
+    let signatures: Vec<DetachedSignature> = signatures.collect::<pgp::errors::Result<_>>()?;
+    let mut signers = Vec::new();
+    for armored_key in public_keys {
+        let (key, _) = SignedPublicKey::from_string(armored_key)?;
+        if signatures.iter().any(|s| s.verify(&key, data).is_ok()) {
+            signers.push(hex::encode_upper(key.fingerprint().as_bytes()));
+        }
+    }
+    Ok(signers)
+}

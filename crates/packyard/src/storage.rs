@@ -16,6 +16,7 @@ use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload
 use tokio::io::AsyncReadExt;
 
 use crate::config::{Config, StorageLocation};
+use packyard_formats::digest::{FileDigests, MultiHasher};
 
 /// The key of a blob: its SHA-256, validated as 64 lowercase hex digits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,6 +227,25 @@ impl Blobs {
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Copies a blob into the local file `dest`, hashing it on the way; `None` when the blob
+    /// does not exist.
+    pub async fn download_to(&self, key: &BlobKey, dest: &Path) -> Result<Option<FileDigests>> {
+        use futures::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let Some(mut read) = self.get(key, None).await? else {
+            return Ok(None);
+        };
+        let mut file = tokio::io::BufWriter::new(tokio::fs::File::create(dest).await?);
+        let mut hasher = MultiHasher::default();
+        while let Some(chunk) = read.stream.next().await {
+            let chunk = chunk?;
+            hasher.update(&chunk);
+            file.write_all(&chunk).await?;
+        }
+        file.flush().await?;
+        Ok(Some(hasher.finish()))
     }
 
     pub async fn get_bytes(&self, key: &BlobKey) -> Result<Bytes> {

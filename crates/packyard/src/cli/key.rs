@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::ConfigArgs;
 use crate::app::App;
+use crate::audit::Actor;
 use crate::db::{self, repos::Repo};
 use crate::keys::{self, KeyChange, KeyError};
 use crate::sign::KeyAlgorithm;
@@ -146,6 +147,16 @@ pub async fn run(command: KeyCommand) -> Result<()> {
         } => {
             let (app, repo) = open(&config, &repository).await?;
             let change = keys::rotate(&app, &repo, algorithm, days, stage).await;
+            keys::audit(
+                &app,
+                Actor::local(),
+                None,
+                &repo,
+                "key.rotate",
+                None,
+                &change,
+            )
+            .await;
             report(change, json, |c| {
                 if stage {
                     format!(
@@ -171,6 +182,16 @@ pub async fn run(command: KeyCommand) -> Result<()> {
         } => {
             let (app, repo) = open(&config, &repository).await?;
             let change = keys::retire(&app, &repo, &fingerprint, force).await;
+            keys::audit(
+                &app,
+                Actor::local(),
+                None,
+                &repo,
+                "key.retire",
+                Some(&fingerprint),
+                &change,
+            )
+            .await;
             report(change, json, |c| {
                 format!(
                     "retired {}: it no longer signs and keyring package version {} leaves it out; {} target(s) queued",
@@ -187,6 +208,16 @@ pub async fn run(command: KeyCommand) -> Result<()> {
         } => {
             let (app, repo) = open(&config, &repository).await?;
             let change = keys::extend(&app, &repo, &fingerprint, days).await;
+            keys::audit(
+                &app,
+                Actor::local(),
+                None,
+                &repo,
+                "key.extend",
+                Some(&fingerprint),
+                &change,
+            )
+            .await;
             report(change, json, |c| {
                 format!(
                     "extended {} by a new self-signature; it now expires in {days} days. Keyring package version {} and /gpgkey carry it; {} target(s) queued",
@@ -209,6 +240,16 @@ pub async fn run(command: KeyCommand) -> Result<()> {
             };
             let (app, repo) = open(&config, &repository).await?;
             let change = keys::import(&app, &repo, &armored, stage).await;
+            keys::audit(
+                &app,
+                Actor::local(),
+                None,
+                &repo,
+                "key.import",
+                None,
+                &change,
+            )
+            .await;
             report(change, json, |c| {
                 format!(
                     "imported {}{}; keyring package version {} carries it; {} target(s) queued",

@@ -1,6 +1,7 @@
 //! Command-line interface: `serve` and the operator's `admin` commands.
 
 mod key;
+mod ops;
 mod serve;
 
 use std::path::PathBuf;
@@ -9,12 +10,13 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+use crate::audit::{self, Actor, Event};
 use crate::config::{Config, Overrides, Role};
 
 #[derive(Parser)]
 #[command(
     name = "packyard",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("PACKYARD_COMMIT"), ", ", env!("PACKYARD_BUILD_DATE"), ")"),
     about = "Self-hosted APT and YUM/DNF package repositories"
 )]
 struct Cli {
@@ -102,6 +104,57 @@ enum Command {
         #[command(subcommand)]
         command: key::KeyCommand,
     },
+    /// Rebuild indexes from the database: one repository, one distribution, or --all
+    Reindex(ops::ReindexArgs),
+    /// Version, processes, job queue and failing jobs, last publishes, key expiry, last backup
+    Status {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Failing jobs
+    Jobs {
+        #[command(subcommand)]
+        command: ops::JobsCommand,
+    },
+    /// Check every package's blob, every current index against its signed document, the
+    /// signatures, and the job queue; exit 1 on any problem
+    Fsck {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Queue a rebuild of each target whose index is broken
+        #[arg(long)]
+        repair: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the collector now: old generations, destroyed packages and unreferenced blobs
+    Gc {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Report what would be removed and remove nothing
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The audit log: who changed what, newest first
+    Audit {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// How far back: seconds, or 30m, 24h, 7d
+        #[arg(long, default_value = "7d")]
+        since: String,
+        /// Only this repository, OWNER/REPO
+        #[arg(long)]
+        repo: Option<String>,
+        /// At most this many events
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Master and read tokens of private repositories
     Token {
         #[command(subcommand)]
@@ -138,6 +191,10 @@ enum AdminCommand {
         /// User the token belongs to
         #[arg(long, default_value = "admin")]
         user: String,
+        /// Make the user an administrator (reads the audit log and all of /api/system);
+        /// the user named admin is one already
+        #[arg(long)]
+        admin: bool,
     },
     /// Create a user who logs in with an email and a password (read from standard input, or
     /// PACKYARD_PASSWORD), or change an existing user's
@@ -216,6 +273,19 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::CheckConfig { config } => check_config(config.load()?).await,
         Command::Key { command } => key::run(command).await,
+        Command::Reindex(args) => ops::reindex(args).await,
+        Command::Status { config, json } => ops::status(config, json).await,
+        Command::Jobs { command } => ops::jobs(command).await,
+        Command::Fsck {
+            config,
+            repair,
+            json,
+        } => ops::fsck(config, repair, json).await,
+        Command::Gc {
+            config,
+            dry_run,
+            json,
+        } => ops::gc(config, dry_run, json).await,
         Command::Bench {
             out,
             render_only: true,
@@ -247,11 +317,58 @@ async fn run(cli: Cli) -> Result<()> {
             crate::bench::run(options).await
         }
         Command::Admin {
-            command: AdminCommand::CreateToken { config, user },
+            command:
+                AdminCommand::CreateToken {
+                    config,
+                    user,
+                    admin,
+                },
         } => {
             let db = Db::open(&config.load()?.database_url()).await?;
             let user = db::users::find_or_create(&db, &user).await?;
+            if admin || user.name == "admin" {
+                db::users::set_admin(&db, user.id, true).await?;
+            }
             println!("{}", db::users::create_token(&db, user.id).await?);
+            let event = Event::new(Actor::local(), "admin.create_token")
+                .target(user.name.clone())
+                .details(serde_json::json!({ "admin": admin || user.name == "admin" }));
+            audit::record(&db, event).await;
+            Ok(())
+        }
+        Command::Audit {
+            config,
+            since,
+            repo,
+            limit,
+            json,
+        } => {
+            let db = Db::open(&config.load()?.database_url()).await?;
+            let since_secs = crate::config::parse_duration_secs(&since).ok_or_else(|| {
+                anyhow::anyhow!("--since {since:?} is not a duration such as 3600, 30m, 24h or 7d")
+            })?;
+            let events =
+                db::audit::list(&db, db::now() - since_secs, repo.as_deref(), limit).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&events)?);
+                return Ok(());
+            }
+            for e in &events {
+                println!(
+                    "{}  {:<7}  {:<24}  {:<22}  {:<20}  {}  {}{}",
+                    audit::datetime(e.at),
+                    e.outcome,
+                    format!("{}:{}", e.actor_kind, e.actor),
+                    e.action,
+                    e.repository.as_deref().unwrap_or("-"),
+                    e.target.as_deref().unwrap_or("-"),
+                    e.ip_address
+                        .as_deref()
+                        .map(|ip| format!("from {ip} "))
+                        .unwrap_or_default(),
+                    e.details,
+                );
+            }
             Ok(())
         }
         Command::Admin {
@@ -277,6 +394,11 @@ async fn run(cli: Cli) -> Result<()> {
             );
             let user = db::users::set_login(&db, &name, &email, &password).await?;
             println!("user {} ({email}) can log in", user.name);
+            audit::record(
+                &db,
+                Event::new(Actor::local(), "admin.create_user").target(user.name.clone()),
+            )
+            .await;
             Ok(())
         }
         Command::Admin {
@@ -295,6 +417,10 @@ async fn run(cli: Cli) -> Result<()> {
             }
             let org = db::users::create_org(&db, &name, &users).await?;
             println!("organisation {} with {} member(s)", org.name, users.len());
+            let event = Event::new(Actor::local(), "admin.create_org")
+                .target(org.name.clone())
+                .details(serde_json::json!({ "members": members }));
+            audit::record(&db, event).await;
             Ok(())
         }
         Command::Token {
@@ -324,6 +450,11 @@ async fn run(cli: Cli) -> Result<()> {
                     anyhow::anyhow!("{repository} has no master token named {master}")
                 })?;
             let rotated = db::tokens::rotate_master(&db, &token, grace_secs).await?;
+            let event = Event::new(Actor::local(), "token.rotate")
+                .repository(owner, name)
+                .target(rotated.name.clone())
+                .details(serde_json::json!({ "kind": "master", "grace_secs": grace_secs }));
+            audit::record(&db, event).await;
             println!("{}", rotated.value);
             eprintln!("the previous value and its read tokens keep working for {grace}");
             Ok(())

@@ -39,6 +39,10 @@ pub async fn run(config: Config) -> Result<()> {
         app.clone(),
         shutdown.clone(),
     )));
+    background.push(tokio::spawn(announce_process(
+        app.clone(),
+        shutdown.clone(),
+    )));
     tracing::info!(
         role = app.config.role.name(),
         storage = %app.config.storage,
@@ -54,6 +58,29 @@ pub async fn run(config: Config) -> Result<()> {
         task.await?;
     }
     Ok(())
+}
+
+/// Tells other processes (`status`) this one runs, every half minute, and that it stopped.
+async fn announce_process(app: App, shutdown: CancellationToken) {
+    let started = crate::db::now();
+    let role = app.config.role.name();
+    loop {
+        let beat = crate::db::processes::heartbeat(
+            &app.db,
+            &app.instance,
+            role,
+            crate::status::VERSION,
+            started,
+        );
+        if let Err(e) = beat.await {
+            tracing::warn!(error = %format!("{e:#}"), "announcing this process failed");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+        }
+    }
+    let _ = crate::db::processes::gone(&app.db, &app.instance).await;
 }
 
 /// Logs signing keys close to expiry at start-up and once a day.

@@ -102,6 +102,8 @@ pub struct Build {
     /// The process that builds, `HOST:PID`.
     pub builder: String,
     pub started_ms: i64,
+    /// Rebuild from the database alone: no cached chunk, every blob written again.
+    pub rebuild: bool,
 }
 
 impl Build {
@@ -110,7 +112,12 @@ impl Build {
             claim,
             builder: builder.to_owned(),
             started_ms: now_ms(),
+            rebuild: false,
         }
+    }
+
+    pub fn rebuilding(self, rebuild: bool) -> Build {
+        Build { rebuild, ..self }
     }
 }
 
@@ -328,12 +335,13 @@ pub async fn publish(tx: &mut Tx, new: &NewGeneration<'_>) -> Result<i64> {
         fetch_one
     )?;
     let created_at = previous.map_or(now(), |p| now().max(p + 1));
+    let pushed_at = super::packages::mark_indexed(tx, new.newly_indexed).await?;
     let (generation_id,): (i64,) = run_tx!(
         tx,
         sqlx::query_as(
             "INSERT INTO generations (repository_id, distro_version_id, arch, created_at,
-             built_by, build_started_ms, committed_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+             built_by, build_started_ms, committed_ms, pushed_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(t.repository_id)
         .bind(t.distro_version_id)
@@ -341,7 +349,8 @@ pub async fn publish(tx: &mut Tx, new: &NewGeneration<'_>) -> Result<i64> {
         .bind(created_at)
         .bind(&new.build.builder)
         .bind(new.build.started_ms)
-        .bind(now_ms()),
+        .bind(now_ms())
+        .bind(pushed_at),
         fetch_one
     )?;
     for (name, body) in new.documents {
@@ -398,7 +407,6 @@ pub async fn publish(tx: &mut Tx, new: &NewGeneration<'_>) -> Result<i64> {
     .bind(generation_id)
     .bind(created_at), execute)?;
     store_chunks(tx, t, new.changed_chunks, new.live_chunks).await?;
-    super::packages::mark_indexed(tx, new.newly_indexed).await?;
     super::announce_change(tx).await?;
     Ok(generation_id)
 }
@@ -525,7 +533,15 @@ pub async fn count(db: &Db, target: &Target) -> Result<i64> {
 /// has passed; returns the blob digests nothing refers to any more. The caller deletes those
 /// blobs before committing, so a writer that reuses a digest (and checks for its blob inside
 /// its own write transaction) never commits a row whose blob is gone.
-pub async fn collect(tx: &mut Tx, grace_secs: i64) -> Result<Vec<String>> {
+/// What a collection removed: generations, package rows, and the blobs nothing refers to.
+#[derive(Debug, Default)]
+pub struct Collected {
+    pub generations: u64,
+    pub packages: u64,
+    pub unreferenced: Vec<String>,
+}
+
+pub async fn collect(tx: &mut Tx, grace_secs: i64) -> Result<Collected> {
     let cutoff = now() - grace_secs;
     let candidates: Vec<String> = run_tx!(
         tx,
@@ -543,13 +559,13 @@ pub async fn collect(tx: &mut Tx, grace_secs: i64) -> Result<Vec<String>> {
         .bind(cutoff),
         fetch_all
     )?;
-    run_tx!(
+    let generations = run_tx!(
         tx,
         sqlx::query("DELETE FROM generations WHERE superseded_at < $1").bind(cutoff),
         execute
     )?;
     super::announce_change(tx).await?;
-    run_tx!(
+    let packages = run_tx!(
         tx,
         sqlx::query("DELETE FROM packages WHERE deleted_at IS NOT NULL AND deleted_at < $1")
             .bind(cutoff),
@@ -571,7 +587,11 @@ pub async fn collect(tx: &mut Tx, grace_secs: i64) -> Result<Vec<String>> {
             unreferenced.push(digest);
         }
     }
-    Ok(unreferenced)
+    Ok(Collected {
+        generations,
+        packages,
+        unreferenced,
+    })
 }
 
 /// Every target of the repository that has been published.
@@ -593,4 +613,31 @@ pub async fn targets_of(tx: &mut Tx, repository_id: i64) -> Result<Vec<Target>> 
             arch,
         })
         .collect())
+}
+
+/// The current generation of every target, for `status`.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct Published {
+    pub repository: String,
+    pub distro_version_id: i64,
+    pub arch: String,
+    pub published_at: i64,
+    pub build_started_ms: Option<i64>,
+    pub committed_ms: Option<i64>,
+    /// When the oldest package it newly listed was pushed.
+    pub pushed_at: Option<i64>,
+}
+
+pub async fn published(db: &Db) -> Result<Vec<Published>> {
+    Ok(run!(
+        db,
+        sqlx::query_as(
+            "SELECT u.name || '/' || r.name AS repository, t.distro_version_id, t.arch, t.published_at,
+                g.build_started_ms, g.committed_ms, g.pushed_at
+             FROM publish_targets t JOIN generations g ON g.id = t.current_generation_id
+             JOIN repositories r ON r.id = t.repository_id JOIN users u ON u.id = r.owner_id
+             ORDER BY repository, t.distro_version_id, t.arch",
+        ),
+        fetch_all
+    )?)
 }

@@ -28,6 +28,8 @@ pub struct Job {
     /// The highest package id when the job was claimed, under the lock that excludes writers:
     /// every package with an id up to it had committed by then.
     pub watermark: i64,
+    /// Rebuild every index file from the database (a reindex).
+    pub rebuild: bool,
 }
 
 /// The proof that a worker holds a job: its id and the attempt it claimed. A takeover after
@@ -74,6 +76,41 @@ pub async fn enqueue(tx: &mut Tx, kind: &str, target: &Target) -> Result<()> {
     .bind(now()), execute)?;
     // Wakes workers in every process once the transaction commits.
     super::notify(tx, WAKE_CHANNEL).await
+}
+
+/// Queues a rebuild of the target: as `enqueue`, and the queued job (new or already there)
+/// rebuilds every index file from the database.
+pub async fn enqueue_rebuild(tx: &mut Tx, kind: &str, target: &Target) -> Result<()> {
+    run_tx!(tx, sqlx::query(
+        "INSERT INTO jobs (kind, repository_id, distro_version_id, arch, state, run_at, created_at, rebuild)
+         VALUES ($1, $2, $3, $4, 'queued', $5, $5, TRUE)
+         ON CONFLICT (kind, repository_id, distro_version_id, arch) WHERE state = 'queued'
+         DO UPDATE SET rebuild = TRUE, run_at = excluded.run_at",
+    )
+    .bind(kind)
+    .bind(target.repository_id)
+    .bind(target.distro_version_id)
+    .bind(&target.arch)
+    .bind(now()), execute)?;
+    super::notify(tx, WAKE_CHANNEL).await
+}
+
+/// Jobs queued or running for the repository (of one distribution version, if given).
+pub async fn pending_for(
+    db: &Db,
+    repository_id: i64,
+    distro_version_id: Option<i64>,
+) -> Result<i64> {
+    Ok(run!(
+        db,
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE repository_id = $1
+             AND ($2 IS NULL OR distro_version_id = $2)",
+        )
+        .bind(repository_id)
+        .bind(distro_version_id),
+        fetch_one
+    )?)
 }
 
 /// Extends the lease of a job still held under `claim`; false when it was taken over.
@@ -145,7 +182,7 @@ pub async fn claim(db: &Db, lease_secs: i64) -> Result<Option<Job>> {
                 AND r.arch = j.arch)
             ORDER BY j.run_at, j.id LIMIT 1{lock})
          RETURNING id, kind, repository_id, distro_version_id, arch, attempts,
-            (SELECT COALESCE(MAX(id), 0) FROM packages) AS watermark"
+            (SELECT COALESCE(MAX(id), 0) FROM packages) AS watermark, rebuild"
     );
     let job = run_tx!(
         &mut tx,
@@ -177,7 +214,8 @@ pub async fn retry_later(db: &Db, job: &Job, error: &str, delay_secs: i64) -> Re
     let requeued = run_tx!(
         &mut tx,
         sqlx::query(
-            "UPDATE jobs SET state = 'queued', run_at = $2, lease_until = NULL, last_error = $3
+            "UPDATE jobs SET state = 'queued', run_at = $2, lease_until = NULL, last_error = $3,
+         last_failed_at = $9, first_failed_at = COALESCE(first_failed_at, $9)
          WHERE id = $1 AND attempts = $8 AND NOT EXISTS (
             SELECT 1 FROM jobs q WHERE q.state = 'queued' AND q.kind = $4
             AND q.repository_id = $5 AND q.distro_version_id = $6 AND q.arch = $7)",
@@ -189,10 +227,29 @@ pub async fn retry_later(db: &Db, job: &Job, error: &str, delay_secs: i64) -> Re
         .bind(job.repository_id)
         .bind(job.distro_version_id)
         .bind(&job.arch)
-        .bind(job.attempts),
+        .bind(job.attempts)
+        .bind(now()),
         execute
     )?;
     if requeued == 0 {
+        // The run queued meanwhile takes over; it keeps the error, and a rebuild stays one.
+        run_tx!(
+            &mut tx,
+            sqlx::query(
+                "UPDATE jobs SET last_error = $5, last_failed_at = $6,
+                 first_failed_at = COALESCE(first_failed_at, $6), rebuild = (rebuild OR $7)
+                 WHERE state = 'queued' AND kind = $1 AND repository_id = $2
+                 AND distro_version_id = $3 AND arch = $4",
+            )
+            .bind(&job.kind)
+            .bind(job.repository_id)
+            .bind(job.distro_version_id)
+            .bind(&job.arch)
+            .bind(error)
+            .bind(now())
+            .bind(job.rebuild),
+            execute
+        )?;
         run_tx!(
             &mut tx,
             sqlx::query("DELETE FROM jobs WHERE id = $1 AND attempts = $2")
@@ -229,6 +286,95 @@ pub async fn errors(db: &Db) -> Result<Vec<String>> {
     Ok(run!(
         db,
         sqlx::query_scalar("SELECT last_error FROM jobs WHERE last_error IS NOT NULL ORDER BY id"),
+        fetch_all
+    )?)
+}
+
+/// The errors of the repository's failing jobs (of one distribution version, if given).
+pub async fn errors_for(
+    db: &Db,
+    repository_id: i64,
+    distro_version_id: Option<i64>,
+) -> Result<Vec<String>> {
+    Ok(run!(
+        db,
+        sqlx::query_scalar(
+            "SELECT last_error FROM jobs WHERE last_error IS NOT NULL AND repository_id = $1
+             AND ($2 IS NULL OR distro_version_id = $2) ORDER BY id",
+        )
+        .bind(repository_id)
+        .bind(distro_version_id),
+        fetch_all
+    )?)
+}
+
+/// Per kind: jobs queued, jobs running, and when the oldest queued one was queued.
+pub async fn depths(db: &Db) -> Result<Vec<(String, i64, i64, Option<i64>)>> {
+    Ok(run!(
+        db,
+        sqlx::query_as(
+            "SELECT kind,
+                CAST(SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END) AS BIGINT),
+                CAST(SUM(CASE WHEN state = 'running' THEN 1 ELSE 0 END) AS BIGINT),
+                MIN(CASE WHEN state = 'queued' THEN created_at END)
+             FROM jobs GROUP BY kind ORDER BY kind",
+        ),
+        fetch_all
+    )?)
+}
+
+/// A job whose last attempt failed; it is retried with a back-off.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct Failing {
+    pub id: i64,
+    pub kind: String,
+    pub repository: String,
+    pub distro_version_id: i64,
+    pub arch: String,
+    pub attempts: i64,
+    pub first_failed_at: Option<i64>,
+    pub last_failed_at: Option<i64>,
+    pub next_run_at: i64,
+    pub error: String,
+}
+
+pub async fn failing(db: &Db) -> Result<Vec<Failing>> {
+    Ok(run!(
+        db,
+        sqlx::query_as(
+            "SELECT j.id, j.kind, u.name || '/' || r.name AS repository, j.distro_version_id, j.arch,
+                j.attempts, j.first_failed_at, j.last_failed_at, j.run_at AS next_run_at,
+                j.last_error AS error
+             FROM jobs j JOIN repositories r ON r.id = j.repository_id JOIN users u ON u.id = r.owner_id
+             WHERE j.last_error IS NOT NULL ORDER BY j.id",
+        ),
+        fetch_all
+    )?)
+}
+
+/// Runs failing jobs now (one, or all with `None`); returns how many.
+pub async fn retry_now(db: &Db, id: Option<i64>) -> Result<u64> {
+    Ok(run!(
+        db,
+        sqlx::query(
+            "UPDATE jobs SET run_at = $1 WHERE state = 'queued' AND last_error IS NOT NULL
+             AND ($2 IS NULL OR id = $2)",
+        )
+        .bind(now())
+        .bind(id),
+        execute
+    )?)
+}
+
+/// Running jobs whose lease ran out: id, kind, and when the lease ended.
+pub async fn stuck(db: &Db) -> Result<Vec<(i64, String, i64)>> {
+    Ok(run!(
+        db,
+        sqlx::query_as(
+            "SELECT id, kind, lease_until FROM jobs WHERE state = 'running' AND lease_until < $1
+             ORDER BY id",
+        )
+        .bind(now()),
         fetch_all
     )?)
 }

@@ -5,11 +5,13 @@
 //! (the embedded default) or PostgreSQL. `run!` and `run_tx!` send one query text to whichever
 //! concrete pool or transaction is in hand.
 
+pub mod audit;
 pub mod downloads;
 pub mod generations;
 pub mod gpg_keys;
 pub mod jobs;
 pub mod packages;
+pub mod processes;
 pub mod repos;
 pub mod signing_keys;
 pub mod tokens;
@@ -200,6 +202,15 @@ impl Db {
         )?)
     }
 
+    /// The texts a parameterless query returns, for operators and tests.
+    pub async fn texts(&self, sql: &str) -> Result<Vec<String>> {
+        Ok(run!(
+            self,
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())),
+            fetch_all
+        )?)
+    }
+
     /// The single text a parameterless query returns, for operators and tests.
     pub async fn scalar_text(&self, sql: &str) -> Result<String> {
         Ok(run!(
@@ -215,6 +226,14 @@ impl Tx {
         match self {
             Tx::Sqlite(tx) => tx.commit().await?,
             Tx::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(tx) => tx.rollback().await?,
+            Tx::Postgres(tx) => tx.rollback().await?,
         }
         Ok(())
     }

@@ -290,9 +290,11 @@ pub fn attach_bodies(entries: &mut [IndexEntry], bodies: Vec<(i64, String)>) {
     }
 }
 
-pub async fn mark_indexed(tx: &mut Tx, ids: &[i64]) -> Result<()> {
+/// Marks packages indexed; returns when the oldest of them was pushed.
+pub async fn mark_indexed(tx: &mut Tx, ids: &[i64]) -> Result<Option<i64>> {
     // Ids are integers, so a literal list is safe; one statement per thousand keeps the first
     // publish of a large import from making one round trip per package.
+    let mut oldest: Option<i64> = None;
     for batch in ids.chunks(1000) {
         let list = batch
             .iter()
@@ -301,8 +303,15 @@ pub async fn mark_indexed(tx: &mut Tx, ids: &[i64]) -> Result<()> {
             .join(",");
         let sql = format!("UPDATE packages SET indexed = TRUE WHERE id IN ({list})");
         run_tx!(tx, sqlx::query(sqlx::AssertSqlSafe(sql)), execute)?;
+        let sql = format!("SELECT MIN(created_at) FROM packages WHERE id IN ({list})");
+        let min: Option<i64> =
+            run_tx!(tx, sqlx::query_scalar(sqlx::AssertSqlSafe(sql)), fetch_one)?;
+        oldest = match (oldest, min) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
     }
-    Ok(())
+    Ok(oldest)
 }
 
 /// The highest package id every transaction has finished with: taken while no writer runs, so
@@ -515,4 +524,114 @@ pub async fn distro_versions(db: &Db, repository_id: i64) -> Result<Vec<i64>> {
         .bind(repository_id),
         fetch_all
     )?)
+}
+
+/// Replaces a package's index entries (a rerender after a parser fix).
+pub async fn replace_entries(db: &Db, package_id: i64, entries: &[(&str, String)]) -> Result<()> {
+    let mut tx = db.begin_write().await?;
+    run_tx!(
+        &mut tx,
+        sqlx::query("DELETE FROM package_entries WHERE package_id = $1").bind(package_id),
+        execute
+    )?;
+    for (part, body) in entries {
+        run_tx!(
+            &mut tx,
+            sqlx::query("INSERT INTO package_entries (package_id, part, body) VALUES ($1, $2, $3)")
+                .bind(package_id)
+                .bind(part)
+                .bind(body),
+            execute
+        )?;
+    }
+    tx.commit().await
+}
+
+/// The live packages of the repository (of one distribution version, if given), by id.
+pub async fn live(
+    db: &Db,
+    repository_id: i64,
+    distro_version_id: Option<i64>,
+) -> Result<Vec<Package>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM packages WHERE repository_id = $1 AND deleted_at IS NULL
+         AND ($2 IS NULL OR distro_version_id = $2) ORDER BY id"
+    );
+    Ok(run!(
+        db,
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(repository_id)
+            .bind(distro_version_id),
+        fetch_all
+    )?)
+}
+
+/// Marks live packages not indexed until their target's next publish lists them; all of
+/// the repository's (of one distribution version), or one package.
+pub async fn mark_unindexed(
+    tx: &mut Tx,
+    repository_id: i64,
+    distro_version_id: Option<i64>,
+    package_id: Option<i64>,
+) -> Result<()> {
+    run_tx!(
+        tx,
+        sqlx::query(
+            "UPDATE packages SET indexed = FALSE WHERE repository_id = $1 AND deleted_at IS NULL
+             AND ($2 IS NULL OR distro_version_id = $2) AND ($3 IS NULL OR id = $3)",
+        )
+        .bind(repository_id)
+        .bind(distro_version_id)
+        .bind(package_id),
+        execute
+    )?;
+    Ok(())
+}
+
+/// How many live packages of the repository (of one distribution version) are not indexed.
+pub async fn unindexed(db: &Db, repository_id: i64, distro_version_id: Option<i64>) -> Result<i64> {
+    Ok(run!(
+        db,
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM packages WHERE repository_id = $1 AND deleted_at IS NULL
+             AND NOT indexed AND ($2 IS NULL OR distro_version_id = $2)",
+        )
+        .bind(repository_id)
+        .bind(distro_version_id),
+        fetch_one
+    )?)
+}
+
+/// As `distro_versions`, inside a transaction.
+pub async fn distro_versions_tx(tx: &mut Tx, repository_id: i64) -> Result<Vec<i64>> {
+    Ok(run_tx!(
+        tx,
+        sqlx::query_scalar(
+            "SELECT DISTINCT distro_version_id FROM packages
+             WHERE repository_id = $1 AND deleted_at IS NULL ORDER BY distro_version_id",
+        )
+        .bind(repository_id),
+        fetch_all
+    )?)
+}
+
+/// Whether the target has a live package of `architecture`.
+pub async fn has_architecture(
+    tx: &mut Tx,
+    repository_id: i64,
+    distro_version_id: i64,
+    architecture: &str,
+) -> Result<bool> {
+    let count: i64 = run_tx!(
+        tx,
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM packages WHERE repository_id = $1 AND distro_version_id = $2
+             AND architecture = $3 AND deleted_at IS NULL",
+        )
+        .bind(repository_id)
+        .bind(distro_version_id)
+        .bind(architecture),
+        fetch_one
+    )?;
+    Ok(count > 0)
 }

@@ -151,3 +151,13 @@ pub async fn keyring_state(
     )?;
     Ok((version, present == 1))
 }
+
+/// Every repository, by owner and name.
+pub async fn all(db: &Db) -> Result<Vec<Repo>> {
+    let sql = select_where(SELECT, " ORDER BY u.name, r.name");
+    Ok(run!(
+        db,
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)),
+        fetch_all
+    )?)
+}

@@ -186,3 +186,23 @@ mod tests {
         }
     }
 }
+
+/// Whether the user administers the server: reads the audit log and all of /api/system.
+pub async fn is_admin(db: &Db, user_id: i64) -> Result<bool> {
+    Ok(run!(
+        db,
+        sqlx::query_scalar("SELECT is_admin FROM users WHERE id = $1").bind(user_id),
+        fetch_one
+    )?)
+}
+
+pub async fn set_admin(db: &Db, user_id: i64, admin: bool) -> Result<()> {
+    run!(
+        db,
+        sqlx::query("UPDATE users SET is_admin = $2 WHERE id = $1")
+            .bind(user_id)
+            .bind(admin),
+        execute
+    )?;
+    Ok(())
+}

@@ -9,6 +9,7 @@ mod ops;
 mod present;
 mod repo;
 mod router;
+mod system;
 
 pub use router::router;
 

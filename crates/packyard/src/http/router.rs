@@ -5,7 +5,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
 use tower_http::trace::TraceLayer;
 
-use super::{api, install, ops, repo};
+use super::{api, install, ops, repo, system};
 use crate::app::App;
 
 /// The routes of this process's role: every process answers `/healthz` and `/readyz`; `api`
@@ -28,6 +28,12 @@ pub fn router(app: App) -> Router {
 fn api_routes(upload_limit: usize) -> Router<App> {
     Router::new()
         .route("/api/v1/token.json", get(api::token::token))
+        .route("/api/system", get(system::system))
+        .route(
+            "/api/v1/repos/{owner}/{repo}/reindex.json",
+            post(api::reindex::reindex),
+        )
+        .route("/api/v1/audit.json", get(api::audit::list))
         .route("/api/v1/distributions.json", get(api::distributions::list))
         .route("/api/v1/distributions", get(api::distributions::list))
         .route(

@@ -42,15 +42,25 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
     // entries from the first chunk that cannot.
     let grace = std::time::Duration::from_secs(app.config.index_grace_secs);
     let watermark = run.claim.map(|c| c.watermark);
+    if run.rebuild {
+        // Read the list, and which packages are indexed, from the database.
+        app.listings.forget(target);
+    }
     let listed = app.listings.list(&app.db, target, grace, watermark).await?;
     let mut entries = listed.entries;
     let list_ms = started.elapsed().as_millis() as u64;
-    let cached = match app.hash_states.take_chunks(target) {
-        Some(kept) => kept,
-        None => db::generations::chunks(&app.db, target).await?,
+    let kept = app.hash_states.take_chunks(target);
+    let (cached, states) = match (run.rebuild, kept) {
+        // A rebuild renders every chunk again from the stored entries.
+        (true, _) => (Vec::new(), Default::default()),
+        (false, Some(kept)) => (kept, app.hash_states.get(target)),
+        (false, None) => (
+            db::generations::chunks(&app.db, target).await?,
+            app.hash_states.get(target),
+        ),
     };
     let chunks_ms = started.elapsed().as_millis() as u64 - list_ms;
-    let chunks = ChunkCache::new(cached, CHUNK_SPAN, app.hash_states.get(target));
+    let chunks = ChunkCache::new(cached, CHUNK_SPAN, states);
     let architectures = architectures(&entries);
     let bodies_from = if repo.index_xz {
         0 // Packages.xz is compressed whole.

@@ -377,7 +377,11 @@ pub async fn commit_generation(
     blobs: &[(BlobKey, Bytes)],
     generation: &crate::db::generations::NewGeneration<'_>,
 ) -> Result<i64> {
-    let current = crate::db::generations::current_blobs(&app.db, generation.target).await?;
+    // A rebuild trusts nothing the current generation stored: it may be what went missing.
+    let current = match generation.build.rebuild {
+        true => Default::default(),
+        false => crate::db::generations::current_blobs(&app.db, generation.target).await?,
+    };
     let new: Vec<&(BlobKey, Bytes)> = blobs
         .iter()
         .filter(|(key, _)| !current.contains(key.sha256()))

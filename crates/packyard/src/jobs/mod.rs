@@ -94,7 +94,7 @@ async fn run_job(app: &App, job: &db::jobs::Job) {
     let claim = job.claim();
     let lease_secs = app.config.job_lease_secs as i64;
     let renewal = tokio::spawn(renew_lease(app.db.clone(), claim, lease_secs));
-    let build = Build::new(&app.instance, Some(claim));
+    let build = Build::new(&app.instance, Some(claim)).rebuilding(job.rebuild);
     let result = match job.kind.as_str() {
         db::jobs::APT_PUBLISH => apt_publish::publish(app, &job.target(), &build).await,
         db::jobs::RPM_PUBLISH => rpm_publish::publish(app, &job.target(), &build).await,

@@ -41,15 +41,22 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
     let started = std::time::Instant::now();
     let grace = std::time::Duration::from_secs(app.config.index_grace_secs);
     let watermark = run.claim.map(|c| c.watermark);
+    if run.rebuild {
+        // Read the list, and which packages are indexed, from the database.
+        app.listings.forget(target);
+    }
     let listing = app.listings.list(&app.db, target, grace, watermark).await?;
     let listed: Vec<&IndexEntry> = listing
         .entries
         .iter()
         .filter(|e| listed_in(&target.arch, &e.architecture))
         .collect();
-    let cached = match app.hash_states.take_chunks(target) {
-        Some(kept) => kept,
-        None => db::generations::chunks(&app.db, target).await?,
+    let kept = app.hash_states.take_chunks(target);
+    let cached = match (run.rebuild, kept) {
+        // A rebuild renders every chunk again from the stored entries.
+        (true, _) => Vec::new(),
+        (false, Some(kept)) => kept,
+        (false, None) => db::generations::chunks(&app.db, target).await?,
     };
     // repomd.xml names SHA-256 digests only.
     let chunks = ChunkCache::new(cached, CHUNK_SPAN, HashMap::new()).sha256_only();

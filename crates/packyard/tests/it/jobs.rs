@@ -95,7 +95,8 @@ async fn the_collector_removes_superseded_generations_and_unreferenced_blobs_aft
     assert_eq!(generations().await, 3);
 
     // Within the grace period nothing goes.
-    assert_eq!(packyard::jobs::gc::collect(&app.app).await.unwrap(), 0);
+    let collection = packyard::jobs::gc::collect(&app.app, false).await.unwrap();
+    assert_eq!((collection.blobs, collection.generations), (0, 0));
     let pool = "/admin/stable/debian/pool/bookworm/main/h/hello/hello_1.0_amd64.deb";
     assert_eq!(
         app.status(pool).await,
@@ -127,7 +128,27 @@ async fn the_collector_removes_superseded_generations_and_unreferenced_blobs_aft
         )
         .await
         .unwrap();
-    let deleted = packyard::jobs::gc::collect(&app.app).await.unwrap();
+    // A dry run says what would go and removes nothing.
+    let preview = packyard::jobs::gc::collect(&app.app, true).await.unwrap();
+    assert_eq!((preview.generations, preview.packages), (2, 1));
+    assert!(preview.blobs >= 2 && preview.bytes > 0, "{preview:?}");
+    assert_eq!(generations().await, 3, "a dry run deletes nothing");
+    let collected = packyard::jobs::gc::collect(&app.app, false).await.unwrap();
+    assert_eq!(
+        (
+            collected.generations,
+            collected.packages,
+            collected.blobs,
+            collected.bytes
+        ),
+        (
+            preview.generations,
+            preview.packages,
+            preview.blobs,
+            preview.bytes
+        )
+    );
+    let deleted = collected.blobs;
     assert!(
         deleted >= 2,
         "the old Packages.gz files and the destroyed package's blob: {deleted}"

@@ -11,6 +11,7 @@ mod fixtures;
 mod install;
 mod jobs;
 mod keys;
+mod operations;
 mod repo;
 mod restart;
 mod rpm_fixtures;

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 use crate::app::App;
+use crate::audit::{self, Actor, Event};
 use crate::db::{self, gpg_keys::GpgKey, repos::Repo};
 use crate::http::auth;
 use crate::http::error::ApiError;
@@ -108,6 +109,11 @@ pub async fn create(
         public_armored,
     };
     db::gpg_keys::insert(&app.db, repo.id, &key).await?;
+    let event = Event::new(Actor::User(user.name.clone()), "package_key.upload")
+        .ip(client.ip())
+        .repository(&owner, &name)
+        .target(key.fingerprint.clone());
+    audit::record(&app.db, event).await;
     Ok((
         StatusCode::CREATED,
         Json(present(&auth::base_url(&app, &headers), &repo, &key)),
@@ -133,5 +139,10 @@ pub async fn destroy(
         ));
     }
     db::gpg_keys::delete(&app.db, repo.id, key_name).await?;
+    let event = Event::new(Actor::User(user.name.clone()), "package_key.delete")
+        .ip(client.ip())
+        .repository(&owner, &name)
+        .target(key.fingerprint.clone());
+    audit::record(&app.db, event).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -11,6 +11,7 @@ use packyard_api as api;
 use serde::Deserialize;
 
 use crate::app::App;
+use crate::audit::{self, Actor, Event};
 use crate::db;
 use crate::http::api::{body, page};
 use crate::http::auth;
@@ -100,6 +101,11 @@ pub async fn create(
         .await?
         .ok_or_else(|| anyhow::anyhow!("repository {id} vanished"))?;
     tracing::info!(owner = %user.name, repository = %name, private, "created repository");
+    let event = Event::new(Actor::User(user.name.clone()), "repository.create")
+        .ip(client.ip())
+        .repository(&user.name, name)
+        .details(serde_json::json!({ "private": private }));
+    audit::record(&app.db, event).await;
     Ok((
         StatusCode::CREATED,
         Json(present::repository(

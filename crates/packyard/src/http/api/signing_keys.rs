@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::App;
+use crate::audit::Actor;
 use crate::db::repos::Repo;
 use crate::http::api::body;
 use crate::http::auth;
@@ -40,9 +41,10 @@ async fn owned(
     client: SocketAddr,
     owner: &str,
     name: &str,
-) -> Result<Arc<Repo>, ApiError> {
+) -> Result<(Actor, Arc<Repo>), ApiError> {
     let user = auth::require_user(app, headers, client.ip()).await?;
-    auth::writable_repo(app, &user, owner, name).await
+    let repo = auth::writable_repo(app, &user, owner, name).await?;
+    Ok((Actor::User(user.name), repo))
 }
 
 fn parse<T: for<'de> Deserialize<'de> + Default>(
@@ -90,7 +92,7 @@ pub async fn list(
     Path((owner, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let repo = owned(&app, &headers, client, &owner, &name).await?;
+    let (_, repo) = owned(&app, &headers, client, &owner, &name).await?;
     let (keys, adoption) = keys::list(&app, &repo).await?;
     Ok(Json(json!({ "keys": keys, "adoption": adoption })))
 }
@@ -109,7 +111,7 @@ pub async fn rotate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let repo = owned(&app, &headers, client, &owner, &name).await?;
+    let (actor, repo) = owned(&app, &headers, client, &owner, &name).await?;
     let rotation: Rotation = parse(&headers, &body)?;
     let algorithm = rotation
         .algorithm
@@ -118,8 +120,18 @@ pub async fn rotate(
         .transpose()
         .map_err(|e| ApiError::invalid("algorithm", format!("{e:#}")))?;
     let days = days("days", rotation.days)?;
-    let change = keys::rotate(&app, &repo, algorithm, days, flag(&rotation.stage)).await?;
-    Ok((StatusCode::CREATED, changed(change)))
+    let change = keys::rotate(&app, &repo, algorithm, days, flag(&rotation.stage)).await;
+    keys::audit(
+        &app,
+        actor,
+        Some(client.ip()),
+        &repo,
+        "key.rotate",
+        None,
+        &change,
+    )
+    .await;
+    Ok((StatusCode::CREATED, changed(change?)))
 }
 
 #[derive(Deserialize, Default)]
@@ -135,13 +147,23 @@ pub async fn import(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let repo = owned(&app, &headers, client, &owner, &name).await?;
+    let (actor, repo) = owned(&app, &headers, client, &owner, &name).await?;
     let import: Import = parse(&headers, &body)?;
     let keydata = import
         .keydata
         .ok_or_else(|| ApiError::invalid("keydata", "is missing: the armored private key"))?;
-    let change = keys::import(&app, &repo, &keydata, flag(&import.stage)).await?;
-    Ok((StatusCode::CREATED, changed(change)))
+    let change = keys::import(&app, &repo, &keydata, flag(&import.stage)).await;
+    keys::audit(
+        &app,
+        actor,
+        Some(client.ip()),
+        &repo,
+        "key.import",
+        None,
+        &change,
+    )
+    .await;
+    Ok((StatusCode::CREATED, changed(change?)))
 }
 
 #[derive(Deserialize, Default)]
@@ -156,10 +178,20 @@ pub async fn retire(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let repo = owned(&app, &headers, client, &owner, &name).await?;
+    let (actor, repo) = owned(&app, &headers, client, &owner, &name).await?;
     let retirement: Retirement = parse(&headers, &body)?;
-    let change = keys::retire(&app, &repo, &fingerprint, flag(&retirement.force)).await?;
-    Ok(changed(change))
+    let change = keys::retire(&app, &repo, &fingerprint, flag(&retirement.force)).await;
+    keys::audit(
+        &app,
+        actor,
+        Some(client.ip()),
+        &repo,
+        "key.retire",
+        Some(&fingerprint),
+        &change,
+    )
+    .await;
+    Ok(changed(change?))
 }
 
 #[derive(Deserialize, Default)]
@@ -174,13 +206,23 @@ pub async fn extend(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let repo = owned(&app, &headers, client, &owner, &name).await?;
+    let (actor, repo) = owned(&app, &headers, client, &owner, &name).await?;
     let extension: Extension = parse(&headers, &body)?;
     let days = days("days", extension.days)?.ok_or_else(|| {
         ApiError::invalid("days", "is missing: days from now until the key expires")
     })?;
-    let change = keys::extend(&app, &repo, &fingerprint, days).await?;
-    Ok(changed(change))
+    let change = keys::extend(&app, &repo, &fingerprint, days).await;
+    keys::audit(
+        &app,
+        actor,
+        Some(client.ip()),
+        &repo,
+        "key.extend",
+        Some(&fingerprint),
+        &change,
+    )
+    .await;
+    Ok(changed(change?))
 }
 
 pub async fn export(
@@ -189,7 +231,7 @@ pub async fn export(
     Path((owner, name, fingerprint)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let repo = owned(&app, &headers, client, &owner, &name).await?;
+    let (_, repo) = owned(&app, &headers, client, &owner, &name).await?;
     let armored = keys::export(&app, &repo, Some(&fingerprint)).await?;
     Ok(([(header::CONTENT_TYPE, "application/pgp-keys")], armored).into_response())
 }

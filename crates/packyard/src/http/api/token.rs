@@ -11,6 +11,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use crate::app::App;
+use crate::audit::{self, Actor, Event, Outcome};
 use crate::db;
 use crate::http::error::ApiError;
 
@@ -40,8 +41,17 @@ pub async fn token(
     }
     let Some(user) = db::users::by_login(&app.db, email, password).await? else {
         app.auth_failures.record(client.ip());
+        let event = Event::new(Actor::User(email.chars().take(200).collect()), "user.login")
+            .ip(client.ip())
+            .outcome(Outcome::Refused);
+        audit::record(&app.db, event).await;
         return Err(ApiError::Unauthenticated);
     };
     let token = db::users::create_token(&app.db, user.id).await?;
+    audit::record(
+        &app.db,
+        Event::new(Actor::User(user.name.clone()), "user.login").ip(client.ip()),
+    )
+    .await;
     Ok(Json(json!({ "token": token })))
 }

@@ -15,7 +15,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::App;
+use crate::audit::{self, Actor, Event};
 use crate::config::parse_duration_secs;
+use crate::db::users::User;
 use crate::db::{self, repos::Repo, tokens::MasterToken, tokens::ReadToken};
 use crate::http::api::body;
 use crate::http::auth;
@@ -46,11 +48,29 @@ async fn owned_repo(
     client: SocketAddr,
     owner: &str,
     name: &str,
-) -> Result<Arc<Repo>, ApiError> {
+) -> Result<(User, Arc<Repo>), ApiError> {
     let user = auth::require_user(app, headers, client.ip()).await?;
     let repo = auth::writable_repo(app, &user, owner, name).await?;
     // Strangers learn nothing of a public repository's tokens either.
-    Ok(repo)
+    Ok((user, repo))
+}
+
+/// Records a change of a token, by its name (never its value).
+async fn audit(
+    app: &App,
+    user: &User,
+    client: SocketAddr,
+    repo: &Repo,
+    action: &'static str,
+    token: &str,
+    details: Value,
+) {
+    let event = Event::new(Actor::User(user.name.clone()), action)
+        .ip(client.ip())
+        .repository(&repo.owner, &repo.name)
+        .target(token)
+        .details(details);
+    audit::record(&app.db, event).await;
 }
 
 async fn find_master(app: &App, repo: &Repo, id_or_value: &str) -> Result<MasterToken, ApiError> {
@@ -70,7 +90,7 @@ pub async fn list(
     Path((owner, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let repo = owned_repo(&app, &headers, client, &owner, &name).await?;
+    let (_, repo) = owned_repo(&app, &headers, client, &owner, &name).await?;
     let mut out = Vec::new();
     for master in db::tokens::masters(&app.db, repo.id).await? {
         out.push(master_json(&app, &repo, &master).await?);
@@ -112,13 +132,23 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let repo = owned_repo(&app, &headers, client, &owner, &name).await?;
+    let (user, repo) = owned_repo(&app, &headers, client, &owner, &name).await?;
     let request: NewMaster = body::parse(&headers, &body)?;
     check_token_name(&request.master_token.name)?;
     let mut tx = app.db.begin_write().await?;
     let created = db::tokens::create_master(&mut tx, repo.id, &request.master_token.name).await?;
     tx.commit().await?;
     let master = created.ok_or_else(|| ApiError::invalid("name", "has already been taken"))?;
+    audit(
+        &app,
+        &user,
+        client,
+        &repo,
+        "token.create",
+        &master.name,
+        json!({ "kind": "master" }),
+    )
+    .await;
     Ok((
         StatusCode::CREATED,
         Json(master_json(&app, &repo, &master).await?),
@@ -131,7 +161,7 @@ pub async fn show(
     Path((owner, name, mt)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let repo = owned_repo(&app, &headers, client, &owner, &name).await?;
+    let (_, repo) = owned_repo(&app, &headers, client, &owner, &name).await?;
     let master = find_master(&app, &repo, &mt).await?;
     Ok(Json(master_json(&app, &repo, &master).await?))
 }
@@ -143,13 +173,23 @@ pub async fn destroy(
     Path((owner, name, mt)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let repo = owned_repo(&app, &headers, client, &owner, &name).await?;
+    let (user, repo) = owned_repo(&app, &headers, client, &owner, &name).await?;
     let master = find_master(&app, &repo, &mt).await?;
     if master.name == "default" {
         db::tokens::rotate_master(&app.db, &master, 0).await?;
     } else {
         db::tokens::delete_master(&app.db, &master).await?;
     }
+    audit(
+        &app,
+        &user,
+        client,
+        &repo,
+        "token.revoke",
+        &master.name,
+        json!({ "kind": "master" }),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -166,7 +206,7 @@ pub async fn rotate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let repo = owned_repo(&app, &headers, client, &owner, &name).await?;
+    let (user, repo) = owned_repo(&app, &headers, client, &owner, &name).await?;
     let master = find_master(&app, &repo, &mt).await?;
     let rotation: Rotation = if body.is_empty() {
         Rotation::default()
@@ -180,6 +220,16 @@ pub async fn rotate(
         })?,
     };
     let rotated = db::tokens::rotate_master(&app.db, &master, grace).await?;
+    audit(
+        &app,
+        &user,
+        client,
+        &repo,
+        "token.rotate",
+        &rotated.name,
+        json!({ "kind": "master", "grace_secs": grace }),
+    )
+    .await;
     tracing::info!(repository = %format!("{owner}/{name}"), master_token = %rotated.name, grace_secs = grace, "rotated master token");
     Ok(Json(master_json(&app, &repo, &rotated).await?))
 }
@@ -190,7 +240,7 @@ pub async fn list_read(
     Path((owner, name, mt)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let repo = owned_repo(&app, &headers, client, &owner, &name).await?;
+    let (_, repo) = owned_repo(&app, &headers, client, &owner, &name).await?;
     let master = find_master(&app, &repo, &mt).await?;
     let reads = db::tokens::read_tokens(&app.db, master.id).await?;
     Ok(Json(Value::Array(reads.iter().map(read_json).collect())))
@@ -203,11 +253,21 @@ pub async fn create_read(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let repo = owned_repo(&app, &headers, client, &owner, &name).await?;
+    let (user, repo) = owned_repo(&app, &headers, client, &owner, &name).await?;
     let master = find_master(&app, &repo, &mt).await?;
     let request: NewRead = body::parse(&headers, &body)?;
     check_token_name(&request.read_token.name)?;
     let token = db::tokens::mint_read(&app.db, &master, &request.read_token.name, None).await?;
+    audit(
+        &app,
+        &user,
+        client,
+        &repo,
+        "token.create",
+        &token.name,
+        json!({ "kind": "read", "master": master.name }),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(read_json(&token))))
 }
 
@@ -217,7 +277,7 @@ pub async fn show_read(
     Path((owner, name, mt, id)): Path<(String, String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let repo = owned_repo(&app, &headers, client, &owner, &name).await?;
+    let (_, repo) = owned_repo(&app, &headers, client, &owner, &name).await?;
     let master = find_master(&app, &repo, &mt).await?;
     let id: i64 = strip_json(&id)
         .parse()
@@ -236,12 +296,22 @@ pub async fn destroy_read(
     Path((owner, name, mt, id)): Path<(String, String, String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let repo = owned_repo(&app, &headers, client, &owner, &name).await?;
+    let (user, repo) = owned_repo(&app, &headers, client, &owner, &name).await?;
     let master = find_master(&app, &repo, &mt).await?;
     let id: i64 = strip_json(&id)
         .parse()
         .map_err(|_| ApiError::not_found(format!("no read token {id}")))?;
     if db::tokens::delete_read(&app.db, master.id, id).await? {
+        audit(
+            &app,
+            &user,
+            client,
+            &repo,
+            "token.revoke",
+            &id.to_string(),
+            json!({ "kind": "read", "master": master.name }),
+        )
+        .await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("no read token {id}")))

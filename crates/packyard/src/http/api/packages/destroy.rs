@@ -9,6 +9,7 @@ use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
 use crate::app::App;
+use crate::audit::{self, Actor, Event};
 use crate::db;
 use crate::distros;
 use crate::http::auth;
@@ -46,5 +47,13 @@ pub async fn destroy(
     tx.commit().await?;
     app.queued();
     tracing::info!(repository = %format!("{owner}/{name}"), filename = %filename, "destroyed package");
+    let event = Event::new(Actor::User(user.name.clone()), "package.yank")
+        .ip(client.ip())
+        .repository(&owner, &name)
+        .target(format!("{}/{}/{filename}", distro.os, distro.dist))
+        .details(
+            json!({ "name": package.name, "version": package.version, "sha256": package.sha256 }),
+        );
+    audit::record(&app.db, event).await;
     Ok(Json(json!({})))
 }

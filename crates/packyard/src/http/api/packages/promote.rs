@@ -11,7 +11,10 @@ use axum::http::HeaderMap;
 use packyard_api as api;
 use serde::Deserialize;
 
+use serde_json::json;
+
 use crate::app::App;
+use crate::audit::{self, Actor, Event};
 use crate::db;
 use crate::distros;
 use crate::http::api::body;
@@ -55,13 +58,22 @@ pub async fn promote(
             ApiError::not_found(format!("{filename} is not in {owner}/{name} {os}/{dist}"))
         })?;
     let keep = promotion.copy.as_ref().is_some_and(api::Flag::is_set);
-    let promoted = ingest::promote(&app, &source, &destination, distro, &package, keep)
-        .await
-        .map_err(|e| match e {
-            PushError::Conflict(m) => ApiError::invalid("filename", m),
-            PushError::Internal(e) => ApiError::Internal(e),
-            PushError::BadPackage(m) | PushError::BadFilename(m) => ApiError::invalid("package", m),
-        })?;
+    let promoted = ingest::promote(&app, &source, &destination, distro, &package, keep).await;
+    let refused = !matches!(promoted, Err(PushError::Internal(_)));
+    let event = Event::new(Actor::User(user.name.clone()), "package.promote")
+        .ip(client.ip())
+        .repository(&owner, &name)
+        .target(format!("{}/{}/{filename}", distro.os, distro.dist))
+        .details(
+            json!({ "destination": promotion.destination, "copy": keep, "sha256": package.sha256 }),
+        )
+        .result(&promoted, refused);
+    audit::record(&app.db, event).await;
+    let promoted = promoted.map_err(|e| match e {
+        PushError::Conflict(m) => ApiError::invalid("filename", m),
+        PushError::Internal(e) => ApiError::Internal(e),
+        PushError::BadPackage(m) | PushError::BadFilename(m) => ApiError::invalid("package", m),
+    })?;
     Ok(Json(present::package(
         &auth::base_url(&app, &headers),
         &destination,

@@ -18,7 +18,10 @@ use packyard_formats::digest::MultiHasher;
 use tempfile::TempPath;
 use tokio::sync::mpsc;
 
+use serde_json::json;
+
 use crate::app::App;
+use crate::audit::{self, Actor, Event};
 use crate::distros;
 use crate::http::error::ApiError;
 use crate::http::{auth, present};
@@ -48,6 +51,21 @@ pub async fn push(
         .and_then(distros::by_id)
         .ok_or_else(|| ApiError::invalid("distro_version_id", format!("{distro_id:?} is not a known distribution version id; see /api/v1/distributions.json")))?;
     let pushed = ingest::push(&app, &repo, distro, &staged).await;
+    let details = match &pushed {
+        Ok((package, is_new)) => json!({
+            "name": package.name, "version": package.version, "architecture": package.architecture,
+            "sha256": package.sha256, "size": package.size, "new": is_new,
+        }),
+        Err(_) => json!({ "filename": staged.filename }),
+    };
+    let refused = !matches!(pushed, Err(PushError::Internal(_)));
+    let event = Event::new(Actor::User(user.name.clone()), "package.push")
+        .ip(client.ip())
+        .repository(&owner, &name)
+        .target(format!("{}/{}/{}", distro.os, distro.dist, staged.filename))
+        .details(details)
+        .result(&pushed, refused);
+    audit::record(&app.db, event).await;
     let (package, _is_new) = pushed.map_err(|e| match e {
         PushError::BadPackage(m) => ApiError::invalid("package_file", m),
         PushError::BadFilename(m) => ApiError::invalid("filename", m),

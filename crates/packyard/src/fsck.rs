@@ -1,0 +1,314 @@
+//! `packyard fsck`: checks what the database says against what storage holds. Every live
+//! package's blob is there with its size and SHA-256; every current generation's files are
+//! there and match the digests its signed document lists; those documents verify with the
+//! repository's keys; no job is stuck past its lease. `--repair` queues a rebuild of each
+//! target whose index is broken and lists packages whose blobs are gone (it never deletes a
+//! row).
+
+use std::io::Read;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::app::App;
+use crate::db::generations::{self, IndexFile, Target};
+use crate::db::{self, repos::Repo};
+use crate::distros::{self, PackageFormat};
+use crate::storage::BlobKey;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    /// `package_blob`, `index_file`, `signature` or `stuck_job`.
+    pub kind: &'static str,
+    pub repository: Option<String>,
+    pub target: Option<String>,
+    pub detail: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub packages_checked: usize,
+    pub targets_checked: usize,
+    pub problems: Vec<Problem>,
+    /// Targets queued for a rebuild (`--repair`).
+    pub repaired: Vec<String>,
+}
+
+impl Report {
+    pub fn healthy(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+pub async fn check(app: &App, repair: bool) -> Result<Report> {
+    let mut report = Report::default();
+    let mut broken: Vec<(Repo, Target)> = Vec::new();
+    for repo in db::repos::all(&app.db).await? {
+        let name = format!("{}/{}", repo.owner, repo.name);
+        for package in db::packages::live(&app.db, repo.id, None).await? {
+            report.packages_checked += 1;
+            if let Some(detail) = check_blob(app, &package.sha256, package.size).await? {
+                report.problems.push(Problem {
+                    kind: "package_blob",
+                    repository: Some(name.clone()),
+                    target: Some(package.filename.clone()),
+                    detail,
+                });
+            }
+        }
+        let mut tx = app.db.begin_write().await?;
+        let targets = generations::targets_of(&mut tx, repo.id).await?;
+        tx.commit().await?;
+        let public_keys: Vec<String> = db::signing_keys::list(&app.db, repo.id)
+            .await?
+            .into_iter()
+            .map(|k| k.public_armored)
+            .collect();
+        for target in targets {
+            report.targets_checked += 1;
+            let problems = check_target(app, &target, &public_keys).await?;
+            if !problems.is_empty() {
+                let label = target_label(&target);
+                for detail in problems {
+                    let kind = if detail.starts_with("signature") {
+                        "signature"
+                    } else {
+                        "index_file"
+                    };
+                    report.problems.push(Problem {
+                        kind,
+                        repository: Some(name.clone()),
+                        target: Some(label.clone()),
+                        detail,
+                    });
+                }
+                broken.push((repo.clone(), target));
+            }
+        }
+    }
+    for (id, kind, lease_until) in db::jobs::stuck(&app.db).await? {
+        report.problems.push(Problem {
+            kind: "stuck_job",
+            repository: None,
+            target: None,
+            detail: format!("{kind} job {id} is running with a lease that ran out at {lease_until}; a worker takes it over when one runs"),
+        });
+    }
+    if repair {
+        for (repo, target) in &broken {
+            let Some(distro) = distros::by_id(target.distro_version_id) else {
+                continue;
+            };
+            let kind = match distro.format {
+                PackageFormat::Deb => db::jobs::APT_PUBLISH,
+                PackageFormat::Rpm => db::jobs::RPM_PUBLISH,
+            };
+            let mut tx = app.db.begin_write().await?;
+            db::jobs::enqueue_rebuild(&mut tx, kind, target).await?;
+            tx.commit().await?;
+            report.repaired.push(format!(
+                "{}/{} {}",
+                repo.owner,
+                repo.name,
+                target_label(target)
+            ));
+        }
+        app.queued();
+    }
+    Ok(report)
+}
+
+/// `debian/bookworm`, `el/9/x86_64`.
+pub fn target_label(target: &Target) -> String {
+    match distros::by_id(target.distro_version_id) {
+        Some(d) if target.arch.is_empty() => format!("{}/{}", d.os, d.dist),
+        Some(d) => format!("{}/{}/{}", d.os, d.dist, target.arch),
+        None => format!("{}/{}", target.distro_version_id, target.arch),
+    }
+}
+
+/// What is wrong with a stored blob, if anything.
+async fn check_blob(app: &App, sha256: &str, size: i64) -> Result<Option<String>> {
+    let key = BlobKey::from_sha256(sha256)?;
+    let file = tempfile::NamedTempFile::new_in(app.blobs.tmp_dir())?;
+    let Some(digests) = app.blobs.download_to(&key, file.path()).await? else {
+        return Ok(Some(format!("blob {sha256} is missing from storage")));
+    };
+    if digests.sha256 != sha256 || digests.size as i64 != size {
+        return Ok(Some(format!(
+            "blob {sha256} holds {} bytes with SHA-256 {}, not {size} bytes",
+            digests.size, digests.sha256
+        )));
+    }
+    Ok(None)
+}
+
+/// What is wrong with a target's current generation.
+async fn check_target(app: &App, target: &Target, public_keys: &[String]) -> Result<Vec<String>> {
+    let Some(distro) = distros::by_id(target.distro_version_id) else {
+        return Ok(vec![format!(
+            "unknown distribution version {}",
+            target.distro_version_id
+        )]);
+    };
+    let mut problems = Vec::new();
+    let document = |name: &'static str| generations::current_document(&app.db, target, name);
+    let listed = match distro.format {
+        PackageFormat::Deb => {
+            let (Some((release, _)), Some((in_release, _)), Some((release_gpg, _))) = (
+                document("Release").await?,
+                document("InRelease").await?,
+                document("Release.gpg").await?,
+            ) else {
+                return Ok(vec![
+                    "the current generation lacks Release, InRelease or Release.gpg".into(),
+                ]);
+            };
+            if crate::sign::cleartext_signers(&in_release, public_keys)?.is_empty() {
+                problems.push(
+                    "signature: InRelease verifies with none of the repository's keys".into(),
+                );
+            }
+            if crate::sign::detached_signers(&release_gpg, release.as_bytes(), public_keys)?
+                .is_empty()
+            {
+                problems.push(
+                    "signature: Release.gpg verifies with none of the repository's keys".into(),
+                );
+            }
+            release_sha256(&release)
+        }
+        PackageFormat::Rpm => {
+            let (Some((repomd, _)), Some((asc, _))) = (
+                document("repomd.xml").await?,
+                document("repomd.xml.asc").await?,
+            ) else {
+                return Ok(vec![
+                    "the current generation lacks repomd.xml or repomd.xml.asc".into(),
+                ]);
+            };
+            if crate::sign::detached_signers(&asc, repomd.as_bytes(), public_keys)?.is_empty() {
+                problems.push(
+                    "signature: repomd.xml.asc verifies with none of the repository's keys".into(),
+                );
+            }
+            repomd_sha256(&repomd)
+        }
+    };
+    for (sha256, size, path) in listed {
+        let Some(file) = generations::current_file(&app.db, target, &path).await? else {
+            problems.push(format!("{path} is listed but not in the generation"));
+            continue;
+        };
+        match read_index_file(app, &file).await? {
+            Err(missing) => problems.push(format!("{path}: {missing}")),
+            Ok(bytes) => {
+                let actual = packyard_formats::digest::sha256_hex(&bytes);
+                if actual != sha256 || bytes.len() as u64 != size {
+                    problems.push(format!(
+                        "{path} is {} bytes with SHA-256 {actual}; the signed document lists {size} bytes with {sha256}",
+                        bytes.len()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(problems)
+}
+
+/// An index file's bytes as served, or what is missing.
+async fn read_index_file(app: &App, file: &IndexFile) -> Result<Result<Vec<u8>, String>> {
+    let blobs: Vec<String> = if file.segments.is_empty() {
+        vec![file.blob_sha256.clone()]
+    } else {
+        file.segments
+            .iter()
+            .map(|s| s.blob_sha256.clone())
+            .collect()
+    };
+    let mut stored = Vec::new();
+    for sha256 in blobs {
+        let key = BlobKey::from_sha256(&sha256)?;
+        if !app.blobs.exists(&key).await? {
+            return Ok(Err(format!("blob {sha256} is missing from storage")));
+        }
+        stored.extend_from_slice(&app.blobs.get_bytes(&key).await?);
+    }
+    if !file.gunzip {
+        return Ok(Ok(stored));
+    }
+    let mut text = Vec::new();
+    match flate2::read::MultiGzDecoder::new(&stored[..]).read_to_end(&mut text) {
+        Ok(_) => Ok(Ok(text)),
+        Err(e) => Ok(Err(format!(
+            "its compressed sibling does not decompress: {e}"
+        ))),
+    }
+}
+
+/// The `SHA256:` section of a Release file: digest, size and path of each index file.
+fn release_sha256(release: &str) -> Vec<(String, u64, String)> {
+    let mut in_section = false;
+    let mut listed = Vec::new();
+    for line in release.lines() {
+        if !line.starts_with(' ') {
+            in_section = line.trim_end() == "SHA256:";
+            continue;
+        }
+        if !in_section {
+            continue;
+        }
+        let mut fields = line.split_whitespace();
+        if let (Some(hash), Some(size), Some(path)) = (fields.next(), fields.next(), fields.next())
+            && let Ok(size) = size.parse()
+        {
+            listed.push((hash.to_owned(), size, path.to_owned()));
+        }
+    }
+    listed
+}
+
+/// The data files `repomd.xml` lists: SHA-256, size and location of each.
+fn repomd_sha256(repomd: &str) -> Vec<(String, u64, String)> {
+    fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
+        let from = text.find(start)? + start.len();
+        let to = text[from..].find(end)? + from;
+        Some(&text[from..to])
+    }
+    repomd
+        .split("<data ")
+        .skip(1)
+        .filter_map(|data| {
+            let checksum = between(data, "<checksum type=\"sha256\">", "</checksum>")?;
+            let href = between(data, "<location href=\"", "\"")?;
+            let size = between(data, "<size>", "</size>")?.parse().ok()?;
+            Some((checksum.to_owned(), size, href.to_owned()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_digests_signed_documents_list() {
+        let release = "Origin: x\nMD5Sum:\n 00 1 main/binary-amd64/Packages\nSHA256:\n aa 10 main/binary-amd64/Packages\n bb 5 main/binary-amd64/Packages.gz\nAcquire-By-Hash: yes\n";
+        assert_eq!(
+            release_sha256(release),
+            [
+                ("aa".to_owned(), 10, "main/binary-amd64/Packages".to_owned()),
+                (
+                    "bb".to_owned(),
+                    5,
+                    "main/binary-amd64/Packages.gz".to_owned()
+                )
+            ]
+        );
+        let repomd = r#"<repomd><revision>1</revision><data type="primary"><checksum type="sha256">cc</checksum><open-checksum type="sha256">dd</open-checksum><location href="repodata/cc-primary.xml.gz"/><timestamp>1</timestamp><size>42</size><open-size>99</open-size></data></repomd>"#;
+        assert_eq!(
+            repomd_sha256(repomd),
+            [("cc".to_owned(), 42, "repodata/cc-primary.xml.gz".to_owned())]
+        );
+    }
+}
