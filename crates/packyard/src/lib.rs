@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod backup;
 pub mod bench;
 pub mod cli;
 pub mod config;

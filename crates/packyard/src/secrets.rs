@@ -41,6 +41,20 @@ impl SecretBox {
         })
     }
 
+    /// The 32 bytes of the server secret as configured (or as kept in the data folder), for a
+    /// backup that includes it; nothing is created.
+    pub fn raw_key(config: &Config) -> Result<Vec<u8>> {
+        match &config.secret_key {
+            Some(encoded) => base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .context("secret_key is not base64"),
+            None => {
+                let path = config.data_dir.join("secret.key");
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
+            }
+        }
+    }
+
     /// `enc:v1:` and the base64 of a random nonce followed by the ciphertext.
     pub fn seal(&self, plain: &str) -> Result<String> {
         let mut nonce = [0u8; NONCE_LEN];

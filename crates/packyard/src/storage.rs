@@ -140,6 +140,11 @@ impl Blobs {
         Ok(Some(url.into()))
     }
 
+    /// The file a blob is kept in, when storage is a local folder.
+    pub fn local_path(&self, key: &BlobKey) -> Option<PathBuf> {
+        self.local_root.as_ref().map(|root| root.join(key.path()))
+    }
+
     /// Where uploads are staged while they are hashed and checked.
     pub fn tmp_dir(&self) -> &Path {
         &self.tmp_dir

@@ -139,6 +139,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Back up the database and the package files to a folder (`backup verify DIR` checks one)
+    Backup(ops::BackupArgs),
+    /// Restore a backup into an empty data folder or database and bucket, then rebuild every index
+    Restore {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The backup folder
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// The audit log: who changed what, newest first
     Audit {
         #[command(flatten)]
@@ -274,6 +286,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::CheckConfig { config } => check_config(config.load()?).await,
         Command::Key { command } => key::run(command).await,
         Command::Reindex(args) => ops::reindex(args).await,
+        Command::Backup(args) => ops::backup(args).await,
+        Command::Restore { config, from, json } => ops::restore(config, &from, json).await,
         Command::Status { config, json } => ops::status(config, json).await,
         Command::Jobs { command } => ops::jobs(command).await,
         Command::Fsck {

@@ -319,3 +319,107 @@ pub async fn gc(config: ConfigArgs, dry_run: bool, json: bool) -> Result<()> {
     }
     Ok(())
 }
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BackupArgs {
+    #[command(subcommand)]
+    command: Option<BackupCommand>,
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// The backup folder (made if missing; a later run into it copies only new files)
+    #[arg(long)]
+    to: Option<std::path::PathBuf>,
+    /// Also copy the server secret that seals the signing keys (keep the backup as safe as
+    /// the keys)
+    #[arg(long)]
+    include_secret: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum BackupCommand {
+    /// Check every file a backup's manifest lists
+    Verify { dir: std::path::PathBuf },
+}
+
+pub async fn backup(args: BackupArgs) -> Result<()> {
+    if let Some(BackupCommand::Verify { dir }) = &args.command {
+        let (manifest, problems) = crate::backup::verify(dir)?;
+        for problem in &problems {
+            println!("FAIL {problem}");
+        }
+        anyhow::ensure!(
+            problems.is_empty(),
+            "the backup is damaged: {} problem(s)",
+            problems.len()
+        );
+        println!(
+            "backup of Packyard {} (schema {}) from {}: {} file(s) intact",
+            manifest.packyard_version,
+            manifest.schema_version,
+            audit::datetime(manifest.created_at),
+            manifest.files.len()
+        );
+        return Ok(());
+    }
+    let dir = args
+        .to
+        .as_deref()
+        .context("name the backup folder with --to DIR")?;
+    let app = App::open(args.config.load()?).await?;
+    let report = crate::backup::backup(&app, dir, args.include_secret).await;
+    let event = Event::new(Actor::local(), "backup")
+        .target(dir.display().to_string())
+        .details(match &report {
+            Ok(r) => json!({ "blobs": r.blobs, "blobs_copied": r.blobs_copied, "include_secret": args.include_secret }),
+            Err(_) => json!({}),
+        })
+        .result(&report, false);
+    audit::record(&app.db, event).await;
+    let report = report?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "backed up the {} database and {} package file(s) ({} new) to {}",
+            report.manifest.database,
+            report.blobs,
+            report.blobs_copied,
+            dir.display()
+        );
+    }
+    if !args.include_secret {
+        eprintln!(
+            "warning: the server secret is not in the backup; a restore needs the same secret (PACKYARD_SECRET_KEY, \
+             secret_key, or DATA_DIR/secret.key) to open the signing keys, or a backup made with --include-secret"
+        );
+    }
+    Ok(())
+}
+
+pub async fn restore(config: ConfigArgs, from: &std::path::Path, json: bool) -> Result<()> {
+    let config = config.load()?;
+    let report = crate::backup::restore(config.clone(), from).await;
+    if let Ok(db) = db::Db::open(&config.database_url()).await {
+        let event = Event::new(Actor::local(), "restore")
+            .target(from.display().to_string())
+            .details(match &report {
+                Ok(r) => json!(r),
+                Err(_) => json!({}),
+            })
+            .result(&report, false);
+        audit::record(&db, event).await;
+    }
+    let report = report?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "restored schema {} and {} package file(s); {} target(s) queued for a rebuild (run the server, or wait with `packyard reindex --all --wait`)",
+            report.schema_version, report.blobs, report.targets_queued
+        );
+    }
+    Ok(())
+}

@@ -179,6 +179,11 @@ impl Db {
         }
     }
 
+    /// The newest schema version this binary migrates to.
+    pub fn latest_schema_version() -> i64 {
+        SQLITE_MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
     pub async fn ping(&self) -> Result<()> {
         run!(self, sqlx::query("SELECT 1"), execute)?;
         Ok(())

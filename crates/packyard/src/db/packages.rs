@@ -635,3 +635,13 @@ pub async fn has_architecture(
     )?;
     Ok(count > 0)
 }
+
+/// Deletes the rows of destroyed packages with this blob (a restore whose backup lacks it).
+pub async fn drop_destroyed(db: &Db, sha256: &str) -> Result<u64> {
+    Ok(run!(
+        db,
+        sqlx::query("DELETE FROM packages WHERE sha256 = $1 AND deleted_at IS NOT NULL")
+            .bind(sha256),
+        execute
+    )?)
+}

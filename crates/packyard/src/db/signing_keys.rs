@@ -226,3 +226,28 @@ pub async fn all_signing(db: &Db) -> Result<Vec<(String, String, SigningKey)>> {
         .map(|row| (row.owner, row.repo, row.key.into()))
         .collect())
 }
+
+/// Every key of every repository, in any state, with the repository's owner and name.
+pub async fn all_keys(db: &Db) -> Result<Vec<(String, String, SigningKey)>> {
+    #[derive(sqlx::FromRow)]
+    struct Owned {
+        owner: String,
+        repo: String,
+        #[sqlx(flatten)]
+        key: Row,
+    }
+    let rows: Vec<Owned> = run!(
+        db,
+        sqlx::query_as(
+            "SELECT u.name AS owner, r.name AS repo, k.id, k.fingerprint, k.public_armored,
+             k.secret_armored, k.created_at, k.expires_at, k.state, k.keyring_version
+             FROM signing_keys k JOIN repositories r ON r.id = k.repository_id
+             JOIN users u ON u.id = r.owner_id ORDER BY u.name, r.name, k.id",
+        ),
+        fetch_all
+    )?;
+    Ok(rows
+        .into_iter()
+        .map(|row| (row.owner, row.repo, row.key.into()))
+        .collect())
+}
