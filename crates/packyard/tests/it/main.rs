@@ -4,6 +4,7 @@
 mod api;
 mod apt_client;
 mod auth_matrix;
+mod backup;
 mod cli;
 mod deployment;
 mod dnf_client;
