@@ -46,6 +46,7 @@ pub struct AppState {
 
 impl App {
     pub async fn open(config: Config) -> Result<App> {
+        crate::http::metrics::handle();
         let db = Db::open(&config.database_url()).await?;
         let blobs = Blobs::open(&config)?;
         let secrets = Arc::new(SecretBox::load(&config)?);

@@ -67,6 +67,9 @@ pub struct Config {
     /// PostgreSQL through `LISTEN`); this bounds what is not, such as another process on
     /// the same SQLite file.
     pub cache_ttl_ms: u64,
+    /// A bearer token `/metrics` asks for; unset means anyone who reaches the listener may
+    /// scrape it.
+    pub metrics_token: Option<String>,
 }
 
 /// The parts of Packyard a process runs. Any number of processes of each role may share one
@@ -141,6 +144,7 @@ impl Default for Config {
             job_lease_secs: 60,
             cache_mib: 64,
             cache_ttl_ms: 1000,
+            metrics_token: None,
         }
     }
 }
@@ -189,6 +193,7 @@ const ENV_KEYS: &[&str] = &[
     "job_lease_secs",
     "cache_mib",
     "cache_ttl_ms",
+    "metrics_token",
 ];
 
 impl Config {

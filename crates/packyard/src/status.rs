@@ -100,27 +100,7 @@ pub async fn collect(app: &App) -> Result<Status> {
             oldest_queued_age_secs: oldest.map(|at| (now - at).max(0)),
         })
         .collect();
-    let targets: Vec<Target> = db::generations::published(&app.db)
-        .await?
-        .into_iter()
-        .map(|p| {
-            let target = match distros::by_id(p.distro_version_id) {
-                Some(d) if p.arch.is_empty() => format!("{}/{}", d.os, d.dist),
-                Some(d) => format!("{}/{}/{}", d.os, d.dist, p.arch),
-                None => format!("{}/{}", p.distro_version_id, p.arch),
-            };
-            Target {
-                repository: p.repository,
-                target,
-                published_at: p.published_at,
-                build_ms: p.build_started_ms.zip(p.committed_ms).map(|(s, c)| c - s),
-                push_to_visible_ms: p
-                    .pushed_at
-                    .zip(p.committed_ms)
-                    .map(|(at, c)| (c - at * 1000).max(0)),
-            }
-        })
-        .collect();
+    let targets = collect_targets(app).await?;
     let soonest_key_expiry = db::signing_keys::all_signing(&app.db)
         .await?
         .into_iter()
@@ -150,4 +130,30 @@ pub async fn collect(app: &App) -> Result<Status> {
         soonest_key_expiry,
         last_backup_at: db::audit::last_success(&app.db, "backup").await?,
     })
+}
+
+/// Each target's current generation: when it was published, how long its build took, and
+/// how long its oldest new package took from push to visible.
+pub async fn collect_targets(app: &App) -> Result<Vec<Target>> {
+    Ok(db::generations::published(&app.db)
+        .await?
+        .into_iter()
+        .map(|p| {
+            let target = match distros::by_id(p.distro_version_id) {
+                Some(d) if p.arch.is_empty() => format!("{}/{}", d.os, d.dist),
+                Some(d) => format!("{}/{}/{}", d.os, d.dist, p.arch),
+                None => format!("{}/{}", p.distro_version_id, p.arch),
+            };
+            Target {
+                repository: p.repository,
+                target,
+                published_at: p.published_at,
+                build_ms: p.build_started_ms.zip(p.committed_ms).map(|(s, c)| c - s),
+                push_to_visible_ms: p
+                    .pushed_ms
+                    .zip(p.committed_ms)
+                    .map(|(at, c)| (c - at).max(0)),
+            }
+        })
+        .collect())
 }

@@ -35,6 +35,7 @@ CREATE TABLE processes (
     seen_at     BIGINT NOT NULL
 );
 
--- When the oldest package a generation newly lists was pushed: its commit minus this is the
--- push-to-visible lag.
-ALTER TABLE generations ADD COLUMN pushed_at BIGINT;
+-- When a package was pushed, in milliseconds; and when the oldest package a generation newly
+-- lists was pushed: the generation's commit minus this is the push-to-visible lag.
+ALTER TABLE packages ADD COLUMN created_ms BIGINT;
+ALTER TABLE generations ADD COLUMN pushed_ms BIGINT;

@@ -309,7 +309,8 @@ pub async fn chunks(db: &Db, target: &Target) -> Result<Vec<Chunk>> {
 
 /// Stores a generation and makes it current within the caller's transaction: either every
 /// document and file row, the pointer, the chunk cache and the `indexed` flags change, or none.
-pub async fn publish(tx: &mut Tx, new: &NewGeneration<'_>) -> Result<i64> {
+/// Returns the new generation's id and when the oldest package it newly lists was pushed.
+pub async fn publish(tx: &mut Tx, new: &NewGeneration<'_>) -> Result<(i64, Option<i64>)> {
     let t = new.target;
     if let Some(claim) = &new.build.claim {
         // Fencing: a worker whose lease ran out and whose job another worker took over must
@@ -335,12 +336,12 @@ pub async fn publish(tx: &mut Tx, new: &NewGeneration<'_>) -> Result<i64> {
         fetch_one
     )?;
     let created_at = previous.map_or(now(), |p| now().max(p + 1));
-    let pushed_at = super::packages::mark_indexed(tx, new.newly_indexed).await?;
+    let pushed_ms = super::packages::mark_indexed(tx, new.newly_indexed).await?;
     let (generation_id,): (i64,) = run_tx!(
         tx,
         sqlx::query_as(
             "INSERT INTO generations (repository_id, distro_version_id, arch, created_at,
-             built_by, build_started_ms, committed_ms, pushed_at)
+             built_by, build_started_ms, committed_ms, pushed_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(t.repository_id)
@@ -350,7 +351,7 @@ pub async fn publish(tx: &mut Tx, new: &NewGeneration<'_>) -> Result<i64> {
         .bind(&new.build.builder)
         .bind(new.build.started_ms)
         .bind(now_ms())
-        .bind(pushed_at),
+        .bind(pushed_ms),
         fetch_one
     )?;
     for (name, body) in new.documents {
@@ -408,7 +409,7 @@ pub async fn publish(tx: &mut Tx, new: &NewGeneration<'_>) -> Result<i64> {
     .bind(created_at), execute)?;
     store_chunks(tx, t, new.changed_chunks, new.live_chunks).await?;
     super::announce_change(tx).await?;
-    Ok(generation_id)
+    Ok((generation_id, pushed_ms))
 }
 
 /// Segment rows per statement: well under either backend's limit on bound parameters.
@@ -624,8 +625,8 @@ pub struct Published {
     pub published_at: i64,
     pub build_started_ms: Option<i64>,
     pub committed_ms: Option<i64>,
-    /// When the oldest package it newly listed was pushed.
-    pub pushed_at: Option<i64>,
+    /// When the oldest package it newly listed was pushed, in milliseconds.
+    pub pushed_ms: Option<i64>,
 }
 
 pub async fn published(db: &Db) -> Result<Vec<Published>> {
@@ -633,7 +634,7 @@ pub async fn published(db: &Db) -> Result<Vec<Published>> {
         db,
         sqlx::query_as(
             "SELECT u.name || '/' || r.name AS repository, t.distro_version_id, t.arch, t.published_at,
-                g.build_started_ms, g.committed_ms, g.pushed_at
+                g.build_started_ms, g.committed_ms, g.pushed_ms
              FROM publish_targets t JOIN generations g ON g.id = t.current_generation_id
              JOIN repositories r ON r.id = t.repository_id JOIN users u ON u.id = r.owner_id
              ORDER BY repository, t.distro_version_id, t.arch",

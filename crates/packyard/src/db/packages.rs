@@ -58,8 +58,9 @@ pub enum Inserted {
 pub async fn insert(tx: &mut Tx, new: &NewPackage<'_>) -> Result<Inserted> {
     let sql = format!(
         "INSERT INTO packages (repository_id, distro_version_id, format, name, version,
-         architecture, filename, size, md5, sha1, sha256, sha512, dependencies, indexed, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, FALSE, $14)
+         architecture, filename, size, md5, sha1, sha256, sha512, dependencies, indexed, created_at,
+         created_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, FALSE, $14, $15)
          ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
     );
     let inserted = run_tx!(
@@ -78,7 +79,8 @@ pub async fn insert(tx: &mut Tx, new: &NewPackage<'_>) -> Result<Inserted> {
             .bind(new.sha256)
             .bind(new.sha512)
             .bind(new.dependencies)
-            .bind(now()),
+            .bind(now())
+            .bind(super::now_ms()),
         fetch_optional
     )?;
     // A conflict leaves no row and, unlike a failed statement, keeps the transaction usable.
@@ -290,7 +292,7 @@ pub fn attach_bodies(entries: &mut [IndexEntry], bodies: Vec<(i64, String)>) {
     }
 }
 
-/// Marks packages indexed; returns when the oldest of them was pushed.
+/// Marks packages indexed; returns when the oldest of them was pushed, in milliseconds.
 pub async fn mark_indexed(tx: &mut Tx, ids: &[i64]) -> Result<Option<i64>> {
     // Ids are integers, so a literal list is safe; one statement per thousand keeps the first
     // publish of a large import from making one round trip per package.
@@ -303,7 +305,9 @@ pub async fn mark_indexed(tx: &mut Tx, ids: &[i64]) -> Result<Option<i64>> {
             .join(",");
         let sql = format!("UPDATE packages SET indexed = TRUE WHERE id IN ({list})");
         run_tx!(tx, sqlx::query(sqlx::AssertSqlSafe(sql)), execute)?;
-        let sql = format!("SELECT MIN(created_at) FROM packages WHERE id IN ({list})");
+        let sql = format!(
+            "SELECT MIN(COALESCE(created_ms, created_at * 1000)) FROM packages WHERE id IN ({list})"
+        );
         let min: Option<i64> =
             run_tx!(tx, sqlx::query_scalar(sqlx::AssertSqlSafe(sql)), fetch_one)?;
         oldest = match (oldest, min) {

@@ -48,6 +48,7 @@ impl FailureLimiter {
     }
 
     pub fn record(&self, addr: IpAddr) {
+        metrics::counter!("packyard_auth_failures_total").increment(1);
         let mut windows = self
             .windows
             .lock()

@@ -5,6 +5,7 @@ mod api;
 pub(crate) mod auth;
 mod error;
 mod install;
+pub mod metrics;
 mod ops;
 mod present;
 mod repo;

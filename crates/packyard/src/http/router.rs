@@ -5,7 +5,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
 use tower_http::trace::TraceLayer;
 
-use super::{api, install, ops, repo, system};
+use super::{api, install, metrics, ops, repo, system};
 use crate::app::App;
 
 /// The routes of this process's role: every process answers `/healthz` and `/readyz`; `api`
@@ -15,14 +15,18 @@ pub fn router(app: App) -> Router {
     let upload_limit = usize::try_from(app.config.max_upload_bytes).unwrap_or(usize::MAX);
     let mut router = Router::new()
         .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz));
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(metrics::metrics));
     if role.serves_api() {
         router = router.merge(api_routes(upload_limit));
     }
     if role.serves_repositories() {
         router = router.merge(repository_routes());
     }
-    router.layer(TraceLayer::new_for_http()).with_state(app)
+    router
+        .route_layer(axum::middleware::from_fn(metrics::track))
+        .layer(TraceLayer::new_for_http())
+        .with_state(app)
 }
 
 fn api_routes(upload_limit: usize) -> Router<App> {

@@ -91,6 +91,8 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
     })
     .await??;
     let build_ms = started.elapsed().as_millis() as u64 - read_ms;
+    metrics::histogram!("packyard_index_build_duration_seconds", "format" => "deb")
+        .record(build_ms as f64 / 1000.0);
 
     let documents = [
         ("Release", built.release.clone()),
@@ -107,7 +109,7 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         build: run,
     };
     let committing = std::time::Instant::now();
-    let generation_id = commit_generation(app, &built.blobs, &generation).await?;
+    let generation_id = commit_generation(app, "deb", &built.blobs, &generation).await?;
     let commit_ms = committing.elapsed().as_millis() as u64;
     app.hash_states.set(target, built.hash_states);
     app.hash_states.keep_chunks(target, built.used_chunks);

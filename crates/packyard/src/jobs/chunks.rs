@@ -374,6 +374,7 @@ fn fingerprint(group: &[&IndexEntry]) -> String {
 /// target's job) can replace it.
 pub async fn commit_generation(
     app: &crate::app::App,
+    format: &'static str,
     blobs: &[(BlobKey, Bytes)],
     generation: &crate::db::generations::NewGeneration<'_>,
 ) -> Result<i64> {
@@ -394,9 +395,15 @@ pub async fn commit_generation(
     for (key, bytes) in &new {
         app.blobs.put_bytes(key, bytes.clone()).await?;
     }
-    let generation_id = crate::db::generations::publish(&mut tx, generation).await?;
+    let (generation_id, pushed_ms) = crate::db::generations::publish(&mut tx, generation).await?;
     tx.commit().await?;
     app.cache.invalidate();
+    // From the oldest push this generation makes visible to its commit; a rebuild lists old
+    // packages again, which says nothing about how fast pushes become visible.
+    if let (Some(pushed_ms), false) = (pushed_ms, generation.build.rebuild) {
+        let lag = (crate::db::now_ms() - pushed_ms).max(0) as f64 / 1000.0;
+        metrics::histogram!("packyard_publish_lag_seconds", "format" => format).record(lag);
+    }
     Ok(generation_id)
 }
 

@@ -112,6 +112,8 @@ async fn run_job(app: &App, job: &db::jobs::Job) {
             // Backoff: 2, 4, 8 ... seconds, at most ten minutes.
             let delay = 1i64 << job.attempts.clamp(1, 9);
             let message = format!("{e:#}");
+            metrics::counter!("packyard_jobs_failed_total", "kind" => job.kind.clone())
+                .increment(1);
             tracing::error!(job = job.id, kind = %job.kind, attempts = job.attempts, retry_in_secs = delay,
                 error = %message, "job failed");
             db::jobs::retry_later(&app.db, job, &message, delay).await

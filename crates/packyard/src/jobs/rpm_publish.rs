@@ -94,6 +94,8 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
     })
     .await??;
     let build_ms = started.elapsed().as_millis() as u64 - read_ms;
+    metrics::histogram!("packyard_index_build_duration_seconds", "format" => "rpm")
+        .record(build_ms as f64 / 1000.0);
 
     let generation = NewGeneration {
         target,
@@ -104,7 +106,7 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         newly_indexed: &built.newly_indexed,
         build: run,
     };
-    let generation_id = commit_generation(app, &built.files.blobs, &generation).await?;
+    let generation_id = commit_generation(app, "rpm", &built.files.blobs, &generation).await?;
     app.hash_states.keep_chunks(target, built.used_chunks);
     app.listings
         .keep(target, listing.watermark, listing.entries);

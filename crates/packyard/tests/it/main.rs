@@ -12,6 +12,7 @@ mod fixtures;
 mod install;
 mod jobs;
 mod keys;
+mod metrics;
 mod operations;
 mod repo;
 mod restart;

@@ -54,6 +54,11 @@ impl Builder {
         self
     }
 
+    pub fn metrics_token(mut self, token: &str) -> Self {
+        self.config.metrics_token = Some(token.to_owned());
+        self
+    }
+
     pub fn download_mode(mut self, mode: DownloadMode) -> Self {
         self.config.download_mode = mode;
         self

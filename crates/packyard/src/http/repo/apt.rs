@@ -92,7 +92,7 @@ pub async fn serve(
             )
             .immutable()
             .modified_at(package.created_at)
-            .counting(package.id)
+            .counting(package.id, "deb")
         }
     };
     send::send(app, request, file).await

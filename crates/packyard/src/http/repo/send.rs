@@ -48,7 +48,8 @@ pub struct File {
     immutable: bool,
     modified_at: Option<i64>,
     /// The package whose download this is, to be counted.
-    package_id: Option<i64>,
+    /// The package a full GET downloads, and its format.
+    package_id: Option<(i64, &'static str)>,
 }
 
 impl File {
@@ -121,9 +122,9 @@ impl File {
         self
     }
 
-    /// Counts a full GET of this file as a download of `package_id`.
-    pub fn counting(mut self, package_id: i64) -> File {
-        self.package_id = Some(package_id);
+    /// Counts a full GET of this file as a download of `package_id`, a package of `format`.
+    pub fn counting(mut self, package_id: i64, format: &'static str) -> File {
+        self.package_id = Some((package_id, format));
         self
     }
 
@@ -362,7 +363,8 @@ async fn redirect(
     Ok(Some((StatusCode::FOUND, headers).into_response()))
 }
 
-fn record_download(app: &App, request: &Request<'_>, package_id: i64) {
+fn record_download(app: &App, request: &Request<'_>, (package_id, format): (i64, &'static str)) {
+    metrics::counter!("packyard_downloads_total", "format" => format).increment(1);
     let user_agent = request
         .headers
         .get(axum::http::header::USER_AGENT)

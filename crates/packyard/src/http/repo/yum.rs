@@ -81,7 +81,7 @@ pub async fn serve(
             )
             .immutable()
             .modified_at(package.created_at)
-            .counting(package.id)
+            .counting(package.id, "rpm")
         }
     };
     send::send(app, request, file).await

@@ -59,6 +59,17 @@ pub async fn push(
         Err(_) => json!({ "filename": staged.filename }),
     };
     let refused = !matches!(pushed, Err(PushError::Internal(_)));
+    let result = match &pushed {
+        Ok((_, true)) => "created",
+        Ok((_, false)) => "unchanged",
+        Err(_) if refused => "rejected",
+        Err(_) => "failed",
+    };
+    let format = match distro.format {
+        distros::PackageFormat::Deb => "deb",
+        distros::PackageFormat::Rpm => "rpm",
+    };
+    metrics::counter!("packyard_pushes_total", "format" => format, "result" => result).increment(1);
     let event = Event::new(Actor::User(user.name.clone()), "package.push")
         .ip(client.ip())
         .repository(&owner, &name)
