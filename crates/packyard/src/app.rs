@@ -42,6 +42,8 @@ pub struct AppState {
     pub cache: Arc<ReadCache>,
     /// When this process opened its state, for its uptime.
     pub started: std::time::Instant,
+    /// Set when shutdown begins: `/readyz` answers 503 and responses close their connections.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl App {
@@ -69,6 +71,7 @@ impl App {
             instance: format!("{}:{}", hostname(), std::process::id()),
             cache: Arc::new(ReadCache::new(cache_bytes, cache_ttl, announced)),
             started: std::time::Instant::now(),
+            draining: Default::default(),
         })))
     }
 }

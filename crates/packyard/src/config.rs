@@ -70,6 +70,11 @@ pub struct Config {
     /// A bearer token `/metrics` asks for; unset means anyone who reaches the listener may
     /// scrape it.
     pub metrics_token: Option<String>,
+    /// On shutdown, how long `/readyz` answers 503 and responses close their connections
+    /// while the listener still accepts, in milliseconds.
+    pub shutdown_drain_ms: u64,
+    /// Then how long requests in flight (uploads included) may take to finish, in seconds.
+    pub shutdown_timeout_secs: u64,
 }
 
 /// The parts of Packyard a process runs. Any number of processes of each role may share one
@@ -145,6 +150,8 @@ impl Default for Config {
             cache_mib: 64,
             cache_ttl_ms: 1000,
             metrics_token: None,
+            shutdown_drain_ms: 2000,
+            shutdown_timeout_secs: 60,
         }
     }
 }
@@ -194,6 +201,8 @@ const ENV_KEYS: &[&str] = &[
     "cache_mib",
     "cache_ttl_ms",
     "metrics_token",
+    "shutdown_drain_ms",
+    "shutdown_timeout_secs",
 ];
 
 impl Config {

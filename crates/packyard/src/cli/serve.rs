@@ -1,5 +1,6 @@
 //! `packyard serve`: the HTTP server, index workers and the collector in one process, with
-//! graceful shutdown on SIGTERM or Ctrl-C (in-flight requests and the job in hand finish).
+//! graceful shutdown on SIGTERM or Ctrl-C: workers take no new job, requests drain (see
+//! `http::server`), and the job in hand finishes.
 
 use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
@@ -12,8 +13,7 @@ pub async fn run(config: Config) -> Result<()> {
     init_logging(&config.log_format);
     let started = std::time::Instant::now();
     let app = App::open(config).await?;
-    let listener = tokio::net::TcpListener::bind(app.config.listen)
-        .await
+    let listener = http::listen(app.config.listen)
         .with_context(|| format!("listening on {}", app.config.listen))?;
     let shutdown = CancellationToken::new();
     let mut background = Vec::new();
@@ -51,9 +51,15 @@ pub async fn run(config: Config) -> Result<()> {
         startup_ms = started.elapsed().as_millis() as u64,
         "packyard serving"
     );
-    http::serve(listener, app.clone(), termination()).await?;
-    tracing::info!("requests drained; stopping workers");
-    shutdown.cancel();
+    // Workers take no new job once shutdown begins; the one in hand finishes while requests
+    // drain.
+    let stopping = shutdown.clone();
+    let signal = async move {
+        termination().await;
+        stopping.cancel();
+    };
+    http::serve(listener, app.clone(), signal).await?;
+    tracing::info!("requests drained; waiting for the job in hand");
     for task in background {
         task.await?;
     }

@@ -65,7 +65,10 @@ pub fn handle() -> &'static PrometheusHandle {
             "Package file downloads by format"
         );
         metrics::describe_counter!("packyard_auth_failures_total", "Failed authentications");
-        metrics::describe_gauge!("packyard_build_info", "The running version and commit (always 1)");
+        metrics::describe_gauge!(
+            "packyard_build_info",
+            "The running version and commit (always 1)"
+        );
         metrics::gauge!(
             "packyard_build_info",
             "version" => crate::status::VERSION,

@@ -9,8 +9,11 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready when the database and the blob storage answer.
+/// Ready when the database and the blob storage answer, and the process is not shutting down.
 pub async fn readyz(State(app): State<App>) -> (StatusCode, &'static str) {
+    if app.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
     if app.db.ping().await.is_err() {
         return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable");
     }

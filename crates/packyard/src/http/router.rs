@@ -25,6 +25,10 @@ pub fn router(app: App) -> Router {
     }
     router
         .route_layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            super::server::close_when_draining,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(app)
 }
