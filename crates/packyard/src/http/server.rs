@@ -31,8 +31,11 @@ use crate::app::App;
 /// The listener `serve` runs on: the first socket systemd passed, or `addr` bound with
 /// `SO_REUSEPORT`.
 pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let mut passed = listenfd::ListenFd::from_env();
-    if let Some(listener) = passed.take_tcp_listener(0)? {
+    // Only when systemd passed sockets: reading them clears the variables, which is best done
+    // before other threads read the environment.
+    if std::env::var_os("LISTEN_FDS").is_some()
+        && let Some(listener) = listenfd::ListenFd::from_env().take_tcp_listener(0)?
+    {
         listener.set_nonblocking(true)?;
         tracing::info!(listen = %listener.local_addr()?, "listening on the socket systemd passed");
         return TcpListener::from_std(listener);

@@ -42,24 +42,31 @@ impl Deployment {
     /// `packyard ARGS` with the deployment's settings in its environment.
     pub fn command(&self, data_dir: &Path) -> Command {
         let mut command = Command::new(BIN);
+        command.envs(self.env(data_dir));
         command
-            .env("PACKYARD_DATA_DIR", data_dir)
-            .env("PACKYARD_SIGNING_KEY_ALGORITHM", "ed25519")
+    }
+
+    /// The deployment's settings as `PACKYARD_*` variables, for a process of `data_dir`.
+    pub fn env(&self, data_dir: &Path) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            ("PACKYARD_DATA_DIR", data_dir.display().to_string()),
+            ("PACKYARD_SIGNING_KEY_ALGORITHM", "ed25519".into()),
             // Every process must open the signing keys the others sealed.
-            .env(
+            (
                 "PACKYARD_SECRET_KEY",
-                "cGFja3lhcmQtdGVzdC1kZXBsb3ltZW50LXNlY3JldCE=",
-            );
+                "cGFja3lhcmQtdGVzdC1kZXBsb3ltZW50LXNlY3JldCE=".into(),
+            ),
+        ];
         if let Some(database) = &self.database {
-            command.env("PACKYARD_DATABASE_URL", &database.url);
+            env.push(("PACKYARD_DATABASE_URL", database.url.clone()));
             // Processes hear each other's changes through PostgreSQL: cached reads need not
             // expire, and any announcement that goes missing shows as a stale index.
-            command.env("PACKYARD_CACHE_TTL_MS", "3600000");
+            env.push(("PACKYARD_CACHE_TTL_MS", "3600000".into()));
         }
         if let Some(storage) = &self.storage {
-            command.envs(storage.env());
+            env.extend(storage.env());
         }
-        command
+        env
     }
 
     /// Starts `packyard serve --role ROLE` on a free port and waits until it is ready.

@@ -9,6 +9,7 @@ mod cli;
 mod deployment;
 mod dnf_client;
 mod fixtures;
+mod handover;
 mod install;
 mod jobs;
 mod keys;
