@@ -309,7 +309,28 @@ async fn two_servers_bind_one_port_and_a_draining_one_is_not_ready() {
         )
         .await;
     // Its /readyz may be the first's answer: its own log says it serves.
-    wait_for_log(&deployment.dir.path().join("second.log"), "packyard serving").await;
+    wait_for_log(
+        &deployment.dir.path().join("second.log"),
+        "packyard serving",
+    )
+    .await;
+    // Both announce themselves to `status`.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = deployment
+            .command(&deployment.data_dir("cli"))
+            .args(["status", "--json"])
+            .output()
+            .await
+            .unwrap();
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if status["processes"].as_array().unwrap().len() == 2 {
+            assert_eq!(status["roles"], serde_json::json!(["all"]));
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     drop(second);
 
     first.signal("-TERM").await;

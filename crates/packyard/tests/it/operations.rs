@@ -399,6 +399,25 @@ async fn status_lists_targets_and_failing_jobs_which_retry_runs_again() {
     assert!(stdout(&out).contains("job(s) will run at once"));
     app.wait_for_jobs().await;
     assert!(db::jobs::failing(&app.app.db).await.unwrap().is_empty());
+
+    // The collector on demand: nothing is past its grace yet.
+    let out = packyard(&app, &["gc", "--dry-run", "--json"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let preview: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (preview["generations"].as_i64(), preview["blobs"].as_i64()),
+        (Some(0), Some(0))
+    );
+    let out = packyard(&app, &["gc"]).await;
+    assert!(
+        stdout(&out).starts_with("removed 0 generation(s)"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[tokio::test]
