@@ -4,6 +4,9 @@
 //! repository's signed documents (`InRelease`, `repomd.xml`) go the same way, keeping the
 //! last time each host fetched one: what key rotations measure adoption against.
 
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -21,9 +24,17 @@ const BATCH: usize = 10_000;
 /// How long a record may wait for others to join its batch.
 const LINGER: Duration = Duration::from_millis(250);
 
+/// An index fetch is recorded at most once a minute per host and repository: adoption looks
+/// back 14 days, and apt fetches `InRelease` on every update.
+const INDEX_FETCH_EVERY_SECS: i64 = 60;
+/// Hosts remembered before the memory of recent fetches starts over.
+const INDEX_FETCH_HOSTS: usize = 100_000;
+
 #[derive(Clone)]
 pub struct DownloadLog {
     queue: mpsc::Sender<Record>,
+    /// When each host (a hash of repository, token, address and agent) was last recorded.
+    recent_fetches: Arc<Mutex<HashMap<u64, i64>>>,
 }
 
 impl DownloadLog {
@@ -32,12 +43,35 @@ impl DownloadLog {
     pub fn start(db: Db) -> DownloadLog {
         let (queue, records) = mpsc::channel(8 * BATCH);
         tokio::spawn(write_batches(db, records));
-        DownloadLog { queue }
+        DownloadLog {
+            queue,
+            recent_fetches: Arc::default(),
+        }
     }
 
     pub fn record(&self, download: Download) {
         // A full queue means the database is behind; losing a count beats delaying a download.
         let _ = self.queue.try_send(Record::Download(download));
+    }
+
+    /// Whether a fetch by this host is worth recording: none was in the last minute.
+    pub fn index_fetch_is_news(&self, host: &impl Hash) -> bool {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        host.hash(&mut hasher);
+        let key = hasher.finish();
+        let now = db::now();
+        let mut recent = self.recent_fetches.lock().expect("never poisoned");
+        if recent
+            .get(&key)
+            .is_some_and(|at| now - at < INDEX_FETCH_EVERY_SECS)
+        {
+            return false;
+        }
+        if recent.len() >= INDEX_FETCH_HOSTS {
+            recent.clear();
+        }
+        recent.insert(key, now);
+        true
     }
 
     pub fn record_index_fetch(&self, fetch: IndexFetch) {

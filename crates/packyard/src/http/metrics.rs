@@ -7,9 +7,10 @@
 //! at each scrape, so every process reports the same figures and none goes stale. Labels are
 //! route templates, formats, kinds and repositories: never a raw path, a package or a token.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::OnceLock;
-use std::time::Instant;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -75,26 +76,113 @@ pub fn handle() -> &'static PrometheusHandle {
             "commit" => crate::status::COMMIT
         )
         .set(1.0);
+        // Histograms keep their samples until upkeep folds them into buckets.
+        let upkeep = handle.clone();
+        std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_secs(5));
+                    upkeep.run_upkeep();
+                }
+            })
+            .expect("starting the metrics upkeep thread");
         handle
     })
 }
 
-/// Counts and times every request by its route template.
-pub async fn track(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".into());
-    let method = request.method().as_str().to_owned();
+/// The handles of one route and method, resolved once: a request then records without
+/// building label sets or looking them up.
+struct RouteMetrics {
+    duration: metrics::Histogram,
+    by_status: Mutex<Vec<(u16, metrics::Counter)>>,
+    route: String,
+    method: String,
+}
+
+impl RouteMetrics {
+    fn requests(&self, status: u16) -> metrics::Counter {
+        let mut by_status = self.by_status.lock().expect("never poisoned");
+        if let Some((_, counter)) = by_status.iter().find(|(s, _)| *s == status) {
+            return counter.clone();
+        }
+        let counter = metrics::counter!(
+            "packyard_http_requests_total",
+            "route" => self.route.clone(),
+            "method" => self.method.clone(),
+            "status" => status.to_string()
+        );
+        by_status.push((status, counter.clone()));
+        counter
+    }
+}
+
+type RouteTable = RwLock<HashMap<String, Vec<(axum::http::Method, Arc<RouteMetrics>)>>>;
+
+fn route_metrics(route: &str, method: &axum::http::Method) -> Arc<RouteMetrics> {
+    static ROUTES: OnceLock<RouteTable> = OnceLock::new();
+    let routes = ROUTES.get_or_init(Default::default);
+    if let Some(found) = routes
+        .read()
+        .expect("never poisoned")
+        .get(route)
+        .and_then(|methods| methods.iter().find(|(m, _)| m == method))
+    {
+        return found.1.clone();
+    }
+    let metrics = Arc::new(RouteMetrics {
+        duration: metrics::histogram!(
+            "packyard_http_request_duration_seconds",
+            "route" => route.to_owned(),
+            "method" => method.as_str().to_owned()
+        ),
+        by_status: Mutex::default(),
+        route: route.to_owned(),
+        method: method.as_str().to_owned(),
+    });
+    let mut routes = routes.write().expect("never poisoned");
+    let methods = routes.entry(route.to_owned()).or_default();
+    match methods.iter().find(|(m, _)| m == method) {
+        Some((_, existing)) => existing.clone(),
+        None => {
+            methods.push((method.clone(), metrics.clone()));
+            metrics
+        }
+    }
+}
+
+/// Counts and times every request by its route template (routes are a fixed set, so the
+/// handles are resolved once each); while the process drains, tells the client to close
+/// the connection after this response (see `http::server`).
+pub async fn track(State(app): State<App>, request: Request, next: Next) -> Response {
+    let metrics = match request.extensions().get::<MatchedPath>() {
+        Some(path) => route_metrics(path.as_str(), request.method()),
+        None => route_metrics("unmatched", request.method()),
+    };
     let started = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::histogram!("packyard_http_request_duration_seconds", "route" => route.clone(), "method" => method.clone())
-        .record(started.elapsed().as_secs_f64());
-    metrics::counter!("packyard_http_requests_total", "route" => route, "method" => method, "status" => status)
-        .increment(1);
+    let mut response = next.run(request).await;
+    metrics.duration.record(started.elapsed().as_secs_f64());
+    metrics.requests(response.status().as_u16()).increment(1);
+    if app.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        response.headers_mut().insert(
+            header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
     response
+}
+
+/// The download counter of a format, resolved once.
+pub fn downloads(format: &'static str) -> &'static metrics::Counter {
+    static DEB: OnceLock<metrics::Counter> = OnceLock::new();
+    static RPM: OnceLock<metrics::Counter> = OnceLock::new();
+    static OTHER: OnceLock<metrics::Counter> = OnceLock::new();
+    let cell = match format {
+        "deb" => &DEB,
+        "rpm" => &RPM,
+        _ => &OTHER,
+    };
+    cell.get_or_init(|| metrics::counter!("packyard_downloads_total", "format" => format))
 }
 
 pub async fn metrics(State(app): State<App>, headers: HeaderMap) -> Response {

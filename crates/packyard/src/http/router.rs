@@ -24,10 +24,9 @@ pub fn router(app: App) -> Router {
         router = router.merge(repository_routes());
     }
     router
-        .route_layer(axum::middleware::from_fn(metrics::track))
-        .layer(axum::middleware::from_fn_with_state(
+        .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            super::server::close_when_draining,
+            metrics::track,
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(app)

@@ -17,9 +17,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request};
-use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
-use axum::response::Response;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
@@ -48,21 +45,6 @@ pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.set_reuseport(true)?;
     socket.bind(addr)?;
     socket.listen(1024)
-}
-
-/// While draining, tells every client to close its connection after this response.
-pub async fn close_when_draining(
-    axum::extract::State(app): axum::extract::State<App>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let mut response = next.run(request).await;
-    if app.draining.load(Ordering::Relaxed) {
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    response
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then drains and stops as the module

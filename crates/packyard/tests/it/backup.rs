@@ -111,6 +111,18 @@ async fn a_backup_taken_during_pushes_restores_and_every_package_installs() {
         }
         command.args(["restore", "--from", &dir_arg]).output()
     };
+    // A backup from a newer schema is refused before anything changes.
+    let manifest_path = dir.join("manifest.json");
+    let original = std::fs::read(&manifest_path).unwrap();
+    let mut newer: Value = serde_json::from_slice(&original).unwrap();
+    newer["schema_version"] = serde_json::json!(99_999_999_999_i64);
+    std::fs::write(&manifest_path, serde_json::to_vec(&newer).unwrap()).unwrap();
+    let out = restore(Some(&secret)).await.unwrap();
+    assert!(!out.status.success());
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(error.contains("newer than this Packyard knows"), "{error}");
+    std::fs::write(&manifest_path, &original).unwrap();
+
     let out = restore(None).await.unwrap();
     assert!(!out.status.success());
     let error = String::from_utf8_lossy(&out.stderr);

@@ -143,6 +143,15 @@ impl Request<'_> {
             .get(axum::http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
+        let seen = (
+            repository_id,
+            self.read_token.as_deref(),
+            self.client,
+            user_agent,
+        );
+        if !app.downloads.index_fetch_is_news(&seen) {
+            return;
+        }
         let host = host_key(
             self.read_token.as_deref(),
             &self.client.to_string(),
@@ -364,7 +373,7 @@ async fn redirect(
 }
 
 fn record_download(app: &App, request: &Request<'_>, (package_id, format): (i64, &'static str)) {
-    metrics::counter!("packyard_downloads_total", "format" => format).increment(1);
+    crate::http::metrics::downloads(format).increment(1);
     let user_agent = request
         .headers
         .get(axum::http::header::USER_AGENT)
