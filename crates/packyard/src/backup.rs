@@ -200,7 +200,7 @@ async fn pg_dump(app: &App, dest: &Path) -> Result<()> {
     let out = tokio::process::Command::new("pg_dump")
         .args(["--format=custom", "--no-owner", "--file"])
         .arg(&partial)
-        .arg(&app.config.database_url())
+        .arg(app.config.database_url())
         .output()
         .await?;
     anyhow::ensure!(

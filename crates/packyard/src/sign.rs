@@ -362,31 +362,6 @@ pub fn keyring(public_armored: &[String]) -> Result<String> {
     Ok(String::from_utf8(out)?)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signatures_verify_with_the_public_key() {
-        let key = generate("Test <test@example.invalid>", KeyAlgorithm::Ed25519, 86400).unwrap();
-        assert_eq!(key.expires_at - key.created_at, 86400);
-        let signer = Signer::from_armored(std::slice::from_ref(&key.secret_armored)).unwrap();
-        let (public, _) = SignedPublicKey::from_string(&key.public_armored).unwrap();
-        public.verify_bindings().unwrap();
-
-        let text = "Origin: x\nLabel: y\n";
-        let signed = signer.clearsign(text).unwrap();
-        let (message, _) = CleartextSignedMessage::from_string(&signed).unwrap();
-        message.verify(&public).unwrap();
-        assert!(signed.contains(text), "{signed}");
-
-        let armored = signer.detached(text.as_bytes()).unwrap();
-        let (signature, _) = DetachedSignature::from_string(&armored).unwrap();
-        signature.verify(&public, text.as_bytes()).unwrap();
-        assert!(signature.verify(&public, b"something else").is_err());
-    }
-}
-
 /// The fingerprints of those of `public_keys` (armored) that made a valid signature on the
 /// cleartext-signed `signed` (an `InRelease`).
 pub fn cleartext_signers(signed: &str, public_keys: &[String]) -> Result<Vec<String>> {
@@ -416,4 +391,29 @@ pub fn detached_signers(armored: &str, data: &[u8], public_keys: &[String]) -> R
         }
     }
     Ok(signers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_verify_with_the_public_key() {
+        let key = generate("Test <test@example.invalid>", KeyAlgorithm::Ed25519, 86400).unwrap();
+        assert_eq!(key.expires_at - key.created_at, 86400);
+        let signer = Signer::from_armored(std::slice::from_ref(&key.secret_armored)).unwrap();
+        let (public, _) = SignedPublicKey::from_string(&key.public_armored).unwrap();
+        public.verify_bindings().unwrap();
+
+        let text = "Origin: x\nLabel: y\n";
+        let signed = signer.clearsign(text).unwrap();
+        let (message, _) = CleartextSignedMessage::from_string(&signed).unwrap();
+        message.verify(&public).unwrap();
+        assert!(signed.contains(text), "{signed}");
+
+        let armored = signer.detached(text.as_bytes()).unwrap();
+        let (signature, _) = DetachedSignature::from_string(&armored).unwrap();
+        signature.verify(&public, text.as_bytes()).unwrap();
+        assert!(signature.verify(&public, b"something else").is_err());
+    }
 }

@@ -172,21 +172,6 @@ pub async fn acts_for(db: &Db, user: &User, owner_id: i64) -> Result<bool> {
     Ok(member.is_some())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::check_name;
-
-    #[test]
-    fn owner_names() {
-        for ok in ["admin", "acme-corp", "team.a", "x1"] {
-            assert!(check_name(ok).is_ok(), "{ok}");
-        }
-        for bad in ["", "Admin", "a/b", "../x", "api", "priv", "install", "-x"] {
-            assert!(check_name(bad).is_err(), "{bad}");
-        }
-    }
-}
-
 /// Whether the user administers the server: reads the audit log and all of /api/system.
 pub async fn is_admin(db: &Db, user_id: i64) -> Result<bool> {
     Ok(run!(
@@ -205,4 +190,19 @@ pub async fn set_admin(db: &Db, user_id: i64, admin: bool) -> Result<()> {
         execute
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_name;
+
+    #[test]
+    fn owner_names() {
+        for ok in ["admin", "acme-corp", "team.a", "x1"] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "Admin", "a/b", "../x", "api", "priv", "install", "-x"] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
 }

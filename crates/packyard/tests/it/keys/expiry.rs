@@ -67,7 +67,7 @@ async fn an_expired_key_never_signs_and_hosts_of_the_valid_key_verify() {
     let status = gpgv(&both, in_release(&app).await.as_bytes(), None);
     assert_eq!(
         good_signers(&status),
-        [valid.fingerprint.clone()],
+        std::slice::from_ref(&valid.fingerprint),
         "{status}"
     );
     assert!(!status.contains("EXPKEYSIG"), "{status}");
@@ -79,7 +79,7 @@ async fn an_expired_key_never_signs_and_hosts_of_the_valid_key_verify() {
         .await;
     assert_eq!(
         good_signers(&gpgv(&both, &asc, Some(&repomd))),
-        [valid.fingerprint.clone()]
+        std::slice::from_ref(&valid.fingerprint)
     );
 
     let apt = Apt::new(
