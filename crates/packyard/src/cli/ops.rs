@@ -50,6 +50,8 @@ pub enum JobsCommand {
         /// Every failing job
         #[arg(long, conflicts_with = "id")]
         failed: bool,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -230,7 +232,12 @@ pub async fn status(config: ConfigArgs, json: bool) -> Result<()> {
 
 pub async fn jobs(command: JobsCommand) -> Result<()> {
     match command {
-        JobsCommand::Retry { config, id, failed } => {
+        JobsCommand::Retry {
+            config,
+            id,
+            failed,
+            json,
+        } => {
             anyhow::ensure!(
                 id.is_some() || failed,
                 "name a job id, or --failed for every failing job"
@@ -246,7 +253,11 @@ pub async fn jobs(command: JobsCommand) -> Result<()> {
             let event = Event::new(Actor::local(), "jobs.retry")
                 .details(json!({ "id": id, "retried": retried }));
             audit::record(&app.db, event).await;
-            println!("{retried} job(s) will run at once");
+            if json {
+                println!("{}", json!({ "retried": retried }));
+            } else {
+                println!("{retried} job(s) will run at once");
+            }
             Ok(())
         }
     }
