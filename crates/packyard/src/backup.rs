@@ -130,7 +130,7 @@ pub async fn backup(app: &App, dir: &Path, include_secret: bool) -> Result<Backu
     let manifest = Manifest {
         packyard_version: crate::status::VERSION.into(),
         commit: crate::status::COMMIT.into(),
-        schema_version: schema_version(&app.db).await?,
+        schema_version: app.db.schema_version().await?,
         created_at: db::now(),
         database: database.into(),
         counts,
@@ -228,11 +228,6 @@ async fn undo(app: &App) -> Result<()> {
         }
     }
     Ok(())
-}
-
-async fn schema_version(db: &Db) -> Result<i64> {
-    db.scalar_i64("SELECT CAST(MAX(version) AS BIGINT) FROM _sqlx_migrations")
-        .await
 }
 
 fn file_sha256(path: &Path) -> Result<String> {

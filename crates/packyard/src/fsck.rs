@@ -43,6 +43,7 @@ impl Report {
 pub async fn check(app: &App, repair: bool) -> Result<Report> {
     let mut report = Report::default();
     let mut broken: Vec<(Repo, Target)> = Vec::new();
+    let published = generations::published(&app.db).await?;
     for repo in db::repos::all(&app.db).await? {
         let name = format!("{}/{}", repo.owner, repo.name);
         for package in db::packages::live(&app.db, repo.id, None).await? {
@@ -56,9 +57,14 @@ pub async fn check(app: &App, repair: bool) -> Result<Report> {
                 });
             }
         }
-        let mut tx = app.db.begin_write().await?;
-        let targets = generations::targets_of(&mut tx, repo.id).await?;
-        tx.commit().await?;
+        let targets = published
+            .iter()
+            .filter(|p| p.repository_id == repo.id)
+            .map(|p| Target {
+                repository_id: p.repository_id,
+                distro_version_id: p.distro_version_id,
+                arch: p.arch.clone(),
+            });
         let public_keys: Vec<String> = db::signing_keys::list(&app.db, repo.id)
             .await?
             .into_iter()
@@ -68,7 +74,7 @@ pub async fn check(app: &App, repair: bool) -> Result<Report> {
             report.targets_checked += 1;
             let problems = check_target(app, &target, &public_keys).await?;
             if !problems.is_empty() {
-                let label = target_label(&target);
+                let label = target.label();
                 for detail in problems {
                     let kind = if detail.starts_with("signature") {
                         "signature"
@@ -99,32 +105,17 @@ pub async fn check(app: &App, repair: bool) -> Result<Report> {
             let Some(distro) = distros::by_id(target.distro_version_id) else {
                 continue;
             };
-            let kind = match distro.format {
-                PackageFormat::Deb => db::jobs::APT_PUBLISH,
-                PackageFormat::Rpm => db::jobs::RPM_PUBLISH,
-            };
+            let kind = db::jobs::publish_kind(distro.format);
             let mut tx = app.db.begin_write().await?;
             db::jobs::enqueue_rebuild(&mut tx, kind, target).await?;
             tx.commit().await?;
-            report.repaired.push(format!(
-                "{}/{} {}",
-                repo.owner,
-                repo.name,
-                target_label(target)
-            ));
+            report
+                .repaired
+                .push(format!("{}/{} {}", repo.owner, repo.name, target.label()));
         }
         app.queued();
     }
     Ok(report)
-}
-
-/// `debian/bookworm`, `el/9/x86_64`.
-pub fn target_label(target: &Target) -> String {
-    match distros::by_id(target.distro_version_id) {
-        Some(d) if target.arch.is_empty() => format!("{}/{}", d.os, d.dist),
-        Some(d) => format!("{}/{}/{}", d.os, d.dist, target.arch),
-        None => format!("{}/{}", target.distro_version_id, target.arch),
-    }
 }
 
 /// What is wrong with a stored blob, if anything.

@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use crate::app::App;
 use crate::db::signing_keys::{KeyState, SigningKey};
 use crate::db::{self, repos::Repo};
-use crate::distros::{self, PackageFormat};
+use crate::distros;
 use crate::ingest::PushError;
 use crate::sign::{self, GeneratedKey, ImportError, KeyAlgorithm, NEVER_EXPIRES};
 
@@ -225,10 +225,7 @@ async fn apply(app: &App, repo: &Repo, edits: Vec<Edit>) -> Result<(i64, usize),
         let Some(distro) = distros::by_id(target.distro_version_id) else {
             continue;
         };
-        let kind = match distro.format {
-            PackageFormat::Deb => db::jobs::APT_PUBLISH,
-            PackageFormat::Rpm => db::jobs::RPM_PUBLISH,
-        };
+        let kind = db::jobs::publish_kind(distro.format);
         db::jobs::enqueue(&mut tx, kind, target).await?;
     }
     tx.commit().await?;
@@ -538,11 +535,7 @@ pub async fn export(app: &App, repo: &Repo, fingerprint: Option<&str>) -> Result
     let keys = db::signing_keys::list(&app.db, repo.id).await?;
     let armored: Vec<String> = match fingerprint {
         Some(wanted) => vec![find(&keys, repo, wanted)?.public_armored.clone()],
-        None => keys
-            .iter()
-            .filter(|k| k.state.published())
-            .map(|k| k.public_armored.clone())
-            .collect(),
+        None => crate::keyring::published_keys(app, repo.id).await?,
     };
     Ok(sign::keyring(&armored)?)
 }
@@ -562,7 +555,11 @@ pub struct ExpiryWarning {
 /// Signing keys that expire within the furthest warning threshold (180 days) or have
 /// expired, across every repository.
 pub async fn expiry_warnings(app: &App) -> Result<Vec<ExpiryWarning>> {
-    let keys = db::signing_keys::all_signing(&app.db).await?;
+    let keys: Vec<_> = db::signing_keys::all_keys(&app.db)
+        .await?
+        .into_iter()
+        .filter(|(_, _, key)| key.state.signs())
+        .collect();
     let now = db::now();
     let mut warnings = Vec::new();
     for (owner, name, key) in &keys {

@@ -62,6 +62,11 @@ pub async fn reindex(app: &App, scope: &Scope<'_>, rerender: bool) -> Result<Rep
         }
     }
 
+    // Distributions that have packages but were never published are rebuilt too.
+    let distro_ids: Vec<i64> = match scope.distro {
+        Some(distro) => vec![distro.id],
+        None => db::packages::distro_versions(&app.db, repo.id).await?,
+    };
     let mut tx = app.db.begin_write().await?;
     let mut targets = Vec::new();
     for target in db::generations::targets_of(&mut tx, repo.id).await? {
@@ -72,11 +77,6 @@ pub async fn reindex(app: &App, scope: &Scope<'_>, rerender: bool) -> Result<Rep
             targets.push(target);
         }
     }
-    // Targets that have packages but were never published.
-    let distro_ids: Vec<i64> = match scope.distro {
-        Some(distro) => vec![distro.id],
-        None => db::packages::distro_versions_tx(&mut tx, repo.id).await?,
-    };
     for distro_id in distro_ids {
         let Some(distro) = distros::by_id(distro_id) else {
             continue;
@@ -107,10 +107,7 @@ pub async fn reindex(app: &App, scope: &Scope<'_>, rerender: bool) -> Result<Rep
         let Some(distro) = distros::by_id(target.distro_version_id) else {
             continue;
         };
-        let kind = match distro.format {
-            PackageFormat::Deb => db::jobs::APT_PUBLISH,
-            PackageFormat::Rpm => db::jobs::RPM_PUBLISH,
-        };
+        let kind = db::jobs::publish_kind(distro.format);
         db::jobs::enqueue_rebuild(&mut tx, kind, target).await?;
     }
     db::packages::mark_unindexed(

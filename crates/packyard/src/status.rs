@@ -7,7 +7,6 @@ use serde::Serialize;
 
 use crate::app::App;
 use crate::db;
-use crate::distros;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const COMMIT: &str = env!("PACKYARD_COMMIT");
@@ -82,10 +81,7 @@ pub struct KeyExpiry {
 
 pub async fn collect(app: &App) -> Result<Status> {
     let now = db::now();
-    let schema_version = app
-        .db
-        .scalar_i64("SELECT CAST(MAX(version) AS BIGINT) FROM _sqlx_migrations")
-        .await?;
+    let schema_version = app.db.schema_version().await?;
     let processes = db::processes::seen_since(&app.db, now - SEEN_WITHIN_SECS).await?;
     let mut roles: Vec<String> = processes.iter().map(|p| p.role.clone()).collect();
     roles.sort();
@@ -101,10 +97,10 @@ pub async fn collect(app: &App) -> Result<Status> {
         })
         .collect();
     let targets = collect_targets(app).await?;
-    let soonest_key_expiry = db::signing_keys::all_signing(&app.db)
+    let soonest_key_expiry = db::signing_keys::all_keys(&app.db)
         .await?
         .into_iter()
-        .filter(|(_, _, key)| key.expires_at != crate::sign::NEVER_EXPIRES)
+        .filter(|(_, _, key)| key.state.signs() && key.expires_at != crate::sign::NEVER_EXPIRES)
         .min_by_key(|(_, _, key)| key.expires_at)
         .map(|(owner, repo, key)| KeyExpiry {
             repository: format!("{owner}/{repo}"),
@@ -139,11 +135,12 @@ pub async fn collect_targets(app: &App) -> Result<Vec<Target>> {
         .await?
         .into_iter()
         .map(|p| {
-            let target = match distros::by_id(p.distro_version_id) {
-                Some(d) if p.arch.is_empty() => format!("{}/{}", d.os, d.dist),
-                Some(d) => format!("{}/{}/{}", d.os, d.dist, p.arch),
-                None => format!("{}/{}", p.distro_version_id, p.arch),
-            };
+            let target = db::generations::Target {
+                repository_id: p.repository_id,
+                distro_version_id: p.distro_version_id,
+                arch: p.arch.clone(),
+            }
+            .label();
             Target {
                 repository: p.repository,
                 target,

@@ -22,6 +22,15 @@ pub struct Target {
 }
 
 impl Target {
+    /// `debian/bookworm`, `el/9/x86_64`: how operators name the target.
+    pub fn label(&self) -> String {
+        match crate::distros::by_id(self.distro_version_id) {
+            Some(d) if self.arch.is_empty() => format!("{}/{}", d.os, d.dist),
+            Some(d) => format!("{}/{}/{}", d.os, d.dist, self.arch),
+            None => format!("{}/{}", self.distro_version_id, self.arch),
+        }
+    }
+
     pub fn apt(repository_id: i64, distro_version_id: i64) -> Target {
         Target {
             repository_id,
@@ -616,9 +625,10 @@ pub async fn targets_of(tx: &mut Tx, repository_id: i64) -> Result<Vec<Target>> 
         .collect())
 }
 
-/// The current generation of every target, for `status`.
+/// The current generation of every target, for `status`, `fsck` and `/metrics`.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct Published {
+    pub repository_id: i64,
     pub repository: String,
     pub distro_version_id: i64,
     pub arch: String,
@@ -633,7 +643,8 @@ pub async fn published(db: &Db) -> Result<Vec<Published>> {
     Ok(run!(
         db,
         sqlx::query_as(
-            "SELECT u.name || '/' || r.name AS repository, t.distro_version_id, t.arch, t.published_at,
+            "SELECT t.repository_id, u.name || '/' || r.name AS repository, t.distro_version_id,
+                t.arch, t.published_at,
                 g.build_started_ms, g.committed_ms, g.pushed_ms
              FROM publish_targets t JOIN generations g ON g.id = t.current_generation_id
              JOIN repositories r ON r.id = t.repository_id JOIN users u ON u.id = r.owner_id

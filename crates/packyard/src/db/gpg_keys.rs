@@ -17,10 +17,7 @@ pub struct GpgKey {
 
 /// Signing keys first (named after their fingerprint), then uploaded keys, oldest first.
 pub async fn list(db: &Db, repository_id: i64) -> Result<Vec<GpgKey>> {
-    let signing: Vec<(String, String)> = run!(db, sqlx::query_as(
-        "SELECT fingerprint, public_armored FROM signing_keys WHERE repository_id = $1 AND state <> 'retired' ORDER BY id",
-    )
-    .bind(repository_id), fetch_all)?;
+    let signing = super::signing_keys::published(db, repository_id).await?;
     let mut keys: Vec<GpgKey> = signing
         .into_iter()
         .map(|(fingerprint, public_armored)| GpgKey {

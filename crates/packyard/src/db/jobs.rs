@@ -17,6 +17,14 @@ pub const WAKE_CHANNEL: &str = "packyard_jobs";
 pub const APT_PUBLISH: &str = "apt_publish";
 pub const RPM_PUBLISH: &str = "rpm_publish";
 
+/// The job kind that publishes a target of this format.
+pub fn publish_kind(format: crate::distros::PackageFormat) -> &'static str {
+    match format {
+        crate::distros::PackageFormat::Deb => APT_PUBLISH,
+        crate::distros::PackageFormat::Rpm => RPM_PUBLISH,
+    }
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Job {
     pub id: i64,
@@ -279,15 +287,6 @@ pub async fn next_run_in(db: &Db) -> Result<Option<i64>> {
         fetch_one
     )?;
     Ok(next.map(|at| (at - now()).max(0)))
-}
-
-/// The error of every job whose last attempt failed, oldest job first.
-pub async fn errors(db: &Db) -> Result<Vec<String>> {
-    Ok(run!(
-        db,
-        sqlx::query_scalar("SELECT last_error FROM jobs WHERE last_error IS NOT NULL ORDER BY id"),
-        fetch_all
-    )?)
 }
 
 /// The errors of the repository's failing jobs (of one distribution version, if given).

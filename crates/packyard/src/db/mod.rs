@@ -184,6 +184,12 @@ impl Db {
         SQLITE_MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
     }
 
+    /// The schema version the database is at.
+    pub async fn schema_version(&self) -> Result<i64> {
+        self.scalar_i64("SELECT CAST(MAX(version) AS BIGINT) FROM _sqlx_migrations")
+            .await
+    }
+
     pub async fn ping(&self) -> Result<()> {
         run!(self, sqlx::query("SELECT 1"), execute)?;
         Ok(())

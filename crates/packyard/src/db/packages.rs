@@ -606,19 +606,6 @@ pub async fn unindexed(db: &Db, repository_id: i64, distro_version_id: Option<i6
     )?)
 }
 
-/// As `distro_versions`, inside a transaction.
-pub async fn distro_versions_tx(tx: &mut Tx, repository_id: i64) -> Result<Vec<i64>> {
-    Ok(run_tx!(
-        tx,
-        sqlx::query_scalar(
-            "SELECT DISTINCT distro_version_id FROM packages
-             WHERE repository_id = $1 AND deleted_at IS NULL ORDER BY distro_version_id",
-        )
-        .bind(repository_id),
-        fetch_all
-    )?)
-}
-
 /// Whether the target has a live package of `architecture`.
 pub async fn has_architecture(
     tx: &mut Tx,

@@ -188,7 +188,8 @@ pub async fn signing_secrets(db: &Db, repository_id: i64) -> Result<Vec<String>>
     )?)
 }
 
-/// Armored public keys of every key that is not retired, oldest first: the keyring.
+/// Fingerprints and armored public keys of every key that is not retired, oldest first: the
+/// keyring.
 pub async fn published(db: &Db, repository_id: i64) -> Result<Vec<(String, String)>> {
     Ok(run!(
         db,
@@ -201,33 +202,8 @@ pub async fn published(db: &Db, repository_id: i64) -> Result<Vec<(String, Strin
     )?)
 }
 
-/// Every repository's keys that sign, with the repository's name, for expiry warnings.
-pub async fn all_signing(db: &Db) -> Result<Vec<(String, String, SigningKey)>> {
-    #[derive(sqlx::FromRow)]
-    struct Owned {
-        owner: String,
-        repo: String,
-        #[sqlx(flatten)]
-        key: Row,
-    }
-    let rows: Vec<Owned> = run!(
-        db,
-        sqlx::query_as(
-            "SELECT u.name AS owner, r.name AS repo, k.id, k.fingerprint, k.public_armored,
-             k.secret_armored, k.created_at, k.expires_at, k.state, k.keyring_version
-             FROM signing_keys k JOIN repositories r ON r.id = k.repository_id
-             JOIN users u ON u.id = r.owner_id
-             WHERE k.state IN ('active', 'retiring') ORDER BY u.name, r.name, k.id",
-        ),
-        fetch_all
-    )?;
-    Ok(rows
-        .into_iter()
-        .map(|row| (row.owner, row.repo, row.key.into()))
-        .collect())
-}
-
-/// Every key of every repository, in any state, with the repository's owner and name.
+/// Every key of every repository, in any state, with the repository's owner and name: for
+/// expiry warnings, status, metrics and restores.
 pub async fn all_keys(db: &Db) -> Result<Vec<(String, String, SigningKey)>> {
     #[derive(sqlx::FromRow)]
     struct Owned {

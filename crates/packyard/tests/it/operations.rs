@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::apt_client::{Apt, combined};
 use crate::dnf_client::Dnf;
-use crate::rpm_fixtures::{EL9, file_name, rpmbuild, simple_spec};
+use crate::rpm_fixtures::push_simple_rpm;
 use crate::support::TestApp;
 
 pub(crate) async fn app() -> TestApp {
@@ -52,21 +52,7 @@ pub(crate) fn stdout(out: &Output) -> String {
 pub(crate) async fn published(app: &TestApp) -> Vec<u8> {
     app.create_repo("stable", false).await;
     app.push_deb("stable", "hello", "1.0", "amd64").await;
-    let dir = tempfile::tempdir().unwrap();
-    let rpm = rpmbuild(
-        dir.path(),
-        &simple_spec("hello", "1.0", "1", "x86_64"),
-        "x86_64",
-        false,
-    )
-    .remove(0);
-    app.push_ok(
-        "stable",
-        EL9,
-        &file_name(&rpm),
-        std::fs::read(&rpm).unwrap(),
-    )
-    .await;
+    push_simple_rpm(app, "stable", "hello", "1.0").await;
     app.wait_for_jobs().await;
     let repo = db::repos::by_owner_and_name(&app.app.db, "admin", "stable")
         .await

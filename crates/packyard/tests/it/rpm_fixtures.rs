@@ -164,3 +164,18 @@ printf 'a=1\n' > %{{buildroot}}/etc/varied/varied.conf
 {changelog}"#
     )
 }
+
+/// Builds `NAME-VERSION-1.x86_64.rpm` with `simple_spec` and pushes it to `admin/REPO` for
+/// el/9.
+pub async fn push_simple_rpm(app: &crate::support::TestApp, repo: &str, name: &str, version: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let rpm = rpmbuild(
+        dir.path(),
+        &simple_spec(name, version, "1", "x86_64"),
+        "x86_64",
+        false,
+    )
+    .remove(0);
+    app.push_ok(repo, EL9, &file_name(&rpm), std::fs::read(&rpm).unwrap())
+        .await;
+}

@@ -19,7 +19,6 @@ use crate::app::App;
 use crate::audit::Actor;
 use crate::db::repos::Repo;
 use crate::http::api::body;
-use crate::http::auth;
 use crate::http::error::ApiError;
 use crate::keys::{self, KeyChange, KeyError};
 use crate::sign::KeyAlgorithm;
@@ -42,8 +41,7 @@ async fn owned(
     owner: &str,
     name: &str,
 ) -> Result<(Actor, Arc<Repo>), ApiError> {
-    let user = auth::require_user(app, headers, client.ip()).await?;
-    let repo = auth::writable_repo(app, &user, owner, name).await?;
+    let (user, repo) = super::tokens::owned_repo(app, headers, client, owner, name).await?;
     Ok((Actor::User(user.name), repo))
 }
 

@@ -42,7 +42,9 @@ async fn master_json(app: &App, repo: &Repo, master: &MasterToken) -> Result<Val
     }))
 }
 
-async fn owned_repo(
+/// The caller and a repository they may change (strangers learn nothing of a public
+/// repository's tokens or keys either).
+pub(super) async fn owned_repo(
     app: &App,
     headers: &HeaderMap,
     client: SocketAddr,
@@ -51,7 +53,6 @@ async fn owned_repo(
 ) -> Result<(User, Arc<Repo>), ApiError> {
     let user = auth::require_user(app, headers, client.ip()).await?;
     let repo = auth::writable_repo(app, &user, owner, name).await?;
-    // Strangers learn nothing of a public repository's tokens either.
     Ok((user, repo))
 }
 

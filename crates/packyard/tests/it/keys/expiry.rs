@@ -7,21 +7,7 @@ async fn an_expired_key_never_signs_and_hosts_of_the_valid_key_verify() {
     let app = ed25519_app().await;
     app.create_repo("stable", false).await;
     app.push_deb("stable", "hello", "1.0", "amd64").await;
-    let dir = tempfile::tempdir().unwrap();
-    let rpm = rpmbuild(
-        dir.path(),
-        &simple_spec("hello", "1.0", "1", "x86_64"),
-        "x86_64",
-        false,
-    )
-    .remove(0);
-    app.push_ok(
-        "stable",
-        EL9,
-        &file_name(&rpm),
-        std::fs::read(&rpm).unwrap(),
-    )
-    .await;
+    push_simple_rpm(&app, "stable", "hello", "1.0").await;
     app.wait_for_jobs().await;
     let valid = signing_keys(&app, "stable").await.remove(0);
 
@@ -43,22 +29,7 @@ async fn an_expired_key_never_signs_and_hosts_of_the_valid_key_verify() {
         .unwrap();
     tx.commit().await.unwrap();
     app.push_deb("stable", "hello", "2.0", "amd64").await;
-    let rpm2 = rpmbuild(
-        dir.path(),
-        &simple_spec("hello", "2.0", "1", "x86_64"),
-        "x86_64",
-        false,
-    )
-    .into_iter()
-    .find(|p| file_name(p).contains("2.0"))
-    .unwrap();
-    app.push_ok(
-        "stable",
-        EL9,
-        &file_name(&rpm2),
-        std::fs::read(&rpm2).unwrap(),
-    )
-    .await;
+    push_simple_rpm(&app, "stable", "hello", "2.0").await;
     app.wait_for_jobs().await;
 
     let both =

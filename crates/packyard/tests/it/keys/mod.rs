@@ -20,7 +20,7 @@ use reqwest::Method;
 
 use crate::apt_client::{Apt, combined};
 use crate::dnf_client::Dnf;
-use crate::rpm_fixtures::{EL9, file_name, rpmbuild, simple_spec};
+use crate::rpm_fixtures::push_simple_rpm;
 use crate::support::TestApp;
 
 pub(super) async fn ed25519_app() -> TestApp {
@@ -118,8 +118,8 @@ pub(super) async fn wait_for_adoption(
 pub(super) async fn wait_for_job_error(app: &TestApp) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Some(error) = db::jobs::errors(&app.app.db).await.unwrap().pop() {
-            return error;
+        if let Some(failing) = db::jobs::failing(&app.app.db).await.unwrap().pop() {
+            return failing.error;
         }
         assert!(Instant::now() < deadline, "no job failed");
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -118,21 +118,7 @@ async fn during_a_rotation_both_keys_sign_and_hosts_knowing_either_verify() {
 async fn dnf_imports_the_new_key_by_itself_after_rotate_and_retire() {
     let app = ed25519_app().await;
     app.create_repo("stable", false).await;
-    let dir = tempfile::tempdir().unwrap();
-    let rpm = rpmbuild(
-        dir.path(),
-        &simple_spec("hello", "1.0", "1", "x86_64"),
-        "x86_64",
-        false,
-    )
-    .remove(0);
-    app.push_ok(
-        "stable",
-        EL9,
-        &file_name(&rpm),
-        std::fs::read(&rpm).unwrap(),
-    )
-    .await;
+    push_simple_rpm(&app, "stable", "hello", "1.0").await;
     app.wait_for_jobs().await;
     let old = signing_keys(&app, "stable").await.remove(0);
     let repo_file = format!(
