@@ -8,6 +8,8 @@
 
 use packyard_api::{DistributionFamily, DistributionVersion};
 
+pub use crate::formats::PackageFormat;
+
 /// One distribution version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Distro {
@@ -20,12 +22,6 @@ pub struct Distro {
     pub version_number: &'static str,
     pub display_name: &'static str,
     pub format: PackageFormat,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PackageFormat {
-    Deb,
-    Rpm,
 }
 
 const fn deb(

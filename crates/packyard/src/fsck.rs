@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::app::App;
 use crate::db::generations::{self, IndexFile, Target};
 use crate::db::{self, repos::Repo};
-use crate::distros::{self, PackageFormat};
+use crate::distros;
 use crate::storage::BlobKey;
 
 #[derive(Debug, Clone, Serialize)]
@@ -105,7 +105,7 @@ pub async fn check(app: &App, repair: bool) -> Result<Report> {
             let Some(distro) = distros::by_id(target.distro_version_id) else {
                 continue;
             };
-            let kind = db::jobs::publish_kind(distro.format);
+            let kind = distro.format.publish_job();
             let mut tx = app.db.begin_write().await?;
             db::jobs::enqueue_rebuild(&mut tx, kind, target).await?;
             tx.commit().await?;
@@ -142,51 +142,17 @@ async fn check_target(app: &App, target: &Target, public_keys: &[String]) -> Res
             target.distro_version_id
         )]);
     };
-    let mut problems = Vec::new();
-    let document = |name: &'static str| generations::current_document(&app.db, target, name);
-    let listed = match distro.format {
-        PackageFormat::Deb => {
-            let (Some((release, _)), Some((in_release, _)), Some((release_gpg, _))) = (
-                document("Release").await?,
-                document("InRelease").await?,
-                document("Release.gpg").await?,
-            ) else {
-                return Ok(vec![
-                    "the current generation lacks Release, InRelease or Release.gpg".into(),
-                ]);
-            };
-            if crate::sign::cleartext_signers(&in_release, public_keys)?.is_empty() {
-                problems.push(
-                    "signature: InRelease verifies with none of the repository's keys".into(),
-                );
-            }
-            if crate::sign::detached_signers(&release_gpg, release.as_bytes(), public_keys)?
-                .is_empty()
-            {
-                problems.push(
-                    "signature: Release.gpg verifies with none of the repository's keys".into(),
-                );
-            }
-            release_sha256(&release)
-        }
-        PackageFormat::Rpm => {
-            let (Some((repomd, _)), Some((asc, _))) = (
-                document("repomd.xml").await?,
-                document("repomd.xml.asc").await?,
-            ) else {
-                return Ok(vec![
-                    "the current generation lacks repomd.xml or repomd.xml.asc".into(),
-                ]);
-            };
-            if crate::sign::detached_signers(&asc, repomd.as_bytes(), public_keys)?.is_empty() {
-                problems.push(
-                    "signature: repomd.xml.asc verifies with none of the repository's keys".into(),
-                );
-            }
-            repomd_sha256(&repomd)
-        }
+    let Some(listed) = distro
+        .format
+        .signed_listing(app, target, public_keys)
+        .await?
+    else {
+        return Ok(vec![
+            "the current generation lacks its signed documents".into(),
+        ]);
     };
-    for (sha256, size, path) in listed {
+    let mut problems = listed.problems;
+    for (sha256, size, path) in listed.files {
         let Some(file) = generations::current_file(&app.db, target, &path).await? else {
             problems.push(format!("{path} is listed but not in the generation"));
             continue;
@@ -234,72 +200,5 @@ async fn read_index_file(app: &App, file: &IndexFile) -> Result<Result<Vec<u8>, 
         Err(e) => Ok(Err(format!(
             "its compressed sibling does not decompress: {e}"
         ))),
-    }
-}
-
-/// The `SHA256:` section of a Release file: digest, size and path of each index file.
-fn release_sha256(release: &str) -> Vec<(String, u64, String)> {
-    let mut in_section = false;
-    let mut listed = Vec::new();
-    for line in release.lines() {
-        if !line.starts_with(' ') {
-            in_section = line.trim_end() == "SHA256:";
-            continue;
-        }
-        if !in_section {
-            continue;
-        }
-        let mut fields = line.split_whitespace();
-        if let (Some(hash), Some(size), Some(path)) = (fields.next(), fields.next(), fields.next())
-            && let Ok(size) = size.parse()
-        {
-            listed.push((hash.to_owned(), size, path.to_owned()));
-        }
-    }
-    listed
-}
-
-/// The data files `repomd.xml` lists: SHA-256, size and location of each.
-fn repomd_sha256(repomd: &str) -> Vec<(String, u64, String)> {
-    fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
-        let from = text.find(start)? + start.len();
-        let to = text[from..].find(end)? + from;
-        Some(&text[from..to])
-    }
-    repomd
-        .split("<data ")
-        .skip(1)
-        .filter_map(|data| {
-            let checksum = between(data, "<checksum type=\"sha256\">", "</checksum>")?;
-            let href = between(data, "<location href=\"", "\"")?;
-            let size = between(data, "<size>", "</size>")?.parse().ok()?;
-            Some((checksum.to_owned(), size, href.to_owned()))
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_the_digests_signed_documents_list() {
-        let release = "Origin: x\nMD5Sum:\n 00 1 main/binary-amd64/Packages\nSHA256:\n aa 10 main/binary-amd64/Packages\n bb 5 main/binary-amd64/Packages.gz\nAcquire-By-Hash: yes\n";
-        assert_eq!(
-            release_sha256(release),
-            [
-                ("aa".to_owned(), 10, "main/binary-amd64/Packages".to_owned()),
-                (
-                    "bb".to_owned(),
-                    5,
-                    "main/binary-amd64/Packages.gz".to_owned()
-                )
-            ]
-        );
-        let repomd = r#"<repomd><revision>1</revision><data type="primary"><checksum type="sha256">cc</checksum><open-checksum type="sha256">dd</open-checksum><location href="repodata/cc-primary.xml.gz"/><timestamp>1</timestamp><size>42</size><open-size>99</open-size></data></repomd>"#;
-        assert_eq!(
-            repomd_sha256(repomd),
-            [("cc".to_owned(), 42, "repodata/cc-primary.xml.gz".to_owned())]
-        );
     }
 }

@@ -11,16 +11,14 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use packyard_formats::deb::{self, AptPath};
 use packyard_formats::digest::FileDigests;
-use packyard_formats::rpm::{self, YumPath};
 use thiserror::Error;
 
 use crate::app::App;
-use crate::db::generations::Target;
 use crate::db::packages::{Inserted, NewPackage, Package};
 use crate::db::{self, Tx, repos::Repo};
-use crate::distros::{Distro, PackageFormat};
+use crate::distros::Distro;
+use crate::formats::PackageFormat;
 use crate::storage::BlobKey;
 
 /// An uploaded file, staged on local disk and hashed.
@@ -42,18 +40,18 @@ pub enum PushError {
     Internal(#[from] anyhow::Error),
 }
 
-/// Architectures every rpm distribution publishes, so `dnf makecache` succeeds on these hosts
-/// even before a package for their architecture is pushed.
-pub const DEFAULT_RPM_ARCHES: &[&str] = &["x86_64", "aarch64"];
-
 /// What a package contributes to the database, whatever its format.
-struct Parsed {
-    format: &'static str,
-    name: String,
-    version: String,
-    architecture: String,
-    dependencies: BTreeMap<String, Vec<String>>,
-    entries: Vec<(&'static str, String)>,
+pub struct Parsed {
+    pub format: PackageFormat,
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+    /// The name the file is stored and served under.
+    pub filename: String,
+    /// Relations by kind (`depends`, `requires` ...), as API v1 lists them.
+    pub dependencies: BTreeMap<String, Vec<String>>,
+    /// Index entries by part (`packages`, `primary` ...), rendered once.
+    pub entries: Vec<(&'static str, String)>,
 }
 
 /// Checks that `filename` can name a file in the pool: one path segment, no traversal.
@@ -76,14 +74,30 @@ pub fn check_filename(filename: &str, format: PackageFormat) -> Result<(), PushE
     {
         return bad("must not start with '.' or contain spaces or control characters");
     }
-    let suffix = match format {
-        PackageFormat::Deb => ".deb",
-        PackageFormat::Rpm => ".rpm",
-    };
+    let suffix = format.extension();
     if !filename.ends_with(suffix) {
         return bad(&format!("must end in {suffix}"));
     }
     Ok(())
+}
+
+/// The live package stored under `filename` in a target, or under the name its format gives
+/// a file uploaded as `filename`: what clients name when they destroy or promote a file.
+pub async fn by_filename(
+    app: &App,
+    repository_id: i64,
+    distro: &Distro,
+    filename: &str,
+) -> anyhow::Result<Option<Package>> {
+    if let Some(package) =
+        db::packages::by_filename(&app.db, repository_id, distro.id, filename).await?
+    {
+        return Ok(Some(package));
+    }
+    match distro.format.stored_filename(filename) {
+        Some(stored) => db::packages::by_filename(&app.db, repository_id, distro.id, &stored).await,
+        None => Ok(None),
+    }
 }
 
 /// Stores a staged package in `repo` for `distro`. Returns the package and whether it is new
@@ -169,10 +183,7 @@ async fn parse_as_of(
 ) -> Result<Parsed, PushError> {
     check_kind(staged, distro)?;
     check_filename(&staged.filename, distro.format)?;
-    match distro.format {
-        PackageFormat::Deb => parse_deb(staged, distro).await,
-        PackageFormat::Rpm => parse_rpm(staged, file_time).await,
-    }
+    distro.format.parse(staged, distro, file_time).await
 }
 
 /// Reads a stored package's blob again and renders its index entries anew (after a parser
@@ -213,7 +224,9 @@ pub async fn rerender(app: &App, distro: &Distro, package: &Package) -> anyhow::
         package.version,
         package.architecture
     );
-    db::packages::replace_entries(&app.db, package.id, &parsed.entries).await
+    // A file stored before the format named it (a .deb under its uploaded name) takes the
+    // format's name now, which the new entries list.
+    db::packages::replace_entries(&app.db, package.id, &parsed.filename, &parsed.entries).await
 }
 
 /// Imports many packages of one distribution in one transaction with one publish per target,
@@ -277,11 +290,11 @@ fn new_package<'a>(
     NewPackage {
         repository_id: repo.id,
         distro_version_id: distro.id,
-        format: parsed.format,
+        format: parsed.format.name(),
         name: &parsed.name,
         version: &parsed.version,
         architecture: &parsed.architecture,
-        filename: &staged.filename,
+        filename: &parsed.filename,
         size: d.size as i64,
         md5: &d.md5,
         sha1: &d.sha1,
@@ -298,148 +311,17 @@ fn check_kind(staged: &Staged, distro: &Distro) -> Result<(), PushError> {
     let read = std::fs::File::open(&staged.path)
         .and_then(|mut f| f.read(&mut magic))
         .context("reading the upload")?;
-    let kind = match &magic[..read] {
-        m if m.starts_with(b"!<arch>\n") => Some(PackageFormat::Deb),
-        [0xed, 0xab, 0xee, 0xdb, ..] => Some(PackageFormat::Rpm),
-        _ => None,
-    };
-    match kind {
+    match PackageFormat::sniff(&magic[..read]) {
         Some(kind) if kind != distro.format => Err(PushError::BadPackage(format!(
-            "{} is {} package, but {}/{} takes {} packages",
+            "{} is {}, but {}/{} takes {} packages",
             staged.filename,
-            if kind == PackageFormat::Deb {
-                "a Debian (.deb)"
-            } else {
-                "an RPM (.rpm)"
-            },
+            kind.describe(),
             distro.os,
             distro.dist,
-            if distro.format == PackageFormat::Deb {
-                ".deb"
-            } else {
-                ".rpm"
-            },
+            distro.format.extension(),
         ))),
         _ => Ok(()),
     }
-}
-
-async fn parse_deb(staged: &Staged, distro: &Distro) -> Result<Parsed, PushError> {
-    let path = staged.path.clone();
-    let size = staged.digests.size;
-    let control = tokio::task::spawn_blocking(move || {
-        let file = std::io::BufReader::new(std::fs::File::open(&path)?);
-        Ok::<_, anyhow::Error>(deb::read_control(file, size, &deb::Limits::default()))
-    })
-    .await
-    .context("reading the package")??
-    .map_err(|e| PushError::BadPackage(e.to_string()))?;
-
-    let field = |name| control.get(name).unwrap_or_default().to_owned();
-    let name = field("Package");
-    let pool_path = AptPath::pool_filename(distro.dist, &name, &staged.filename);
-    let stanza = deb::render_stanza(&control, &pool_path, &staged.digests);
-    const RELATIONS: [&str; 9] = [
-        "Pre-Depends",
-        "Depends",
-        "Recommends",
-        "Suggests",
-        "Conflicts",
-        "Breaks",
-        "Replaces",
-        "Provides",
-        "Enhances",
-    ];
-    let dependencies = RELATIONS
-        .iter()
-        .filter_map(|field| {
-            let value = control.get(field)?;
-            let relations = value
-                .split(',')
-                .map(|r| r.split_whitespace().collect::<Vec<_>>().join(" "))
-                .collect();
-            Some((field.to_lowercase(), relations))
-        })
-        .collect();
-    Ok(Parsed {
-        format: "deb",
-        version: field("Version"),
-        architecture: field("Architecture"),
-        name,
-        dependencies,
-        entries: vec![("packages", stanza)],
-    })
-}
-
-async fn parse_rpm(staged: &Staged, file_time: i64) -> Result<Parsed, PushError> {
-    let path = staged.path.clone();
-    let size = staged.digests.size;
-    let package = tokio::task::spawn_blocking(move || {
-        let file = std::io::BufReader::new(std::fs::File::open(&path)?);
-        Ok::<_, anyhow::Error>(rpm::read_package(file, size, &rpm::Limits::default()))
-    })
-    .await
-    .context("reading the package")??
-    .map_err(|e| PushError::BadPackage(e.to_string()))?;
-
-    let sha256 = &staged.digests.sha256;
-    let href = YumPath::package_href(&staged.filename);
-    let entries = vec![
-        (
-            "primary",
-            rpm::primary_entry(&package, sha256, &href, size, file_time),
-        ),
-        ("filelists", rpm::filelists_entry(&package, sha256)),
-        ("other", rpm::other_entry(&package, sha256)),
-    ];
-    let relations = [
-        ("provides", &package.provides),
-        ("requires", &package.requires),
-        ("conflicts", &package.conflicts),
-        ("obsoletes", &package.obsoletes),
-        ("recommends", &package.recommends),
-        ("suggests", &package.suggests),
-        ("supplements", &package.supplements),
-        ("enhances", &package.enhances),
-    ];
-    let dependencies = relations
-        .into_iter()
-        .filter(|(_, deps)| !deps.is_empty())
-        .map(|(kind, deps)| (kind.to_owned(), deps.iter().map(rpm_relation).collect()))
-        .collect();
-    let version = match package.epoch {
-        0 => format!("{}-{}", package.version, package.release),
-        epoch => format!("{epoch}:{}-{}", package.version, package.release),
-    };
-    Ok(Parsed {
-        format: "rpm",
-        name: package.name,
-        version,
-        architecture: package.arch,
-        dependencies,
-        entries,
-    })
-}
-
-/// `name OP [epoch:]version[-release]`, as rpm prints a dependency.
-fn rpm_relation(dep: &rpm::Dependency) -> String {
-    let op = match dep.flags {
-        Some("EQ") => "=",
-        Some("LT") => "<",
-        Some("LE") => "<=",
-        Some("GT") => ">",
-        Some("GE") => ">=",
-        _ => return dep.name.clone(),
-    };
-    let mut evr = String::new();
-    if let Some(epoch) = dep.epoch.as_deref().filter(|e| *e != "0") {
-        evr.push_str(&format!("{epoch}:"));
-    }
-    evr.push_str(dep.version.as_deref().unwrap_or_default());
-    if let Some(release) = &dep.release {
-        evr.push_str(&format!("-{release}"));
-    }
-    format!("{} {op} {evr}", dep.name)
 }
 
 async fn store(
@@ -503,37 +385,11 @@ pub async fn enqueue_publishes(
     distro: &Distro,
     architecture: &str,
 ) -> anyhow::Result<()> {
-    match distro.format {
-        PackageFormat::Deb => {
-            db::jobs::enqueue(tx, db::jobs::APT_PUBLISH, &Target::apt(repo.id, distro.id)).await
-        }
-        PackageFormat::Rpm => {
-            for arch in rpm_target_arches(tx, repo.id, distro.id, architecture).await? {
-                let target = Target {
-                    repository_id: repo.id,
-                    distro_version_id: distro.id,
-                    arch,
-                };
-                db::jobs::enqueue(tx, db::jobs::RPM_PUBLISH, &target).await?;
-            }
-            Ok(())
-        }
+    let format = distro.format;
+    for target in format.targets_of(tx, repo.id, distro, architecture).await? {
+        db::jobs::enqueue(tx, format.publish_job(), &target).await?;
     }
-}
-
-/// The YUM targets a package of `architecture` is listed in: its own architecture, `SRPMS`
-/// for source packages, and every architecture of the distribution for `noarch`.
-pub async fn rpm_target_arches(
-    tx: &mut Tx,
-    repository_id: i64,
-    distro_version_id: i64,
-    architecture: &str,
-) -> anyhow::Result<Vec<String>> {
-    Ok(match architecture {
-        "src" => vec!["SRPMS".to_owned()],
-        "noarch" => db::packages::rpm_arches(tx, repository_id, distro_version_id).await?,
-        arch => vec![arch.to_owned()],
-    })
+    Ok(())
 }
 
 /// Copies a package into `destination` (same distribution), and unless `keep` removes it from

@@ -12,7 +12,6 @@
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use packyard_formats::deb::{self, DataFile};
 use packyard_formats::digest::FileDigests;
 
 use crate::app::App;
@@ -51,85 +50,32 @@ pub struct Built {
     _file: tempfile::NamedTempFile,
 }
 
-/// Builds the keyring package of `format` at `version` holding `public_keys` (armored).
+/// Builds the keyring package of `format` at `version` holding `public_keys` (armored),
+/// for formats whose hosts install one.
 pub fn build(
     app: &App,
     repo: &Repo,
     format: PackageFormat,
     version: i64,
     public_keys: &[String],
-) -> Result<Built> {
-    let name = package_name(&repo.owner, &repo.name);
-    let (bytes, filename) = match format {
-        PackageFormat::Deb => (
-            build_deb(repo, &name, version, public_keys)?,
-            format!("{name}_{version}_all.deb"),
-        ),
-        PackageFormat::Rpm => (
-            build_rpm(repo, &name, version, public_keys)?,
-            format!("{name}-{version}-1.noarch.rpm"),
-        ),
+) -> Result<Option<Built>> {
+    let Some((bytes, filename)) =
+        format.keyring_package(&repo.owner, &repo.name, version, public_keys)?
+    else {
+        return Ok(None);
     };
     let mut file = tempfile::NamedTempFile::new_in(app.blobs.tmp_dir())
         .context("staging the keyring package")?;
     file.write_all(&bytes)?;
     file.flush()?;
-    Ok(Built {
+    Ok(Some(Built {
         staged: Staged {
             path: file.path().to_owned(),
             filename,
             digests: FileDigests::of(&bytes),
         },
         _file: file,
-    })
-}
-
-fn build_deb(repo: &Repo, name: &str, version: i64, public_keys: &[String]) -> Result<Vec<u8>> {
-    let keyring = crate::sign::binary_keyring(public_keys)?;
-    let path = deb_keyring_path(&repo.owner, &repo.name);
-    let control = format!(
-        "Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: {owner}/{repo_name} <{owner}-{repo_name}@packyard.invalid>\n\
-         Installed-Size: {size}\nSection: misc\nPriority: optional\nMulti-Arch: foreign\n\
-         Description: signing keys of the {owner}/{repo_name} repository\n \
-         The OpenPGP keys that sign the repository's indexes, in {path},\n \
-         for the signed-by option of its APT source. Upgrading this package\n \
-         brings every new or extended key before the repository signs with it.\n",
-        owner = repo.owner,
-        repo_name = repo.name,
-        size = keyring.len().div_ceil(1024),
-    );
-    let file = DataFile {
-        path: path.trim_start_matches('/'),
-        contents: &keyring,
-        mode: 0o644,
-    };
-    Ok(deb::build_deb(&control, &[file], deb::Compression::Gzip))
-}
-
-fn build_rpm(repo: &Repo, name: &str, version: i64, public_keys: &[String]) -> Result<Vec<u8>> {
-    let armored = crate::sign::keyring(public_keys)?;
-    let path = rpm_key_path(&repo.owner, &repo.name);
-    let summary = format!(
-        "Signing keys of the {}/{} repository",
-        repo.owner, repo.name
-    );
-    let package = rpm::PackageBuilder::new(
-        name,
-        &version.to_string(),
-        "Public Domain",
-        "noarch",
-        &summary,
-    )
-    .release("1")
-    .description(format!(
-        "The OpenPGP keys that sign the repository's metadata, in {path}.\n\
-             Upgrading this package brings every new or extended key."
-    ))
-    .with_file_contents(armored, rpm::FileOptions::new(path.as_str()).mode(0o100644))?
-    .build()?;
-    let mut out = Vec::new();
-    package.write(&mut out)?;
-    Ok(out)
+    }))
 }
 
 /// The keyring package of a target, parsed like a push and its blob stored.
@@ -152,20 +98,23 @@ pub async fn missing_in(
         return Ok(None);
     }
     let keys = published_keys(app, repo.id).await?;
-    prepare(app, repo, distro, version, &keys).await.map(Some)
+    prepare(app, repo, distro, version, &keys).await
 }
 
-/// Builds, parses and stores the keyring package of `version` for `distro`.
+/// Builds, parses and stores the keyring package of `version` for `distro`, if its format
+/// has one.
 pub async fn prepare(
     app: &App,
     repo: &Repo,
     distro: &Distro,
     version: i64,
     public_keys: &[String],
-) -> Result<Prepared, PushError> {
-    let built = build(app, repo, distro.format, version, public_keys)?;
+) -> Result<Option<Prepared>, PushError> {
+    let Some(built) = build(app, repo, distro.format, version, public_keys)? else {
+        return Ok(None);
+    };
     let package = ingest::prepare(app, distro, &built.staged).await?;
-    Ok(Prepared { built, package })
+    Ok(Some(Prepared { built, package }))
 }
 
 /// Inserts a prepared keyring package, destroys the older versions in its target, and queues
@@ -203,10 +152,9 @@ pub async fn prepare_all(
         let Some(distro) = distros::by_id(distro_id) else {
             continue;
         };
-        prepared.push((
-            distro,
-            prepare(app, repo, distro, version, public_keys).await?,
-        ));
+        if let Some(keyring) = prepare(app, repo, distro, version, public_keys).await? {
+            prepared.push((distro, keyring));
+        }
     }
     Ok(prepared)
 }

@@ -225,7 +225,7 @@ async fn apply(app: &App, repo: &Repo, edits: Vec<Edit>) -> Result<(i64, usize),
         let Some(distro) = distros::by_id(target.distro_version_id) else {
             continue;
         };
-        let kind = db::jobs::publish_kind(distro.format);
+        let kind = distro.format.publish_job();
         db::jobs::enqueue(&mut tx, kind, target).await?;
     }
     tx.commit().await?;

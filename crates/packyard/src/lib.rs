@@ -13,6 +13,7 @@ pub mod config;
 pub mod db;
 pub mod distros;
 pub mod downloads;
+pub mod formats;
 pub mod fsck;
 pub mod http;
 pub mod ingest;

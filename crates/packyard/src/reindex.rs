@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 
 use crate::app::App;
 use crate::db::{self, repos::Repo};
-use crate::distros::{self, Distro, PackageFormat};
+use crate::distros::{self, Distro};
 use crate::ingest;
 
 /// What to reindex in one repository.
@@ -33,7 +33,7 @@ pub async fn reindex(app: &App, scope: &Scope<'_>, rerender: bool) -> Result<Rep
     let repo = scope.repo;
     let package = match (scope.filename, scope.distro) {
         (Some(filename), Some(distro)) => Some(
-            db::packages::by_filename(&app.db, repo.id, distro.id, filename)
+            ingest::by_filename(app, repo.id, distro, filename)
                 .await?
                 .with_context(|| {
                     format!(
@@ -81,23 +81,7 @@ pub async fn reindex(app: &App, scope: &Scope<'_>, rerender: bool) -> Result<Rep
         let Some(distro) = distros::by_id(distro_id) else {
             continue;
         };
-        let arches = match distro.format {
-            PackageFormat::Deb => vec![String::new()],
-            PackageFormat::Rpm => {
-                let mut arches =
-                    ingest::rpm_target_arches(&mut tx, repo.id, distro.id, "noarch").await?;
-                if db::packages::has_architecture(&mut tx, repo.id, distro.id, "src").await? {
-                    arches.push("SRPMS".into());
-                }
-                arches
-            }
-        };
-        for arch in arches {
-            let target = db::generations::Target {
-                repository_id: repo.id,
-                distro_version_id: distro.id,
-                arch,
-            };
+        for target in distro.format.all_targets(&mut tx, repo.id, distro).await? {
             if !targets.contains(&target) {
                 targets.push(target);
             }
@@ -107,7 +91,7 @@ pub async fn reindex(app: &App, scope: &Scope<'_>, rerender: bool) -> Result<Rep
         let Some(distro) = distros::by_id(target.distro_version_id) else {
             continue;
         };
-        let kind = db::jobs::publish_kind(distro.format);
+        let kind = distro.format.publish_job();
         db::jobs::enqueue_rebuild(&mut tx, kind, target).await?;
     }
     db::packages::mark_unindexed(

@@ -147,6 +147,14 @@ impl AptPath {
     }
 }
 
+/// Debian's name for a package's file: `NAME_VERSION_ARCH.deb` with the epoch left out, as
+/// dak, reprepro and aptly name pool files. The fields must have passed `validate_*`, which
+/// leaves nothing a URL or a path would need to escape but `+` and `~`.
+pub fn pool_name(name: &str, version: &str, architecture: &str) -> String {
+    let version = version.split_once(':').map_or(version, |(_, rest)| rest);
+    format!("{name}_{version}_{architecture}.deb")
+}
+
 /// A non-empty path segment that cannot climb out of its directory.
 pub(crate) fn is_segment(s: &str) -> bool {
     !s.is_empty() && s != "." && s != ".." && !s.contains('\\') && !s.contains('\0')
@@ -155,6 +163,18 @@ pub(crate) fn is_segment(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pool_names_leave_the_epoch_out() {
+        assert_eq!(
+            pool_name("bsdutils", "1:2.38.1-5+deb12u3", "amd64"),
+            "bsdutils_2.38.1-5+deb12u3_amd64.deb"
+        );
+        assert_eq!(
+            pool_name("hello", "1.0~rc1", "all"),
+            "hello_1.0~rc1_all.deb"
+        );
+    }
 
     #[test]
     fn parses_the_apt_tree() {

@@ -85,3 +85,46 @@ pub fn render_release(info: &ReleaseInfo<'_>, files: &[ReleaseFile<'_>]) -> Stri
     }
     out
 }
+
+/// The `SHA256:` section of a Release file: digest, size and path of each index file.
+pub fn release_sha256(release: &str) -> Vec<(String, u64, String)> {
+    let mut in_section = false;
+    let mut listed = Vec::new();
+    for line in release.lines() {
+        if !line.starts_with(' ') {
+            in_section = line.trim_end() == "SHA256:";
+            continue;
+        }
+        if !in_section {
+            continue;
+        }
+        let mut fields = line.split_whitespace();
+        if let (Some(hash), Some(size), Some(path)) = (fields.next(), fields.next(), fields.next())
+            && let Ok(size) = size.parse()
+        {
+            listed.push((hash.to_owned(), size, path.to_owned()));
+        }
+    }
+    listed
+}
+
+#[cfg(test)]
+mod listing_tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_digests_a_release_lists() {
+        let release = "Origin: x\nMD5Sum:\n 00 1 main/binary-amd64/Packages\nSHA256:\n aa 10 main/binary-amd64/Packages\n bb 5 main/binary-amd64/Packages.gz\nAcquire-By-Hash: yes\n";
+        assert_eq!(
+            release_sha256(release),
+            [
+                ("aa".to_owned(), 10, "main/binary-amd64/Packages".to_owned()),
+                (
+                    "bb".to_owned(),
+                    5,
+                    "main/binary-amd64/Packages.gz".to_owned()
+                )
+            ]
+        );
+    }
+}

@@ -11,5 +11,6 @@ mod xml;
 pub use header::{Dependency, FileKind, Limits, RpmError, RpmFile, RpmPackage, read_package};
 pub use path::YumPath;
 pub use xml::{
-    RepomdRecord, filelists_entry, other_entry, primary_entry, render_repomd, xml_frame,
+    RepomdRecord, filelists_entry, other_entry, primary_entry, render_repomd, repomd_sha256,
+    xml_frame,
 };

@@ -244,6 +244,25 @@ pub fn render_repomd(revision: i64, records: &[RepomdRecord<'_>]) -> String {
     out
 }
 
+/// The data files `repomd.xml` lists: SHA-256, size and location of each.
+pub fn repomd_sha256(repomd: &str) -> Vec<(String, u64, String)> {
+    fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
+        let from = text.find(start)? + start.len();
+        let to = text[from..].find(end)? + from;
+        Some(&text[from..to])
+    }
+    repomd
+        .split("<data ")
+        .skip(1)
+        .filter_map(|data| {
+            let checksum = between(data, "<checksum type=\"sha256\">", "</checksum>")?;
+            let href = between(data, "<location href=\"", "\"")?;
+            let size = between(data, "<size>", "</size>")?.parse().ok()?;
+            Some((checksum.to_owned(), size, href.to_owned()))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,5 +270,14 @@ mod tests {
     #[test]
     fn escapes_markup_and_drops_invalid_characters() {
         assert_eq!(escape("a<b>&\"c\"\u{1}"), "a&lt;b&gt;&amp;&quot;c&quot;");
+    }
+
+    #[test]
+    fn reads_the_digests_repomd_lists() {
+        let repomd = r#"<repomd><revision>1</revision><data type="primary"><checksum type="sha256">cc</checksum><open-checksum type="sha256">dd</open-checksum><location href="repodata/cc-primary.xml.gz"/><timestamp>1</timestamp><size>42</size><open-size>99</open-size></data></repomd>"#;
+        assert_eq!(
+            repomd_sha256(repomd),
+            [("cc".to_owned(), 42, "repodata/cc-primary.xml.gz".to_owned())]
+        );
     }
 }

@@ -30,8 +30,8 @@ use crate::app::App;
 use crate::config::Config;
 use crate::db::{self, generations::Target};
 use crate::distros::{self, Distro};
+use crate::formats::PackageFormat;
 use crate::ingest::{self, Staged};
-use crate::jobs::{apt_publish, rpm_publish};
 use crate::sign::KeyAlgorithm;
 
 pub struct Options {
@@ -240,15 +240,11 @@ async fn forget(app: &App, target: &Target) -> Result<()> {
     Ok(())
 }
 
-async fn publish(app: &App, target: &Target, rpm: bool) -> Result<()> {
+async fn publish(app: &App, target: &Target, format: PackageFormat) -> Result<()> {
     // The jobs the pushes queued are replaced by this direct run.
     app.db.execute_sql("DELETE FROM jobs").await?;
     let build = crate::db::generations::Build::new(&app.instance, None);
-    if rpm {
-        rpm_publish::publish(app, target, &build).await
-    } else {
-        apt_publish::publish(app, target, &build).await
-    }
+    format.publish(app, target, &build).await
 }
 
 fn median<T: PartialOrd + Copy>(mut samples: Vec<T>) -> T {
@@ -273,7 +269,7 @@ async fn incremental(
                 ingest::push(app, repo, distro, &staged)
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
-                publish(app, target, distro.format == distros::PackageFormat::Rpm).await
+                publish(app, target, distro.format).await
             })
             .await?,
         );
@@ -319,10 +315,10 @@ async fn deb(options: &Options, n: usize, gpg: &reference::Gpg) -> Result<Vec<Ro
 
     let (app, repo) = packyard(&dir, distro, base).await?;
     let target = Target::apt(repo.id, distro.id);
-    publish(&app, &target, false).await?;
+    publish(&app, &target, PackageFormat::Deb).await?;
     let incremental = incremental(&app, &repo, distro, &target, extras).await?;
     forget(&app, &target).await?;
-    let full = timed(publish(&app, &target, false)).await?;
+    let full = timed(publish(&app, &target, PackageFormat::Deb)).await?;
 
     if options.packyard_only {
         return Ok(vec![
@@ -378,10 +374,10 @@ async fn rpm(options: &Options, n: usize, gpg: &reference::Gpg) -> Result<Vec<Ro
         distro_version_id: distro.id,
         arch: "x86_64".into(),
     };
-    publish(&app, &target, true).await?;
+    publish(&app, &target, PackageFormat::Rpm).await?;
     let incremental = incremental(&app, &repo, distro, &target, extras).await?;
     forget(&app, &target).await?;
-    let full = timed(publish(&app, &target, true)).await?;
+    let full = timed(publish(&app, &target, PackageFormat::Rpm)).await?;
 
     if options.packyard_only {
         return Ok(vec![

@@ -14,17 +14,6 @@ use super::{Db, Tx, now};
 /// The channel on which PostgreSQL tells every worker process that a job was queued.
 pub const WAKE_CHANNEL: &str = "packyard_jobs";
 
-pub const APT_PUBLISH: &str = "apt_publish";
-pub const RPM_PUBLISH: &str = "rpm_publish";
-
-/// The job kind that publishes a target of this format.
-pub fn publish_kind(format: crate::distros::PackageFormat) -> &'static str {
-    match format {
-        crate::distros::PackageFormat::Deb => APT_PUBLISH,
-        crate::distros::PackageFormat::Rpm => RPM_PUBLISH,
-    }
-}
-
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Job {
     pub id: i64,

@@ -382,7 +382,7 @@ pub async fn rpm_arches(
     )
     .bind(repository_id)
     .bind(distro_version_id), fetch_all)?;
-    let mut arches: Vec<String> = crate::ingest::DEFAULT_RPM_ARCHES
+    let mut arches: Vec<String> = crate::formats::rpm::DEFAULT_ARCHES
         .iter()
         .map(|a| a.to_string())
         .collect();
@@ -531,8 +531,22 @@ pub async fn distro_versions(db: &Db, repository_id: i64) -> Result<Vec<i64>> {
 }
 
 /// Replaces a package's index entries (a rerender after a parser fix).
-pub async fn replace_entries(db: &Db, package_id: i64, entries: &[(&str, String)]) -> Result<()> {
+/// Replaces a package's index entries, and the name its file is served under, with ones
+/// rendered anew.
+pub async fn replace_entries(
+    db: &Db,
+    package_id: i64,
+    filename: &str,
+    entries: &[(&str, String)],
+) -> Result<()> {
     let mut tx = db.begin_write().await?;
+    run_tx!(
+        &mut tx,
+        sqlx::query("UPDATE packages SET filename = $1 WHERE id = $2")
+            .bind(filename)
+            .bind(package_id),
+        execute
+    )?;
     run_tx!(
         &mut tx,
         sqlx::query("DELETE FROM package_entries WHERE package_id = $1").bind(package_id),

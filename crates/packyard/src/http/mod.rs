@@ -1,14 +1,14 @@
 //! The HTTP surface: packagecloud-compatible API v1, repository files for apt, and
 //! operational endpoints. Handlers never write index files; they queue jobs.
 
-mod api;
+pub(crate) mod api;
 pub(crate) mod auth;
-mod error;
+pub(crate) mod error;
 mod install;
 pub mod metrics;
 mod ops;
-mod present;
-mod repo;
+pub(crate) mod present;
+pub(crate) mod repo;
 mod router;
 mod server;
 mod system;

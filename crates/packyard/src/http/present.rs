@@ -1,11 +1,10 @@
 //! Database rows as API v1 bodies, with the URLs clients follow next.
 
 use packyard_api as api;
-use packyard_formats::deb::AptPath;
-use packyard_formats::rpm::YumPath;
 
 use crate::db::{packages::Package, repos::Repo};
 use crate::distros::Distro;
+use crate::formats::PackageFormat;
 
 pub fn timestamp(secs: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(secs)
@@ -45,25 +44,6 @@ pub fn repository(base: &str, repo: &Repo, package_count: i64) -> api::Repositor
     }
 }
 
-/// Where the package file is served, relative to `/OWNER/REPO/OS/`.
-fn file_path(distro: &Distro, p: &Package) -> String {
-    match p.format.as_str() {
-        "rpm" => {
-            let dir = if p.architecture == "src" {
-                "SRPMS"
-            } else {
-                &p.architecture
-            };
-            format!(
-                "{}/{dir}/{}",
-                distro.dist,
-                YumPath::package_href(&p.filename)
-            )
-        }
-        _ => AptPath::pool_filename(distro.dist, &p.name, &p.filename),
-    }
-}
-
 pub fn package(base: &str, repo: &Repo, distro: &Distro, p: &Package) -> api::Package {
     let fq = format!("{}/{}", repo.owner, repo.name);
     let (epoch, version) = match p.version.split_once(':') {
@@ -71,13 +51,8 @@ pub fn package(base: &str, repo: &Repo, distro: &Distro, p: &Package) -> api::Pa
         None => (Some(0), p.version.clone()),
     };
     // rpm shows version and release apart; the show URL ends in VERSION/RELEASE for rpm.
-    let (version, release) = match p.format.as_str() {
-        "rpm" => match version.rsplit_once('-') {
-            Some((v, r)) => (v.to_owned(), Some(r.to_owned())),
-            None => (version, None),
-        },
-        _ => (version, None),
-    };
+    let format = PackageFormat::from_name(&p.format).unwrap_or(distro.format);
+    let (version, release) = format.version_and_release(&version);
     let target = format!("{}/{}", distro.os, distro.dist);
     let package_root = format!(
         "/api/v1/repos/{fq}/package/{}/{target}/{}/{}",
@@ -107,7 +82,7 @@ pub fn package(base: &str, repo: &Repo, distro: &Distro, p: &Package) -> api::Pa
         repository_html_url: format!("/{fq}"),
         package_url: self_url.clone(),
         package_html_url: format!("/{fq}/packages/{target}/{}", p.filename),
-        download_url: format!("{base}/{fq}/{}/{}", distro.os, file_path(distro, p)),
+        download_url: format!("{base}/{fq}/{}/{}", distro.os, format.file_path(distro, p)),
         versions_url: format!("{package_root}/versions.json"),
         downloads_count_url: format!(
             "{}/stats/downloads/count.json",

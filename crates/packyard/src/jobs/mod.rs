@@ -1,11 +1,9 @@
 //! Background work: index workers that take publish jobs from the queue, and the collector of
 //! superseded index generations and unreferenced blobs.
 
-pub mod apt_publish;
 pub mod chunks;
 pub mod gc;
 pub mod listing;
-pub mod rpm_publish;
 
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
@@ -16,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::App;
 use crate::db::generations::Build;
 use crate::db::{self, Db};
+use crate::formats::PackageFormat;
 
 /// How often an idle worker looks for jobs it was not woken for (queued by a process on
 /// SQLite, or while the wake-up connection was down).
@@ -95,10 +94,9 @@ async fn run_job(app: &App, job: &db::jobs::Job) {
     let lease_secs = app.config.job_lease_secs as i64;
     let renewal = tokio::spawn(renew_lease(app.db.clone(), claim, lease_secs));
     let build = Build::new(&app.instance, Some(claim)).rebuilding(job.rebuild);
-    let result = match job.kind.as_str() {
-        db::jobs::APT_PUBLISH => apt_publish::publish(app, &job.target(), &build).await,
-        db::jobs::RPM_PUBLISH => rpm_publish::publish(app, &job.target(), &build).await,
-        other => Err(anyhow::anyhow!("unknown job kind {other:?}")),
+    let result = match PackageFormat::from_publish_job(&job.kind) {
+        Some(format) => format.publish(app, &job.target(), &build).await,
+        None => Err(anyhow::anyhow!("unknown job kind {:?}", job.kind)),
     };
     renewal.abort();
     let duration_ms = started.elapsed().as_millis() as u64;

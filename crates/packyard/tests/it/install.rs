@@ -496,3 +496,71 @@ async fn a_host_set_up_by_script_deb_sh_follows_a_key_rotation_through_apt_get_u
     let installed = chroot.ok("dpkg-query -W -f='${Version}' admin-stable-archive-keyring");
     assert_eq!(installed.trim(), "3", "retiring changed the key set again");
 }
+
+/// debootstrap fetches every pool file with wget exactly as `Packages` lists it, so a base
+/// system bootstraps from a Packyard repository only if every listed name fetches as given.
+/// The base packages come as apt caches them (`bsdutils_1%3a2.38.1-5+deb12u3_amd64.deb`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debootstrap_bootstraps_a_minimal_debian_from_a_packyard_repository() {
+    let app = TestApp::new().await;
+    app.create_repo("base", false).await;
+    let work = tempfile::tempdir().unwrap();
+    let download = work.path().join("download");
+    let out = Command::new("debootstrap")
+        .args(["--variant=minbase", "--download-only", "bookworm"])
+        .arg(&download)
+        .arg("http://deb.debian.org/debian")
+        .output()
+        .expect("debootstrap runs (scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "debootstrap --download-only failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let archives = download.join("var/cache/apt/archives");
+    let debs: Vec<String> = source_files(&archives, "")
+        .into_iter()
+        .filter(|n| n.ends_with(".deb"))
+        .collect();
+    assert!(debs.len() > 50, "{debs:?}");
+    assert!(
+        debs.iter().any(|n| n.contains("%3a")),
+        "some base package has an epoch: {debs:?}"
+    );
+    for name in &debs {
+        let bytes = std::fs::read(archives.join(name)).unwrap();
+        app.push_ok("base", crate::fixtures::BOOKWORM, name, bytes)
+            .await;
+    }
+    app.wait_for_jobs().await;
+
+    let keyring = work.path().join("keyring.gpg");
+    let armored = app.text("/admin/base/gpgkey").await;
+    std::fs::write(&keyring, crate::apt_client::dearmor(&armored).await).unwrap();
+    let target = work.path().join("target");
+    let out = Command::new("debootstrap")
+        .arg("--variant=minbase")
+        .arg(format!("--keyring={}", keyring.display()))
+        .arg("bookworm")
+        .arg(&target)
+        .arg(app.url("/admin/base/debian"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "debootstrap from Packyard failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = std::fs::read_to_string(target.join("var/lib/dpkg/status")).unwrap();
+    // A base package with an epoch (bsdutils 1:2.38...) is installed from its Debian name.
+    let bsdutils = status
+        .split("\n\n")
+        .find(|stanza| stanza.starts_with("Package: bsdutils\n"))
+        .unwrap_or_else(|| panic!("bsdutils is not installed:\n{status}"));
+    assert!(
+        bsdutils.contains("Status: install ok installed") && bsdutils.contains("Version: 1:"),
+        "{bsdutils}"
+    );
+    let _ = Command::new("rm").arg("-rf").arg(&target).status();
+}

@@ -1,15 +1,20 @@
 //! The job queue and the collector, driven directly against the database.
 
-use packyard::db::{self, generations::Target, jobs::APT_PUBLISH};
+use packyard::db::{self, generations::Target};
+use packyard::formats::PackageFormat;
 
 use crate::fixtures::{BOOKWORM, JAMMY};
 use crate::support::TestApp;
 
 async fn enqueue(app: &TestApp, repository_id: i64, distro: i64) {
     let mut tx = app.app.db.begin_write().await.unwrap();
-    db::jobs::enqueue(&mut tx, APT_PUBLISH, &Target::apt(repository_id, distro))
-        .await
-        .unwrap();
+    db::jobs::enqueue(
+        &mut tx,
+        PackageFormat::Deb.publish_job(),
+        &Target::apt(repository_id, distro),
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
 }
 

@@ -516,7 +516,9 @@ impl TestApp {
     pub async fn run_jobs(&self) {
         while let Some(job) = db::jobs::claim(&self.app.db, 60).await.unwrap() {
             let build = db::generations::Build::new(&self.app.instance, Some(job.claim()));
-            packyard::jobs::apt_publish::publish(&self.app, &job.target(), &build)
+            let format = packyard::formats::PackageFormat::from_publish_job(&job.kind).unwrap();
+            format
+                .publish(&self.app, &job.target(), &build)
                 .await
                 .unwrap();
             db::jobs::complete(&self.app.db, &job).await.unwrap();

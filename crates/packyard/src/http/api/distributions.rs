@@ -7,7 +7,8 @@ use crate::distros::{self, PackageFormat};
 
 pub async fn list() -> Json<Distributions> {
     let mut all = Distributions::new();
-    all.insert("deb".into(), distros::families(PackageFormat::Deb));
-    all.insert("rpm".into(), distros::families(PackageFormat::Rpm));
+    for &format in PackageFormat::ALL {
+        all.insert(format.name().into(), distros::families(format));
+    }
     Json(all)
 }

@@ -2,9 +2,7 @@
 //! `/OWNER/REPO/OS/`, and the YUM trees under `/OWNER/REPO/OS/VERSION/ARCH/`, also reachable
 //! as `/priv/TOKEN/OWNER/REPO/...`. Errors are bare status codes; apt only looks at those.
 
-mod apt;
-mod send;
-mod yum;
+pub(crate) mod send;
 
 use std::net::SocketAddr;
 
@@ -15,6 +13,7 @@ use packyard_formats::repo_path::RepoPath;
 
 use crate::app::App;
 use crate::db;
+use crate::formats::{deb, rpm};
 use crate::http::auth;
 use crate::http::error::ApiError;
 
@@ -116,12 +115,12 @@ async fn dispatch(
             let file = send::File::dynamic("application/pgp-keys", key.public_armored.into());
             Ok(send::send(app, &request, file).await?)
         }
-        RepoPath::Apt { os, path } => apt::serve(app, &repo, &os, path, &request).await,
+        RepoPath::Apt { os, path } => deb::serve::serve(app, &repo, &os, path, &request).await,
         RepoPath::Yum {
             os,
             version,
             arch,
             path,
-        } => yum::serve(app, &repo, &os, &version, &arch, path, &request).await,
+        } => rpm::serve::serve(app, &repo, &os, &version, &arch, path, &request).await,
     }
 }

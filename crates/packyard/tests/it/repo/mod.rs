@@ -1,4 +1,5 @@
 mod apt;
 mod ftparchive;
 mod http;
+mod pool_names;
 mod yum;

@@ -26,7 +26,7 @@ pub async fn destroy(
     let repo = auth::writable_repo(&app, &user, &owner, &name).await?;
     let distro = distros::by_path(&os, &dist)
         .ok_or_else(|| ApiError::not_found(format!("unknown distribution {os}/{dist}")))?;
-    let package = db::packages::by_filename(&app.db, repo.id, distro.id, &filename)
+    let package = ingest::by_filename(&app, repo.id, distro, &filename)
         .await?
         .ok_or_else(|| {
             ApiError::not_found(format!("{filename} is not in {owner}/{name} {os}/{dist}"))

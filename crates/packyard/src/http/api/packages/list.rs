@@ -86,10 +86,13 @@ pub async fn search(
     let repo = readable(&app, &headers, client, &owner, &name).await?;
     let format = match query.filter.as_deref() {
         None | Some("") | Some("all") => None,
-        Some("debs") => Some("deb"),
-        Some("rpms") => Some("rpm"),
         // Types this server does not host yet match nothing.
-        Some(_) => Some("none"),
+        Some(filter) => Some(
+            PackageFormat::ALL
+                .iter()
+                .find(|f| f.search_filter() == filter)
+                .map_or("none", |f| f.name()),
+        ),
     };
     let filter = Filter {
         format: format.map(str::to_owned),
@@ -149,11 +152,8 @@ pub async fn filtered(
     let repo = readable(&app, &headers, client, &owner, &name).await?;
     let spec = spec.strip_suffix(".json").unwrap_or(&spec);
     let parts: Vec<&str> = spec.split('/').collect();
-    let format = match parts[0] {
-        "deb" => PackageFormat::Deb,
-        "rpm" => PackageFormat::Rpm,
-        other => return Err(ApiError::not_found(format!("no package type {other}"))),
-    };
+    let format = PackageFormat::from_name(parts[0])
+        .ok_or_else(|| ApiError::not_found(format!("no package type {}", parts[0])))?;
     let filter = Filter {
         format: Some(parts[0].to_owned()),
         distro_version_ids: match parts.get(1..3) {

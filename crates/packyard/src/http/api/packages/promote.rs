@@ -15,7 +15,6 @@ use serde_json::json;
 
 use crate::app::App;
 use crate::audit::{self, Actor, Event};
-use crate::db;
 use crate::distros;
 use crate::http::api::body;
 use crate::http::error::ApiError;
@@ -52,7 +51,7 @@ pub async fn promote(
     }
     let distro = distros::by_path(&os, &dist)
         .ok_or_else(|| ApiError::not_found(format!("unknown distribution {os}/{dist}")))?;
-    let package = db::packages::by_filename(&app.db, source.id, distro.id, &filename)
+    let package = ingest::by_filename(&app, source.id, distro, &filename)
         .await?
         .ok_or_else(|| {
             ApiError::not_found(format!("{filename} is not in {owner}/{name} {os}/{dist}"))

@@ -65,10 +65,7 @@ pub async fn push(
         Err(_) if refused => "rejected",
         Err(_) => "failed",
     };
-    let format = match distro.format {
-        distros::PackageFormat::Deb => "deb",
-        distros::PackageFormat::Rpm => "rpm",
-    };
+    let format = distro.format.name();
     metrics::counter!("packyard_pushes_total", "format" => format, "result" => result).increment(1);
     let event = Event::new(Actor::User(user.name.clone()), "package.push")
         .ip(client.ip())

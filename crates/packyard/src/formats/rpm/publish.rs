@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use anyhow::{Context, Result};
 use packyard_formats::rpm::{RepomdRecord, render_repomd, xml_frame};
 
+use super::listed_in;
 use crate::app::App;
 use crate::db::generations::{Build, Chunk, IndexFile, NewGeneration, Target};
 use crate::db::packages::IndexEntry;
@@ -16,17 +17,9 @@ use crate::db::{self, repos::Repo};
 use crate::distros;
 use crate::sign::Signer;
 
-use super::chunks::{CHUNK_SPAN, ChunkCache, IndexFiles, commit_generation};
+use crate::jobs::chunks::{CHUNK_SPAN, ChunkCache, IndexFiles, commit_generation};
 
 const PARTS: [&str; 3] = ["primary", "filelists", "other"];
-
-/// Whether a package of `package_arch` is listed in the repository of `target_arch`.
-pub fn listed_in(target_arch: &str, package_arch: &str) -> bool {
-    match target_arch {
-        "SRPMS" => package_arch == "src",
-        arch => package_arch == arch || package_arch == "noarch",
-    }
-}
 
 pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
     let Some(repo) = db::repos::by_id(&app.db, target.repository_id).await? else {

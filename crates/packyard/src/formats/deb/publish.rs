@@ -22,7 +22,7 @@ use crate::distros::{self, Distro};
 use crate::sign::Signer;
 use crate::storage::BlobKey;
 
-use super::chunks::{
+use crate::jobs::chunks::{
     CHUNK_SPAN, ChunkCache, IndexFiles, PartStates, commit_generation, file_digests,
 };
 

@@ -4,12 +4,12 @@
 use axum::response::Response;
 use packyard_formats::deb::{AptPath, HashKind};
 
-use super::send::{self, File, Request};
 use crate::app::App;
 use crate::db::generations::{self, DigestColumn, IndexFile, Target};
 use crate::db::{self, repos::Repo};
 use crate::distros::{self, PackageFormat};
 use crate::http::error::ApiError;
+use crate::http::repo::send::{self, File, Request};
 use crate::read_cache::FileKey;
 use crate::storage::BlobKey;
 

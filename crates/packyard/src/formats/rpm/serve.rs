@@ -4,13 +4,13 @@
 use axum::response::Response;
 use packyard_formats::rpm::YumPath;
 
-use super::send::{self, File, Request};
+use super::listed_in;
 use crate::app::App;
 use crate::db::generations::{self, Target};
 use crate::db::{self, repos::Repo};
 use crate::distros::{self, PackageFormat};
 use crate::http::error::ApiError;
-use crate::jobs::rpm_publish::listed_in;
+use crate::http::repo::send::{self, File, Request};
 use crate::read_cache::FileKey;
 use crate::storage::BlobKey;
 

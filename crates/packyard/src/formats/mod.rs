@@ -1,0 +1,207 @@
+//! The package formats, each in a folder of its own: its parsing glue (upload to package row
+//! and index entries), its publisher (stored entries to a signed index generation) and its
+//! routes (the index and package files its clients fetch). Their pure parsers and renderers
+//! live in `packyard-formats`.
+//!
+//! This file is where a format is registered: a variant of `PackageFormat` and one arm per
+//! method below, each handing over to the format's folder. Everything else (ingest, the job
+//! runner, serving, the API, reindex and fsck) goes through these methods.
+//! ARCHITECTURE.md walks through adding one.
+
+pub mod deb;
+pub mod rpm;
+
+use anyhow::Result;
+
+use crate::app::App;
+use crate::db::Tx;
+use crate::db::generations::{Build, Target};
+use crate::db::packages::Package;
+use crate::distros::Distro;
+use crate::ingest::{Parsed, PushError, Staged};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PackageFormat {
+    Deb,
+    Rpm,
+}
+
+/// What a format's current generation lists, as read back by `fsck`.
+pub struct SignedListing {
+    /// The files the signed document lists: SHA-256, size and path in the generation.
+    pub files: Vec<(String, u64, String)>,
+    /// Signatures that verify with none of the repository's keys.
+    pub problems: Vec<String>,
+}
+
+impl PackageFormat {
+    pub const ALL: &[PackageFormat] = &[PackageFormat::Deb, PackageFormat::Rpm];
+
+    /// The package type as API v1 names it (`package/deb/...`, `distributions.json`), also
+    /// stored in each package row.
+    pub fn name(self) -> &'static str {
+        match self {
+            PackageFormat::Deb => "deb",
+            PackageFormat::Rpm => "rpm",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<PackageFormat> {
+        Self::ALL.iter().copied().find(|f| f.name() == name)
+    }
+
+    /// The `filter` of API v1's search that selects this format (`debs`, `rpms`).
+    pub fn search_filter(self) -> &'static str {
+        match self {
+            PackageFormat::Deb => "debs",
+            PackageFormat::Rpm => "rpms",
+        }
+    }
+
+    /// How error messages name a file of this format.
+    pub fn describe(self) -> &'static str {
+        match self {
+            PackageFormat::Deb => "a Debian (.deb) package",
+            PackageFormat::Rpm => "an RPM (.rpm) package",
+        }
+    }
+
+    /// The suffix every uploaded file name of this format ends in.
+    pub fn extension(self) -> &'static str {
+        match self {
+            PackageFormat::Deb => ".deb",
+            PackageFormat::Rpm => ".rpm",
+        }
+    }
+
+    /// The format whose files start with `magic`, if any does.
+    pub fn sniff(magic: &[u8]) -> Option<PackageFormat> {
+        if deb::is_deb(magic) {
+            Some(PackageFormat::Deb)
+        } else if rpm::is_rpm(magic) {
+            Some(PackageFormat::Rpm)
+        } else {
+            None
+        }
+    }
+
+    /// The job kind that publishes a target of this format (stored in the job queue).
+    pub fn publish_job(self) -> &'static str {
+        match self {
+            PackageFormat::Deb => "apt_publish",
+            PackageFormat::Rpm => "rpm_publish",
+        }
+    }
+
+    pub fn from_publish_job(kind: &str) -> Option<PackageFormat> {
+        Self::ALL.iter().copied().find(|f| f.publish_job() == kind)
+    }
+
+    /// The name a file uploaded as `uploaded` is stored under, for formats that name files
+    /// themselves and can tell from the uploaded name alone (a .deb uploaded as apt caches
+    /// it, `bsdutils_1%3a2.38_amd64.deb`, is stored as `bsdutils_2.38_amd64.deb`).
+    pub fn stored_filename(self, uploaded: &str) -> Option<String> {
+        match self {
+            PackageFormat::Deb => deb::stored_filename(uploaded),
+            PackageFormat::Rpm => None,
+        }
+    }
+
+    /// Reads an uploaded file's metadata and renders its index entries. `file_time` is when
+    /// the file arrived (YUM lists it).
+    pub async fn parse(
+        self,
+        staged: &Staged,
+        distro: &Distro,
+        file_time: i64,
+    ) -> Result<Parsed, PushError> {
+        match self {
+            PackageFormat::Deb => deb::parse(staged, distro).await,
+            PackageFormat::Rpm => rpm::parse(staged, file_time).await,
+        }
+    }
+
+    /// Builds and commits a new generation of `target`'s index.
+    pub async fn publish(self, app: &App, target: &Target, build: &Build) -> Result<()> {
+        match self {
+            PackageFormat::Deb => deb::publish::publish(app, target, build).await,
+            PackageFormat::Rpm => rpm::publish::publish(app, target, build).await,
+        }
+    }
+
+    /// The targets whose index lists a package of `architecture` in `distro`.
+    pub async fn targets_of(
+        self,
+        tx: &mut Tx,
+        repository_id: i64,
+        distro: &Distro,
+        architecture: &str,
+    ) -> Result<Vec<Target>> {
+        match self {
+            PackageFormat::Deb => Ok(vec![deb::target(repository_id, distro)]),
+            PackageFormat::Rpm => rpm::targets_of(tx, repository_id, distro, architecture).await,
+        }
+    }
+
+    /// Every target `distro` has in a repository, with packages or not.
+    pub async fn all_targets(
+        self,
+        tx: &mut Tx,
+        repository_id: i64,
+        distro: &Distro,
+    ) -> Result<Vec<Target>> {
+        match self {
+            PackageFormat::Deb => Ok(vec![deb::target(repository_id, distro)]),
+            PackageFormat::Rpm => rpm::all_targets(tx, repository_id, distro).await,
+        }
+    }
+
+    /// Where a package's file is served, relative to `/OWNER/REPO/OS/`.
+    pub fn file_path(self, distro: &Distro, package: &Package) -> String {
+        match self {
+            PackageFormat::Deb => deb::file_path(distro, package),
+            PackageFormat::Rpm => rpm::file_path(distro, package),
+        }
+    }
+
+    /// A stored version as API v1 shows it: the version and, for formats that keep one
+    /// apart, the release (`1.0-1` is version `1.0`, release `1` for rpm).
+    pub fn version_and_release(self, version: &str) -> (String, Option<String>) {
+        match self {
+            PackageFormat::Rpm => match version.rsplit_once('-') {
+                Some((v, r)) => (v.to_owned(), Some(r.to_owned())),
+                None => (version.to_owned(), None),
+            },
+            PackageFormat::Deb => (version.to_owned(), None),
+        }
+    }
+
+    /// The keyring package holding `public_keys`, as bytes and file name, for formats whose
+    /// hosts install one.
+    pub fn keyring_package(
+        self,
+        owner: &str,
+        repo: &str,
+        version: i64,
+        public_keys: &[String],
+    ) -> Result<Option<(Vec<u8>, String)>> {
+        Ok(Some(match self {
+            PackageFormat::Deb => deb::keyring_package(owner, repo, version, public_keys)?,
+            PackageFormat::Rpm => rpm::keyring_package(owner, repo, version, public_keys)?,
+        }))
+    }
+
+    /// Reads `target`'s current signed document back: what it lists, and whether its
+    /// signatures verify with `public_keys`. `None` when the generation lacks it.
+    pub async fn signed_listing(
+        self,
+        app: &App,
+        target: &Target,
+        public_keys: &[String],
+    ) -> Result<Option<SignedListing>> {
+        match self {
+            PackageFormat::Deb => deb::signed_listing(app, target, public_keys).await,
+            PackageFormat::Rpm => rpm::signed_listing(app, target, public_keys).await,
+        }
+    }
+}
