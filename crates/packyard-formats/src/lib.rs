@@ -4,6 +4,7 @@
 //! from a `Read` (or a byte slice) and returns values or text, so each can be tested and fuzzed
 //! alone. The server decides when and where the results are stored.
 
+pub mod anyfile;
 pub mod chunked;
 pub mod deb;
 pub mod digest;

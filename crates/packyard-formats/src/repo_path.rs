@@ -5,8 +5,11 @@
 //! gpgkey/NAME.pub.gpg                one of them
 //! OS/dists/... and OS/pool/...       an APT tree (see `deb::AptPath`)
 //! OS/VERSION/ARCH/...                a YUM tree (see `rpm::YumPath`)
+//! packages/anyfile/FILE/download     a raw file pushed through API v1 (packagecloud's path)
+//! raw/NAME/VERSION/FILE              a raw file uploaded with `curl -T`
 //! ```
 
+use crate::anyfile::is_name_segment;
 use crate::deb::AptPath;
 use crate::deb::path::is_segment;
 use crate::rpm::YumPath;
@@ -27,6 +30,14 @@ pub enum RepoPath {
         arch: String,
         path: YumPath,
     },
+    AnyFile {
+        filename: String,
+    },
+    Raw {
+        name: String,
+        version: String,
+        filename: String,
+    },
 }
 
 impl RepoPath {
@@ -42,6 +53,25 @@ impl RepoPath {
                 !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
             return valid.then(|| RepoPath::GpgKeyFile {
                 name: name.to_owned(),
+            });
+        }
+        if let Some(filename) = path
+            .strip_prefix("packages/anyfile/")
+            .and_then(|f| f.strip_suffix("/download"))
+        {
+            return is_name_segment(filename).then(|| RepoPath::AnyFile {
+                filename: filename.to_owned(),
+            });
+        }
+        if let Some(rest) = path.strip_prefix("raw/") {
+            let mut parts = rest.split('/');
+            let (name, version, filename) = (parts.next()?, parts.next()?, parts.next()?);
+            let valid = parts.next().is_none()
+                && [name, version, filename].iter().all(|s| is_name_segment(s));
+            return valid.then(|| RepoPath::Raw {
+                name: name.to_owned(),
+                version: version.to_owned(),
+                filename: filename.to_owned(),
             });
         }
         let (os, rest) = path.split_once('/')?;
@@ -100,7 +130,26 @@ mod tests {
                 path: YumPath::Repomd
             })
         );
+        assert_eq!(
+            RepoPath::parse("packages/anyfile/tool-1.0.tar.gz/download"),
+            Some(RepoPath::AnyFile {
+                filename: "tool-1.0.tar.gz".into()
+            })
+        );
+        assert_eq!(
+            RepoPath::parse("raw/tool/1.0/tool-linux-amd64"),
+            Some(RepoPath::Raw {
+                name: "tool".into(),
+                version: "1.0".into(),
+                filename: "tool-linux-amd64".into()
+            })
+        );
         for bad in [
+            "raw/tool/1.0",
+            "raw/tool/1.0/a/b",
+            "raw/tool/../x",
+            "raw/tool/1.0/.hidden",
+            "packages/anyfile/../download",
             "",
             "debian",
             "debian//dists/x/InRelease",

@@ -58,6 +58,14 @@ const fn rpm(
 }
 
 pub const DISTROS: &[Distro] = &[
+    Distro {
+        id: 5,
+        os: "anyfile",
+        dist: "1",
+        version_number: "1",
+        display_name: "1",
+        format: PackageFormat::AnyFile,
+    },
     deb(1, "any", "any", "", "any"),
     deb(10, "debian", "buster", "10", "10 buster"),
     deb(11, "debian", "bullseye", "11", "11 bullseye"),
@@ -144,6 +152,7 @@ fn os_display_name(os: &str) -> &'static str {
         "sles" => "SUSE Linux Enterprise Server",
         "opensuse" => "openSUSE",
         "fedora" => "Fedora",
+        "anyfile" => "Any file",
         _ => "Any",
     }
 }

@@ -54,29 +54,24 @@ pub struct Parsed {
     pub entries: Vec<(&'static str, String)>,
 }
 
-/// Checks that `filename` can name a file in the pool: one path segment, no traversal.
-pub fn check_filename(filename: &str, format: PackageFormat) -> Result<(), PushError> {
-    let bad = |why: &str| {
-        Err(PushError::BadFilename(format!(
-            "file name {filename:?} {why}"
-        )))
-    };
+/// Why `filename` cannot name a package file in a pool: one path segment, no traversal,
+/// ending in `extension`.
+pub fn check_package_filename(filename: &str, extension: &str) -> Result<(), String> {
     if filename.is_empty() || filename.len() > 200 {
-        return bad("must be 1 to 200 characters");
+        return Err("must be 1 to 200 characters".into());
     }
     if filename.contains('/') || filename.contains('\\') || filename.contains("..") {
-        return bad("must not contain '/', '\\' or '..'");
+        return Err("must not contain '/', '\\' or '..'".into());
     }
     if filename.starts_with('.')
         || filename
             .chars()
             .any(|c| c.is_control() || c.is_whitespace())
     {
-        return bad("must not start with '.' or contain spaces or control characters");
+        return Err("must not start with '.' or contain spaces or control characters".into());
     }
-    let suffix = format.extension();
-    if !filename.ends_with(suffix) {
-        return bad(&format!("must end in {suffix}"));
+    if !filename.ends_with(extension) {
+        return Err(format!("must end in {extension}"));
     }
     Ok(())
 }
@@ -182,7 +177,10 @@ async fn parse_as_of(
     file_time: i64,
 ) -> Result<Parsed, PushError> {
     check_kind(staged, distro)?;
-    check_filename(&staged.filename, distro.format)?;
+    distro
+        .format
+        .check_filename(&staged.filename)
+        .map_err(|why| PushError::BadFilename(format!("file name {:?} {why}", staged.filename)))?;
     distro.format.parse(staged, distro, file_time).await
 }
 
@@ -307,6 +305,9 @@ fn new_package<'a>(
 
 /// A .deb pushed to an rpm distribution (or the reverse) gets a message that says so.
 fn check_kind(staged: &Staged, distro: &Distro) -> Result<(), PushError> {
+    if distro.format == PackageFormat::AnyFile {
+        return Ok(()); // A raw file may be anything, a .deb included.
+    }
     let mut magic = [0u8; 8];
     let read = std::fs::File::open(&staged.path)
         .and_then(|mut f| f.read(&mut magic))

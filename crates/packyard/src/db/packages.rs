@@ -187,11 +187,11 @@ pub async fn by_name_and_arch(
     repository_id: i64,
     distro_version_id: i64,
     name: &str,
-    architecture: &str,
+    architecture: Option<&str>,
 ) -> Result<Vec<Package>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM packages WHERE repository_id = $1 AND distro_version_id = $2
-         AND name = $3 AND architecture = $4 AND deleted_at IS NULL ORDER BY id"
+         AND name = $3 AND ($4 IS NULL OR architecture = $4) AND deleted_at IS NULL ORDER BY id"
     );
     Ok(run!(
         db,

@@ -8,6 +8,7 @@
 //! runner, serving, the API, reindex and fsck) goes through these methods.
 //! ARCHITECTURE.md walks through adding one.
 
+pub mod anyfile;
 pub mod deb;
 pub mod rpm;
 
@@ -24,6 +25,7 @@ use crate::ingest::{Parsed, PushError, Staged};
 pub enum PackageFormat {
     Deb,
     Rpm,
+    AnyFile,
 }
 
 /// What a format's current generation lists, as read back by `fsck`.
@@ -35,7 +37,11 @@ pub struct SignedListing {
 }
 
 impl PackageFormat {
-    pub const ALL: &[PackageFormat] = &[PackageFormat::Deb, PackageFormat::Rpm];
+    pub const ALL: &[PackageFormat] = &[
+        PackageFormat::Deb,
+        PackageFormat::Rpm,
+        PackageFormat::AnyFile,
+    ];
 
     /// The package type as API v1 names it (`package/deb/...`, `distributions.json`), also
     /// stored in each package row.
@@ -43,6 +49,7 @@ impl PackageFormat {
         match self {
             PackageFormat::Deb => "deb",
             PackageFormat::Rpm => "rpm",
+            PackageFormat::AnyFile => "anyfile",
         }
     }
 
@@ -55,6 +62,7 @@ impl PackageFormat {
         match self {
             PackageFormat::Deb => "debs",
             PackageFormat::Rpm => "rpms",
+            PackageFormat::AnyFile => "anyfile",
         }
     }
 
@@ -63,6 +71,7 @@ impl PackageFormat {
         match self {
             PackageFormat::Deb => "a Debian (.deb) package",
             PackageFormat::Rpm => "an RPM (.rpm) package",
+            PackageFormat::AnyFile => "a raw file",
         }
     }
 
@@ -71,6 +80,17 @@ impl PackageFormat {
         match self {
             PackageFormat::Deb => ".deb",
             PackageFormat::Rpm => ".rpm",
+            PackageFormat::AnyFile => "",
+        }
+    }
+
+    /// Why `filename` cannot name a stored file of this format, if it cannot.
+    pub fn check_filename(self, filename: &str) -> Result<(), String> {
+        match self {
+            PackageFormat::Deb | PackageFormat::Rpm => {
+                crate::ingest::check_package_filename(filename, self.extension())
+            }
+            PackageFormat::AnyFile => anyfile::check_filename(filename),
         }
     }
 
@@ -90,6 +110,8 @@ impl PackageFormat {
         match self {
             PackageFormat::Deb => "apt_publish",
             PackageFormat::Rpm => "rpm_publish",
+            // Raw files have no index; nothing queues this.
+            PackageFormat::AnyFile => "anyfile_publish",
         }
     }
 
@@ -103,7 +125,7 @@ impl PackageFormat {
     pub fn stored_filename(self, uploaded: &str) -> Option<String> {
         match self {
             PackageFormat::Deb => deb::stored_filename(uploaded),
-            PackageFormat::Rpm => None,
+            PackageFormat::Rpm | PackageFormat::AnyFile => None,
         }
     }
 
@@ -118,6 +140,7 @@ impl PackageFormat {
         match self {
             PackageFormat::Deb => deb::parse(staged, distro).await,
             PackageFormat::Rpm => rpm::parse(staged, file_time).await,
+            PackageFormat::AnyFile => anyfile::parse(staged),
         }
     }
 
@@ -126,6 +149,7 @@ impl PackageFormat {
         match self {
             PackageFormat::Deb => deb::publish::publish(app, target, build).await,
             PackageFormat::Rpm => rpm::publish::publish(app, target, build).await,
+            PackageFormat::AnyFile => Ok(()),
         }
     }
 
@@ -140,6 +164,7 @@ impl PackageFormat {
         match self {
             PackageFormat::Deb => Ok(vec![deb::target(repository_id, distro)]),
             PackageFormat::Rpm => rpm::targets_of(tx, repository_id, distro, architecture).await,
+            PackageFormat::AnyFile => Ok(Vec::new()),
         }
     }
 
@@ -153,14 +178,16 @@ impl PackageFormat {
         match self {
             PackageFormat::Deb => Ok(vec![deb::target(repository_id, distro)]),
             PackageFormat::Rpm => rpm::all_targets(tx, repository_id, distro).await,
+            PackageFormat::AnyFile => Ok(Vec::new()),
         }
     }
 
-    /// Where a package's file is served, relative to `/OWNER/REPO/OS/`.
+    /// Where a package's file is served, relative to `/OWNER/REPO/`.
     pub fn file_path(self, distro: &Distro, package: &Package) -> String {
         match self {
-            PackageFormat::Deb => deb::file_path(distro, package),
-            PackageFormat::Rpm => rpm::file_path(distro, package),
+            PackageFormat::Deb => format!("{}/{}", distro.os, deb::file_path(distro, package)),
+            PackageFormat::Rpm => format!("{}/{}", distro.os, rpm::file_path(distro, package)),
+            PackageFormat::AnyFile => anyfile::file_path(package),
         }
     }
 
@@ -172,7 +199,7 @@ impl PackageFormat {
                 Some((v, r)) => (v.to_owned(), Some(r.to_owned())),
                 None => (version.to_owned(), None),
             },
-            PackageFormat::Deb => (version.to_owned(), None),
+            PackageFormat::Deb | PackageFormat::AnyFile => (version.to_owned(), None),
         }
     }
 
@@ -188,6 +215,7 @@ impl PackageFormat {
         Ok(Some(match self {
             PackageFormat::Deb => deb::keyring_package(owner, repo, version, public_keys)?,
             PackageFormat::Rpm => rpm::keyring_package(owner, repo, version, public_keys)?,
+            PackageFormat::AnyFile => return Ok(None),
         }))
     }
 
@@ -202,6 +230,7 @@ impl PackageFormat {
         match self {
             PackageFormat::Deb => deb::signed_listing(app, target, public_keys).await,
             PackageFormat::Rpm => rpm::signed_listing(app, target, public_keys).await,
+            PackageFormat::AnyFile => Ok(None),
         }
     }
 }

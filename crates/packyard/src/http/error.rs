@@ -13,6 +13,8 @@ pub enum ApiError {
     Forbidden(String),
     NotFound(String),
     BadRequest(String),
+    /// 409: the name is taken by different contents (native upload protocols).
+    Conflict(String),
     /// 422 `{"field": ["message"]}`, which the package_cloud CLI prints field by field.
     Invalid {
         field: &'static str,
@@ -53,6 +55,7 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, json!({"error": m})),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, json!({"error": m})),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, json!({"error": m})),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, json!({"error": m})),
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, json!({"error": m})),
             ApiError::TooManyRequests => (
                 StatusCode::TOO_MANY_REQUESTS,

@@ -54,10 +54,20 @@ pub fn package(base: &str, repo: &Repo, distro: &Distro, p: &Package) -> api::Pa
     let format = PackageFormat::from_name(&p.format).unwrap_or(distro.format);
     let (version, release) = format.version_and_release(&version);
     let target = format!("{}/{}", distro.os, distro.dist);
-    let package_root = format!(
-        "/api/v1/repos/{fq}/package/{}/{target}/{}/{}",
-        p.format, p.name, p.architecture
-    );
+    // Formats without distributions of their own name no distribution here (packagecloud's
+    // `package/anyfile/NAME/VERSION.json`).
+    let package_root = match format {
+        PackageFormat::AnyFile => format!("/api/v1/repos/{fq}/package/{}/{}", p.format, p.name),
+        _ => format!(
+            "/api/v1/repos/{fq}/package/{}/{target}/{}/{}",
+            p.format, p.name, p.architecture
+        ),
+    };
+    // A file under `raw/` is destroyed where it was uploaded.
+    let destroy_url = match p.filename.contains('/') {
+        true => format!("/{fq}/raw/{}", p.filename),
+        false => format!("/api/v1/repos/{fq}/{target}/{}", p.filename),
+    };
     let self_url = match &release {
         Some(release) => format!("{package_root}/{version}/{release}.json"),
         None => format!("{package_root}/{}.json", p.version),
@@ -82,7 +92,7 @@ pub fn package(base: &str, repo: &Repo, distro: &Distro, p: &Package) -> api::Pa
         repository_html_url: format!("/{fq}"),
         package_url: self_url.clone(),
         package_html_url: format!("/{fq}/packages/{target}/{}", p.filename),
-        download_url: format!("{base}/{fq}/{}/{}", distro.os, format.file_path(distro, p)),
+        download_url: format!("{base}/{fq}/{}", format.file_path(distro, p)),
         versions_url: format!("{package_root}/versions.json"),
         downloads_count_url: format!(
             "{}/stats/downloads/count.json",
@@ -97,7 +107,7 @@ pub fn package(base: &str, repo: &Repo, distro: &Distro, p: &Package) -> api::Pa
             self_url.trim_end_matches(".json")
         ),
         promote_url: format!("/api/v1/repos/{fq}/{target}/{}/promote.json", p.filename),
-        destroy_url: format!("/api/v1/repos/{fq}/{target}/{}", p.filename),
+        destroy_url,
         self_url,
     }
 }

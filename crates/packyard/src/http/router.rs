@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use axum::routing::{any, delete, get, post};
 use tower_http::trace::TraceLayer;
 
 use super::{api, install, metrics, ops, repo, system};
@@ -175,7 +175,7 @@ fn repository_routes() -> Router<App> {
             "/install/repositories/{owner}/{repo}/tokens.text",
             post(install::tokens_text),
         )
-        .route("/{owner}/{repo}/{*path}", get(repo::serve))
+        .route("/{owner}/{repo}/{*path}", any(repo::serve))
         .route(
             "/priv/{token}/{owner}/{repo}/{*path}",
             get(repo::serve_with_path_token),

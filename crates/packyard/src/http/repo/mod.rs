@@ -1,6 +1,7 @@
-//! Repository files as apt and dnf read them: `/OWNER/REPO/gpgkey`, the APT tree under
-//! `/OWNER/REPO/OS/`, and the YUM trees under `/OWNER/REPO/OS/VERSION/ARCH/`, also reachable
-//! as `/priv/TOKEN/OWNER/REPO/...`. Errors are bare status codes; apt only looks at those.
+//! Repository files as clients read them: `/OWNER/REPO/gpgkey`, the APT tree under
+//! `/OWNER/REPO/OS/`, the YUM trees under `/OWNER/REPO/OS/VERSION/ARCH/`, and raw files, also
+//! reachable as `/priv/TOKEN/OWNER/REPO/...`. Errors of reads are bare status codes; apt only
+//! looks at those. Writes (`PUT`/`DELETE` of raw files) answer as the API does.
 
 pub(crate) mod send;
 
@@ -13,7 +14,7 @@ use packyard_formats::repo_path::RepoPath;
 
 use crate::app::App;
 use crate::db;
-use crate::formats::{deb, rpm};
+use crate::formats::{anyfile, deb, rpm};
 use crate::http::auth;
 use crate::http::error::ApiError;
 
@@ -26,8 +27,60 @@ pub async fn serve(
     request: Request,
 ) -> Response {
     let (method, headers) = (request.method(), request.headers());
+    if method != Method::GET && method != Method::HEAD {
+        return write(&app, client, &owner, &name, &path, request)
+            .await
+            .unwrap_or_else(IntoResponse::into_response);
+    }
     let token = auth::basic_token(headers);
     respond(&app, client, token, &owner, &name, &path, method, headers).await
+}
+
+/// `PUT` and `DELETE` of the paths that take them.
+async fn write(
+    app: &App,
+    client: SocketAddr,
+    owner: &str,
+    name: &str,
+    path: &str,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let method = request.method().clone();
+    let (parts, body) = request.into_parts();
+    match (RepoPath::parse(path), method) {
+        (
+            Some(RepoPath::Raw {
+                name: file_name,
+                version,
+                filename,
+            }),
+            m,
+        ) if m == Method::PUT => {
+            let file = (file_name.as_str(), version.as_str(), filename.as_str());
+            anyfile::serve::upload(app, client, &parts.headers, owner, name, file, body).await
+        }
+        (
+            Some(RepoPath::Raw {
+                name: file_name,
+                version,
+                filename,
+            }),
+            m,
+        ) if m == Method::DELETE => {
+            let wanted = anyfile::serve::Wanted::Raw {
+                name: &file_name,
+                version: &version,
+                filename: &filename,
+            };
+            anyfile::serve::delete(app, client, &parts.headers, owner, name, wanted).await
+        }
+        (None, _) if path.starts_with("raw/") => Err(ApiError::BadRequest(format!(
+            "{path:?} is not a raw file path: raw/NAME/VERSION/FILE, each part 1 to 200 \
+             characters without '/', '\\', '..', spaces, control characters, '\"', '%', '?' \
+             or '#', not starting with '.'"
+        ))),
+        _ => Ok(StatusCode::METHOD_NOT_ALLOWED.into_response()),
+    }
 }
 
 /// `/priv/TOKEN/OWNER/REPO/...`: the token in the path instead of the header.
@@ -122,5 +175,23 @@ async fn dispatch(
             arch,
             path,
         } => rpm::serve::serve(app, &repo, &os, &version, &arch, path, &request).await,
+        RepoPath::AnyFile { filename } => {
+            let wanted = anyfile::serve::Wanted::Pushed {
+                filename: &filename,
+            };
+            anyfile::serve::download(app, &repo, wanted, &request).await
+        }
+        RepoPath::Raw {
+            name,
+            version,
+            filename,
+        } => {
+            let wanted = anyfile::serve::Wanted::Raw {
+                name: &name,
+                version: &version,
+                filename: &filename,
+            };
+            anyfile::serve::download(app, &repo, wanted, &request).await
+        }
     }
 }

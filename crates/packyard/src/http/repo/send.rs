@@ -7,8 +7,8 @@ use std::ops::Range;
 
 use axum::body::Body;
 use axum::http::header::{
-    ACCEPT_RANGES, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG,
-    IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, LOCATION, RANGE,
+    ACCEPT_RANGES, CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE,
+    ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, LOCATION, RANGE,
 };
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -47,23 +47,29 @@ pub struct File {
     etag: String,
     immutable: bool,
     modified_at: Option<i64>,
-    /// The package whose download this is, to be counted.
     /// The package a full GET downloads, and its format.
     package_id: Option<(i64, &'static str)>,
+    /// The file name a browser or `curl -J` saves it under, for files sent as attachments.
+    attachment: Option<String>,
 }
 
 impl File {
-    pub fn blob(key: BlobKey, size: u64, content_type: &'static str) -> File {
-        let etag = format!("\"{}\"", key.sha256());
+    fn new(source: Source, size: u64, content_type: &'static str, sha256: &str) -> File {
         File {
-            source: Source::Blob(key),
+            source,
             size,
             content_type,
-            etag,
+            etag: format!("\"{sha256}\""),
             immutable: false,
             modified_at: None,
             package_id: None,
+            attachment: None,
         }
+    }
+
+    pub fn blob(key: BlobKey, size: u64, content_type: &'static str) -> File {
+        let sha256 = key.sha256().to_owned();
+        File::new(Source::Blob(key), size, content_type, &sha256)
     }
 
     /// An index file of a generation: its blob, its segments, or its `.gz` decompressed.
@@ -80,41 +86,34 @@ impl File {
             (false, true) => Source::Blob(whole),
             (false, false) => Source::Segments(blobs),
         };
-        Ok(File {
+        Ok(File::new(
             source,
-            size: index.size as u64,
+            index.size as u64,
             content_type,
-            etag: format!("\"{}\"", index.sha256),
-            immutable: false,
-            modified_at: None,
-            package_id: None,
-        })
+            &index.sha256,
+        ))
     }
 
     pub fn dynamic(content_type: &'static str, data: Bytes) -> File {
-        let etag = format!("\"{}\"", sha256_hex(&data));
-        File {
-            size: data.len() as u64,
-            source: Source::Memory(data),
+        let sha256 = sha256_hex(&data);
+        File::new(
+            Source::Memory(data.clone()),
+            data.len() as u64,
             content_type,
-            etag,
-            immutable: false,
-            modified_at: None,
-            package_id: None,
-        }
+            &sha256,
+        )
     }
 
     /// A signed document of the current generation, as the read cache holds it.
     pub fn document(content_type: &'static str, document: &Document) -> File {
-        File {
-            size: document.body.len() as u64,
-            source: Source::Memory(document.body.clone()),
+        let body = document.body.clone();
+        File::new(
+            Source::Memory(body),
+            document.body.len() as u64,
             content_type,
-            etag: format!("\"{}\"", document.sha256),
-            immutable: false,
-            modified_at: Some(document.created_at),
-            package_id: None,
-        }
+            &document.sha256,
+        )
+        .modified_at(document.created_at)
     }
 
     pub fn immutable(mut self) -> File {
@@ -130,6 +129,13 @@ impl File {
 
     pub fn modified_at(mut self, secs: i64) -> File {
         self.modified_at = Some(secs);
+        self
+    }
+
+    /// Sends the file as an attachment named `filename` (a name checked to need no quoting),
+    /// with its SHA-256 in `X-Checksum-Sha256` as artifact repositories send it.
+    pub fn attachment(mut self, filename: &str) -> File {
+        self.attachment = Some(filename.to_owned());
         self
     }
 }
@@ -168,6 +174,13 @@ impl Request<'_> {
 pub async fn send(app: &App, request: &Request<'_>, mut file: File) -> Result<Response, ApiError> {
     let mut headers = HeaderMap::new();
     headers.insert(ETAG, header(&file.etag));
+    if let Some(filename) = &file.attachment {
+        headers.insert(
+            CONTENT_DISPOSITION,
+            header(&format!("attachment; filename=\"{filename}\"")),
+        );
+        headers.insert("x-checksum-sha256", header(file.etag.trim_matches('"')));
+    }
     let cache = if file.immutable {
         "public, max-age=31536000, immutable"
     } else {

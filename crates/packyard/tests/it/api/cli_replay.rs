@@ -270,3 +270,64 @@ async fn package_cloud_cli_requests() {
     )
     .await;
 }
+
+/// `package_cloud push OWNER/REPO/anyfile tool-1.0.tar.gz` and `yank OWNER/REPO/anyfile/1 FILE`:
+/// the CLI takes `distributions["anyfile"]`'s family `anyfile` and its first version's id.
+#[tokio::test]
+async fn package_cloud_pushes_and_yanks_a_raw_file() {
+    let app = TestApp::new().await;
+    app.create_repo("stable", false).await;
+    let call = |method: Method, path: &str| app.authed(method, path);
+    let distributions = json(
+        call(Method::GET, "/api/v1/distributions.json")
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    let family = distributions["anyfile"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["index_name"] == "anyfile")
+        .unwrap();
+    let id = family["versions"][0]["id"].as_i64().unwrap();
+    let form = Form::new()
+        .text("package[distro_version_id]", id.to_string())
+        .part(
+            "package[package_file]",
+            Part::bytes(b"#!/bin/sh\necho tool\n".to_vec()).file_name("tool-1.0.tar.gz"),
+        );
+    let pushed = json(
+        call(Method::POST, "/api/v1/repos/admin/stable/packages.json")
+            .multipart(form)
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    assert_eq!(pushed["filename"], "tool-1.0.tar.gz");
+    assert_eq!(
+        pushed["destroy_url"],
+        "/api/v1/repos/admin/stable/anyfile/1/tool-1.0.tar.gz"
+    );
+    let shown = json(
+        call(Method::GET, pushed["package_url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(shown["version"], "1.0");
+    json(
+        call(Method::DELETE, pushed["destroy_url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+}

@@ -254,6 +254,24 @@ async fn package_files_in_s3_redirect_to_presigned_urls_after_authorization() {
         .await
         .unwrap();
     assert_eq!(cached.status(), 304);
+    // Raw files redirect the same way.
+    let put = app
+        .authed(reqwest::Method::PUT, "/admin/stable/raw/tool/1.0/tool.bin")
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let raw = client
+        .get(app.url("/admin/stable/raw/tool/1.0/tool.bin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), StatusCode::FOUND);
+    let location = raw.headers()[LOCATION].to_str().unwrap();
+    assert!(location.contains("X-Amz-Signature="), "{location}");
+    let fetched = client.get(location).send().await.unwrap();
+    assert_eq!(fetched.bytes().await.unwrap(), bytes);
     // Index files are never redirected.
     let in_release = client
         .get(app.url("/admin/stable/debian/dists/bookworm/InRelease"))

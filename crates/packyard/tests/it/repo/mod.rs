@@ -2,4 +2,5 @@ mod apt;
 mod ftparchive;
 mod http;
 mod pool_names;
+mod raw;
 mod yum;

@@ -13,6 +13,7 @@ use axum::Json;
 use axum::extract::{ConnectInfo, Multipart, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
+use futures::StreamExt;
 use packyard_api as api;
 use packyard_formats::digest::MultiHasher;
 use tempfile::TempPath;
@@ -122,12 +123,18 @@ async fn read_form(app: &App, mut multipart: Multipart) -> Result<Form, ApiError
     Ok(form)
 }
 
-/// Writes a multipart field to a temporary file, hashing it on the way, within the size limit.
-async fn stage(
+/// Writes an upload (a multipart field, a request body) to a temporary file, hashing it on
+/// the way, within the size limit.
+pub async fn stage<S, E>(
     app: &App,
-    mut field: axum::extract::multipart::Field<'_>,
+    body: S,
     filename: String,
-) -> Result<(Staged, TempPath), ApiError> {
+) -> Result<(Staged, TempPath), ApiError>
+where
+    S: futures::Stream<Item = Result<Bytes, E>>,
+    E: std::fmt::Display,
+{
+    let mut body = std::pin::pin!(body);
     let limit = app.config.max_upload_bytes;
     let file = tempfile::NamedTempFile::new_in(app.blobs.tmp_dir())
         .map_err(|e| anyhow::anyhow!("creating a staging file: {e}"))?;
@@ -163,7 +170,7 @@ async fn stage(
     let mut received: u64 = 0;
     let mut failure = None;
     loop {
-        match field.chunk().await {
+        match body.next().await.transpose() {
             Ok(Some(chunk)) => {
                 received += chunk.len() as u64;
                 if received > limit {

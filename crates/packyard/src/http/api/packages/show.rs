@@ -33,18 +33,23 @@ pub async fn show(
     let parts: Vec<&str> = path.split('/').collect();
     // deb: deb/OS/DIST/NAME/ARCH/VERSION; rpm: rpm/OS/DIST/NAME/ARCH/VERSION/RELEASE; either
     // may end in `versions` instead.
+    // anyfile: anyfile/NAME/VERSION, every file of that version.
     let (os, dist, package, arch, wanted) = match parts.as_slice() {
-        ["deb" | "rpm", os, dist, package, arch, "versions"] => (os, dist, package, arch, None),
+        ["deb" | "rpm", os, dist, package, arch, "versions"] => {
+            (*os, *dist, package, Some(*arch), None)
+        }
         ["deb", os, dist, package, arch, version] => {
-            (os, dist, package, arch, Some(version.to_string()))
+            (*os, *dist, package, Some(*arch), Some(version.to_string()))
         }
         ["rpm", os, dist, package, arch, version, release] => (
-            os,
-            dist,
+            *os,
+            *dist,
             package,
-            arch,
+            Some(*arch),
             Some(format!("{version}-{release}")),
         ),
+        ["anyfile", package, "versions"] => ("anyfile", "1", package, None, None),
+        ["anyfile", package, version] => ("anyfile", "1", package, None, Some(version.to_string())),
         _ => return Err(ApiError::not_found(format!("no package at {path}"))),
     };
     let distro = distros::by_path(os, dist)
@@ -65,7 +70,8 @@ pub async fn show(
         .find(|p| p.version == last || p.version.ends_with(&format!(":{last}")))
         .ok_or_else(|| {
             ApiError::not_found(format!(
-                "{package} {last} ({arch}) is not in {owner}/{name} {os}/{dist}"
+                "{package} {last} ({}) is not in {owner}/{name} {os}/{dist}",
+                arch.unwrap_or("any architecture")
             ))
         })?;
     match stat {
