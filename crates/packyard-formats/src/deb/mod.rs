@@ -15,7 +15,7 @@ mod writer;
 pub use archive::{DebError, Limits, read_control};
 pub use control::{Control, ControlError};
 pub use packages::render_stanza;
-pub use path::{AptPath, Compression, HashKind, pool_name};
+pub use path::{AptPath, Compression, HashKind, SOURCE, pool_name};
 pub use release::{ReleaseFile, ReleaseInfo, release_sha256, render_release};
 pub use version::{
     compare_versions, validate_architecture, validate_package_name, validate_version,

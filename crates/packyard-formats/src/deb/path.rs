@@ -3,8 +3,9 @@
 //! ```text
 //! dists/DIST/{InRelease,Release,Release.gpg}
 //! dists/DIST/main/binary-ARCH/Packages{,.gz,.zst,.xz}
-//! dists/DIST/main/binary-ARCH/by-hash/{MD5Sum,SHA1,SHA256,SHA512}/HEX
-//! pool/DIST/main/L/NAME/FILE.deb
+//! dists/DIST/main/source/Sources{,.gz,.zst,.xz}
+//! dists/DIST/main/{binary-ARCH,source}/by-hash/{MD5Sum,SHA1,SHA256,SHA512}/HEX
+//! pool/DIST/main/L/NAME/FILE                 (a .deb, or a source package's files)
 //! ```
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +49,18 @@ impl HashKind {
     }
 }
 
+/// The architecture that stands for source packages: their index is `main/source/Sources`.
+pub const SOURCE: &str = "source";
+
+/// `binary-ARCH` is ARCH's index directory, `source` that of source packages.
+fn index_arch(dir: &str) -> Option<&str> {
+    if dir == SOURCE {
+        Some(SOURCE)
+    } else {
+        dir.strip_prefix("binary-").filter(|arch| *arch != SOURCE)
+    }
+}
+
 /// A path under `/OWNER/REPO/OS/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AptPath {
@@ -60,6 +73,7 @@ pub enum AptPath {
     ReleaseGpg {
         dist: String,
     },
+    /// `Packages` of an architecture, or `Sources` when `arch` is `SOURCE`.
     Packages {
         dist: String,
         arch: String,
@@ -89,13 +103,18 @@ impl AptPath {
             ["dists", dist, "InRelease"] => Some(AptPath::InRelease { dist: owned(dist) }),
             ["dists", dist, "Release"] => Some(AptPath::Release { dist: owned(dist) }),
             ["dists", dist, "Release.gpg"] => Some(AptPath::ReleaseGpg { dist: owned(dist) }),
-            ["dists", dist, "main", binary, file] => {
-                let arch = binary.strip_prefix("binary-")?;
-                let compression = match *file {
-                    "Packages" => Compression::None,
-                    "Packages.gz" => Compression::Gzip,
-                    "Packages.zst" => Compression::Zstd,
-                    "Packages.xz" => Compression::Xz,
+            ["dists", dist, "main", dir, file] => {
+                let arch = index_arch(dir)?;
+                let stem = if arch == SOURCE {
+                    "Sources"
+                } else {
+                    "Packages"
+                };
+                let compression = match file.strip_prefix(stem)? {
+                    "" => Compression::None,
+                    ".gz" => Compression::Gzip,
+                    ".zst" => Compression::Zstd,
+                    ".xz" => Compression::Xz,
                     _ => return None,
                 };
                 Some(AptPath::Packages {
@@ -104,8 +123,8 @@ impl AptPath {
                     compression,
                 })
             }
-            ["dists", dist, "main", binary, "by-hash", kind, hex] => {
-                let arch = binary.strip_prefix("binary-")?;
+            ["dists", dist, "main", dir, "by-hash", kind, hex] => {
+                let arch = index_arch(dir)?;
                 Some(AptPath::ByHash {
                     dist: owned(dist),
                     arch: owned(arch),
@@ -115,7 +134,7 @@ impl AptPath {
             }
             ["pool", dist, "main", letter, name, filename] => {
                 let first = name.chars().next()?.to_string();
-                if *letter != first || !filename.ends_with(".deb") {
+                if *letter != first {
                     return None;
                 }
                 Some(AptPath::Pool {
@@ -138,6 +157,27 @@ impl AptPath {
             | AptPath::ByHash { dist, .. }
             | AptPath::Pool { dist, .. } => dist,
         }
+    }
+
+    /// The directory of an architecture's index under `dists/DIST/`: `main/binary-ARCH`, or
+    /// `main/source` for `SOURCE`.
+    pub fn index_dir(arch: &str) -> String {
+        if arch == SOURCE {
+            "main/source".to_owned()
+        } else {
+            format!("main/binary-{arch}")
+        }
+    }
+
+    /// An architecture's index file under `dists/DIST/`: `main/binary-ARCH/Packages` or
+    /// `main/source/Sources`, with the compression's suffix.
+    pub fn index_file(arch: &str, compression: Compression) -> String {
+        let stem = if arch == SOURCE {
+            "Sources"
+        } else {
+            "Packages"
+        };
+        format!("{}/{stem}{}", Self::index_dir(arch), compression.suffix())
     }
 
     /// The pool path of a package file relative to `/OWNER/REPO/OS/`, as `Filename:` lists it.
@@ -215,6 +255,28 @@ mod tests {
     }
 
     #[test]
+    fn sources_are_the_index_of_the_source_architecture() {
+        let path = AptPath::parse("dists/bookworm/main/source/Sources.gz").unwrap();
+        assert_eq!(
+            path,
+            AptPath::Packages {
+                dist: "bookworm".into(),
+                arch: SOURCE.into(),
+                compression: Compression::Gzip
+            }
+        );
+        assert_eq!(
+            AptPath::index_file(SOURCE, Compression::Gzip),
+            "main/source/Sources.gz"
+        );
+        assert_eq!(
+            AptPath::index_file("amd64", Compression::None),
+            "main/binary-amd64/Packages"
+        );
+        assert!(AptPath::parse("pool/bookworm/main/h/hello/hello_1.0-1.dsc").is_some());
+    }
+
+    #[test]
     fn rejects_everything_else() {
         for bad in [
             "",
@@ -224,7 +286,9 @@ mod tests {
             "dists/bookworm/main/binary-amd64/by-hash/SHA256/xyz",
             "dists/bookworm/main/binary-amd64/by-hash/SHA256/ABCDEF",
             "pool/bookworm/main/x/hello/hello.deb",
-            "pool/bookworm/main/h/hello/hello.rpm",
+            "dists/bookworm/main/source/Packages",
+            "dists/bookworm/main/binary-amd64/Sources",
+            "dists/bookworm/main/binary-source/Packages",
             "/dists/bookworm/InRelease",
         ] {
             assert_eq!(AptPath::parse(bad), None, "{bad}");

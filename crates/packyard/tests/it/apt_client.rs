@@ -40,7 +40,12 @@ impl Apt {
         std::fs::write(a.join("apt.conf"), conf).unwrap();
         std::fs::write(
             a.join("sources.list"),
-            format!("deb [signed-by={d}/key.gpg] {source_url} {dist} main\n"),
+            // The deb-src line too, as packagecloud's configuration writes it: every update
+            // then also fetches Sources, with or without source packages.
+            format!(
+                "deb [signed-by={d}/key.gpg] {source_url} {dist} main\n\
+                 deb-src [signed-by={d}/key.gpg] {source_url} {dist} main\n"
+            ),
         )
         .unwrap();
         Apt { dir }

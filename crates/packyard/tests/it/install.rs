@@ -38,7 +38,8 @@ async fn configuration_endpoints_for_public_and_private_repositories() {
     assert_eq!(status, 200);
     assert!(
         list.contains(&format!(
-            "deb [signed-by=/usr/share/keyrings/admin-stable-archive-keyring.gpg] http://{host}/admin/stable/debian/ bookworm main"
+            "deb [signed-by=/usr/share/keyrings/admin-stable-archive-keyring.gpg] http://{host}/admin/stable/debian/ bookworm main\n\
+             deb-src [signed-by=/usr/share/keyrings/admin-stable-archive-keyring.gpg] http://{host}/admin/stable/debian/ bookworm main\n"
         )),
         "{list}"
     );

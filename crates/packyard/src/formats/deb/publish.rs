@@ -11,7 +11,9 @@ use std::collections::BTreeSet;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use packyard_formats::chunked;
-use packyard_formats::deb::{ReleaseFile, ReleaseInfo, render_release};
+use packyard_formats::deb::{
+    AptPath, Compression, ReleaseFile, ReleaseInfo, SOURCE, render_release,
+};
 use packyard_formats::digest::FileDigests;
 
 use crate::app::App;
@@ -67,6 +69,7 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
     } else {
         architectures
             .iter()
+            .chain([&SOURCE.to_owned()])
             .map(|arch| chunks.first_unreusable_id(arch, &members(&entries, arch)))
             .min()
             .unwrap_or(0)
@@ -148,8 +151,8 @@ struct Built {
     used_chunks: Vec<Chunk>,
 }
 
-/// The architectures a distribution lists: the defaults and every one pushed (`all` packages
-/// go into each).
+/// The binary architectures a distribution lists: the defaults and every one pushed (`all`
+/// packages go into each).
 fn architectures(entries: &[IndexEntry]) -> BTreeSet<String> {
     let mut architectures: BTreeSet<String> = DEFAULT_ARCHITECTURES
         .iter()
@@ -158,17 +161,17 @@ fn architectures(entries: &[IndexEntry]) -> BTreeSet<String> {
     architectures.extend(
         entries
             .iter()
-            .filter(|e| e.architecture != "all")
+            .filter(|e| e.architecture != "all" && e.architecture != SOURCE)
             .map(|e| e.architecture.clone()),
     );
     architectures
 }
 
-/// The packages in one architecture's `Packages`.
+/// The packages in one architecture's `Packages`, or with `SOURCE` in `Sources`.
 fn members<'a>(entries: &'a [IndexEntry], arch: &str) -> Vec<&'a IndexEntry> {
     entries
         .iter()
-        .filter(|e| e.architecture == arch || e.architecture == "all")
+        .filter(|e| e.architecture == arch || (e.architecture == "all" && arch != SOURCE))
         .collect()
 }
 
@@ -182,7 +185,14 @@ fn build(
 ) -> Result<Built> {
     let architectures = architectures(entries);
     let mut out = IndexFiles::default();
-    for arch in &architectures {
+    // Sources is listed in every distribution, even empty: the deb-src line packagecloud's
+    // configuration writes makes `apt-get update` fail on a Release without it.
+    let indexes = architectures
+        .iter()
+        .map(String::as_str)
+        .chain([SOURCE])
+        .map(|arch| (arch, AptPath::index_file(arch, Compression::None)));
+    for (arch, path) in indexes {
         let built = chunks.build(
             arch,
             "",
@@ -191,18 +201,14 @@ fn build(
             repo.index_zstd,
             repo.index_xz,
         )?;
-        let dir = format!("main/binary-{arch}");
         // apt finds the compressed files only when Release lists the uncompressed one too.
-        let gz = out.add_segmented(format!("{dir}/Packages.gz"), built.gz, built.gz_digests)?;
-        out.add_gunzipped(format!("{dir}/Packages"), &built.plain, &gz)?;
+        let gz = out.add_segmented(format!("{path}.gz"), built.gz, built.gz_digests)?;
+        out.add_gunzipped(path.clone(), &built.plain, &gz)?;
         if let (Some(zst), Some(digests)) = (built.zst, built.zst_digests) {
-            out.add_segmented(format!("{dir}/Packages.zst"), zst, digests)?;
+            out.add_segmented(format!("{path}.zst"), zst, digests)?;
         }
         if let Some(text) = built.text {
-            out.add(
-                format!("{dir}/Packages.xz"),
-                chunked::xz_stream(text.as_bytes()),
-            )?;
+            out.add(format!("{path}.xz"), chunked::xz_stream(text.as_bytes()))?;
         }
     }
     let finished = chunks.finish();

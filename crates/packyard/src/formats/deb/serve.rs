@@ -45,7 +45,7 @@ pub async fn serve(
         AptPath::Packages {
             arch, compression, ..
         } => {
-            let name = format!("main/binary-{arch}/Packages{}", compression.suffix());
+            let name = AptPath::index_file(&arch, compression);
             let load = generations::current_file(&app.db, &target, &name);
             let index = app
                 .cache
@@ -63,7 +63,7 @@ pub async fn serve(
                 HashKind::Sha256 => DigestColumn::Sha256,
                 HashKind::Sha512 => DigestColumn::Sha512,
             };
-            let dir = format!("main/binary-{arch}");
+            let dir = AptPath::index_dir(&arch);
             let load = generations::file_by_hash(&app.db, &target, &dir, column, &hex);
             let key = FileKey::ByHash {
                 dir: dir.clone(),
