@@ -83,7 +83,7 @@ pub async fn backup(app: &App, dir: &Path, include_secret: bool) -> Result<Backu
     // the collector removed meanwhile.
     let blobs = app
         .db
-        .texts("SELECT DISTINCT sha256 FROM packages ORDER BY sha256")
+        .texts("SELECT sha256 FROM packages UNION SELECT sha256 FROM package_files ORDER BY sha256")
         .await?;
     let (mut copied, mut gone) = (0, 0);
     for sha256 in &blobs {
@@ -374,7 +374,11 @@ pub async fn restore(config: Config, dir: &Path) -> Result<RestoreReport> {
     let mut missing = Vec::new();
     for sha256 in app
         .db
-        .texts("SELECT DISTINCT sha256 FROM packages WHERE deleted_at IS NULL ORDER BY sha256")
+        .texts(
+            "SELECT sha256 FROM packages WHERE deleted_at IS NULL
+             UNION SELECT f.sha256 FROM package_files f JOIN packages p ON p.id = f.package_id
+             WHERE p.deleted_at IS NULL ORDER BY sha256",
+        )
         .await?
     {
         let key = BlobKey::from_sha256(&sha256)?;
@@ -396,7 +400,11 @@ pub async fn restore(config: Config, dir: &Path) -> Result<RestoreReport> {
     let mut dropped = 0;
     for sha256 in app
         .db
-        .texts("SELECT DISTINCT sha256 FROM packages WHERE deleted_at IS NOT NULL")
+        .texts(
+            "SELECT sha256 FROM packages WHERE deleted_at IS NOT NULL
+             UNION SELECT f.sha256 FROM package_files f JOIN packages p ON p.id = f.package_id
+             WHERE p.deleted_at IS NOT NULL",
+        )
         .await?
     {
         let key = BlobKey::from_sha256(&sha256)?;

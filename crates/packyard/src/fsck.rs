@@ -48,13 +48,23 @@ pub async fn check(app: &App, repair: bool) -> Result<Report> {
         let name = format!("{}/{}", repo.owner, repo.name);
         for package in db::packages::live(&app.db, repo.id, None).await? {
             report.packages_checked += 1;
-            if let Some(detail) = check_blob(app, &package.sha256, package.size).await? {
-                report.problems.push(Problem {
-                    kind: "package_blob",
-                    repository: Some(name.clone()),
-                    target: Some(package.filename.clone()),
-                    detail,
-                });
+            let mut blobs = vec![(
+                package.filename.clone(),
+                package.sha256.clone(),
+                package.size,
+            )];
+            for file in db::packages::files(&app.db, package.id).await? {
+                blobs.push((file.filename, file.sha256, file.size));
+            }
+            for (filename, sha256, size) in blobs {
+                if let Some(detail) = check_blob(app, &sha256, size).await? {
+                    report.problems.push(Problem {
+                        kind: "package_blob",
+                        repository: Some(name.clone()),
+                        target: Some(filename),
+                        detail,
+                    });
+                }
             }
         }
         let targets = published

@@ -15,7 +15,7 @@ use packyard_formats::digest::FileDigests;
 use thiserror::Error;
 
 use crate::app::App;
-use crate::db::packages::{Inserted, NewPackage, Package};
+use crate::db::packages::{Inserted, NewPackage, Package, PackageFile};
 use crate::db::{self, Tx, repos::Repo};
 use crate::distros::Distro;
 use crate::formats::PackageFormat;
@@ -26,6 +26,29 @@ pub struct Staged {
     pub path: PathBuf,
     pub filename: String,
     pub digests: FileDigests,
+    /// Files uploaded with it that it names: a Debian source package's tarballs
+    /// (`package[source_files][]`).
+    pub source_files: Vec<Staged>,
+}
+
+impl Staged {
+    pub fn new(path: PathBuf, filename: String, digests: FileDigests) -> Staged {
+        Staged {
+            path,
+            filename,
+            digests,
+            source_files: Vec::new(),
+        }
+    }
+}
+
+/// Stores the blobs of an upload: its own and those of its source files.
+async fn put_blobs(app: &App, staged: &Staged) -> anyhow::Result<()> {
+    for file in std::iter::once(staged).chain(&staged.source_files) {
+        let key = BlobKey::from_sha256(&file.digests.sha256)?;
+        app.blobs.put_file(&key, &file.path).await?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Error)]
@@ -52,6 +75,8 @@ pub struct Parsed {
     pub dependencies: BTreeMap<String, Vec<String>>,
     /// Index entries by part (`packages`, `primary` ...), rendered once.
     pub entries: Vec<(&'static str, String)>,
+    /// Files beside the package's own, from `Staged::source_files`.
+    pub files: Vec<PackageFile>,
 }
 
 /// Why `filename` cannot name a package file in a pool: one path segment, no traversal,
@@ -125,9 +150,7 @@ pub struct Prepared(Parsed);
 /// transaction of its own (`insert_prepared`).
 pub async fn prepare(app: &App, distro: &Distro, staged: &Staged) -> Result<Prepared, PushError> {
     let parsed = parse(staged, distro).await?;
-    app.blobs
-        .put_file(&BlobKey::from_sha256(&staged.digests.sha256)?, &staged.path)
-        .await?;
+    put_blobs(app, staged).await?;
     Ok(Prepared(parsed))
 }
 
@@ -142,9 +165,7 @@ pub async fn insert_prepared(
     prepared: &Prepared,
 ) -> Result<Package, PushError> {
     // The collector deletes blobs under the write lock; check again now that we hold it.
-    app.blobs
-        .put_file(&BlobKey::from_sha256(&staged.digests.sha256)?, &staged.path)
-        .await?;
+    put_blobs(app, staged).await?;
     let parsed = &prepared.0;
     let dependencies =
         serde_json::to_string(&parsed.dependencies).context("encoding dependencies")?;
@@ -176,12 +197,19 @@ async fn parse_as_of(
     distro: &Distro,
     file_time: i64,
 ) -> Result<Parsed, PushError> {
-    check_kind(staged, distro)?;
-    distro
-        .format
+    let format = distro.format.for_upload(&staged.filename);
+    check_kind(staged, distro, format)?;
+    format
         .check_filename(&staged.filename)
         .map_err(|why| PushError::BadFilename(format!("file name {:?} {why}", staged.filename)))?;
-    distro.format.parse(staged, distro, file_time).await
+    if !staged.source_files.is_empty() && format != PackageFormat::Dsc {
+        return Err(PushError::BadPackage(format!(
+            "only a Debian source package (.dsc) comes with source files; {} is {}",
+            staged.filename,
+            format.describe()
+        )));
+    }
+    format.parse(staged, distro, file_time).await
 }
 
 /// Reads a stored package's blob again and renders its index entries anew (after a parser
@@ -201,11 +229,23 @@ pub async fn rerender(app: &App, distro: &Distro, package: &Package) -> anyhow::
         package.sha256,
         digests.sha256
     );
-    let staged = Staged {
-        path: file.path().to_owned(),
-        filename: package.filename.clone(),
-        digests,
-    };
+    let mut staged = Staged::new(file.path().to_owned(), package.filename.clone(), digests);
+    // Source files come back from storage too; the temporary files live until the end.
+    let mut temporaries = Vec::new();
+    for stored in db::packages::files(&app.db, package.id).await? {
+        let temp = tempfile::NamedTempFile::new_in(app.blobs.tmp_dir())?;
+        let digests = app
+            .blobs
+            .download_to(&BlobKey::from_sha256(&stored.sha256)?, temp.path())
+            .await?
+            .with_context(|| format!("the blob of {} is missing from storage", stored.filename))?;
+        staged.source_files.push(Staged::new(
+            temp.path().to_owned(),
+            stored.filename,
+            digests,
+        ));
+        temporaries.push(temp);
+    }
     let parsed = parse_as_of(&staged, distro, package.created_at)
         .await
         .map_err(|e| anyhow::anyhow!("{} no longer parses: {e}", package.filename))?;
@@ -242,9 +282,7 @@ pub async fn import(
             return Err(reserved(&package.name));
         }
         parsed.push(package);
-        app.blobs
-            .put_file(&BlobKey::from_sha256(&staged.digests.sha256)?, &staged.path)
-            .await?;
+        put_blobs(app, staged).await?;
     }
     let keyring = crate::keyring::missing_in(app, repo, distro).await?;
     let mut tx = app.db.begin_write().await?;
@@ -255,9 +293,7 @@ pub async fn import(
     let mut architectures: Vec<String> = Vec::new();
     for (staged, parsed) in files.iter().zip(&parsed) {
         // The collector deletes blobs under the write lock; check again now that we hold it.
-        app.blobs
-            .put_file(&BlobKey::from_sha256(&staged.digests.sha256)?, &staged.path)
-            .await?;
+        put_blobs(app, staged).await?;
         let dependencies =
             serde_json::to_string(&parsed.dependencies).context("encoding dependencies")?;
         let new = new_package(repo, distro, staged, parsed, &dependencies);
@@ -300,12 +336,13 @@ fn new_package<'a>(
         sha512: &d.sha512,
         dependencies,
         entries: &parsed.entries,
+        files: &parsed.files,
     }
 }
 
 /// A .deb pushed to an rpm distribution (or the reverse) gets a message that says so.
-fn check_kind(staged: &Staged, distro: &Distro) -> Result<(), PushError> {
-    if distro.format == PackageFormat::AnyFile {
+fn check_kind(staged: &Staged, distro: &Distro, format: PackageFormat) -> Result<(), PushError> {
+    if format == PackageFormat::AnyFile {
         return Ok(()); // A raw file may be anything, a .deb included.
     }
     let mut magic = [0u8; 8];
@@ -313,13 +350,13 @@ fn check_kind(staged: &Staged, distro: &Distro) -> Result<(), PushError> {
         .and_then(|mut f| f.read(&mut magic))
         .context("reading the upload")?;
     match PackageFormat::sniff(&magic[..read]) {
-        Some(kind) if kind != distro.format => Err(PushError::BadPackage(format!(
+        Some(kind) if kind != format => Err(PushError::BadPackage(format!(
             "{} is {}, but {}/{} takes {} packages",
             staged.filename,
             kind.describe(),
             distro.os,
             distro.dist,
-            distro.format.extension(),
+            format.extension(),
         ))),
         _ => Ok(()),
     }
@@ -333,12 +370,21 @@ async fn store(
     parsed: Parsed,
     keyring: Option<&crate::keyring::Prepared>,
 ) -> Result<(Package, bool), PushError> {
-    let key = BlobKey::from_sha256(&staged.digests.sha256)?;
-    app.blobs.put_file(&key, &staged.path).await?;
+    put_blobs(app, staged).await?;
     let mut tx = app.db.begin_write().await?;
     // The collector deletes blobs under the write lock; check again now that we hold it.
-    app.blobs.put_file(&key, &staged.path).await?;
+    put_blobs(app, staged).await?;
     let d = &staged.digests;
+    for file in &parsed.files {
+        let held = db::packages::live_companion_sha256(&mut tx, repo.id, distro.id, &file.filename)
+            .await?;
+        if held.is_some_and(|sha256| sha256 != file.sha256) {
+            return Err(PushError::Conflict(format!(
+                "has already been taken: {}/{} already has a different {}",
+                distro.os, distro.dist, file.filename
+            )));
+        }
+    }
     let dependencies =
         serde_json::to_string(&parsed.dependencies).context("encoding dependencies")?;
     let new = new_package(repo, distro, staged, &parsed, &dependencies);
@@ -408,6 +454,7 @@ pub async fn promote(
     }
     let keyring = crate::keyring::missing_in(app, destination, distro).await?;
     let entries = db::packages::entries(&app.db, package.id).await?;
+    let files = db::packages::files(&app.db, package.id).await?;
     let entries: Vec<(&str, String)> = entries
         .iter()
         .map(|(part, body)| (part.as_str(), body.clone()))
@@ -427,6 +474,7 @@ pub async fn promote(
         sha512: &package.sha512,
         dependencies: &package.dependencies,
         entries: &entries,
+        files: &files,
     };
     let mut tx = app.db.begin_write().await?;
     let promoted = match db::packages::insert(&mut tx, &new).await? {

@@ -69,11 +69,7 @@ pub fn build(
     file.write_all(&bytes)?;
     file.flush()?;
     Ok(Some(Built {
-        staged: Staged {
-            path: file.path().to_owned(),
-            filename,
-            digests: FileDigests::of(&bytes),
-        },
+        staged: Staged::new(file.path().to_owned(), filename, FileDigests::of(&bytes)),
         _file: file,
     }))
 }

@@ -364,6 +364,13 @@ pub fn keyring(public_armored: &[String]) -> Result<String> {
 
 /// The fingerprints of those of `public_keys` (armored) that made a valid signature on the
 /// cleartext-signed `signed` (an `InRelease`).
+/// The text of a cleartext-signed message, dash-escaping undone, with `\n` line ends.
+pub fn cleartext_body(signed: &str) -> Result<String> {
+    let (message, _) =
+        CleartextSignedMessage::from_string(signed).context("not a cleartext-signed message")?;
+    Ok(message.signed_text().replace("\r\n", "\n") + "\n")
+}
+
 pub fn cleartext_signers(signed: &str, public_keys: &[String]) -> Result<Vec<String>> {
     let (message, _) =
         CleartextSignedMessage::from_string(signed).context("not a cleartext-signed message")?;

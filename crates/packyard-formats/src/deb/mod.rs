@@ -6,6 +6,7 @@
 
 mod archive;
 mod control;
+mod dsc;
 mod packages;
 pub(crate) mod path;
 mod release;
@@ -14,6 +15,9 @@ mod writer;
 
 pub use archive::{DebError, Limits, read_control};
 pub use control::{Control, ControlError};
+pub use dsc::{
+    Dsc, DscError, MAX_DSC_BYTES, NamedFile, is_clearsigned, parse_dsc, render_sources_stanza,
+};
 pub use packages::render_stanza;
 pub use path::{AptPath, Compression, HashKind, SOURCE, pool_name};
 pub use release::{ReleaseFile, ReleaseInfo, release_sha256, render_release};

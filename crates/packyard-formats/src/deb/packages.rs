@@ -109,7 +109,7 @@ pub fn render_stanza(control: &Control, filename: &str, file: &FileDigests) -> S
     out
 }
 
-fn push_field(out: &mut String, name: &str, value: &str) {
+pub(crate) fn push_field(out: &mut String, name: &str, value: &str) {
     out.push_str(name);
     out.push(':');
     if !value.starts_with('\n') {

@@ -184,15 +184,12 @@ fn stage(path: &Path) -> Result<Staged> {
     let bytes = std::fs::read(path)?;
     let mut hasher = MultiHasher::default();
     hasher.update(&bytes);
-    Ok(Staged {
-        path: path.to_path_buf(),
-        filename: path
-            .file_name()
-            .context("a file name")?
-            .to_string_lossy()
-            .into_owned(),
-        digests: hasher.finish(),
-    })
+    let filename = path.file_name().context("a file name")?;
+    Ok(Staged::new(
+        path.to_path_buf(),
+        filename.to_string_lossy().into_owned(),
+        hasher.finish(),
+    ))
 }
 
 /// A fresh Packyard with one repository, `n` packages imported and published.

@@ -564,7 +564,10 @@ pub async fn collect(tx: &mut Tx, grace_secs: i64) -> Result<Collected> {
          JOIN generations g ON g.id = s.generation_id
          WHERE g.superseded_at < $1
          UNION
-         SELECT DISTINCT sha256 FROM packages WHERE deleted_at IS NOT NULL AND deleted_at < $1",
+         SELECT DISTINCT sha256 FROM packages WHERE deleted_at IS NOT NULL AND deleted_at < $1
+         UNION
+         SELECT DISTINCT f.sha256 FROM package_files f JOIN packages p ON p.id = f.package_id
+         WHERE p.deleted_at IS NOT NULL AND p.deleted_at < $1",
         )
         .bind(cutoff),
         fetch_all
@@ -588,7 +591,8 @@ pub async fn collect(tx: &mut Tx, grace_secs: i64) -> Result<Collected> {
             sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM generation_files WHERE blob_sha256 = $1)
                  OR EXISTS (SELECT 1 FROM generation_file_segments WHERE blob_sha256 = $1)
-                 OR EXISTS (SELECT 1 FROM packages WHERE sha256 = $1)",
+                 OR EXISTS (SELECT 1 FROM packages WHERE sha256 = $1)
+                 OR EXISTS (SELECT 1 FROM package_files WHERE sha256 = $1)",
             )
             .bind(&digest),
             fetch_one

@@ -46,6 +46,19 @@ pub struct NewPackage<'a> {
     pub dependencies: &'a str,
     /// Index entries by part: `packages` for a .deb; `primary`, `filelists`, `other` for an .rpm.
     pub entries: &'a [(&'a str, String)],
+    /// Files beside the package's own (a source package's tarballs).
+    pub files: &'a [PackageFile],
+}
+
+/// A file a package has besides its own, stored as a blob under its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PackageFile {
+    pub filename: String,
+    pub size: i64,
+    pub md5: String,
+    pub sha1: String,
+    pub sha256: String,
+    pub sha512: String,
 }
 
 /// What an insert found in the way.
@@ -96,6 +109,23 @@ pub async fn insert(tx: &mut Tx, new: &NewPackage<'_>) -> Result<Inserted> {
                     .bind(package.id)
                     .bind(part)
                     .bind(body),
+                    execute
+                )?;
+            }
+            for file in new.files {
+                run_tx!(
+                    tx,
+                    sqlx::query(
+                        "INSERT INTO package_files (package_id, filename, size, md5, sha1, sha256, sha512)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(package.id)
+                    .bind(&file.filename)
+                    .bind(file.size)
+                    .bind(&file.md5)
+                    .bind(&file.sha1)
+                    .bind(&file.sha256)
+                    .bind(&file.sha512),
                     execute
                 )?;
             }
@@ -645,8 +675,93 @@ pub async fn has_architecture(
 pub async fn drop_destroyed(db: &Db, sha256: &str) -> Result<u64> {
     Ok(run!(
         db,
-        sqlx::query("DELETE FROM packages WHERE sha256 = $1 AND deleted_at IS NOT NULL")
-            .bind(sha256),
+        sqlx::query(
+            "DELETE FROM packages WHERE deleted_at IS NOT NULL AND (sha256 = $1
+             OR id IN (SELECT package_id FROM package_files WHERE sha256 = $1))"
+        )
+        .bind(sha256),
         execute
+    )?)
+}
+
+/// The files a package has besides its own, by name.
+pub async fn files(db: &Db, package_id: i64) -> Result<Vec<PackageFile>> {
+    Ok(run!(
+        db,
+        sqlx::query_as(
+            "SELECT filename, size, md5, sha1, sha256, sha512 FROM package_files
+             WHERE package_id = $1 ORDER BY filename"
+        )
+        .bind(package_id),
+        fetch_all
+    )?)
+}
+
+/// A file of a package in a target's pool that is not the package's own: the newest holder,
+/// destroyed ones included (an index still current may list it), with the file.
+pub async fn pool_companion(
+    db: &Db,
+    repository_id: i64,
+    distro_version_id: i64,
+    filename: &str,
+) -> Result<Option<(Package, PackageFile)>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        package: Package,
+        file_size: i64,
+        file_sha256: String,
+    }
+    let columns = COLUMNS
+        .split(',')
+        .map(|c| format!("p.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT {columns}, f.size AS file_size, f.sha256 AS file_sha256
+         FROM package_files f JOIN packages p ON p.id = f.package_id
+         WHERE f.filename = $1 AND p.repository_id = $2 AND p.distro_version_id = $3
+         ORDER BY p.deleted_at IS NULL DESC, p.id DESC LIMIT 1"
+    );
+    let row: Option<Row> = run!(
+        db,
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(filename)
+            .bind(repository_id)
+            .bind(distro_version_id),
+        fetch_optional
+    )?;
+    Ok(row.map(|row| {
+        let file = PackageFile {
+            filename: filename.to_owned(),
+            size: row.file_size,
+            md5: String::new(),
+            sha1: String::new(),
+            sha256: row.file_sha256,
+            sha512: String::new(),
+        };
+        (row.package, file)
+    }))
+}
+
+/// The SHA-256 of the file named `filename` that a live package of the target holds besides
+/// its own, if any does: two source packages may share a tarball, never under other bytes.
+pub async fn live_companion_sha256(
+    tx: &mut Tx,
+    repository_id: i64,
+    distro_version_id: i64,
+    filename: &str,
+) -> Result<Option<String>> {
+    Ok(run_tx!(
+        tx,
+        sqlx::query_scalar(
+            "SELECT f.sha256 FROM package_files f JOIN packages p ON p.id = f.package_id
+             WHERE f.filename = $1 AND p.repository_id = $2 AND p.distro_version_id = $3
+             AND p.deleted_at IS NULL LIMIT 1"
+        )
+        .bind(filename)
+        .bind(repository_id)
+        .bind(distro_version_id),
+        fetch_optional
     )?)
 }

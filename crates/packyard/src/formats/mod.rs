@@ -10,6 +10,7 @@
 
 pub mod anyfile;
 pub mod deb;
+pub mod dsc;
 pub mod rpm;
 
 use anyhow::Result;
@@ -26,6 +27,8 @@ pub enum PackageFormat {
     Deb,
     Rpm,
     AnyFile,
+    /// Debian source packages, in deb distributions and their APT targets.
+    Dsc,
 }
 
 /// What a format's current generation lists, as read back by `fsck`.
@@ -41,6 +44,7 @@ impl PackageFormat {
         PackageFormat::Deb,
         PackageFormat::Rpm,
         PackageFormat::AnyFile,
+        PackageFormat::Dsc,
     ];
 
     /// The package type as API v1 names it (`package/deb/...`, `distributions.json`), also
@@ -50,6 +54,7 @@ impl PackageFormat {
             PackageFormat::Deb => "deb",
             PackageFormat::Rpm => "rpm",
             PackageFormat::AnyFile => "anyfile",
+            PackageFormat::Dsc => "dsc",
         }
     }
 
@@ -63,6 +68,25 @@ impl PackageFormat {
             PackageFormat::Deb => "debs",
             PackageFormat::Rpm => "rpms",
             PackageFormat::AnyFile => "anyfile",
+            PackageFormat::Dsc => "dscs",
+        }
+    }
+
+    /// The format whose distributions this one's packages go to (`distributions.json` lists
+    /// them under both names), whose targets list them and whose publisher builds those.
+    pub fn distro_format(self) -> PackageFormat {
+        match self {
+            PackageFormat::Dsc => PackageFormat::Deb,
+            format => format,
+        }
+    }
+
+    /// The format of a file uploaded as `filename` to a distribution of this format: a `.dsc`
+    /// to a deb distribution is a source package.
+    pub fn for_upload(self, filename: &str) -> PackageFormat {
+        match self {
+            PackageFormat::Deb if filename.ends_with(".dsc") => PackageFormat::Dsc,
+            format => format,
         }
     }
 
@@ -72,6 +96,7 @@ impl PackageFormat {
             PackageFormat::Deb => "a Debian (.deb) package",
             PackageFormat::Rpm => "an RPM (.rpm) package",
             PackageFormat::AnyFile => "a raw file",
+            PackageFormat::Dsc => "a Debian source package (.dsc)",
         }
     }
 
@@ -81,13 +106,14 @@ impl PackageFormat {
             PackageFormat::Deb => ".deb",
             PackageFormat::Rpm => ".rpm",
             PackageFormat::AnyFile => "",
+            PackageFormat::Dsc => ".dsc",
         }
     }
 
     /// Why `filename` cannot name a stored file of this format, if it cannot.
     pub fn check_filename(self, filename: &str) -> Result<(), String> {
         match self {
-            PackageFormat::Deb | PackageFormat::Rpm => {
+            PackageFormat::Deb | PackageFormat::Rpm | PackageFormat::Dsc => {
                 crate::ingest::check_package_filename(filename, self.extension())
             }
             PackageFormat::AnyFile => anyfile::check_filename(filename),
@@ -112,6 +138,8 @@ impl PackageFormat {
             PackageFormat::Rpm => "rpm_publish",
             // Raw files have no index; nothing queues this.
             PackageFormat::AnyFile => "anyfile_publish",
+            // Source packages are published with the binary ones of their APT target.
+            PackageFormat::Dsc => "apt_publish",
         }
     }
 
@@ -125,7 +153,7 @@ impl PackageFormat {
     pub fn stored_filename(self, uploaded: &str) -> Option<String> {
         match self {
             PackageFormat::Deb => deb::stored_filename(uploaded),
-            PackageFormat::Rpm | PackageFormat::AnyFile => None,
+            PackageFormat::Rpm | PackageFormat::AnyFile | PackageFormat::Dsc => None,
         }
     }
 
@@ -141,13 +169,16 @@ impl PackageFormat {
             PackageFormat::Deb => deb::parse(staged, distro).await,
             PackageFormat::Rpm => rpm::parse(staged, file_time).await,
             PackageFormat::AnyFile => anyfile::parse(staged),
+            PackageFormat::Dsc => dsc::parse(staged, distro).await,
         }
     }
 
     /// Builds and commits a new generation of `target`'s index.
     pub async fn publish(self, app: &App, target: &Target, build: &Build) -> Result<()> {
         match self {
-            PackageFormat::Deb => deb::publish::publish(app, target, build).await,
+            PackageFormat::Deb | PackageFormat::Dsc => {
+                deb::publish::publish(app, target, build).await
+            }
             PackageFormat::Rpm => rpm::publish::publish(app, target, build).await,
             PackageFormat::AnyFile => Ok(()),
         }
@@ -162,7 +193,7 @@ impl PackageFormat {
         architecture: &str,
     ) -> Result<Vec<Target>> {
         match self {
-            PackageFormat::Deb => Ok(vec![deb::target(repository_id, distro)]),
+            PackageFormat::Deb | PackageFormat::Dsc => Ok(vec![deb::target(repository_id, distro)]),
             PackageFormat::Rpm => rpm::targets_of(tx, repository_id, distro, architecture).await,
             PackageFormat::AnyFile => Ok(Vec::new()),
         }
@@ -176,7 +207,7 @@ impl PackageFormat {
         distro: &Distro,
     ) -> Result<Vec<Target>> {
         match self {
-            PackageFormat::Deb => Ok(vec![deb::target(repository_id, distro)]),
+            PackageFormat::Deb | PackageFormat::Dsc => Ok(vec![deb::target(repository_id, distro)]),
             PackageFormat::Rpm => rpm::all_targets(tx, repository_id, distro).await,
             PackageFormat::AnyFile => Ok(Vec::new()),
         }
@@ -188,6 +219,7 @@ impl PackageFormat {
             PackageFormat::Deb => format!("{}/{}", distro.os, deb::file_path(distro, package)),
             PackageFormat::Rpm => format!("{}/{}", distro.os, rpm::file_path(distro, package)),
             PackageFormat::AnyFile => anyfile::file_path(package),
+            PackageFormat::Dsc => format!("{}/{}", distro.os, dsc::file_path(distro, package)),
         }
     }
 
@@ -199,7 +231,9 @@ impl PackageFormat {
                 Some((v, r)) => (v.to_owned(), Some(r.to_owned())),
                 None => (version.to_owned(), None),
             },
-            PackageFormat::Deb | PackageFormat::AnyFile => (version.to_owned(), None),
+            PackageFormat::Deb | PackageFormat::AnyFile | PackageFormat::Dsc => {
+                (version.to_owned(), None)
+            }
         }
     }
 
@@ -213,7 +247,9 @@ impl PackageFormat {
         public_keys: &[String],
     ) -> Result<Option<(Vec<u8>, String)>> {
         Ok(Some(match self {
-            PackageFormat::Deb => deb::keyring_package(owner, repo, version, public_keys)?,
+            PackageFormat::Deb | PackageFormat::Dsc => {
+                deb::keyring_package(owner, repo, version, public_keys)?
+            }
             PackageFormat::Rpm => rpm::keyring_package(owner, repo, version, public_keys)?,
             PackageFormat::AnyFile => return Ok(None),
         }))
@@ -228,7 +264,9 @@ impl PackageFormat {
         public_keys: &[String],
     ) -> Result<Option<SignedListing>> {
         match self {
-            PackageFormat::Deb => deb::signed_listing(app, target, public_keys).await,
+            PackageFormat::Deb | PackageFormat::Dsc => {
+                deb::signed_listing(app, target, public_keys).await
+            }
             PackageFormat::Rpm => rpm::signed_listing(app, target, public_keys).await,
             PackageFormat::AnyFile => Ok(None),
         }

@@ -60,6 +60,10 @@ fn api_routes(upload_limit: usize) -> Router<App> {
                 .get(api::packages::list::all),
         )
         .route(
+            "/api/v1/repos/{owner}/{repo}/packages/contents.json",
+            post(api::packages::push::contents),
+        )
+        .route(
             "/api/v1/repos/{owner}/{repo}/packages/{*filter}",
             get(api::packages::list::filtered),
         )

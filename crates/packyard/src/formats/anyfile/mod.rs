@@ -55,6 +55,7 @@ pub fn parse(staged: &Staged) -> Result<Parsed, PushError> {
         filename: staged.filename.clone(),
         dependencies: Default::default(),
         entries: Vec::new(),
+        files: Vec::new(),
     })
 }
 

@@ -95,6 +95,7 @@ pub async fn parse(staged: &Staged, distro: &Distro) -> Result<Parsed, PushError
         filename,
         dependencies,
         entries: vec![("packages", stanza)],
+        files: Vec::new(),
     })
 }
 

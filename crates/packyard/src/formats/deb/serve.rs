@@ -83,16 +83,38 @@ pub async fn serve(
                 .cache
                 .pool_file(repo.id, distro.id, &filename, load)
                 .await?
-                .filter(|p| p.name == name)
-                .ok_or_else(missing)?;
-            File::blob(
-                BlobKey::from_sha256(&package.sha256)?,
-                package.size as u64,
-                "application/vnd.debian.binary-package",
-            )
-            .immutable()
-            .modified_at(package.created_at)
-            .counting(package.id, "deb")
+                .filter(|p| p.name == name);
+            match package {
+                Some(package) => {
+                    let (content_type, format) = match package.format.as_str() {
+                        "dsc" => ("text/prs.lines.tag", "dsc"),
+                        _ => ("application/vnd.debian.binary-package", "deb"),
+                    };
+                    File::blob(
+                        BlobKey::from_sha256(&package.sha256)?,
+                        package.size as u64,
+                        content_type,
+                    )
+                    .immutable()
+                    .modified_at(package.created_at)
+                    .counting(package.id, format)
+                }
+                // A file a source package names: its tarballs and diffs.
+                None => {
+                    let (package, file) =
+                        db::packages::pool_companion(&app.db, repo.id, distro.id, &filename)
+                            .await?
+                            .filter(|(p, _)| p.name == name)
+                            .ok_or_else(missing)?;
+                    File::blob(
+                        BlobKey::from_sha256(&file.sha256)?,
+                        file.size as u64,
+                        "application/octet-stream",
+                    )
+                    .immutable()
+                    .modified_at(package.created_at)
+                }
+            }
         }
     };
     send::send(app, request, file).await

@@ -129,6 +129,7 @@ pub async fn parse(staged: &Staged, file_time: i64) -> Result<Parsed, PushError>
         filename: staged.filename.clone(),
         dependencies,
         entries,
+        files: Vec::new(),
     })
 }
 

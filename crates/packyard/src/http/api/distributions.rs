@@ -8,7 +8,10 @@ use crate::distros::{self, PackageFormat};
 pub async fn list() -> Json<Distributions> {
     let mut all = Distributions::new();
     for &format in PackageFormat::ALL {
-        all.insert(format.name().into(), distros::families(format));
+        all.insert(
+            format.name().into(),
+            distros::families(format.distro_format()),
+        );
     }
     Json(all)
 }

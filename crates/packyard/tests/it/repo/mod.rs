@@ -1,4 +1,5 @@
 mod apt;
+mod dsc;
 mod ftparchive;
 mod http;
 mod pool_names;

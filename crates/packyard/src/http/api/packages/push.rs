@@ -39,9 +39,11 @@ pub async fn push(
     let repo = auth::writable_repo(&app, &user, &owner, &name).await?;
     let form = read_form(&app, multipart).await?;
 
-    let (staged, _temp) = form
+    let (mut staged, _temp) = form
         .file
         .ok_or_else(|| ApiError::invalid("package_file", "is missing"))?;
+    let (source_files, _temps): (Vec<_>, Vec<_>) = form.source_files.into_iter().unzip();
+    staged.source_files = source_files;
     let distro_id = form
         .distro_version_id
         .ok_or_else(|| ApiError::invalid("distro_version_id", "is missing"))?;
@@ -88,16 +90,52 @@ pub async fn push(
     ))
 }
 
+/// The most files one push may bring besides the package (a `.dsc` names a few).
+const MAX_SOURCE_FILES: usize = 64;
+
+/// `POST /api/v1/repos/OWNER/REPO/packages/contents.json` with a `.dsc` as
+/// `package[package_file]`: the files it names, which `package_cloud` checks against the
+/// local files before it pushes them as `package[source_files][]`.
+pub async fn contents(
+    State(app): State<App>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path((owner, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    multipart: Multipart,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let user = auth::require_user(&app, &headers, client.ip()).await?;
+    auth::writable_repo(&app, &user, &owner, &name).await?;
+    let form = read_form(&app, multipart).await?;
+    let (staged, _temp) = form
+        .file
+        .ok_or_else(|| ApiError::invalid("package_file", "is missing"))?;
+    let dsc = crate::formats::dsc::read(&staged)
+        .await
+        .map_err(|e| match e {
+            PushError::Internal(e) => ApiError::Internal(e),
+            other => ApiError::invalid("package_file", other.to_string()),
+        })?;
+    let files: Vec<_> = dsc
+        .files
+        .iter()
+        .map(|f| json!({ "filename": f.name, "size": f.size, "md5sum": f.md5 }))
+        .collect();
+    Ok(Json(json!({ "files": files })))
+}
+
 struct Form {
     distro_version_id: Option<String>,
     /// The staged file and the guard that deletes it when the request ends.
     file: Option<(Staged, TempPath)>,
+    /// The files a `.dsc` names, staged likewise.
+    source_files: Vec<(Staged, TempPath)>,
 }
 
 async fn read_form(app: &App, mut multipart: Multipart) -> Result<Form, ApiError> {
     let mut form = Form {
         distro_version_id: None,
         file: None,
+        source_files: Vec::new(),
     };
     let bad_body = |e: axum::extract::multipart::MultipartError| {
         ApiError::BadRequest(format!("invalid multipart body: {e}"))
@@ -116,6 +154,16 @@ async fn read_form(app: &App, mut multipart: Multipart) -> Result<Form, ApiError
                 }
                 let filename = field.file_name().unwrap_or_default().to_owned();
                 form.file = Some(stage(app, field, filename).await?);
+            }
+            "package[source_files][]" | "source_files[]" => {
+                if form.source_files.len() >= MAX_SOURCE_FILES {
+                    return Err(ApiError::invalid(
+                        "source_files",
+                        format!("at most {MAX_SOURCE_FILES} source files come with a package"),
+                    ));
+                }
+                let filename = field.file_name().unwrap_or_default().to_owned();
+                form.source_files.push(stage(app, field, filename).await?);
             }
             _ => {}
         }
@@ -198,10 +246,6 @@ where
     if let Some(failure) = failure {
         return Err(failure);
     }
-    let staged = Staged {
-        path: path.to_path_buf(),
-        filename,
-        digests,
-    };
+    let staged = Staged::new(path.to_path_buf(), filename, digests);
     Ok((staged, path))
 }

@@ -35,6 +35,12 @@ pub async fn show(
     // may end in `versions` instead.
     // anyfile: anyfile/NAME/VERSION, every file of that version.
     let (os, dist, package, arch, wanted) = match parts.as_slice() {
+        // dsc: dsc/OS/DIST/NAME/ARCH/VERSION, the architecture segment not consulted
+        // (packagecloud writes `i386 amd64 all` there).
+        ["dsc", os, dist, package, _, "versions"] => (*os, *dist, package, None, None),
+        ["dsc", os, dist, package, _, version] => {
+            (*os, *dist, package, None, Some(version.to_string()))
+        }
         ["deb" | "rpm", os, dist, package, arch, "versions"] => {
             (*os, *dist, package, Some(*arch), None)
         }
@@ -54,8 +60,10 @@ pub async fn show(
     };
     let distro = distros::by_path(os, dist)
         .ok_or_else(|| ApiError::not_found(format!("unknown distribution {os}/{dist}")))?;
-    let versions =
+    let mut versions =
         db::packages::by_name_and_arch(&app.db, repo.id, distro.id, package, arch).await?;
+    // A deb distribution holds binary and source packages of the same name.
+    versions.retain(|p| p.format == parts[0]);
     let base = auth::base_url(&app, &headers);
     let Some(last) = wanted else {
         let all: Vec<_> = versions
