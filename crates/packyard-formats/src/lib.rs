@@ -8,5 +8,6 @@ pub mod anyfile;
 pub mod chunked;
 pub mod deb;
 pub mod digest;
+pub mod pypi;
 pub mod repo_path;
 pub mod rpm;

@@ -7,11 +7,13 @@
 //! OS/VERSION/ARCH/...                a YUM tree (see `rpm::YumPath`)
 //! packages/anyfile/FILE/download     a raw file pushed through API v1 (packagecloud's path)
 //! raw/NAME/VERSION/FILE              a raw file uploaded with `curl -T`
+//! pypi/...                           the Python simple repository (see `pypi::PypiPath`)
 //! ```
 
 use crate::anyfile::is_name_segment;
 use crate::deb::AptPath;
 use crate::deb::path::is_segment;
+use crate::pypi::PypiPath;
 use crate::rpm::YumPath;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +40,7 @@ pub enum RepoPath {
         version: String,
         filename: String,
     },
+    Pypi(PypiPath),
 }
 
 impl RepoPath {
@@ -62,6 +65,12 @@ impl RepoPath {
             return is_name_segment(filename).then(|| RepoPath::AnyFile {
                 filename: filename.to_owned(),
             });
+        }
+        if path == "pypi" {
+            return Some(RepoPath::Pypi(PypiPath::Upload));
+        }
+        if let Some(rest) = path.strip_prefix("pypi/") {
+            return PypiPath::parse(rest).map(RepoPath::Pypi);
         }
         if let Some(rest) = path.strip_prefix("raw/") {
             let mut parts = rest.split('/');

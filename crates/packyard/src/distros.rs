@@ -66,6 +66,14 @@ pub const DISTROS: &[Distro] = &[
         display_name: "1",
         format: PackageFormat::AnyFile,
     },
+    Distro {
+        id: 6,
+        os: "python",
+        dist: "1",
+        version_number: "1",
+        display_name: "1",
+        format: PackageFormat::Python,
+    },
     deb(1, "any", "any", "", "any"),
     deb(10, "debian", "buster", "10", "10 buster"),
     deb(11, "debian", "bullseye", "11", "11 bullseye"),
@@ -153,6 +161,7 @@ fn os_display_name(os: &str) -> &'static str {
         "opensuse" => "openSUSE",
         "fedora" => "Fedora",
         "anyfile" => "Any file",
+        "python" => "Python",
         _ => "Any",
     }
 }

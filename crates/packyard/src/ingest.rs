@@ -172,7 +172,7 @@ pub async fn insert_prepared(
     let new = new_package(repo, distro, staged, parsed, &dependencies);
     match db::packages::insert(tx, &new).await? {
         Inserted::New(package) => {
-            enqueue_publishes(tx, repo, distro, &package.architecture).await?;
+            enqueue_publishes(tx, repo, distro, &package.name, &package.architecture).await?;
             Ok(package)
         }
         Inserted::Conflict(existing)
@@ -290,7 +290,8 @@ pub async fn import(
         crate::keyring::insert(app, &mut tx, repo, distro, keyring).await?;
     }
     let mut added = 0;
-    let mut architectures: Vec<String> = Vec::new();
+    // One publish per target, however many packages it gains.
+    let mut members: std::collections::BTreeSet<(String, String)> = Default::default();
     for (staged, parsed) in files.iter().zip(&parsed) {
         // The collector deletes blobs under the write lock; check again now that we hold it.
         put_blobs(app, staged).await?;
@@ -299,13 +300,26 @@ pub async fn import(
         let new = new_package(repo, distro, staged, parsed, &dependencies);
         if let Inserted::New(package) = db::packages::insert(&mut tx, &new).await? {
             added += 1;
-            if !architectures.contains(&package.architecture) {
-                architectures.push(package.architecture);
-            }
+            // Targets follow the architecture, and for per-name indexes the name too.
+            let name = match distro.format.indexes_by_name() {
+                true => package.name,
+                false => String::new(),
+            };
+            members.insert((name, package.architecture));
         }
     }
-    for architecture in &architectures {
-        enqueue_publishes(&mut tx, repo, distro, architecture).await?;
+    let mut queued = Vec::new();
+    for (name, architecture) in &members {
+        for target in distro
+            .format
+            .targets_of(&mut tx, repo.id, distro, name, architecture)
+            .await?
+        {
+            if !queued.contains(&target) {
+                db::jobs::enqueue(&mut tx, distro.format.publish_job(), &target).await?;
+                queued.push(target);
+            }
+        }
     }
     db::repos::touch_last_push(&mut tx, repo.id).await?;
     tx.commit().await?;
@@ -390,7 +404,7 @@ async fn store(
     let new = new_package(repo, distro, staged, &parsed, &dependencies);
     match db::packages::insert(&mut tx, &new).await? {
         Inserted::New(package) => {
-            enqueue_publishes(&mut tx, repo, distro, &package.architecture).await?;
+            enqueue_publishes(&mut tx, repo, distro, &package.name, &package.architecture).await?;
             if let Some(keyring) = keyring {
                 crate::keyring::insert(app, &mut tx, repo, distro, keyring).await?;
             }
@@ -425,15 +439,19 @@ async fn store(
     }
 }
 
-/// Queues a publish of every target a package of `architecture` appears in.
+/// Queues a publish of every target a package `name` of `architecture` appears in.
 pub async fn enqueue_publishes(
     tx: &mut Tx,
     repo: &Repo,
     distro: &Distro,
+    name: &str,
     architecture: &str,
 ) -> anyhow::Result<()> {
     let format = distro.format;
-    for target in format.targets_of(tx, repo.id, distro, architecture).await? {
+    for target in format
+        .targets_of(tx, repo.id, distro, name, architecture)
+        .await?
+    {
         db::jobs::enqueue(tx, format.publish_job(), &target).await?;
     }
     Ok(())
@@ -479,7 +497,14 @@ pub async fn promote(
     let mut tx = app.db.begin_write().await?;
     let promoted = match db::packages::insert(&mut tx, &new).await? {
         Inserted::New(promoted) => {
-            enqueue_publishes(&mut tx, destination, distro, &promoted.architecture).await?;
+            enqueue_publishes(
+                &mut tx,
+                destination,
+                distro,
+                &promoted.name,
+                &promoted.architecture,
+            )
+            .await?;
             if let Some(keyring) = &keyring {
                 crate::keyring::insert(app, &mut tx, destination, distro, keyring).await?;
             }
@@ -496,7 +521,14 @@ pub async fn promote(
     };
     if !keep {
         db::packages::mark_deleted(&mut tx, package.id).await?;
-        enqueue_publishes(&mut tx, source, distro, &package.architecture).await?;
+        enqueue_publishes(
+            &mut tx,
+            source,
+            distro,
+            &package.name,
+            &package.architecture,
+        )
+        .await?;
     }
     tx.commit().await?;
     app.queued();

@@ -560,7 +560,6 @@ pub async fn distro_versions(db: &Db, repository_id: i64) -> Result<Vec<i64>> {
     )?)
 }
 
-/// Replaces a package's index entries (a rerender after a parser fix).
 /// Replaces a package's index entries, and the name its file is served under, with ones
 /// rendered anew.
 pub async fn replace_entries(
@@ -763,5 +762,94 @@ pub async fn live_companion_sha256(
         .bind(repository_id)
         .bind(distro_version_id),
         fetch_optional
+    )?)
+}
+
+/// One live package of a name with one of its entries, for formats that publish an index
+/// document per name (a PyPI project page).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct NamedEntry {
+    pub id: i64,
+    pub version: String,
+    pub filename: String,
+    pub indexed: bool,
+    pub body: String,
+}
+
+/// The live packages named `name` in a target with their entry `part`, by id.
+pub async fn named_entries(
+    db: &Db,
+    repository_id: i64,
+    distro_version_id: i64,
+    name: &str,
+    part: &str,
+) -> Result<Vec<NamedEntry>> {
+    Ok(run!(
+        db,
+        sqlx::query_as(
+            "SELECT p.id, p.version, p.filename, p.indexed, e.body FROM packages p
+             JOIN package_entries e ON e.package_id = p.id AND e.part = $4
+             WHERE p.repository_id = $1 AND p.distro_version_id = $2 AND p.name = $3
+             AND p.deleted_at IS NULL ORDER BY p.id"
+        )
+        .bind(repository_id)
+        .bind(distro_version_id)
+        .bind(name)
+        .bind(part),
+        fetch_all
+    )?)
+}
+
+const LIVE_NAMES: &str = "SELECT DISTINCT name FROM packages WHERE repository_id = $1
+    AND distro_version_id = $2 AND deleted_at IS NULL ORDER BY name";
+
+/// The names of the live packages of a distribution version in a repository, sorted.
+pub async fn live_names(
+    db: &Db,
+    repository_id: i64,
+    distro_version_id: i64,
+) -> Result<Vec<String>> {
+    Ok(run!(
+        db,
+        sqlx::query_scalar(LIVE_NAMES)
+            .bind(repository_id)
+            .bind(distro_version_id),
+        fetch_all
+    )?)
+}
+
+/// How many live packages are named `name` in a target.
+pub async fn live_count_named(
+    tx: &mut Tx,
+    repository_id: i64,
+    distro_version_id: i64,
+    name: &str,
+) -> Result<i64> {
+    Ok(run_tx!(
+        tx,
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM packages WHERE repository_id = $1 AND distro_version_id = $2
+             AND name = $3 AND deleted_at IS NULL"
+        )
+        .bind(repository_id)
+        .bind(distro_version_id)
+        .bind(name),
+        fetch_one
+    )?)
+}
+
+/// The names of the live packages in a transaction's view, for reindexing every per-name
+/// target.
+pub async fn live_names_tx(
+    tx: &mut Tx,
+    repository_id: i64,
+    distro_version_id: i64,
+) -> Result<Vec<String>> {
+    Ok(run_tx!(
+        tx,
+        sqlx::query_scalar(LIVE_NAMES)
+            .bind(repository_id)
+            .bind(distro_version_id),
+        fetch_all
     )?)
 }

@@ -11,6 +11,7 @@
 pub mod anyfile;
 pub mod deb;
 pub mod dsc;
+pub mod python;
 pub mod rpm;
 
 use anyhow::Result;
@@ -29,6 +30,8 @@ pub enum PackageFormat {
     AnyFile,
     /// Debian source packages, in deb distributions and their APT targets.
     Dsc,
+    /// Wheels and sdists, served by the simple repository API.
+    Python,
 }
 
 /// What a format's current generation lists, as read back by `fsck`.
@@ -45,6 +48,7 @@ impl PackageFormat {
         PackageFormat::Rpm,
         PackageFormat::AnyFile,
         PackageFormat::Dsc,
+        PackageFormat::Python,
     ];
 
     /// The package type as API v1 names it (`package/deb/...`, `distributions.json`), also
@@ -55,6 +59,16 @@ impl PackageFormat {
             PackageFormat::Rpm => "rpm",
             PackageFormat::AnyFile => "anyfile",
             PackageFormat::Dsc => "dsc",
+            PackageFormat::Python => "python",
+        }
+    }
+
+    /// The key of this format's list in `distributions.json` (`py` for Python, which
+    /// package_cloud looks up there).
+    pub fn distributions_key(self) -> &'static str {
+        match self {
+            PackageFormat::Python => "py",
+            format => format.name(),
         }
     }
 
@@ -69,6 +83,7 @@ impl PackageFormat {
             PackageFormat::Rpm => "rpms",
             PackageFormat::AnyFile => "anyfile",
             PackageFormat::Dsc => "dscs",
+            PackageFormat::Python => "python",
         }
     }
 
@@ -97,6 +112,7 @@ impl PackageFormat {
             PackageFormat::Rpm => "an RPM (.rpm) package",
             PackageFormat::AnyFile => "a raw file",
             PackageFormat::Dsc => "a Debian source package (.dsc)",
+            PackageFormat::Python => "a Python distribution (wheel or sdist)",
         }
     }
 
@@ -107,6 +123,7 @@ impl PackageFormat {
             PackageFormat::Rpm => ".rpm",
             PackageFormat::AnyFile => "",
             PackageFormat::Dsc => ".dsc",
+            PackageFormat::Python => "",
         }
     }
 
@@ -117,6 +134,9 @@ impl PackageFormat {
                 crate::ingest::check_package_filename(filename, self.extension())
             }
             PackageFormat::AnyFile => anyfile::check_filename(filename),
+            PackageFormat::Python => packyard_formats::pypi::parse_file_name(filename)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
         }
     }
 
@@ -140,6 +160,7 @@ impl PackageFormat {
             PackageFormat::AnyFile => "anyfile_publish",
             // Source packages are published with the binary ones of their APT target.
             PackageFormat::Dsc => "apt_publish",
+            PackageFormat::Python => "pypi_publish",
         }
     }
 
@@ -153,7 +174,10 @@ impl PackageFormat {
     pub fn stored_filename(self, uploaded: &str) -> Option<String> {
         match self {
             PackageFormat::Deb => deb::stored_filename(uploaded),
-            PackageFormat::Rpm | PackageFormat::AnyFile | PackageFormat::Dsc => None,
+            PackageFormat::Rpm
+            | PackageFormat::AnyFile
+            | PackageFormat::Dsc
+            | PackageFormat::Python => None,
         }
     }
 
@@ -170,6 +194,7 @@ impl PackageFormat {
             PackageFormat::Rpm => rpm::parse(staged, file_time).await,
             PackageFormat::AnyFile => anyfile::parse(staged),
             PackageFormat::Dsc => dsc::parse(staged, distro).await,
+            PackageFormat::Python => python::parse(staged, file_time).await,
         }
     }
 
@@ -181,21 +206,30 @@ impl PackageFormat {
             }
             PackageFormat::Rpm => rpm::publish::publish(app, target, build).await,
             PackageFormat::AnyFile => Ok(()),
+            PackageFormat::Python => python::publish(app, target, build).await,
         }
     }
 
-    /// The targets whose index lists a package of `architecture` in `distro`.
+    /// Whether each package name has an index of its own (a PyPI project page), so the
+    /// targets of a package depend on its name as well as its architecture.
+    pub fn indexes_by_name(self) -> bool {
+        matches!(self, PackageFormat::Python)
+    }
+
+    /// The targets whose index lists a package `name` of `architecture` in `distro`.
     pub async fn targets_of(
         self,
         tx: &mut Tx,
         repository_id: i64,
         distro: &Distro,
+        name: &str,
         architecture: &str,
     ) -> Result<Vec<Target>> {
         match self {
             PackageFormat::Deb | PackageFormat::Dsc => Ok(vec![deb::target(repository_id, distro)]),
             PackageFormat::Rpm => rpm::targets_of(tx, repository_id, distro, architecture).await,
             PackageFormat::AnyFile => Ok(Vec::new()),
+            PackageFormat::Python => python::targets_of(tx, repository_id, distro, name).await,
         }
     }
 
@@ -210,6 +244,7 @@ impl PackageFormat {
             PackageFormat::Deb | PackageFormat::Dsc => Ok(vec![deb::target(repository_id, distro)]),
             PackageFormat::Rpm => rpm::all_targets(tx, repository_id, distro).await,
             PackageFormat::AnyFile => Ok(Vec::new()),
+            PackageFormat::Python => python::all_targets(tx, repository_id, distro).await,
         }
     }
 
@@ -220,6 +255,7 @@ impl PackageFormat {
             PackageFormat::Rpm => format!("{}/{}", distro.os, rpm::file_path(distro, package)),
             PackageFormat::AnyFile => anyfile::file_path(package),
             PackageFormat::Dsc => format!("{}/{}", distro.os, dsc::file_path(distro, package)),
+            PackageFormat::Python => python::file_path(&package.sha256, &package.filename),
         }
     }
 
@@ -231,9 +267,10 @@ impl PackageFormat {
                 Some((v, r)) => (v.to_owned(), Some(r.to_owned())),
                 None => (version.to_owned(), None),
             },
-            PackageFormat::Deb | PackageFormat::AnyFile | PackageFormat::Dsc => {
-                (version.to_owned(), None)
-            }
+            PackageFormat::Deb
+            | PackageFormat::AnyFile
+            | PackageFormat::Dsc
+            | PackageFormat::Python => (version.to_owned(), None),
         }
     }
 
@@ -251,7 +288,7 @@ impl PackageFormat {
                 deb::keyring_package(owner, repo, version, public_keys)?
             }
             PackageFormat::Rpm => rpm::keyring_package(owner, repo, version, public_keys)?,
-            PackageFormat::AnyFile => return Ok(None),
+            PackageFormat::AnyFile | PackageFormat::Python => return Ok(None),
         }))
     }
 
@@ -269,6 +306,7 @@ impl PackageFormat {
             }
             PackageFormat::Rpm => rpm::signed_listing(app, target, public_keys).await,
             PackageFormat::AnyFile => Ok(None),
+            PackageFormat::Python => python::signed_listing(app, target).await,
         }
     }
 }

@@ -93,10 +93,11 @@ pub fn basic_token(headers: &HeaderMap) -> Option<String> {
         .decode(encoded.trim())
         .ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
-    let user = decoded
-        .split_once(':')
-        .map_or(decoded.as_str(), |(user, _)| user);
-    (!user.is_empty()).then(|| user.to_owned())
+    let (user, password) = decoded.split_once(':').unwrap_or((decoded.as_str(), ""));
+    // twine and pip send `__token__` as the user and the token as the password, as PyPI
+    // asks; everything else sends the token as the user.
+    let token = if user == "__token__" { password } else { user };
+    (!token.is_empty()).then(|| token.to_owned())
 }
 
 /// Resolves `token` (from the header or the path) for a client at `addr`.

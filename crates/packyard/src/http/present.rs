@@ -57,7 +57,9 @@ pub fn package(base: &str, repo: &Repo, distro: &Distro, p: &Package) -> api::Pa
     // Formats without distributions of their own name no distribution here (packagecloud's
     // `package/anyfile/NAME/VERSION.json`).
     let package_root = match format {
-        PackageFormat::AnyFile => format!("/api/v1/repos/{fq}/package/{}/{}", p.format, p.name),
+        PackageFormat::AnyFile | PackageFormat::Python => {
+            format!("/api/v1/repos/{fq}/package/{}/{}", p.format, p.name)
+        }
         _ => format!(
             "/api/v1/repos/{fq}/package/{}/{target}/{}/{}",
             p.format, p.name, p.architecture

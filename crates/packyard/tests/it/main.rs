@@ -15,6 +15,7 @@ mod jobs;
 mod keys;
 mod metrics;
 mod operations;
+mod python_client;
 mod repo;
 mod restart;
 mod rpm_fixtures;

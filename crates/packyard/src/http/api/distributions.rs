@@ -9,7 +9,7 @@ pub async fn list() -> Json<Distributions> {
     let mut all = Distributions::new();
     for &format in PackageFormat::ALL {
         all.insert(
-            format.name().into(),
+            format.distributions_key().into(),
             distros::families(format.distro_format()),
         );
     }

@@ -10,11 +10,12 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use packyard_formats::pypi::PypiPath;
 use packyard_formats::repo_path::RepoPath;
 
 use crate::app::App;
 use crate::db;
-use crate::formats::{anyfile, deb, rpm};
+use crate::formats::{anyfile, deb, python, rpm};
 use crate::http::auth;
 use crate::http::error::ApiError;
 
@@ -79,6 +80,10 @@ async fn write(
              characters without '/', '\\', '..', spaces, control characters, '\"', '%', '?' \
              or '#', not starting with '.'"
         ))),
+        (Some(RepoPath::Pypi(PypiPath::Upload)), m) if m == Method::POST => {
+            let request = Request::from_parts(parts, body);
+            python::serve::upload(app, client, owner, name, request).await
+        }
         _ => Ok(StatusCode::METHOD_NOT_ALLOWED.into_response()),
     }
 }
@@ -181,6 +186,7 @@ async fn dispatch(
             };
             anyfile::serve::download(app, &repo, wanted, &request).await
         }
+        RepoPath::Pypi(path) => python::serve::read(app, &repo, path, &request).await,
         RepoPath::Raw {
             name,
             version,

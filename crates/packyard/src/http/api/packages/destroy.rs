@@ -43,7 +43,7 @@ pub async fn destroy(
     }
     let mut tx = app.db.begin_write().await?;
     db::packages::mark_deleted(&mut tx, package.id).await?;
-    ingest::enqueue_publishes(&mut tx, &repo, distro, &package.architecture).await?;
+    ingest::enqueue_publishes(&mut tx, &repo, distro, &package.name, &package.architecture).await?;
     tx.commit().await?;
     app.queued();
     tracing::info!(repository = %format!("{owner}/{name}"), filename = %filename, "destroyed package");

@@ -54,8 +54,11 @@ pub async fn show(
             Some(*arch),
             Some(format!("{version}-{release}")),
         ),
-        ["anyfile", package, "versions"] => ("anyfile", "1", package, None, None),
-        ["anyfile", package, version] => ("anyfile", "1", package, None, Some(version.to_string())),
+        // anyfile and python: FORMAT/NAME/VERSION, every file of that version.
+        [os @ ("anyfile" | "python"), package, "versions"] => (*os, "1", package, None, None),
+        [os @ ("anyfile" | "python"), package, version] => {
+            (*os, "1", package, None, Some(version.to_string()))
+        }
         _ => return Err(ApiError::not_found(format!("no package at {path}"))),
     };
     let distro = distros::by_path(os, dist)
