@@ -8,6 +8,7 @@ pub mod anyfile;
 pub mod chunked;
 pub mod deb;
 pub mod digest;
+pub mod markup;
 pub mod pypi;
 pub mod repo_path;
 pub mod rpm;

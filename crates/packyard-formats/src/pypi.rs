@@ -12,6 +12,8 @@ use std::str::FromStr;
 use pep440_rs::Version;
 use thiserror::Error;
 
+use crate::markup::escape;
+
 /// The largest METADATA or PKG-INFO read: real ones are well under this, README included.
 pub const MAX_METADATA_BYTES: u64 = 4 << 20;
 /// The longest header field kept (the description is the body, not a header).
@@ -339,22 +341,6 @@ pub fn check_agreement(file: &FileName, metadata: &CoreMetadata) -> Result<(), P
     Ok(())
 }
 
-/// Escapes text for HTML element content and attribute values.
-pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// A file as the project page lists it.
 pub struct ListedFile<'a> {
     pub filename: &'a str,
@@ -374,14 +360,11 @@ pub struct ListedFile<'a> {
 pub fn html_anchor(file: &ListedFile<'_>) -> String {
     let mut out = format!(
         "    <a href=\"{}#sha256={}\"",
-        escape_html(file.url),
+        escape(file.url),
         file.sha256
     );
     if let Some(requires) = file.requires_python {
-        out.push_str(&format!(
-            " data-requires-python=\"{}\"",
-            escape_html(requires)
-        ));
+        out.push_str(&format!(" data-requires-python=\"{}\"", escape(requires)));
     }
     if let Some(sha256) = file.metadata_sha256 {
         out.push_str(&format!(
@@ -390,10 +373,10 @@ pub fn html_anchor(file: &ListedFile<'_>) -> String {
     }
     match file.yanked {
         Some("") => out.push_str(" data-yanked"),
-        Some(reason) => out.push_str(&format!(" data-yanked=\"{}\"", escape_html(reason))),
+        Some(reason) => out.push_str(&format!(" data-yanked=\"{}\"", escape(reason))),
         None => {}
     }
-    out.push_str(&format!(">{}</a><br/>\n", escape_html(file.filename)));
+    out.push_str(&format!(">{}</a><br/>\n", escape(file.filename)));
     out
 }
 
@@ -424,7 +407,7 @@ pub const API_VERSION: &str = "1.1";
 
 /// The HTML project page from anchors rendered by `html_anchor`.
 pub fn html_project_page(name: &str, anchors: &[&str]) -> String {
-    let name = escape_html(name);
+    let name = escape(name);
     let mut out = format!(
         "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"{API_VERSION}\">\n    <title>Links for {name}</title>\n  </head>\n  <body>\n    <h1>Links for {name}</h1>\n"
     );
@@ -452,7 +435,7 @@ pub fn html_root_page(names: &[String]) -> String {
         "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"{API_VERSION}\">\n    <title>Simple index</title>\n  </head>\n  <body>\n"
     );
     for name in names {
-        let name = escape_html(name);
+        let name = escape(name);
         out.push_str(&format!("    <a href=\"{name}/\">{name}</a><br/>\n"));
     }
     out.push_str("  </body>\n</html>\n");

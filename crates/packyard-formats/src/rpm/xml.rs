@@ -26,23 +26,7 @@
 use std::fmt::Write as _;
 
 use super::header::{Dependency, FileKind, RpmFile, RpmPackage, is_primary_file};
-
-/// Escapes text for XML content and attribute values; drops characters XML 1.0 cannot hold.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
+use crate::markup::escape;
 
 fn element(out: &mut String, indent: &str, name: &str, value: &str) {
     if value.is_empty() {

@@ -55,3 +55,14 @@ fn rand_suffix() -> String {
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// The stanzas of a `Packages` or `Sources` text by package name.
+pub fn stanzas(text: &str) -> std::collections::BTreeMap<String, packyard_formats::deb::Control> {
+    text.split("\n\n")
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            let control = packyard_formats::deb::Control::parse(s.as_bytes()).unwrap();
+            (control.get("Package").unwrap().to_owned(), control)
+        })
+        .collect()
+}

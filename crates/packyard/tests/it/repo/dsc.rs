@@ -2,17 +2,15 @@
 //! `main/source/Sources` as apt-ftparchive lists it, fetched and unpacked by the real
 //! `apt-get source` (which runs `dpkg-source -x`).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use packyard_formats::deb::Control;
 use reqwest::Method;
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 
 use crate::apt_client::{Apt, combined, dearmor};
-use crate::fixtures::BOOKWORM;
+use crate::fixtures::{BOOKWORM, stanzas};
 use crate::support::TestApp;
 
 /// Builds the source package `name` at `version` (`1:1.0-1`: upstream 1.0) with
@@ -92,16 +90,6 @@ async fn push_source(app: &TestApp, dsc: &Path, files: &[PathBuf]) -> reqwest::R
         .send()
         .await
         .unwrap()
-}
-
-fn stanzas(text: &str) -> BTreeMap<String, Control> {
-    text.split("\n\n")
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| {
-            let control = Control::parse(s.as_bytes()).unwrap();
-            (control.get("Package").unwrap().to_owned(), control)
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

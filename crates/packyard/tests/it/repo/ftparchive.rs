@@ -1,11 +1,9 @@
 //! Our stanzas against `apt-ftparchive packages` on the same files: every field the reference
 //! tool writes must appear in ours with the same value (only `Filename` differs, by layout).
 
-use std::collections::BTreeMap;
-
 use packyard_formats::deb::Control;
 
-use crate::fixtures::{BOOKWORM, dpkg_deb};
+use crate::fixtures::{BOOKWORM, dpkg_deb, stanzas};
 use crate::support::TestApp;
 
 const CONTROLS: &[&str] = &[
@@ -63,16 +61,6 @@ Description: shared library
  With a single line of long description.
 ",
 ];
-
-fn stanzas(text: &str) -> BTreeMap<String, Control> {
-    text.split("\n\n")
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| {
-            let control = Control::parse(s.as_bytes()).unwrap();
-            (control.get("Package").unwrap().to_owned(), control)
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stanzas_match_apt_ftparchive_field_for_field() {
