@@ -9,6 +9,7 @@ pub mod chunked;
 pub mod deb;
 pub mod digest;
 pub mod markup;
+pub mod npm;
 pub mod pypi;
 pub mod repo_path;
 pub mod rpm;

@@ -13,6 +13,7 @@
 use crate::anyfile::is_name_segment;
 use crate::deb::AptPath;
 use crate::deb::path::is_segment;
+use crate::npm::NpmPath;
 use crate::pypi::PypiPath;
 use crate::rpm::YumPath;
 
@@ -41,6 +42,7 @@ pub enum RepoPath {
         filename: String,
     },
     Pypi(PypiPath),
+    Npm(NpmPath),
 }
 
 impl RepoPath {
@@ -65,6 +67,9 @@ impl RepoPath {
             return is_name_segment(filename).then(|| RepoPath::AnyFile {
                 filename: filename.to_owned(),
             });
+        }
+        if let Some(rest) = path.strip_prefix("npm/") {
+            return NpmPath::parse(rest).map(RepoPath::Npm);
         }
         if path == "pypi" {
             return Some(RepoPath::Pypi(PypiPath::Upload));

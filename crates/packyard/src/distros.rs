@@ -74,6 +74,14 @@ pub const DISTROS: &[Distro] = &[
         display_name: "1",
         format: PackageFormat::Python,
     },
+    Distro {
+        id: 7,
+        os: "node",
+        dist: "1",
+        version_number: "1",
+        display_name: "1",
+        format: PackageFormat::Node,
+    },
     deb(1, "any", "any", "", "any"),
     deb(10, "debian", "buster", "10", "10 buster"),
     deb(11, "debian", "bullseye", "11", "11 bullseye"),
@@ -162,6 +170,7 @@ fn os_display_name(os: &str) -> &'static str {
         "fedora" => "Fedora",
         "anyfile" => "Any file",
         "python" => "Python",
+        "node" => "Node.js",
         _ => "Any",
     }
 }

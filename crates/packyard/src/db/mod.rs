@@ -10,6 +10,7 @@ pub mod downloads;
 pub mod generations;
 pub mod gpg_keys;
 pub mod jobs;
+pub mod npm;
 pub mod packages;
 pub mod processes;
 pub mod repos;

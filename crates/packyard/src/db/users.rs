@@ -115,11 +115,13 @@ pub async fn set_login(db: &Db, name: &str, email: &str, password: &str) -> Resu
     Ok(user)
 }
 
-/// The user whose email and password these are.
+/// The user whose email (or name) and password these are.
 pub async fn by_login(db: &Db, email: &str, password: &str) -> Result<Option<User>> {
     let row: Option<(i64, String, Option<String>)> = run!(
         db,
-        sqlx::query_as("SELECT id, name, password_hash FROM users WHERE email = $1 AND NOT is_org")
+        sqlx::query_as(
+            "SELECT id, name, password_hash FROM users WHERE (email = $1 OR name = $1) AND NOT is_org"
+        )
             .bind(email),
         fetch_optional
     )?;

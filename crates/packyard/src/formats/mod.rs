@@ -11,6 +11,7 @@
 pub mod anyfile;
 pub mod deb;
 pub mod dsc;
+pub mod npm;
 pub mod python;
 pub mod rpm;
 
@@ -32,6 +33,8 @@ pub enum PackageFormat {
     Dsc,
     /// Wheels and sdists, served by the simple repository API.
     Python,
+    /// npm packages, served by an npm registry.
+    Node,
 }
 
 /// What a format's current generation lists, as read back by `fsck`.
@@ -49,6 +52,7 @@ impl PackageFormat {
         PackageFormat::AnyFile,
         PackageFormat::Dsc,
         PackageFormat::Python,
+        PackageFormat::Node,
     ];
 
     /// The package type as API v1 names it (`package/deb/...`, `distributions.json`), also
@@ -60,6 +64,7 @@ impl PackageFormat {
             PackageFormat::AnyFile => "anyfile",
             PackageFormat::Dsc => "dsc",
             PackageFormat::Python => "python",
+            PackageFormat::Node => "node",
         }
     }
 
@@ -84,6 +89,7 @@ impl PackageFormat {
             PackageFormat::AnyFile => "anyfile",
             PackageFormat::Dsc => "dscs",
             PackageFormat::Python => "python",
+            PackageFormat::Node => "node",
         }
     }
 
@@ -113,6 +119,7 @@ impl PackageFormat {
             PackageFormat::AnyFile => "a raw file",
             PackageFormat::Dsc => "a Debian source package (.dsc)",
             PackageFormat::Python => "a Python distribution (wheel or sdist)",
+            PackageFormat::Node => "an npm package (.tgz)",
         }
     }
 
@@ -124,13 +131,14 @@ impl PackageFormat {
             PackageFormat::AnyFile => "",
             PackageFormat::Dsc => ".dsc",
             PackageFormat::Python => "",
+            PackageFormat::Node => ".tgz",
         }
     }
 
     /// Why `filename` cannot name a stored file of this format, if it cannot.
     pub fn check_filename(self, filename: &str) -> Result<(), String> {
         match self {
-            PackageFormat::Deb | PackageFormat::Rpm | PackageFormat::Dsc => {
+            PackageFormat::Deb | PackageFormat::Rpm | PackageFormat::Dsc | PackageFormat::Node => {
                 crate::ingest::check_package_filename(filename, self.extension())
             }
             PackageFormat::AnyFile => anyfile::check_filename(filename),
@@ -161,6 +169,7 @@ impl PackageFormat {
             // Source packages are published with the binary ones of their APT target.
             PackageFormat::Dsc => "apt_publish",
             PackageFormat::Python => "pypi_publish",
+            PackageFormat::Node => "npm_publish",
         }
     }
 
@@ -177,7 +186,8 @@ impl PackageFormat {
             PackageFormat::Rpm
             | PackageFormat::AnyFile
             | PackageFormat::Dsc
-            | PackageFormat::Python => None,
+            | PackageFormat::Python
+            | PackageFormat::Node => None,
         }
     }
 
@@ -195,6 +205,7 @@ impl PackageFormat {
             PackageFormat::AnyFile => anyfile::parse(staged),
             PackageFormat::Dsc => dsc::parse(staged, distro).await,
             PackageFormat::Python => python::parse(staged, file_time).await,
+            PackageFormat::Node => npm::parse(staged).await,
         }
     }
 
@@ -207,13 +218,14 @@ impl PackageFormat {
             PackageFormat::Rpm => rpm::publish::publish(app, target, build).await,
             PackageFormat::AnyFile => Ok(()),
             PackageFormat::Python => python::publish(app, target, build).await,
+            PackageFormat::Node => npm::publish(app, target, build).await,
         }
     }
 
     /// Whether each package name has an index of its own (a PyPI project page), so the
     /// targets of a package depend on its name as well as its architecture.
     pub fn indexes_by_name(self) -> bool {
-        matches!(self, PackageFormat::Python)
+        matches!(self, PackageFormat::Python | PackageFormat::Node)
     }
 
     /// The targets whose index lists a package `name` of `architecture` in `distro`.
@@ -230,6 +242,7 @@ impl PackageFormat {
             PackageFormat::Rpm => rpm::targets_of(tx, repository_id, distro, architecture).await,
             PackageFormat::AnyFile => Ok(Vec::new()),
             PackageFormat::Python => python::targets_of(tx, repository_id, distro, name).await,
+            PackageFormat::Node => Ok(npm::targets_of(repository_id, distro, name)),
         }
     }
 
@@ -245,6 +258,7 @@ impl PackageFormat {
             PackageFormat::Rpm => rpm::all_targets(tx, repository_id, distro).await,
             PackageFormat::AnyFile => Ok(Vec::new()),
             PackageFormat::Python => python::all_targets(tx, repository_id, distro).await,
+            PackageFormat::Node => npm::all_targets(tx, repository_id, distro).await,
         }
     }
 
@@ -256,6 +270,7 @@ impl PackageFormat {
             PackageFormat::AnyFile => anyfile::file_path(package),
             PackageFormat::Dsc => format!("{}/{}", distro.os, dsc::file_path(distro, package)),
             PackageFormat::Python => python::file_path(&package.sha256, &package.filename),
+            PackageFormat::Node => npm::file_path(&package.name, &package.version),
         }
     }
 
@@ -270,7 +285,8 @@ impl PackageFormat {
             PackageFormat::Deb
             | PackageFormat::AnyFile
             | PackageFormat::Dsc
-            | PackageFormat::Python => (version.to_owned(), None),
+            | PackageFormat::Python
+            | PackageFormat::Node => (version.to_owned(), None),
         }
     }
 
@@ -288,7 +304,9 @@ impl PackageFormat {
                 deb::keyring_package(owner, repo, version, public_keys)?
             }
             PackageFormat::Rpm => rpm::keyring_package(owner, repo, version, public_keys)?,
-            PackageFormat::AnyFile | PackageFormat::Python => return Ok(None),
+            PackageFormat::AnyFile | PackageFormat::Python | PackageFormat::Node => {
+                return Ok(None);
+            }
         }))
     }
 
@@ -307,6 +325,7 @@ impl PackageFormat {
             PackageFormat::Rpm => rpm::signed_listing(app, target, public_keys).await,
             PackageFormat::AnyFile => Ok(None),
             PackageFormat::Python => python::signed_listing(app, target).await,
+            PackageFormat::Node => npm::signed_listing(app, target).await,
         }
     }
 }

@@ -86,6 +86,11 @@ pub enum Caller {
 pub fn basic_token(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
+    // npm sends its `_authToken` as a bearer token.
+    if scheme.eq_ignore_ascii_case("bearer") {
+        let token = encoded.trim();
+        return (!token.is_empty()).then(|| token.to_owned());
+    }
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }

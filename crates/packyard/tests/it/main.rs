@@ -14,6 +14,7 @@ mod install;
 mod jobs;
 mod keys;
 mod metrics;
+mod npm_client;
 mod operations;
 mod python_client;
 mod repo;

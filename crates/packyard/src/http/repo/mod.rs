@@ -10,12 +10,13 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use packyard_formats::npm::NpmPath;
 use packyard_formats::pypi::PypiPath;
 use packyard_formats::repo_path::RepoPath;
 
 use crate::app::App;
 use crate::db;
-use crate::formats::{anyfile, deb, python, rpm};
+use crate::formats::{anyfile, deb, npm, python, rpm};
 use crate::http::auth;
 use crate::http::error::ApiError;
 
@@ -74,6 +75,9 @@ async fn write(
                 filename: &filename,
             };
             anyfile::serve::delete(app, client, &parts.headers, owner, name, wanted).await
+        }
+        (Some(RepoPath::Npm(npm_path)), m) => {
+            npm::serve::write(app, client, &parts.headers, &m, owner, name, npm_path, body).await
         }
         (None, _) if path.starts_with("raw/") => Err(ApiError::BadRequest(format!(
             "{path:?} is not a raw file path: raw/NAME/VERSION/FILE, each part 1 to 200 \
@@ -187,6 +191,13 @@ async fn dispatch(
             anyfile::serve::download(app, &repo, wanted, &request).await
         }
         RepoPath::Pypi(path) => python::serve::read(app, &repo, path, &request).await,
+        RepoPath::Npm(NpmPath::WhoAmI) => match &caller {
+            auth::Caller::User(user) => {
+                Ok(axum::Json(serde_json::json!({ "username": user.name })).into_response())
+            }
+            _ => Err(ApiError::Unauthenticated),
+        },
+        RepoPath::Npm(path) => npm::serve::read(app, &repo, path, &request).await,
         RepoPath::Raw {
             name,
             version,

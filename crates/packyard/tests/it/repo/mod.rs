@@ -2,6 +2,7 @@ mod apt;
 mod dsc;
 mod ftparchive;
 mod http;
+mod npm;
 mod pool_names;
 mod pypi;
 mod raw;

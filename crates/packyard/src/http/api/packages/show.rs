@@ -33,34 +33,50 @@ pub async fn show(
     let parts: Vec<&str> = path.split('/').collect();
     // deb: deb/OS/DIST/NAME/ARCH/VERSION; rpm: rpm/OS/DIST/NAME/ARCH/VERSION/RELEASE; either
     // may end in `versions` instead.
-    // anyfile: anyfile/NAME/VERSION, every file of that version.
-    let (os, dist, package, arch, wanted) = match parts.as_slice() {
-        // dsc: dsc/OS/DIST/NAME/ARCH/VERSION, the architecture segment not consulted
-        // (packagecloud writes `i386 amd64 all` there).
-        ["dsc", os, dist, package, _, "versions"] => (*os, *dist, package, None, None),
-        ["dsc", os, dist, package, _, version] => {
-            (*os, *dist, package, None, Some(version.to_string()))
-        }
-        ["deb" | "rpm", os, dist, package, arch, "versions"] => {
-            (*os, *dist, package, Some(*arch), None)
-        }
-        ["deb", os, dist, package, arch, version] => {
-            (*os, *dist, package, Some(*arch), Some(version.to_string()))
-        }
-        ["rpm", os, dist, package, arch, version, release] => (
-            *os,
-            *dist,
-            package,
-            Some(*arch),
-            Some(format!("{version}-{release}")),
-        ),
-        // anyfile and python: FORMAT/NAME/VERSION, every file of that version.
-        [os @ ("anyfile" | "python"), package, "versions"] => (*os, "1", package, None, None),
-        [os @ ("anyfile" | "python"), package, version] => {
-            (*os, "1", package, None, Some(version.to_string()))
-        }
-        _ => return Err(ApiError::not_found(format!("no package at {path}"))),
-    };
+    let (os, dist, package, arch, wanted): (&str, &str, String, Option<&str>, Option<String>) =
+        match parts.as_slice() {
+            // dsc: dsc/OS/DIST/NAME/ARCH/VERSION, the architecture segment not consulted
+            // (packagecloud writes `i386 amd64 all` there).
+            ["dsc", os, dist, package, _, "versions"] => {
+                (os, dist, package.to_string(), None, None)
+            }
+            ["dsc", os, dist, package, _, version] => (
+                os,
+                dist,
+                package.to_string(),
+                None,
+                Some(version.to_string()),
+            ),
+            ["deb" | "rpm", os, dist, package, arch, "versions"] => {
+                (os, dist, package.to_string(), Some(*arch), None)
+            }
+            ["deb", os, dist, package, arch, version] => (
+                os,
+                dist,
+                package.to_string(),
+                Some(*arch),
+                Some(version.to_string()),
+            ),
+            ["rpm", os, dist, package, arch, version, release] => (
+                os,
+                dist,
+                package.to_string(),
+                Some(*arch),
+                Some(format!("{version}-{release}")),
+            ),
+            // node: node/NAME/VERSION, a scoped NAME as @scope%2Fname (decoded before this).
+            ["node", scope, bare, last] if scope.starts_with('@') => {
+                let wanted = (*last != "versions").then(|| last.to_string());
+                ("node", "1", format!("{scope}/{bare}"), None, wanted)
+            }
+            // anyfile, python and node: FORMAT/NAME/VERSION, every file of that version.
+            [os @ ("anyfile" | "python" | "node"), package, last] => {
+                let wanted = (*last != "versions").then(|| last.to_string());
+                (os, "1", package.to_string(), None, wanted)
+            }
+            _ => return Err(ApiError::not_found(format!("no package at {path}"))),
+        };
+    let package = package.as_str();
     let distro = distros::by_path(os, dist)
         .ok_or_else(|| ApiError::not_found(format!("unknown distribution {os}/{dist}")))?;
     let mut versions =
