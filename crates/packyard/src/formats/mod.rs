@@ -19,7 +19,7 @@ use anyhow::Result;
 
 use crate::app::App;
 use crate::db::Tx;
-use crate::db::generations::{Build, Target};
+use crate::db::generations::{self, Build, NewGeneration, Target};
 use crate::db::packages::Package;
 use crate::distros::Distro;
 use crate::ingest::{Parsed, PushError, Staged};
@@ -324,8 +324,55 @@ impl PackageFormat {
             }
             PackageFormat::Rpm => rpm::signed_listing(app, target, public_keys).await,
             PackageFormat::AnyFile => Ok(None),
-            PackageFormat::Python => python::signed_listing(app, target).await,
-            PackageFormat::Node => npm::signed_listing(app, target).await,
+            PackageFormat::Python => {
+                documents_present(app, target, &[python::HTML, python::JSON]).await
+            }
+            PackageFormat::Node => {
+                documents_present(app, target, &[npm::FULL, npm::ABBREVIATED]).await
+            }
         }
     }
+}
+
+/// Commits a generation of unsigned documents only (a PyPI page, an npm packument), making
+/// `newly_indexed` visible; returns its id.
+pub(crate) async fn commit_documents(
+    app: &App,
+    format: PackageFormat,
+    target: &Target,
+    build: &Build,
+    documents: &[(&str, String)],
+    newly_indexed: &[i64],
+) -> Result<i64> {
+    let generation = NewGeneration {
+        target,
+        documents,
+        files: &[],
+        changed_chunks: &[],
+        live_chunks: &[],
+        newly_indexed,
+        build,
+    };
+    crate::jobs::chunks::commit_generation(app, format.name(), &[], &generation).await
+}
+
+/// For formats whose documents are unsigned: the current generation is whole when it has
+/// every one of `names`.
+pub(crate) async fn documents_present(
+    app: &App,
+    target: &Target,
+    names: &[&str],
+) -> Result<Option<SignedListing>> {
+    for name in names {
+        if generations::current_document(&app.db, target, name)
+            .await?
+            .is_none()
+        {
+            return Ok(None);
+        }
+    }
+    Ok(Some(SignedListing {
+        files: Vec::new(),
+        problems: Vec::new(),
+    }))
 }

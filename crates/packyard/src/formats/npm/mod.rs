@@ -16,9 +16,8 @@ use base64::Engine as _;
 use packyard_formats::npm;
 use serde_json::{Map, Value, json};
 
-use super::SignedListing;
 use crate::app::App;
-use crate::db::generations::{self, Build, NewGeneration, Target};
+use crate::db::generations::{Build, Target};
 use crate::db::{self, Tx};
 use crate::distros::Distro;
 use crate::ingest::{Parsed, PushError, Staged};
@@ -299,27 +298,15 @@ pub async fn publish(app: &App, target: &Target, build: &Build) -> Result<()> {
         .filter(|e| !e.indexed)
         .map(|e| e.id)
         .collect();
-    let generation = NewGeneration {
+    let generation_id = super::commit_documents(
+        app,
+        super::PackageFormat::Node,
         target,
-        documents: &documents,
-        files: &[],
-        changed_chunks: &[],
-        live_chunks: &[],
-        newly_indexed: &newly_indexed,
         build,
-    };
-    let generation_id =
-        crate::jobs::chunks::commit_generation(app, "node", &[], &generation).await?;
+        &documents,
+        &newly_indexed,
+    )
+    .await?;
     tracing::info!(repository_id, package = %name, generation_id, versions = versions.len(), "published npm packument");
     Ok(())
-}
-
-/// Packuments are unsigned: the generation is whole when it has both.
-pub async fn signed_listing(app: &App, target: &Target) -> Result<Option<SignedListing>> {
-    let full = generations::current_document(&app.db, target, FULL).await?;
-    let short = generations::current_document(&app.db, target, ABBREVIATED).await?;
-    Ok((full.is_some() && short.is_some()).then(|| SignedListing {
-        files: Vec::new(),
-        problems: Vec::new(),
-    }))
 }

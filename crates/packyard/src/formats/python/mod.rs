@@ -12,9 +12,8 @@ pub mod serve;
 use anyhow::{Context, Result};
 use packyard_formats::pypi::{self, Kind, ListedFile};
 
-use super::SignedListing;
 use crate::app::App;
-use crate::db::generations::{self, Build, NewGeneration, Target};
+use crate::db::generations::{Build, Target};
 use crate::db::{self, Tx};
 use crate::distros::Distro;
 use crate::ingest::{Parsed, PushError, Staged};
@@ -187,28 +186,16 @@ pub async fn publish(app: &App, target: &Target, build: &Build) -> Result<()> {
         (html, json, newly, anchors.len())
     };
     let documents = [(HTML, html), (JSON, json)];
-    let generation = NewGeneration {
+    let generation_id = super::commit_documents(
+        app,
+        super::PackageFormat::Python,
         target,
-        documents: &documents,
-        files: &[],
-        changed_chunks: &[],
-        live_chunks: &[],
-        newly_indexed: &newly_indexed,
         build,
-    };
-    let generation_id =
-        crate::jobs::chunks::commit_generation(app, "python", &[], &generation).await?;
+        &documents,
+        &newly_indexed,
+    )
+    .await?;
     tracing::info!(repository_id, project = %target.arch, generation_id, files,
         duration_ms = started.elapsed().as_millis() as u64, "published pypi page");
     Ok(())
-}
-
-/// Pages are unsigned: the generation is whole when it has both.
-pub async fn signed_listing(app: &App, target: &Target) -> Result<Option<SignedListing>> {
-    let html = generations::current_document(&app.db, target, HTML).await?;
-    let json = generations::current_document(&app.db, target, JSON).await?;
-    Ok((html.is_some() && json.is_some()).then(|| SignedListing {
-        files: Vec::new(),
-        problems: Vec::new(),
-    }))
 }
