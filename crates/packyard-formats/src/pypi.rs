@@ -356,6 +356,26 @@ pub struct ListedFile<'a> {
     pub yanked: Option<&'a str>,
 }
 
+impl<'a> ListedFile<'a> {
+    /// Reads back what `json_file` wrote, to render a file again (when it is yanked).
+    pub fn from_json(value: &'a serde_json::Value) -> Option<ListedFile<'a>> {
+        Some(ListedFile {
+            filename: value["filename"].as_str()?,
+            url: value["url"].as_str()?,
+            sha256: value["hashes"]["sha256"].as_str()?,
+            size: value["size"].as_u64()?,
+            upload_time: value["upload-time"].as_str()?,
+            requires_python: value["requires-python"].as_str(),
+            metadata_sha256: value["core-metadata"]["sha256"].as_str(),
+            yanked: match &value["yanked"] {
+                serde_json::Value::String(reason) => Some(reason),
+                serde_json::Value::Bool(true) => Some(""),
+                _ => None,
+            },
+        })
+    }
+}
+
 /// The file's anchor on the HTML project page (PEP 503, 592, 658, 714).
 pub fn html_anchor(file: &ListedFile<'_>) -> String {
     let mut out = format!(
@@ -683,6 +703,30 @@ mod tests {
         assert_eq!(PypiPath::parse(&format!("files/{sha}/../x")), None);
         assert_eq!(PypiPath::parse("simple/../../x/"), None);
         assert_eq!(PypiPath::parse("legacy/"), Some(PypiPath::Upload));
+    }
+
+    #[test]
+    fn a_listed_file_reads_back_from_its_json() {
+        let file = ListedFile {
+            filename: "demo-1.0.tar.gz",
+            url: "../../files/ab/demo-1.0.tar.gz",
+            sha256: "ab",
+            size: 7,
+            upload_time: "2024-01-01T00:00:00Z",
+            requires_python: Some(">=3.8"),
+            metadata_sha256: Some("cd"),
+            yanked: None,
+        };
+        let json = json_file(&file);
+        let read = ListedFile::from_json(&json).unwrap();
+        assert_eq!(html_anchor(&read), html_anchor(&file));
+        let yanked = ListedFile {
+            yanked: Some("broken"),
+            ..read
+        };
+        let json = json_file(&yanked);
+        assert_eq!(json["yanked"], "broken");
+        assert_eq!(ListedFile::from_json(&json).unwrap().yanked, Some("broken"));
     }
 
     #[test]

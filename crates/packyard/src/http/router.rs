@@ -137,7 +137,9 @@ fn api_routes(upload_limit: usize) -> Router<App> {
         )
         .route(
             "/api/v1/repos/{owner}/{repo}/package/{*path}",
-            get(api::packages::show::show),
+            get(api::packages::show::show)
+                .post(api::packages::yank::yank)
+                .delete(api::packages::yank::yank),
         )
         .route(
             "/api/v1/repos/{owner}/{repo}/{os}/{dist}/{filename}",

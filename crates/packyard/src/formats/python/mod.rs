@@ -14,7 +14,7 @@ use packyard_formats::pypi::{self, Kind, ListedFile};
 
 use crate::app::App;
 use crate::db::generations::{Build, Target};
-use crate::db::{self, Tx};
+use crate::db::{self, Tx, repos::Repo};
 use crate::distros::Distro;
 use crate::ingest::{Parsed, PushError, Staged};
 
@@ -198,4 +198,61 @@ pub async fn publish(app: &App, target: &Target, build: &Build) -> Result<()> {
     tracing::info!(repository_id, project = %target.arch, generation_id, files,
         duration_ms = started.elapsed().as_millis() as u64, "published pypi page");
     Ok(())
+}
+
+/// PEP 592: marks every file of `name` at `version` yanked with `reason` (possibly empty), or
+/// with `None` not yanked, and queues the project's page; returns how many files changed.
+/// pip installs a yanked file only when its version is pinned.
+pub async fn set_yanked(
+    app: &App,
+    repo: &Repo,
+    name: &str,
+    version: &str,
+    reason: Option<&str>,
+) -> Result<usize> {
+    let distro = serve::distro();
+    let name = pypi::normalize_name(name);
+    let version = pypi::normalize_version(version)
+        .map(|v| v.to_string())
+        .unwrap_or_else(|_| version.to_owned());
+    let packages: Vec<_> = db::packages::by_name_and_arch(&app.db, repo.id, distro.id, &name, None)
+        .await?
+        .into_iter()
+        .filter(|p| p.version == version)
+        .collect();
+    for package in &packages {
+        let entries = db::packages::entries(&app.db, package.id).await?;
+        let entry = |part: &str| {
+            entries
+                .iter()
+                .find(|(p, _)| p == part)
+                .map(|(_, body)| body.clone())
+        };
+        let json: serde_json::Value = serde_json::from_str(
+            &entry("json").with_context(|| format!("{} has no page entry", package.filename))?,
+        )?;
+        let listed = ListedFile::from_json(&json)
+            .with_context(|| format!("{}'s page entry does not read back", package.filename))?;
+        let listed = ListedFile {
+            yanked: reason,
+            ..listed
+        };
+        let mut rendered = vec![
+            ("html", pypi::html_anchor(&listed)),
+            ("json", pypi::json_file(&listed).to_string()),
+        ];
+        if let Some(metadata) = entry("metadata") {
+            rendered.push(("metadata", metadata));
+        }
+        db::packages::replace_entries(&app.db, package.id, &package.filename, &rendered).await?;
+    }
+    if !packages.is_empty() {
+        let mut tx = app.db.begin_write().await?;
+        for target in targets_of(&mut tx, repo.id, distro, &name).await? {
+            db::jobs::enqueue(&mut tx, super::PackageFormat::Python.publish_job(), &target).await?;
+        }
+        tx.commit().await?;
+        app.queued();
+    }
+    Ok(packages.len())
 }

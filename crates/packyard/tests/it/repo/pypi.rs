@@ -131,6 +131,59 @@ async fn twine_uploads_and_pip_and_uv_resolve_by_requires_python() {
     let (ok, text) = twine(&app, "stable", &app.token, &rebuilt, &[]);
     assert!(!ok && text.contains("409"), "{text}");
 
+    // PEP 592: a yanked release stays on the page, marked; pip passes it over unless pinned.
+    let yank = app
+        .authed(
+            Method::POST,
+            "/api/v1/repos/admin/stable/package/python/demo-pkg/1.0/yank.json",
+        )
+        .json(&serde_json::json!({ "reason": "broken build" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(yank.status(), 200, "{}", yank.text().await.unwrap());
+    app.wait_for_jobs().await;
+    let page: Value = app
+        .get("/admin/stable/pypi/simple/demo-pkg/")
+        .header(ACCEPT, "application/vnd.pypi.simple.v1+json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let yanked: Vec<&Value> = page["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["yanked"] == "broken build")
+        .collect();
+    assert_eq!(yanked.len(), 2, "the wheel and the sdist of 1.0: {page}");
+    let target = work.path().join("pip-after-yank");
+    let (ok, text, versions) = pip_install(&index, "demo-pkg", &target);
+    assert!(ok, "{text}");
+    assert_eq!(versions, ["demo_pkg-0.9"], "{text}");
+    let target = work.path().join("pip-pinned-yanked");
+    let (ok, text, versions) = pip_install(&index, "demo-pkg==1.0", &target);
+    assert!(ok, "{text}");
+    assert_eq!(versions, ["demo_pkg-1.0"]);
+    assert!(
+        text.contains("yanked") && text.contains("broken build"),
+        "{text}"
+    );
+    let unyank = app
+        .authed(
+            Method::DELETE,
+            "/api/v1/repos/admin/stable/package/python/demo-pkg/1.0/yank.json",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unyank.status(), 200);
+    app.wait_for_jobs().await;
+    let html = app.text("/admin/stable/pypi/simple/demo-pkg/").await;
+    assert!(!html.contains("data-yanked"), "{html}");
+
     // Shown through API v1 like any package.
     let shown = app
         .json("/api/v1/repos/admin/stable/package/python/demo-pkg/1.0.json")

@@ -5,3 +5,4 @@ pub mod list;
 pub mod promote;
 pub mod push;
 pub mod show;
+pub mod yank;
