@@ -209,6 +209,33 @@ fn split_name(path: &str) -> Option<(String, &str)> {
     }
 }
 
+/// A minimal package tarball of `name` at `version` (`package/package.json` and an
+/// `index.js`), for benchmarks and tests.
+pub fn build_tarball(name: &str, version: &str) -> Vec<u8> {
+    use std::io::Write;
+    let manifest =
+        serde_json::json!({ "name": name, "version": version, "main": "index.js" }).to_string();
+    let index = format!("module.exports = {version:?};\n");
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, text) in [
+        ("package/package.json", manifest),
+        ("package/index.js", index),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder
+            .append_data(&mut header, path, text.as_bytes())
+            .expect("writing to memory");
+    }
+    let tar = builder.into_inner().expect("writing to memory");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&tar).expect("writing to memory");
+    gz.finish().expect("writing to memory")
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write;
@@ -299,6 +326,16 @@ mod tests {
             Err(NpmError::NoManifest)
         );
         assert!(read_tarball_manifest(&b"not gzip"[..]).is_err());
+    }
+
+    #[test]
+    fn built_tarballs_read_back() {
+        let tarball = build_tarball("@acme/demo", "1.2.3");
+        let manifest = read_tarball_manifest(&tarball[..]).unwrap();
+        assert_eq!(
+            (manifest["name"].as_str(), manifest["version"].as_str()),
+            (Some("@acme/demo"), Some("1.2.3"))
+        );
     }
 
     #[test]

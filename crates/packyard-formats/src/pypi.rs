@@ -583,6 +583,35 @@ pub fn negotiate(accept: Option<&str>) -> Option<PageType> {
     best.map(|(_, _, page)| page)
 }
 
+/// A minimal wheel of `name` at `version` (a module and its dist-info), for benchmarks and
+/// tests: the file name is `NAME-VERSION-py3-none-any.whl` with `name`'s `-` as `_`.
+pub fn build_wheel(name: &str, version: &str) -> (String, Vec<u8>) {
+    use std::io::Write;
+    let stem = format!("{}-{version}", name.replace('-', "_"));
+    let metadata = format!(
+        "Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: {name}\nRequires-Python: >=3.8\n\n"
+    );
+    let module = format!("VERSION = {version:?}\n");
+    let wheel =
+        "Wheel-Version: 1.0\nGenerator: packyard\nRoot-Is-Purelib: true\nTag: py3-none-any\n";
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut out);
+    let options = zip::write::SimpleFileOptions::default();
+    let files = [
+        (format!("{}/__init__.py", name.replace('-', "_")), module),
+        (format!("{stem}.dist-info/METADATA"), metadata),
+        (format!("{stem}.dist-info/WHEEL"), wheel.to_owned()),
+        (format!("{stem}.dist-info/RECORD"), String::new()),
+    ];
+    for (path, text) in &files {
+        zip.start_file(path.as_str(), options)
+            .expect("writing to memory");
+        zip.write_all(text.as_bytes()).expect("writing to memory");
+    }
+    zip.finish().expect("writing to memory");
+    (format!("{stem}-py3-none-any.whl"), out.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -703,6 +732,15 @@ mod tests {
         assert_eq!(PypiPath::parse(&format!("files/{sha}/../x")), None);
         assert_eq!(PypiPath::parse("simple/../../x/"), None);
         assert_eq!(PypiPath::parse("legacy/"), Some(PypiPath::Upload));
+    }
+
+    #[test]
+    fn built_wheels_read_back() {
+        let (filename, bytes) = build_wheel("bench-pkg", "1.0.7");
+        assert_eq!(filename, "bench_pkg-1.0.7-py3-none-any.whl");
+        let metadata = read_wheel_metadata(std::io::Cursor::new(bytes)).unwrap();
+        let metadata = parse_metadata(&metadata).unwrap();
+        check_agreement(&parse_file_name(&filename).unwrap(), &metadata).unwrap();
     }
 
     #[test]

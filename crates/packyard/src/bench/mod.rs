@@ -17,6 +17,7 @@ mod chart;
 pub mod inputs;
 pub mod memory;
 mod reference;
+mod registries;
 mod service;
 
 use std::path::{Path, PathBuf};
@@ -124,12 +125,32 @@ pub async fn run(options: Options) -> Result<()> {
     rows.extend(service::ingest(&options.work, options.ingest_bytes)?);
     eprintln!("bench: serving");
     rows.extend(service::serving(&options.work)?);
+    rows.extend(registries_rows(&options.work, REGISTRY_FILES)?);
     if let Some(&largest) = options.sizes.iter().max() {
         eprintln!("bench: footprint");
         let data = options.work.join(format!("deb-{largest}/packyard"));
         rows.extend(service::footprint(&data, largest)?);
     }
     write_report(&options.out, &rows)?;
+    println!("{}", markdown(&rows));
+    Ok(())
+}
+
+/// Files (PyPI) and versions (npm) in the project the registry scenarios publish into.
+const REGISTRY_FILES: usize = 1000;
+
+fn registries_rows(work: &Path, files: usize) -> Result<Vec<Row>> {
+    eprintln!("bench: PyPI against pypiserver");
+    let mut rows = registries::pypi(work, files)?;
+    eprintln!("bench: npm against verdaccio");
+    rows.extend(registries::npm(work, files)?);
+    Ok(rows)
+}
+
+/// The registry scenarios alone (PyPI and npm against their peers) on a project of `files`,
+/// printed and not recorded.
+pub fn registries_only(work: &Path, files: usize) -> Result<()> {
+    let rows = registries_rows(work, files)?;
     println!("{}", markdown(&rows));
     Ok(())
 }

@@ -16,14 +16,14 @@ use super::{Row, Unit, inputs};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
-fn free_port() -> Result<u16> {
+pub(super) fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
 }
 
 /// A `packyard serve` process on a data folder of its own, killed when dropped.
-struct Server {
+pub(super) struct Server {
     child: Child,
     port: u16,
     data: PathBuf,
@@ -31,7 +31,7 @@ struct Server {
 
 impl Server {
     /// Starts the server; returns it and the time until it answered `/readyz` with 200.
-    fn start(data: &Path) -> Result<(Server, Duration)> {
+    pub(super) fn start(data: &Path) -> Result<(Server, Duration)> {
         let port = free_port()?;
         let started = Instant::now();
         let child = Command::new(std::env::current_exe()?)
@@ -60,7 +60,7 @@ impl Server {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
@@ -78,7 +78,7 @@ impl Server {
     }
 
     /// An API token, a repository `bench/bench`, and the token.
-    fn with_repository(&self) -> Result<String> {
+    pub(super) fn with_repository(&self) -> Result<String> {
         let out = Command::new(std::env::current_exe()?)
             .args(["admin", "create-token", "--user", "bench", "--data-dir"])
             .arg(&self.data)
@@ -115,7 +115,7 @@ impl Drop for Server {
     }
 }
 
-fn curl(args: &[&str]) -> Result<()> {
+pub(super) fn curl(args: &[&str]) -> Result<()> {
     let out = Command::new("curl")
         .args(["-sS", "--fail-with-body", "-o", "/dev/null"])
         .args(args)
@@ -257,7 +257,7 @@ fn running_as_root() -> bool {
 }
 
 /// Requests and bytes per second that `wrk` measured for `url`.
-fn wrk(url: &str, connections: u32) -> Result<(f64, f64)> {
+pub(super) fn wrk(url: &str, connections: u32) -> Result<(f64, f64)> {
     let out = Command::new("wrk")
         .args(["-t2", &format!("-c{connections}"), "-d5s", url])
         .output()

@@ -88,6 +88,10 @@ enum Command {
         /// Only the serving scenario (Packyard and nginx), printed and not recorded
         #[arg(long)]
         serving_only: bool,
+        /// Only the registry scenarios (PyPI against pypiserver, npm against verdaccio) on a
+        /// project of the first of --sizes files, printed and not recorded
+        #[arg(long)]
+        registries_only: bool,
     },
     /// Bring the database schema up to date (safe to run again) and exit
     Migrate {
@@ -310,6 +314,12 @@ async fn run(cli: Cli) -> Result<()> {
             serving_only: true,
             ..
         } => crate::bench::serving_only(&work),
+        Command::Bench {
+            work,
+            sizes,
+            registries_only: true,
+            ..
+        } => crate::bench::registries_only(&work, sizes.first().copied().unwrap_or(1000)),
         Command::Bench {
             sizes,
             out,

@@ -186,6 +186,7 @@ pub async fn publish(app: &App, target: &Target, build: &Build) -> Result<()> {
         (html, json, newly, anchors.len())
     };
     let documents = [(HTML, html), (JSON, json)];
+    let build_ms = started.elapsed().as_millis() as u64;
     let generation_id = super::commit_documents(
         app,
         super::PackageFormat::Python,
@@ -195,7 +196,7 @@ pub async fn publish(app: &App, target: &Target, build: &Build) -> Result<()> {
         &newly_indexed,
     )
     .await?;
-    tracing::info!(repository_id, project = %target.arch, generation_id, files,
+    tracing::info!(repository_id, project = %target.arch, generation_id, files, build_ms,
         duration_ms = started.elapsed().as_millis() as u64, "published pypi page");
     Ok(())
 }
