@@ -26,6 +26,8 @@ use crate::keyring;
 
 const DEB_SCRIPT: &str = include_str!("../../templates/install/script.deb.sh");
 const RPM_SCRIPT: &str = include_str!("../../templates/install/script.rpm.sh");
+const PYTHON_SCRIPT: &str = include_str!("../../templates/install/script.python.sh");
+const NODE_SCRIPT: &str = include_str!("../../templates/install/script.node.sh");
 
 /// How the caller may use a repository's install endpoints.
 enum Access {
@@ -121,6 +123,28 @@ fn script(
         body,
     )
         .into_response()
+}
+
+/// `script.python.sh`: pip's configuration for the repository's simple index.
+pub async fn script_python(
+    State(app): State<App>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path((owner, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (repo, access) = access(&app, &headers, client, &owner, &name).await?;
+    Ok(script(&app, &headers, &repo, &access, PYTHON_SCRIPT))
+}
+
+/// `script.node.sh`: npm's configuration for the repository's registry.
+pub async fn script_node(
+    State(app): State<App>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path((owner, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (repo, access) = access(&app, &headers, client, &owner, &name).await?;
+    Ok(script(&app, &headers, &repo, &access, NODE_SCRIPT))
 }
 
 pub async fn script_deb(

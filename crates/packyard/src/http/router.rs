@@ -158,6 +158,14 @@ fn repository_routes() -> Router<App> {
             get(install::script_rpm),
         )
         .route(
+            "/install/repositories/{owner}/{repo}/script.python.sh",
+            get(install::script_python),
+        )
+        .route(
+            "/install/repositories/{owner}/{repo}/script.node.sh",
+            get(install::script_node),
+        )
+        .route(
             "/install/repositories/{owner}/{repo}/config_file.list",
             get(install::config_list),
         )

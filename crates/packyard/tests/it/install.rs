@@ -174,7 +174,12 @@ async fn scripts_pass_shellcheck() {
     let app = TestApp::new().await;
     app.create_repo("stable", false).await;
     let dir = tempfile::tempdir().unwrap();
-    for script in ["script.deb.sh", "script.rpm.sh"] {
+    for script in [
+        "script.deb.sh",
+        "script.rpm.sh",
+        "script.python.sh",
+        "script.node.sh",
+    ] {
         let (status, text) = get_with(&app, &format!("{INSTALL}/stable/{script}"), None).await;
         assert_eq!(status, 200);
         let path = dir.path().join(script);

@@ -393,3 +393,77 @@ async fn hostile_tarballs_and_lying_publishes_are_refused_and_nothing_is_stored(
         app.url("/admin/stable/npm/x/-/x-1.0.0.tgz")
     );
 }
+
+/// `script.node.sh` with `scope=@acme` points that scope at a private repository in the
+/// user's ~/.npmrc, with a read token: a plain `npm install @acme/...` then works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn script_node_sh_sets_a_scope_up_for_a_private_repository() {
+    let app = TestApp::new().await;
+    app.create_repo("secret", true).await;
+    let npm = Npm::new(&app.url("/admin/secret/npm/"), &app.token);
+    let work = tempfile::tempdir().unwrap();
+    ok(
+        npm.npm(&package(work.path(), "@acme/tool", "1.2.3"), &["publish"]),
+        "publish",
+    );
+    app.wait_for_jobs().await;
+    let master = app.master_token("secret", "default").await;
+    let script = app
+        .get("/install/repositories/admin/secret/script.node.sh")
+        .basic_auth(&master, Some(""))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let home = work.path().join("home");
+    let project = work.path().join("project");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(
+        project.join("package.json"),
+        r#"{"name":"app","version":"1.0.0","private":true}"#,
+    )
+    .unwrap();
+    let run = |program: &str, args: &[&str], cwd: &Path, stdin: Option<&str>| {
+        let mut child = std::process::Command::new(program)
+            .args(args)
+            .current_dir(cwd)
+            .env_clear()
+            .env("HOME", &home)
+            .env("PATH", std::env::var("PATH").unwrap())
+            .env("scope", "acme")
+            .env("NPM_CONFIG_CACHE", home.join("cache"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        child.wait_with_output().unwrap()
+    };
+    let out = run("bash", &[], &home, Some(&script));
+    assert!(out.status.success(), "script.node.sh:\n{}", combined(&out));
+    let npmrc = std::fs::read_to_string(home.join(".npmrc")).unwrap();
+    assert!(npmrc.contains("@acme:registry="), "{npmrc}");
+    let out = run(
+        "npm",
+        &["install", "--no-audit", "--no-fund", "@acme/tool"],
+        &project,
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "npm install with the script's configuration:\n{}",
+        combined(&out)
+    );
+    assert_eq!(installed_version(&project, "@acme/tool"), "1.2.3");
+}

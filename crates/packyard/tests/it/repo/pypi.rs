@@ -492,3 +492,81 @@ async fn bad_distributions_are_refused_naming_the_problem_and_nothing_is_stored(
     let (status, text) = upload_form(&app, "demo-1.0-py3-none-any.whl", good).await;
     assert_eq!(status, 200, "{text}");
 }
+
+/// `script.python.sh` sets pip up for a private repository: afterwards a plain
+/// `pip install NAME` finds the package through the user's configuration alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn script_python_sh_sets_pip_up_for_a_private_repository() {
+    let app = TestApp::new().await;
+    app.create_repo("secret", true).await;
+    let work = tempfile::tempdir().unwrap();
+    let files = build(work.path(), "scripted", "3.0", ">=3.8");
+    let (ok, text) = twine(&app, "secret", &app.token, &files, &[]);
+    assert!(ok, "{text}");
+    app.wait_for_jobs().await;
+    let master = app.master_token("secret", "default").await;
+    let script = app
+        .get("/install/repositories/admin/secret/script.python.sh")
+        .basic_auth(&master, Some(""))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let home = work.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let path = format!(
+        "{}:{}",
+        crate::python_client::venv().join("bin").display(),
+        std::env::var("PATH").unwrap()
+    );
+    let run = |program: &str, args: &[&str], stdin: Option<&str>| {
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .env_clear()
+            .env("HOME", &home)
+            .env("PATH", &path)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        if let Some(input) = stdin {
+            use std::io::Write as _;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        child.wait_with_output().unwrap()
+    };
+    let out = run("bash", &[], Some(&script));
+    assert!(
+        out.status.success(),
+        "script.python.sh:\n{}",
+        combined(&out)
+    );
+    let target = work.path().join("target");
+    let out = run(
+        "pip",
+        &[
+            "install",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "--target",
+            target.to_str().unwrap(),
+            "scripted==3.0",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "pip install with the script's configuration:\n{}",
+        combined(&out)
+    );
+    // The private index answered only because the script got the host a read token.
+    assert_eq!(installed(&target), ["scripted-3.0"]);
+}
