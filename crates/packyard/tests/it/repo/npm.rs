@@ -122,6 +122,28 @@ async fn npm_and_pnpm_publish_install_tag_deprecate_and_unpublish() {
     assert_eq!(installed_version(&pnpm_dir, "@acme/demo"), "1.0.0");
 
     ok(
+        npm.npm(
+            work.path(),
+            &["dist-tag", "add", "@acme/demo@1.1.0", "temporary"],
+        ),
+        "dist-tag add",
+    );
+    ok(
+        npm.npm(work.path(), &["dist-tag", "rm", "@acme/demo", "temporary"]),
+        "dist-tag rm",
+    );
+    app.wait_for_jobs().await;
+    let tags = ok(
+        npm.npm(work.path(), &["dist-tag", "ls", "@acme/demo"]),
+        "dist-tag ls",
+    );
+    assert!(
+        !tags.contains("temporary") && tags.contains("stable: 1.0.0"),
+        "{tags}"
+    );
+    ok(npm.npm(work.path(), &["ping"]), "npm ping");
+
+    ok(
         npm.npm(work.path(), &["deprecate", "@acme/demo@1.0.0", "use 1.1"]),
         "npm deprecate",
     );
@@ -166,6 +188,26 @@ async fn npm_and_pnpm_publish_install_tag_deprecate_and_unpublish() {
     assert_eq!(latest().trim(), "1.0.0");
     let whoami = ok(npm.npm(work.path(), &["whoami"]), "npm whoami");
     assert_eq!(whoami.trim(), "admin");
+
+    // package_cloud promote of a scoped package: the destination lists it, with latest.
+    app.create_repo("production", false).await;
+    let promoted = app
+        .authed(
+            Method::POST,
+            "/api/v1/repos/admin/stable/node/1/demo-1.0.0.tgz/promote.json?scope=%40acme",
+        )
+        .form(&[("destination", "admin/production")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(promoted.status(), 200, "{}", promoted.text().await.unwrap());
+    app.wait_for_jobs().await;
+    let production = Npm::new(&app.url("/admin/production/npm/"), &app.token);
+    let latest = ok(
+        production.npm(work.path(), &["view", "@acme/demo", "dist-tags.latest"]),
+        "view latest",
+    );
+    assert_eq!(latest.trim(), "1.0.0");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

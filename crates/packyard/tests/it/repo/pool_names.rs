@@ -27,10 +27,18 @@ async fn debs_are_stored_under_debian_names_and_fetch_exactly_as_listed() {
         download_url.ends_with(&format!("/pool/bookworm/main/t/tool/{DEBIAN_NAME}")),
         "{download_url}"
     );
-    // As curl and wget request it: the URL as given, nothing escaped again.
-    let response = reqwest::get(download_url).await.unwrap();
-    assert_eq!(response.status(), 200, "{download_url}");
-    assert_eq!(response.bytes().await.unwrap(), bytes);
+    // Fetched by curl, which requests the URL as given, nothing escaped again.
+    let out = tokio::process::Command::new("curl")
+        .args(["-sSfL", download_url])
+        .output()
+        .await
+        .expect("curl runs");
+    assert!(
+        out.status.success(),
+        "curl {download_url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, bytes);
     // Re-pushing the same bytes under either name is the same package.
     for name in [UPLOADED, DEBIAN_NAME] {
         let again = app.push_ok("stable", BOOKWORM, name, bytes.clone()).await;

@@ -570,3 +570,56 @@ async fn script_python_sh_sets_pip_up_for_a_private_repository() {
     // The private index answered only because the script got the host a read token.
     assert_eq!(installed(&target), ["scripted-3.0"]);
 }
+
+/// A wheel promoted to another repository installs from there, and pip's download of it
+/// counts, through the same API v1 paths as a .deb.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promoted_wheel_installs_from_its_new_repository_and_its_downloads_count() {
+    let app = TestApp::new().await;
+    app.create_repo("staging", false).await;
+    app.create_repo("production", false).await;
+    let work = tempfile::tempdir().unwrap();
+    let files = build(work.path(), "moving", "1.0", ">=3.8");
+    let (ok, text) = twine(&app, "staging", &app.token, &files, &[]);
+    assert!(ok, "{text}");
+    let wheel = files
+        .iter()
+        .find(|f| f.extension().unwrap() == "whl")
+        .unwrap();
+    let name = wheel.file_name().unwrap().to_string_lossy().into_owned();
+    let promoted = app
+        .authed(
+            Method::POST,
+            &format!("/api/v1/repos/admin/staging/python/1/{name}/promote.json"),
+        )
+        .form(&[("destination", "admin/production")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(promoted.status(), 200, "{}", promoted.text().await.unwrap());
+    app.wait_for_jobs().await;
+    let staging = app.text("/admin/staging/pypi/simple/moving/").await;
+    assert!(
+        !staging.contains(".whl") && staging.contains(".tar.gz"),
+        "moved, not copied: {staging}"
+    );
+
+    let target = work.path().join("target");
+    let (ok, text, versions) = pip_install(&index_url(&app, "production", None), "moving", &target);
+    assert!(ok, "{text}");
+    assert_eq!(versions, ["moving-1.0"]);
+    let count_url =
+        "/api/v1/repos/admin/production/package/python/moving/1.0/stats/downloads/count.json";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let count = app.json(count_url).await;
+        if count["value"] == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pip's download was not counted: {count}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -16,23 +16,14 @@ use crate::http::auth;
 use crate::http::error::ApiError;
 use crate::ingest;
 
-#[derive(serde::Deserialize)]
-pub struct DestroyQuery {
-    scope: Option<String>,
-}
-
 pub async fn destroy(
     State(app): State<App>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path((owner, name, os, dist, filename)): Path<(String, String, String, String, String)>,
-    Query(query): Query<DestroyQuery>,
+    Query(scope): Query<super::ScopeQuery>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    // A scoped npm package's file is named with its scope apart (`?scope=@acme`).
-    let filename = match query.scope.as_deref().filter(|s| s.starts_with('@')) {
-        Some(scope) => format!("{scope}/{filename}"),
-        None => filename,
-    };
+    let filename = scope.filename(filename);
     let user = auth::require_user(&app, &headers, client.ip()).await?;
     let repo = auth::writable_repo(&app, &user, &owner, &name).await?;
     let distro = distros::by_path(&os, &dist)

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::HeaderMap;
 use packyard_api as api;
 use serde::Deserialize;
@@ -32,9 +32,11 @@ pub async fn promote(
     State(app): State<App>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path((owner, name, os, dist, filename)): Path<(String, String, String, String, String)>,
+    Query(scope): Query<super::ScopeQuery>,
     headers: HeaderMap,
     request: Bytes,
 ) -> Result<Json<api::Package>, ApiError> {
+    let filename = scope.filename(filename);
     let user = auth::require_user(&app, &headers, client.ip()).await?;
     let source = auth::writable_repo(&app, &user, &owner, &name).await?;
     let promotion: Promotion = body::parse(&headers, &request)?;
