@@ -125,46 +125,23 @@ fn script(
         .into_response()
 }
 
-/// `script.python.sh`: pip's configuration for the repository's simple index.
-pub async fn script_python(
+/// `script.deb.sh`, `script.rpm.sh`, `script.python.sh` (pip's configuration for the simple
+/// index) and `script.node.sh` (npm's for the registry).
+pub async fn script_file(
     State(app): State<App>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
-    Path((owner, name)): Path<(String, String)>,
+    Path((owner, name, file)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let template = match file.as_str() {
+        "script.deb.sh" => DEB_SCRIPT,
+        "script.rpm.sh" => RPM_SCRIPT,
+        "script.python.sh" => PYTHON_SCRIPT,
+        "script.node.sh" => NODE_SCRIPT,
+        _ => return Err(ApiError::not_found(format!("no install file {file}"))),
+    };
     let (repo, access) = access(&app, &headers, client, &owner, &name).await?;
-    Ok(script(&app, &headers, &repo, &access, PYTHON_SCRIPT))
-}
-
-/// `script.node.sh`: npm's configuration for the repository's registry.
-pub async fn script_node(
-    State(app): State<App>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    Path((owner, name)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let (repo, access) = access(&app, &headers, client, &owner, &name).await?;
-    Ok(script(&app, &headers, &repo, &access, NODE_SCRIPT))
-}
-
-pub async fn script_deb(
-    State(app): State<App>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    Path((owner, name)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let (repo, access) = access(&app, &headers, client, &owner, &name).await?;
-    Ok(script(&app, &headers, &repo, &access, DEB_SCRIPT))
-}
-
-pub async fn script_rpm(
-    State(app): State<App>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    Path((owner, name)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let (repo, access) = access(&app, &headers, client, &owner, &name).await?;
-    Ok(script(&app, &headers, &repo, &access, RPM_SCRIPT))
+    Ok(script(&app, &headers, &repo, &access, template))
 }
 
 #[derive(Deserialize)]

@@ -149,21 +149,10 @@ fn api_routes(upload_limit: usize) -> Router<App> {
 
 fn repository_routes() -> Router<App> {
     Router::new()
+        // script.deb.sh, script.rpm.sh, script.python.sh, script.node.sh
         .route(
-            "/install/repositories/{owner}/{repo}/script.deb.sh",
-            get(install::script_deb),
-        )
-        .route(
-            "/install/repositories/{owner}/{repo}/script.rpm.sh",
-            get(install::script_rpm),
-        )
-        .route(
-            "/install/repositories/{owner}/{repo}/script.python.sh",
-            get(install::script_python),
-        )
-        .route(
-            "/install/repositories/{owner}/{repo}/script.node.sh",
-            get(install::script_node),
+            "/install/repositories/{owner}/{repo}/{file}",
+            get(install::script_file),
         )
         .route(
             "/install/repositories/{owner}/{repo}/config_file.list",

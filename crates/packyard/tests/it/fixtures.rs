@@ -66,3 +66,40 @@ pub fn stanzas(text: &str) -> std::collections::BTreeMap<String, packyard_format
         })
         .collect()
 }
+
+/// Runs `program` in `cwd` with nothing of this machine's environment but `PATH` (or `path`),
+/// `HOME` set to `home` and `env` added, feeding it `stdin`: how a user's shell runs an
+/// install script and the client after it.
+pub fn run_in_home(
+    program: &str,
+    args: &[&str],
+    cwd: &Path,
+    home: &Path,
+    env: &[(&str, String)],
+    stdin: Option<&str>,
+) -> std::process::Output {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .current_dir(cwd)
+        .env_clear()
+        .env("HOME", home)
+        .env("PATH", std::env::var("PATH").unwrap())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+    let mut input = child.stdin.take().unwrap();
+    input
+        .write_all(stdin.unwrap_or_default().as_bytes())
+        .unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}

@@ -469,28 +469,11 @@ async fn script_node_sh_sets_a_scope_up_for_a_private_repository() {
     )
     .unwrap();
     let run = |program: &str, args: &[&str], cwd: &Path, stdin: Option<&str>| {
-        let mut child = std::process::Command::new(program)
-            .args(args)
-            .current_dir(cwd)
-            .env_clear()
-            .env("HOME", &home)
-            .env("PATH", std::env::var("PATH").unwrap())
-            .env("scope", "acme")
-            .env("NPM_CONFIG_CACHE", home.join("cache"))
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
-        }
-        child.wait_with_output().unwrap()
+        let env = [
+            ("scope", "acme".to_owned()),
+            ("NPM_CONFIG_CACHE", home.join("cache").display().to_string()),
+        ];
+        crate::fixtures::run_in_home(program, args, cwd, &home, &env, stdin)
     };
     let out = run("bash", &[], &home, Some(&script));
     assert!(out.status.success(), "script.node.sh:\n{}", combined(&out));

@@ -522,26 +522,8 @@ async fn script_python_sh_sets_pip_up_for_a_private_repository() {
         std::env::var("PATH").unwrap()
     );
     let run = |program: &str, args: &[&str], stdin: Option<&str>| {
-        let mut command = Command::new(program);
-        command
-            .args(args)
-            .env_clear()
-            .env("HOME", &home)
-            .env("PATH", &path)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = command.spawn().unwrap();
-        if let Some(input) = stdin {
-            use std::io::Write as _;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
-        }
-        child.wait_with_output().unwrap()
+        let env = [("PATH", path.clone())];
+        crate::fixtures::run_in_home(program, args, &home, &home, &env, stdin)
     };
     let out = run("bash", &[], Some(&script));
     assert!(
