@@ -154,20 +154,27 @@ pub async fn publish(app: &App, target: &Target, build: &Build) -> Result<()> {
             db::packages::named_entries(&app.db, repository_id, distro_id, name, "html").await?;
         let objects =
             db::packages::named_entries(&app.db, repository_id, distro_id, name, "json").await?;
-        // Files in PEP 440 order of their versions, then by name, on both pages.
-        let order = |entries: &mut Vec<db::packages::NamedEntry>| {
-            entries.sort_by_cached_key(|e| {
-                (pypi::normalize_version(&e.version).ok(), e.filename.clone())
+        // Files in PEP 440 order of their versions, then by name, on both pages; each
+        // version parsed once.
+        let order: std::collections::HashMap<i64, _> = anchors
+            .iter()
+            .map(|e| {
+                (
+                    e.id,
+                    (pypi::normalize_version(&e.version).ok(), e.filename.clone()),
+                )
             })
-        };
+            .collect();
+        anchors.sort_by(|a, b| order[&a.id].cmp(&order[&b.id]));
         let mut objects = objects;
-        order(&mut anchors);
-        order(&mut objects);
+        objects.retain(|e| order.contains_key(&e.id));
+        objects.sort_by(|a, b| order[&a.id].cmp(&order[&b.id]));
+        // 1.0 and 1.0.0 are one release.
         let mut versions: Vec<_> = anchors
             .iter()
-            .filter_map(|e| pypi::normalize_version(&e.version).ok())
+            .filter_map(|e| order[&e.id].0.as_ref())
             .collect();
-        versions.dedup();
+        versions.dedup_by(|a, b| a == b);
         let versions: Vec<String> = versions.iter().map(ToString::to_string).collect();
         let html = pypi::html_project_page(
             name,
