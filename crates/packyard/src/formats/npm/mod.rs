@@ -133,9 +133,17 @@ pub async fn parse(staged: &Staged) -> Result<Parsed, PushError> {
         }
     }
     let filename = stored_filename(&name, &version);
+    let abbreviated: Map<String, Value> = manifest
+        .iter()
+        .filter(|(k, _)| ABBREVIATED_FIELDS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     Ok(Parsed {
         format: super::PackageFormat::Node,
-        entries: vec![("manifest", Value::Object(manifest).to_string())],
+        entries: vec![
+            ("manifest", Value::Object(manifest).to_string()),
+            ("abbreviated", Value::Object(abbreviated).to_string()),
+        ],
         name,
         version,
         architecture: String::new(),
@@ -187,52 +195,92 @@ fn effective_tags(
     tags
 }
 
+/// `{"V1":MANIFEST1,...}` from stored manifest texts in version order, each deprecated one
+/// with its message added: only those are parsed.
+fn versions_object(
+    ordered: &[(&str, &str)],
+    deprecated: &BTreeMap<String, String>,
+) -> Result<String> {
+    let mut out = String::with_capacity(ordered.iter().map(|(_, m)| m.len() + 32).sum());
+    out.push('{');
+    for (i, (version, manifest)) in ordered.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::to_string(version)?);
+        out.push(':');
+        match deprecated.get(*version) {
+            Some(message) => {
+                let mut value: Value = serde_json::from_str(manifest)?;
+                value["deprecated"] = message.clone().into();
+                out.push_str(&value.to_string());
+            }
+            None => out.push_str(manifest),
+        }
+    }
+    out.push('}');
+    Ok(out)
+}
+
 pub async fn publish(app: &App, target: &Target, build: &Build) -> Result<()> {
+    let started = std::time::Instant::now();
     let (repository_id, distro_id, name) =
         (target.repository_id, target.distro_version_id, &target.arch);
     let entries =
         db::packages::named_entries(&app.db, repository_id, distro_id, name, "manifest").await?;
+    let short_entries =
+        db::packages::named_entries(&app.db, repository_id, distro_id, name, "abbreviated").await?;
     let packages =
         db::packages::by_name_and_arch(&app.db, repository_id, distro_id, name, None).await?;
-    let mut versions: Vec<(npm::Version, String)> = entries
+    let created_at: std::collections::HashMap<i64, i64> =
+        packages.iter().map(|p| (p.id, p.created_at)).collect();
+    let short: std::collections::HashMap<i64, &str> = short_entries
         .iter()
-        .filter_map(|e| Some((npm::normalize_version(&e.version).ok()?, e.version.clone())))
+        .map(|e| (e.id, e.body.as_str()))
         .collect();
-    versions.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut ordered: Vec<(npm::Version, &db::packages::NamedEntry)> = entries
+        .iter()
+        .filter_map(|e| Some((npm::normalize_version(&e.version).ok()?, e)))
+        .collect();
+    ordered.sort_by(|a, b| a.0.cmp(&b.0));
+    let versions: Vec<(npm::Version, String)> = ordered
+        .iter()
+        .map(|(v, e)| (v.clone(), e.version.clone()))
+        .collect();
     let tags = effective_tags(
         db::npm::read(&app.db, repository_id, name, db::npm::TAG).await?,
         &versions,
     );
     let deprecated = db::npm::read(&app.db, repository_id, name, db::npm::DEPRECATED).await?;
     let time = |id: i64| {
-        packages
-            .iter()
-            .find(|p| p.id == id)
-            .map(|p| crate::http::present::timestamp(p.created_at))
+        created_at
+            .get(&id)
+            .map(|at| crate::http::present::timestamp(*at))
             .unwrap_or_default()
     };
 
-    let mut full_versions = Map::new();
-    let mut short_versions = Map::new();
-    let mut times = Map::new();
-    for (_, version) in &versions {
-        let Some(entry) = entries.iter().find(|e| &e.version == version) else {
-            continue;
-        };
-        let Ok(Value::Object(mut manifest)) = serde_json::from_str::<Value>(&entry.body) else {
-            continue;
-        };
-        if let Some(message) = deprecated.get(version) {
-            manifest.insert("deprecated".into(), message.clone().into());
-        }
-        let short: Map<String, Value> = manifest
+    let full_versions = versions_object(
+        &ordered
             .iter()
-            .filter(|(k, _)| ABBREVIATED_FIELDS.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        times.insert(version.clone(), time(entry.id).into());
-        full_versions.insert(version.clone(), Value::Object(manifest));
-        short_versions.insert(version.clone(), Value::Object(short));
+            .map(|(_, e)| (e.version.as_str(), e.body.as_str()))
+            .collect::<Vec<_>>(),
+        &deprecated,
+    )?;
+    let short_versions = versions_object(
+        &ordered
+            .iter()
+            .map(|(_, e)| {
+                (
+                    e.version.as_str(),
+                    short.get(&e.id).copied().unwrap_or("{}"),
+                )
+            })
+            .collect::<Vec<_>>(),
+        &deprecated,
+    )?;
+    let mut times = Map::new();
+    for (_, entry) in &ordered {
+        times.insert(entry.version.clone(), time(entry.id).into());
     }
     let created = entries
         .iter()
@@ -248,11 +296,11 @@ pub async fn publish(app: &App, target: &Target, build: &Build) -> Result<()> {
         .unwrap_or_default();
     times.insert("created".into(), created.into());
     times.insert("modified".into(), modified.clone().into());
-    let latest = tags
+    // The fields npm shows for the package come from the version `latest` names.
+    let latest: Option<Value> = tags
         .get("latest")
-        .and_then(|v| full_versions.get(v))
-        .cloned();
-    let hoisted = |field: &str| latest.as_ref().and_then(|m| m.get(field)).cloned();
+        .and_then(|v| ordered.iter().find(|(_, e)| &e.version == v))
+        .and_then(|(_, e)| serde_json::from_str(&e.body).ok());
     let rev = format!(
         "{}-{}",
         versions.len().max(1),
@@ -260,14 +308,8 @@ pub async fn publish(app: &App, target: &Target, build: &Build) -> Result<()> {
             format!("{tags:?}{deprecated:?}{versions:?}").as_bytes()
         )[..32]
     );
-    let mut full = json!({
-        "_id": name,
-        "_rev": rev,
-        "name": name,
-        "dist-tags": tags,
-        "versions": full_versions,
-        "time": times,
-    });
+    let mut head =
+        json!({ "_id": name, "_rev": rev, "name": name, "dist-tags": tags, "time": times });
     for field in [
         "description",
         "readme",
@@ -279,20 +321,19 @@ pub async fn publish(app: &App, target: &Target, build: &Build) -> Result<()> {
         "bugs",
         "maintainers",
     ] {
-        if let Some(value) = hoisted(field) {
-            full[field] = value;
+        if let Some(value) = latest.as_ref().and_then(|m| m.get(field)) {
+            head[field] = value.clone();
         }
     }
-    let abbreviated = json!({
-        "name": name,
-        "modified": modified,
-        "dist-tags": full["dist-tags"],
-        "versions": short_versions,
-    });
-    let documents = [
-        (FULL, full.to_string()),
-        (ABBREVIATED, abbreviated.to_string()),
-    ];
+    // The versions object goes in as text: it is most of the document, and already JSON.
+    let head = head.to_string();
+    let full = format!("{},\"versions\":{full_versions}}}", &head[..head.len() - 1]);
+    let short_head = json!({ "name": name, "modified": modified, "dist-tags": tags }).to_string();
+    let abbreviated = format!(
+        "{},\"versions\":{short_versions}}}",
+        &short_head[..short_head.len() - 1]
+    );
+    let documents = [(FULL, full), (ABBREVIATED, abbreviated)];
     let newly_indexed: Vec<i64> = entries
         .iter()
         .filter(|e| !e.indexed)
@@ -307,6 +348,7 @@ pub async fn publish(app: &App, target: &Target, build: &Build) -> Result<()> {
         &newly_indexed,
     )
     .await?;
-    tracing::info!(repository_id, package = %name, generation_id, versions = versions.len(), "published npm packument");
+    tracing::info!(repository_id, package = %name, generation_id, versions = versions.len(),
+        duration_ms = started.elapsed().as_millis() as u64, "published npm packument");
     Ok(())
 }

@@ -398,6 +398,41 @@ async fn publish(
             own["version"].as_str().unwrap_or("?")
         )));
     }
+    let refused = || {
+        ApiError::Forbidden(format!(
+            "You cannot publish over the previously published versions: {claimed}"
+        ))
+    };
+    let version = claimed.to_string();
+    if live_versions(app, repo, name)
+        .await?
+        .iter()
+        .any(|p| p.version == version)
+    {
+        return Err(refused());
+    }
+    // The tags go first, so the one publish the push queues lists them: `npm publish` sends
+    // `latest` unless given --tag, and packagecloud moves latest on every publish without
+    // one, whatever the version. A tag naming a version that is not published is not shown.
+    let before = db::npm::read(&app.db, repo.id, name, db::npm::TAG).await?;
+    let tags: Vec<&String> = body["dist-tags"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, tagged)| {
+            tagged
+                .as_str()
+                .and_then(|v| npm::normalize_version(v).ok())
+                .as_ref()
+                == Some(&claimed)
+        })
+        .map(|(tag, _)| tag)
+        .collect();
+    let mut tx = app.db.begin_write().await?;
+    for tag in &tags {
+        db::npm::set(&mut tx, repo.id, name, db::npm::TAG, tag, &version).await?;
+    }
+    tx.commit().await?;
     let stream = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from(data))]);
     // npm names the attachment after the scoped name (`@acme/demo-1.0.0.tgz`); the file is
     // stored under its own name anyway.
@@ -411,33 +446,29 @@ async fn publish(
         .details(json!({ "sha256": staged.digests.sha256, "via": "npm" }))
         .result(&pushed, !matches!(pushed, Err(PushError::Internal(_))));
     audit::record(&app.db, event).await;
-    let package = match pushed {
-        Ok((package, true)) => package,
-        Ok((_, false)) | Err(PushError::Conflict(_)) => {
-            return Err(ApiError::Forbidden(format!(
-                "You cannot publish over the previously published versions: {claimed}"
-            )));
-        }
-        Err(PushError::BadPackage(m) | PushError::BadFilename(m)) => return Err(bad(m)),
-        Err(PushError::Internal(e)) => return Err(ApiError::Internal(e)),
-    };
-    // `npm publish` sends `latest` unless given --tag; packagecloud moves latest on every
-    // publish without one, whatever the version.
-    let mut tx = app.db.begin_write().await?;
-    if let Some(tags) = body["dist-tags"].as_object() {
-        for (tag, tagged) in tags {
-            if tagged
-                .as_str()
-                .and_then(|v| npm::normalize_version(v).ok())
-                .as_ref()
-                == Some(&claimed)
-            {
-                db::npm::set(&mut tx, repo.id, name, db::npm::TAG, tag, &package.version).await?;
+    if !matches!(pushed, Ok((_, true))) {
+        // Nothing was published: the tags are put back as they were.
+        let mut tx = app.db.begin_write().await?;
+        for tag in &tags {
+            match before.get(*tag) {
+                Some(previous) => {
+                    db::npm::set(&mut tx, repo.id, name, db::npm::TAG, tag, previous).await?
+                }
+                None => {
+                    db::npm::remove(&mut tx, repo.id, name, db::npm::TAG, tag).await?;
+                }
             }
         }
+        tx.commit().await?;
     }
-    republish(app, tx, repo, name).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "ok": true, "id": name }))).into_response())
+    match pushed {
+        Ok((_, true)) => {
+            Ok((StatusCode::CREATED, Json(json!({ "ok": true, "id": name }))).into_response())
+        }
+        Ok((_, false)) | Err(PushError::Conflict(_)) => Err(refused()),
+        Err(PushError::BadPackage(m) | PushError::BadFilename(m)) => Err(bad(m)),
+        Err(PushError::Internal(e)) => Err(ApiError::Internal(e)),
+    }
 }
 
 /// A `PUT` of an edited packument (`npm deprecate`, `npm unpublish NAME@VERSION`): versions
