@@ -10,7 +10,7 @@ pub mod downloads;
 pub mod generations;
 pub mod gpg_keys;
 pub mod jobs;
-pub mod npm;
+pub mod metadata;
 pub mod packages;
 pub mod processes;
 pub mod repos;

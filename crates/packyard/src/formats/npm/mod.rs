@@ -248,10 +248,10 @@ pub async fn publish(app: &App, target: &Target, build: &Build) -> Result<()> {
         .map(|(v, e)| (v.clone(), e.version.clone()))
         .collect();
     let tags = effective_tags(
-        db::npm::read(&app.db, repository_id, name, db::npm::TAG).await?,
+        db::metadata::read(&app.db, target, db::metadata::TAG).await?,
         &versions,
     );
-    let deprecated = db::npm::read(&app.db, repository_id, name, db::npm::DEPRECATED).await?;
+    let deprecated = db::metadata::read(&app.db, target, db::metadata::DEPRECATED).await?;
     let time = |id: i64| {
         created_at
             .get(&id)

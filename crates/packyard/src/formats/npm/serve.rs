@@ -119,7 +119,7 @@ async fn dist_tags(app: &App, repo: &Repo, name: &str) -> Result<Value, ApiError
         .filter_map(|p| Some((npm::normalize_version(&p.version).ok()?, p.version.clone())))
         .collect();
     parsed.sort_by(|a, b| a.0.cmp(&b.0));
-    let stored = db::npm::read(&app.db, repo.id, name, db::npm::TAG).await?;
+    let stored = db::metadata::read(&app.db, &target(repo, name), db::metadata::TAG).await?;
     Ok(json!(super::effective_tags(stored, &parsed)))
 }
 
@@ -202,7 +202,14 @@ pub async fn write(
                 )));
             }
             let mut tx = app.db.begin_write().await?;
-            db::npm::set(&mut tx, repo.id, &name, db::npm::TAG, &tag, &version).await?;
+            db::metadata::set(
+                &mut tx,
+                &target(&repo, &name),
+                db::metadata::TAG,
+                &tag,
+                &version,
+            )
+            .await?;
             republish(app, tx, &repo, &name).await?;
             Ok((StatusCode::CREATED, Json(json!({ "ok": true }))).into_response())
         }
@@ -213,7 +220,9 @@ pub async fn write(
                 ));
             }
             let mut tx = app.db.begin_write().await?;
-            if !db::npm::remove(&mut tx, repo.id, &name, db::npm::TAG, &tag).await? {
+            if !db::metadata::remove(&mut tx, &target(&repo, &name), db::metadata::TAG, &tag)
+                .await?
+            {
                 return Err(ApiError::not_found(format!("{name} has no tag {tag}")));
             }
             republish(app, tx, &repo, &name).await?;
@@ -318,11 +327,10 @@ async fn yank(
     let mut tx = app.db.begin_write().await?;
     for package in versions {
         db::packages::mark_deleted(&mut tx, package.id).await?;
-        db::npm::remove(
+        db::metadata::remove(
             &mut tx,
-            repo.id,
-            name,
-            db::npm::DEPRECATED,
+            &target(repo, name),
+            db::metadata::DEPRECATED,
             &package.version,
         )
         .await?;
@@ -414,7 +422,7 @@ async fn publish(
     // The tags go first, so the one publish the push queues lists them: `npm publish` sends
     // `latest` unless given --tag, and packagecloud moves latest on every publish without
     // one, whatever the version. A tag naming a version that is not published is not shown.
-    let before = db::npm::read(&app.db, repo.id, name, db::npm::TAG).await?;
+    let before = db::metadata::read(&app.db, &target(repo, name), db::metadata::TAG).await?;
     let tags: Vec<&String> = body["dist-tags"]
         .as_object()
         .into_iter()
@@ -430,7 +438,14 @@ async fn publish(
         .collect();
     let mut tx = app.db.begin_write().await?;
     for tag in &tags {
-        db::npm::set(&mut tx, repo.id, name, db::npm::TAG, tag, &version).await?;
+        db::metadata::set(
+            &mut tx,
+            &target(repo, name),
+            db::metadata::TAG,
+            tag,
+            &version,
+        )
+        .await?;
     }
     tx.commit().await?;
     let stream = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from(data))]);
@@ -452,10 +467,18 @@ async fn publish(
         for tag in &tags {
             match before.get(*tag) {
                 Some(previous) => {
-                    db::npm::set(&mut tx, repo.id, name, db::npm::TAG, tag, previous).await?
+                    db::metadata::set(
+                        &mut tx,
+                        &target(repo, name),
+                        db::metadata::TAG,
+                        tag,
+                        previous,
+                    )
+                    .await?
                 }
                 None => {
-                    db::npm::remove(&mut tx, repo.id, name, db::npm::TAG, tag).await?;
+                    db::metadata::remove(&mut tx, &target(repo, name), db::metadata::TAG, tag)
+                        .await?;
                 }
             }
         }
@@ -498,30 +521,42 @@ async fn update(
         }
         match manifest["deprecated"].as_str().filter(|m| !m.is_empty()) {
             Some(message) => {
-                db::npm::set(
+                db::metadata::set(
                     &mut tx,
-                    repo.id,
-                    name,
-                    db::npm::DEPRECATED,
+                    &target(repo, name),
+                    db::metadata::DEPRECATED,
                     version,
                     message,
                 )
                 .await?
             }
             None => {
-                db::npm::remove(&mut tx, repo.id, name, db::npm::DEPRECATED, version).await?;
+                db::metadata::remove(
+                    &mut tx,
+                    &target(repo, name),
+                    db::metadata::DEPRECATED,
+                    version,
+                )
+                .await?;
             }
         }
     }
     if let Some(tags) = body["dist-tags"].as_object() {
-        for (tag, _) in db::npm::read(&app.db, repo.id, name, db::npm::TAG).await? {
+        for (tag, _) in db::metadata::read(&app.db, &target(repo, name), db::metadata::TAG).await? {
             if !tags.contains_key(&tag) {
-                db::npm::remove(&mut tx, repo.id, name, db::npm::TAG, &tag).await?;
+                db::metadata::remove(&mut tx, &target(repo, name), db::metadata::TAG, &tag).await?;
             }
         }
         for (tag, version) in tags {
             if let Some(version) = version.as_str().filter(|v| versions.contains_key(*v)) {
-                db::npm::set(&mut tx, repo.id, name, db::npm::TAG, tag, version).await?;
+                db::metadata::set(
+                    &mut tx,
+                    &target(repo, name),
+                    db::metadata::TAG,
+                    tag,
+                    version,
+                )
+                .await?;
             }
         }
     }

@@ -152,8 +152,41 @@ pub async fn publish(app: &App, target: &Target, build: &Build) -> Result<()> {
         let name = &target.arch;
         let mut anchors =
             db::packages::named_entries(&app.db, repository_id, distro_id, name, "html").await?;
-        let objects =
+        let mut objects =
             db::packages::named_entries(&app.db, repository_id, distro_id, name, "json").await?;
+        // Yanked releases (PEP 592) are rendered again from their JSON entry with the mark;
+        // the stored entries never carry it, so a rerender cannot lose it.
+        let yanked = db::metadata::read(&app.db, target, db::metadata::YANKED).await?;
+        if !yanked.is_empty() {
+            let marked: std::collections::HashMap<i64, (String, String)> = objects
+                .iter()
+                .filter_map(|e| {
+                    let reason = yanked.get(&e.version)?;
+                    let value: serde_json::Value = serde_json::from_str(&e.body).ok()?;
+                    let listed = ListedFile {
+                        yanked: Some(reason.as_str()),
+                        ..ListedFile::from_json(&value)?
+                    };
+                    Some((
+                        e.id,
+                        (
+                            pypi::html_anchor(&listed),
+                            pypi::json_file(&listed).to_string(),
+                        ),
+                    ))
+                })
+                .collect();
+            for entry in &mut anchors {
+                if let Some((html, _)) = marked.get(&entry.id) {
+                    entry.body = html.clone();
+                }
+            }
+            for entry in &mut objects {
+                if let Some((_, json)) = marked.get(&entry.id) {
+                    entry.body = json.clone();
+                }
+            }
+        }
         // Files in PEP 440 order of their versions, then by name, on both pages; each
         // version parsed once.
         let order: std::collections::HashMap<i64, _> = anchors
@@ -166,7 +199,6 @@ pub async fn publish(app: &App, target: &Target, build: &Build) -> Result<()> {
             })
             .collect();
         anchors.sort_by(|a, b| order[&a.id].cmp(&order[&b.id]));
-        let mut objects = objects;
         objects.retain(|e| order.contains_key(&e.id));
         objects.sort_by(|a, b| order[&a.id].cmp(&order[&b.id]));
         // 1.0 and 1.0.0 are one release.
@@ -209,7 +241,7 @@ pub async fn publish(app: &App, target: &Target, build: &Build) -> Result<()> {
 }
 
 /// PEP 592: marks every file of `name` at `version` yanked with `reason` (possibly empty), or
-/// with `None` not yanked, and queues the project's page; returns how many files changed.
+/// with `None` not yanked, and queues the project's page; returns how many files it has.
 /// pip installs a yanked file only when its version is pinned.
 pub async fn set_yanked(
     app: &App,
@@ -223,44 +255,26 @@ pub async fn set_yanked(
     let version = pypi::normalize_version(version)
         .map(|v| v.to_string())
         .unwrap_or_else(|_| version.to_owned());
-    let packages: Vec<_> = db::packages::by_name_and_arch(&app.db, repo.id, distro.id, &name, None)
+    let files = db::packages::by_name_and_arch(&app.db, repo.id, distro.id, &name, None)
         .await?
-        .into_iter()
+        .iter()
         .filter(|p| p.version == version)
-        .collect();
-    for package in &packages {
-        let entries = db::packages::entries(&app.db, package.id).await?;
-        let entry = |part: &str| {
-            entries
-                .iter()
-                .find(|(p, _)| p == part)
-                .map(|(_, body)| body.clone())
-        };
-        let json: serde_json::Value = serde_json::from_str(
-            &entry("json").with_context(|| format!("{} has no page entry", package.filename))?,
-        )?;
-        let listed = ListedFile::from_json(&json)
-            .with_context(|| format!("{}'s page entry does not read back", package.filename))?;
-        let listed = ListedFile {
-            yanked: reason,
-            ..listed
-        };
-        let mut rendered = vec![
-            ("html", pypi::html_anchor(&listed)),
-            ("json", pypi::json_file(&listed).to_string()),
-        ];
-        if let Some(metadata) = entry("metadata") {
-            rendered.push(("metadata", metadata));
-        }
-        db::packages::replace_entries(&app.db, package.id, &package.filename, &rendered).await?;
+        .count();
+    if files == 0 {
+        return Ok(0);
     }
-    if !packages.is_empty() {
-        let mut tx = app.db.begin_write().await?;
-        for target in targets_of(&mut tx, repo.id, distro, &name).await? {
-            db::jobs::enqueue(&mut tx, super::PackageFormat::Python.publish_job(), &target).await?;
+    let page = project(repo.id, distro, &name);
+    let mut tx = app.db.begin_write().await?;
+    match reason {
+        Some(reason) => {
+            db::metadata::set(&mut tx, &page, db::metadata::YANKED, &version, reason).await?
         }
-        tx.commit().await?;
-        app.queued();
+        None => {
+            db::metadata::remove(&mut tx, &page, db::metadata::YANKED, &version).await?;
+        }
     }
-    Ok(packages.len())
+    db::jobs::enqueue(&mut tx, super::PackageFormat::Python.publish_job(), &page).await?;
+    tx.commit().await?;
+    app.queued();
+    Ok(files)
 }

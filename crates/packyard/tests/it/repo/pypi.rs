@@ -171,6 +171,26 @@ async fn twine_uploads_and_pip_and_uv_resolve_by_requires_python() {
         text.contains("yanked") && text.contains("broken build"),
         "{text}"
     );
+    // A rerender renders every file again from its blob; the mark stays.
+    let repo = packyard::db::repos::by_owner_and_name(&app.app.db, "admin", "stable")
+        .await
+        .unwrap()
+        .unwrap();
+    let scope = packyard::reindex::Scope {
+        repo: &repo,
+        distro: None,
+        filename: None,
+    };
+    packyard::reindex::reindex(&app.app, &scope, true)
+        .await
+        .unwrap();
+    app.wait_for_jobs().await;
+    let html = app.text("/admin/stable/pypi/simple/demo-pkg/").await;
+    assert_eq!(
+        html.matches("data-yanked=\"broken build\"").count(),
+        2,
+        "{html}"
+    );
     let unyank = app
         .authed(
             Method::DELETE,
