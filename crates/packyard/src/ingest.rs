@@ -202,7 +202,7 @@ async fn parse_as_of(
     format
         .check_filename(&staged.filename)
         .map_err(|why| PushError::BadFilename(format!("file name {:?} {why}", staged.filename)))?;
-    if !staged.source_files.is_empty() && format != PackageFormat::Dsc {
+    if !staged.source_files.is_empty() && !format.takes_source_files() {
         return Err(PushError::BadPackage(format!(
             "only a Debian source package (.dsc) comes with source files; {} is {}",
             staged.filename,
@@ -212,16 +212,30 @@ async fn parse_as_of(
     format.parse(staged, distro, file_time).await
 }
 
-/// Reads a stored package's blob again and renders its index entries anew (after a parser
-/// fix), replacing the stored ones. The blob must still be the package the row describes.
-pub async fn rerender(app: &App, distro: &Distro, package: &Package) -> anyhow::Result<()> {
-    let key = BlobKey::from_sha256(&package.sha256)?;
+/// A stored blob copied to a temporary file, staged as `filename`; the file goes with the
+/// returned guard.
+async fn fetch(
+    app: &App,
+    sha256: &str,
+    filename: &str,
+) -> anyhow::Result<(Staged, tempfile::NamedTempFile)> {
     let file = tempfile::NamedTempFile::new_in(app.blobs.tmp_dir())?;
     let digests = app
         .blobs
-        .download_to(&key, file.path())
+        .download_to(&BlobKey::from_sha256(sha256)?, file.path())
         .await?
-        .with_context(|| format!("the blob of {} is missing from storage", package.filename))?;
+        .with_context(|| format!("the blob of {filename} is missing from storage"))?;
+    Ok((
+        Staged::new(file.path().to_owned(), filename.to_owned(), digests),
+        file,
+    ))
+}
+
+/// Reads a stored package's blob again and renders its index entries anew (after a parser
+/// fix), replacing the stored ones. The blob must still be the package the row describes.
+pub async fn rerender(app: &App, distro: &Distro, package: &Package) -> anyhow::Result<()> {
+    let (mut staged, _file) = fetch(app, &package.sha256, &package.filename).await?;
+    let digests = &staged.digests;
     anyhow::ensure!(
         digests.sha256 == package.sha256,
         "the blob of {} does not match its SHA-256 ({} stored, {} read)",
@@ -229,21 +243,11 @@ pub async fn rerender(app: &App, distro: &Distro, package: &Package) -> anyhow::
         package.sha256,
         digests.sha256
     );
-    let mut staged = Staged::new(file.path().to_owned(), package.filename.clone(), digests);
     // Source files come back from storage too; the temporary files live until the end.
     let mut temporaries = Vec::new();
     for stored in db::packages::files(&app.db, package.id).await? {
-        let temp = tempfile::NamedTempFile::new_in(app.blobs.tmp_dir())?;
-        let digests = app
-            .blobs
-            .download_to(&BlobKey::from_sha256(&stored.sha256)?, temp.path())
-            .await?
-            .with_context(|| format!("the blob of {} is missing from storage", stored.filename))?;
-        staged.source_files.push(Staged::new(
-            temp.path().to_owned(),
-            stored.filename,
-            digests,
-        ));
+        let (file, temp) = fetch(app, &stored.sha256, &stored.filename).await?;
+        staged.source_files.push(file);
         temporaries.push(temp);
     }
     let parsed = parse_as_of(&staged, distro, package.created_at)
@@ -356,8 +360,10 @@ fn new_package<'a>(
 
 /// A .deb pushed to an rpm distribution (or the reverse) gets a message that says so.
 fn check_kind(staged: &Staged, distro: &Distro, format: PackageFormat) -> Result<(), PushError> {
-    if format == PackageFormat::AnyFile {
-        return Ok(()); // A raw file may be anything, a .deb included.
+    // Only formats known by their first bytes turn the others away: a raw file may be
+    // anything, a .deb included, and the other formats' parsers say what they expected.
+    if !format.has_magic() {
+        return Ok(());
     }
     let mut magic = [0u8; 8];
     let read = std::fs::File::open(&staged.path)

@@ -148,6 +148,11 @@ impl PackageFormat {
         }
     }
 
+    /// Whether files of this format are known by their first bytes (`sniff`).
+    pub fn has_magic(self) -> bool {
+        matches!(self, PackageFormat::Deb | PackageFormat::Rpm)
+    }
+
     /// The format whose files start with `magic`, if any does.
     pub fn sniff(magic: &[u8]) -> Option<PackageFormat> {
         if deb::is_deb(magic) {
@@ -272,6 +277,46 @@ impl PackageFormat {
             PackageFormat::Python => python::file_path(&package.sha256, &package.filename),
             PackageFormat::Node => npm::file_path(&package.name, &package.version),
         }
+    }
+
+    /// A package's path under API v1's `package/`, without the version: `FORMAT/OS/DIST/
+    /// NAME/ARCH`, or `FORMAT/NAME` for formats whose distribution is their own
+    /// (packagecloud's `package/python/NAME/VERSION.json`).
+    pub fn api_package_path(self, distro: &Distro, package: &Package) -> String {
+        let format = self.name();
+        match self {
+            PackageFormat::AnyFile | PackageFormat::Python | PackageFormat::Node => {
+                format!("{format}/{}", package.name)
+            }
+            PackageFormat::Deb | PackageFormat::Rpm | PackageFormat::Dsc => format!(
+                "{format}/{}/{}/{}/{}",
+                distro.os, distro.dist, package.name, package.architecture
+            ),
+        }
+    }
+
+    /// A package's file as API v1's destroy and promote paths name it, and the query they
+    /// add: a scoped npm package's file is `demo-1.0.0.tgz` with `?scope=%40acme`.
+    pub fn api_file_reference(self, package: &Package) -> (String, String) {
+        match (self, package.filename.split_once('/')) {
+            (PackageFormat::Node, Some((scope, file))) => (
+                file.to_owned(),
+                format!("?scope=%40{}", scope.trim_start_matches('@')),
+            ),
+            _ => (package.filename.clone(), String::new()),
+        }
+    }
+
+    /// The path under `/OWNER/REPO/` that a file uploaded there is changed at, for files
+    /// API v1's paths cannot name (`raw/NAME/VERSION/FILE`).
+    pub fn raw_path(self, package: &Package) -> Option<String> {
+        (self == PackageFormat::AnyFile && package.filename.contains('/'))
+            .then(|| anyfile::file_path(package))
+    }
+
+    /// Whether an upload of this format comes with the files it names (a `.dsc`'s tarballs).
+    pub fn takes_source_files(self) -> bool {
+        self == PackageFormat::Dsc
     }
 
     /// A stored version as API v1 shows it: the version and, for formats that keep one

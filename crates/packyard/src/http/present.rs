@@ -54,21 +54,15 @@ pub fn package(base: &str, repo: &Repo, distro: &Distro, p: &Package) -> api::Pa
     let format = PackageFormat::from_name(&p.format).unwrap_or(distro.format);
     let (version, release) = format.version_and_release(&version);
     let target = format!("{}/{}", distro.os, distro.dist);
-    // Formats without distributions of their own name no distribution here (packagecloud's
-    // `package/anyfile/NAME/VERSION.json`).
-    let package_root = match format {
-        PackageFormat::AnyFile | PackageFormat::Python => {
-            format!("/api/v1/repos/{fq}/package/{}/{}", p.format, p.name)
-        }
-        _ => format!(
-            "/api/v1/repos/{fq}/package/{}/{target}/{}/{}",
-            p.format, p.name, p.architecture
-        ),
-    };
+    let package_root = format!(
+        "/api/v1/repos/{fq}/package/{}",
+        format.api_package_path(distro, p)
+    );
+    let (file, query) = format.api_file_reference(p);
     // A file under `raw/` is destroyed where it was uploaded.
-    let destroy_url = match p.filename.contains('/') {
-        true => format!("/{fq}/raw/{}", p.filename),
-        false => format!("/api/v1/repos/{fq}/{target}/{}", p.filename),
+    let destroy_url = match format.raw_path(p) {
+        Some(path) => format!("/{fq}/{path}"),
+        None => format!("/api/v1/repos/{fq}/{target}/{file}{query}"),
     };
     let self_url = match &release {
         Some(release) => format!("{package_root}/{version}/{release}.json"),
@@ -108,7 +102,7 @@ pub fn package(base: &str, repo: &Repo, distro: &Distro, p: &Package) -> api::Pa
             "{}/stats/downloads/series/daily.json",
             self_url.trim_end_matches(".json")
         ),
-        promote_url: format!("/api/v1/repos/{fq}/{target}/{}/promote.json", p.filename),
+        promote_url: format!("/api/v1/repos/{fq}/{target}/{file}/promote.json{query}"),
         destroy_url,
         self_url,
     }

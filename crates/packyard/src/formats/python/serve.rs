@@ -33,6 +33,19 @@ fn redirect(to: String) -> Response {
     response
 }
 
+/// The live file `filename` whose SHA-256 is `sha256`, as its URL names it.
+async fn stored_file(
+    app: &App,
+    repo: &Repo,
+    sha256: &str,
+    filename: &str,
+) -> Result<db::packages::Package, ApiError> {
+    db::packages::by_filename(&app.db, repo.id, distro().id, filename)
+        .await?
+        .filter(|p| p.sha256 == sha256)
+        .ok_or_else(|| ApiError::not_found(filename))
+}
+
 pub async fn read(
     app: &App,
     repo: &Repo,
@@ -48,10 +61,7 @@ pub async fn read(
         PypiPath::Root { .. } => page(app, repo, "", request).await,
         PypiPath::Project { name, .. } => page(app, repo, &name, request).await,
         PypiPath::File { sha256, filename } => {
-            let package = db::packages::by_filename(&app.db, repo.id, distro().id, &filename)
-                .await?
-                .filter(|p| p.sha256 == sha256)
-                .ok_or_else(|| ApiError::not_found(filename.clone()))?;
+            let package = stored_file(app, repo, &sha256, &filename).await?;
             let content_type = if filename.ends_with(".whl") || filename.ends_with(".zip") {
                 "application/zip"
             } else {
@@ -68,10 +78,7 @@ pub async fn read(
             send::send(app, request, file).await
         }
         PypiPath::Metadata { sha256, filename } => {
-            let package = db::packages::by_filename(&app.db, repo.id, distro().id, &filename)
-                .await?
-                .filter(|p| p.sha256 == sha256)
-                .ok_or_else(|| ApiError::not_found(filename.clone()))?;
+            let package = stored_file(app, repo, &sha256, &filename).await?;
             let metadata = db::packages::entries(&app.db, package.id)
                 .await?
                 .into_iter()

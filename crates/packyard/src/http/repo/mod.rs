@@ -57,24 +57,18 @@ async fn write(
                 filename,
             }),
             m,
-        ) if m == Method::PUT => {
-            let file = (file_name.as_str(), version.as_str(), filename.as_str());
-            anyfile::serve::upload(app, client, &parts.headers, owner, name, file, body).await
-        }
-        (
-            Some(RepoPath::Raw {
-                name: file_name,
-                version,
-                filename,
-            }),
-            m,
-        ) if m == Method::DELETE => {
+        ) if m == Method::PUT || m == Method::DELETE => {
+            let headers = &parts.headers;
+            if m == Method::PUT {
+                let file = (file_name.as_str(), version.as_str(), filename.as_str());
+                return anyfile::serve::upload(app, client, headers, owner, name, file, body).await;
+            }
             let wanted = anyfile::serve::Wanted::Raw {
                 name: &file_name,
                 version: &version,
                 filename: &filename,
             };
-            anyfile::serve::delete(app, client, &parts.headers, owner, name, wanted).await
+            anyfile::serve::delete(app, client, headers, owner, name, wanted).await
         }
         (Some(RepoPath::Npm(npm_path)), m) => {
             npm::serve::write(app, client, &parts.headers, &m, owner, name, npm_path, body).await

@@ -340,11 +340,19 @@ async fn packuments_are_abbreviated_on_request_cache_with_etags_and_stay_private
         .await
         .unwrap();
     assert_eq!(shown["package_type"], "node", "{shown}");
+    // The URLs the answer hands out are the ones that work.
+    assert_eq!(
+        shown["destroy_url"],
+        "/api/v1/repos/admin/secret/node/1/hidden-1.0.0.tgz?scope=%40acme"
+    );
+    let again = app
+        .authed(Method::GET, shown["package_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200, "{}", shown["package_url"]);
     let yank = app
-        .authed(
-            Method::DELETE,
-            "/api/v1/repos/admin/secret/node/1/hidden-1.0.0.tgz?scope=%40acme",
-        )
+        .authed(Method::DELETE, shown["destroy_url"].as_str().unwrap())
         .send()
         .await
         .unwrap();
