@@ -22,7 +22,7 @@ use anyhow::Result;
 use bytes::Bytes;
 
 use crate::db::generations::{IndexFile, Target};
-use crate::db::packages::Package;
+use crate::db::packages::{Package, TargetSummary};
 use crate::db::repos::Repo;
 use crate::storage::{BlobKey, Blobs};
 
@@ -61,6 +61,8 @@ pub struct ReadCache {
     documents: Shelf<(Target, &'static str), Arc<Document>>,
     files: Shelf<(Target, FileKey), Arc<IndexFile>>,
     pool: Shelf<(i64, i64, String), Arc<Package>>,
+    /// The web UI's per-target counts and sizes of a repository, by its id.
+    summaries: Shelf<i64, Arc<Vec<TargetSummary>>>,
     blobs: BlobBytes,
 }
 
@@ -77,6 +79,7 @@ impl ReadCache {
             documents: Shelf::default(),
             files: Shelf::default(),
             pool: Shelf::default(),
+            summaries: Shelf::default(),
             blobs: BlobBytes::new(budget),
         }
     }
@@ -105,6 +108,18 @@ impl ReadCache {
             Ok(load.await?.map(Arc::new))
         })
         .await
+    }
+
+    /// A repository's live packages counted by target, architecture and format. A push
+    /// alone does not drop it; the publish that follows does (or the TTL).
+    pub async fn summary<F>(&self, repository_id: i64, load: F) -> Result<Arc<Vec<TargetSummary>>>
+    where
+        F: Future<Output = Result<Vec<TargetSummary>>>,
+    {
+        let loaded = self.through(&self.summaries, repository_id, async {
+            Ok(Some(Arc::new(load.await?)))
+        });
+        Ok(loaded.await?.unwrap_or_default())
     }
 
     pub async fn document<F>(

@@ -12,7 +12,9 @@ use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use anyhow::{Context, Result};
 use base64::Engine as _;
+use hmac::{Hmac, Mac};
 use rand::RngCore;
+use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 
@@ -21,6 +23,8 @@ const NONCE_LEN: usize = 12;
 
 pub struct SecretBox {
     cipher: Aes256Gcm,
+    /// Keys the web UI's form tokens; derived from the secret, never the secret itself.
+    mac_key: [u8; 32],
 }
 
 impl SecretBox {
@@ -36,8 +40,12 @@ impl SecretBox {
             "the server secret must be 32 bytes, not {}",
             key.len()
         );
+        let mut derive = Sha256::new();
+        derive.update(b"packyard form tokens\0");
+        derive.update(&key);
         Ok(SecretBox {
             cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key)),
+            mac_key: derive.finalize().into(),
         })
     }
 
@@ -69,6 +77,25 @@ impl SecretBox {
             "{PREFIX}{}",
             base64::engine::general_purpose::STANDARD.encode(out)
         ))
+    }
+
+    /// HMAC-SHA256 of `message` under a key derived from the secret, as hex.
+    pub fn mac(&self, message: &[u8]) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.mac_key)
+            .expect("HMAC takes keys of any length");
+        mac.update(message);
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Whether `tag` is the MAC of `message`, compared in constant time.
+    pub fn verify_mac(&self, message: &[u8], tag: &str) -> bool {
+        let Ok(tag) = hex::decode(tag) else {
+            return false;
+        };
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.mac_key)
+            .expect("HMAC takes keys of any length");
+        mac.update(message);
+        mac.verify_slice(&tag).is_ok()
     }
 
     pub fn open(&self, stored: &str) -> Result<String> {

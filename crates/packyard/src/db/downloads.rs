@@ -79,6 +79,13 @@ pub async fn record(db: &Db, batch: &[Download], fetches: &[IndexFetch]) -> Resu
             .bind(count),
             execute
         )?;
+        run_tx!(
+            &mut tx,
+            sqlx::query("UPDATE packages SET download_count = download_count + $2 WHERE id = $1")
+                .bind(package_id)
+                .bind(count),
+            execute
+        )?;
     }
     for ((repository_id, host), fetched_at) in latest {
         run_tx!(
@@ -170,6 +177,35 @@ pub async fn times(db: &Db, package_id: i64) -> Result<Vec<(i64, i64)>> {
             "SELECT downloaded_at, count FROM downloads WHERE package_id = $1 ORDER BY downloaded_at"
         )
         .bind(package_id),
+        fetch_all
+    )?)
+}
+
+/// Downloads of a repository's packages since `since`, as (second, count), for its daily
+/// chart.
+pub async fn repository_daily(db: &Db, repository_id: i64, since: i64) -> Result<Vec<(i64, i64)>> {
+    Ok(run!(
+        db,
+        sqlx::query_as(
+            "SELECT d.downloaded_at, d.count FROM downloads d JOIN packages p ON p.id = d.package_id
+             WHERE p.repository_id = $1 AND d.downloaded_at >= $2",
+        )
+        .bind(repository_id)
+        .bind(since),
+        fetch_all
+    )?)
+}
+
+/// When each read token (by name) of a repository last downloaded a package.
+pub async fn read_tokens_last_used(db: &Db, repository_id: i64) -> Result<Vec<(String, i64)>> {
+    Ok(run!(
+        db,
+        sqlx::query_as(
+            "SELECT d.read_token, CAST(MAX(d.downloaded_at) AS BIGINT) FROM downloads d
+             JOIN packages p ON p.id = d.package_id
+             WHERE p.repository_id = $1 AND d.read_token IS NOT NULL GROUP BY d.read_token",
+        )
+        .bind(repository_id),
         fetch_all
     )?)
 }

@@ -643,17 +643,22 @@ pub struct Published {
     pub pushed_ms: Option<i64>,
 }
 
+const PUBLISHED: &str = "SELECT t.repository_id, u.name || '/' || r.name AS repository,
+    t.distro_version_id, t.arch, t.published_at, g.build_started_ms, g.committed_ms, g.pushed_ms
+    FROM publish_targets t JOIN generations g ON g.id = t.current_generation_id
+    JOIN repositories r ON r.id = t.repository_id JOIN users u ON u.id = r.owner_id";
+
 pub async fn published(db: &Db) -> Result<Vec<Published>> {
+    let sql = format!("{PUBLISHED} ORDER BY repository, t.distro_version_id, t.arch");
+    Ok(run!(db, sqlx::query_as(sqlx::AssertSqlSafe(sql)), fetch_all)?)
+}
+
+/// As `published`, for one repository.
+pub async fn published_in(db: &Db, repository_id: i64) -> Result<Vec<Published>> {
+    let sql = format!("{PUBLISHED} WHERE t.repository_id = $1 ORDER BY t.distro_version_id, t.arch");
     Ok(run!(
         db,
-        sqlx::query_as(
-            "SELECT t.repository_id, u.name || '/' || r.name AS repository, t.distro_version_id,
-                t.arch, t.published_at,
-                g.build_started_ms, g.committed_ms, g.pushed_ms
-             FROM publish_targets t JOIN generations g ON g.id = t.current_generation_id
-             JOIN repositories r ON r.id = t.repository_id JOIN users u ON u.id = r.owner_id
-             ORDER BY repository, t.distro_version_id, t.arch",
-        ),
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(repository_id),
         fetch_all
     )?)
 }

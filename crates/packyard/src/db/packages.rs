@@ -25,10 +25,12 @@ pub struct Package {
     pub dependencies: String,
     pub indexed: bool,
     pub created_at: i64,
+    /// Downloads so far, as recorded (the log is written in batches).
+    pub download_count: i64,
 }
 
 const COLUMNS: &str = "id, repository_id, distro_version_id, format, name, version, architecture,
-    filename, size, md5, sha1, sha256, sha512, dependencies, indexed, created_at";
+    filename, size, md5, sha1, sha256, sha512, dependencies, indexed, created_at, download_count";
 
 pub struct NewPackage<'a> {
     pub repository_id: i64,
@@ -333,8 +335,15 @@ pub async fn mark_indexed(tx: &mut Tx, ids: &[i64]) -> Result<Option<i64>> {
             .map(i64::to_string)
             .collect::<Vec<_>>()
             .join(",");
-        let sql = format!("UPDATE packages SET indexed = TRUE WHERE id IN ({list})");
-        run_tx!(tx, sqlx::query(sqlx::AssertSqlSafe(sql)), execute)?;
+        let sql = format!(
+            "UPDATE packages SET indexed = TRUE, indexed_ms = COALESCE(indexed_ms, $1)
+             WHERE id IN ({list})"
+        );
+        run_tx!(
+            tx,
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(super::now_ms()),
+            execute
+        )?;
         let sql = format!(
             "SELECT MIN(COALESCE(created_ms, created_at * 1000)) FROM packages WHERE id IN ({list})"
         );
@@ -432,6 +441,8 @@ pub struct Filter {
     pub architecture: Option<String>,
     /// A substring of the file name.
     pub filename: Option<String>,
+    /// Only packages in (or not yet in) the signed index.
+    pub indexed: Option<bool>,
 }
 
 enum Bind {
@@ -439,14 +450,32 @@ enum Bind {
     Text(String),
 }
 
-/// One page of a repository's live packages, newest first, and the number of all that match.
-pub async fn list(
-    db: &Db,
-    repository_id: i64,
-    filter: &Filter,
-    offset: i64,
-    limit: i64,
-) -> Result<(Vec<Package>, i64)> {
+/// How a package listing is ordered. Versions are ordered by the format's own rules, which
+/// SQL does not know: `Order::Name` lists a name's rows together, and the web UI orders the
+/// versions within (`crate::http::ui`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Newest first when descending: upload order.
+    #[default]
+    Uploaded,
+    Name,
+    Size,
+    Downloads,
+}
+
+impl Order {
+    fn columns(self) -> &'static str {
+        match self {
+            Order::Uploaded => "id",
+            Order::Name => "name",
+            Order::Size => "size",
+            Order::Downloads => "download_count",
+        }
+    }
+}
+
+/// The `WHERE` condition of a listing and its bound values.
+fn condition(repository_id: i64, filter: &Filter) -> Option<(String, Vec<Bind>)> {
     let mut conditions = vec![
         "repository_id = $1".to_owned(),
         "deleted_at IS NULL".to_owned(),
@@ -462,7 +491,7 @@ pub async fn list(
     }
     if let Some(ids) = &filter.distro_version_ids {
         if ids.is_empty() {
-            return Ok((Vec::new(), 0));
+            return None;
         }
         let list: Vec<String> = ids
             .iter()
@@ -482,34 +511,161 @@ pub async fn list(
         let p = placeholder(&mut binds, Bind::Text(format!("%{escaped}%")));
         conditions.push(format!("filename LIKE {p} ESCAPE '\\'"));
     }
-    let condition = conditions.join(" AND ");
+    if let Some(indexed) = filter.indexed {
+        conditions.push(if indexed { "indexed" } else { "NOT indexed" }.to_owned());
+    }
+    Some((conditions.join(" AND "), binds))
+}
+
+macro_rules! bound {
+    ($query:expr, $binds:expr) => {{
+        let mut query = $query;
+        for bind in $binds {
+            query = match bind {
+                Bind::Int(v) => query.bind(*v),
+                Bind::Text(v) => query.bind(v.clone()),
+            };
+        }
+        query
+    }};
+}
+
+/// One page of a repository's live packages, newest first, and the number of all that match.
+pub async fn list(
+    db: &Db,
+    repository_id: i64,
+    filter: &Filter,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<Package>, i64)> {
+    list_sorted(db, repository_id, filter, Order::Uploaded, true, offset, limit).await
+}
+
+/// One page of a repository's live packages in `order`, and the number of all that match.
+pub async fn list_sorted(
+    db: &Db,
+    repository_id: i64,
+    filter: &Filter,
+    order: Order,
+    descending: bool,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<Package>, i64)> {
+    let Some((condition, binds)) = condition(repository_id, filter) else {
+        return Ok((Vec::new(), 0));
+    };
+    let direction = if descending { "DESC" } else { "ASC" };
+    let column = order.columns();
     let page = format!(
-        "SELECT {COLUMNS} FROM packages WHERE {condition} ORDER BY id DESC LIMIT {limit} OFFSET {offset}"
+        "SELECT {COLUMNS} FROM packages WHERE {condition}
+         ORDER BY {column} {direction}, id {direction} LIMIT {limit} OFFSET {offset}"
     );
     let total = format!("SELECT COUNT(*) FROM packages WHERE {condition}");
-    macro_rules! bound {
-        ($query:expr) => {{
-            let mut query = $query;
-            for bind in &binds {
-                query = match bind {
-                    Bind::Int(v) => query.bind(*v),
-                    Bind::Text(v) => query.bind(v.clone()),
-                };
-            }
-            query
-        }};
-    }
     let packages: Vec<Package> = run!(
         db,
-        bound!(sqlx::query_as(sqlx::AssertSqlSafe(page.clone()))),
+        bound!(sqlx::query_as(sqlx::AssertSqlSafe(page.clone())), &binds),
         fetch_all
     )?;
     let total: i64 = run!(
         db,
-        bound!(sqlx::query_scalar(sqlx::AssertSqlSafe(total.clone()))),
+        bound!(sqlx::query_scalar(sqlx::AssertSqlSafe(total.clone())), &binds),
         fetch_one
     )?;
     Ok((packages, total))
+}
+
+/// Id, name, version and format of every live package that matches, for ordering by
+/// version outside SQL.
+pub async fn versions_matching(
+    db: &Db,
+    repository_id: i64,
+    filter: &Filter,
+) -> Result<Vec<(i64, String, String, String)>> {
+    let Some((condition, binds)) = condition(repository_id, filter) else {
+        return Ok(Vec::new());
+    };
+    let sql = format!("SELECT id, name, version, format FROM packages WHERE {condition}");
+    Ok(run!(
+        db,
+        bound!(sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())), &binds),
+        fetch_all
+    )?)
+}
+
+/// Live packages by id, in the order of `ids`.
+pub async fn by_ids(db: &Db, ids: &[i64]) -> Result<Vec<Package>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT {COLUMNS} FROM packages WHERE id IN ({}) AND deleted_at IS NULL",
+        list.join(", ")
+    );
+    let binds: Vec<Bind> = ids.iter().map(|id| Bind::Int(*id)).collect();
+    let mut rows: Vec<Package> = run!(
+        db,
+        bound!(sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())), &binds),
+        fetch_all
+    )?;
+    rows.sort_by_key(|p| ids.iter().position(|id| *id == p.id));
+    Ok(rows)
+}
+
+/// When a package was pushed and when it first entered a published index, in milliseconds.
+pub async fn timing(db: &Db, id: i64) -> Result<(Option<i64>, Option<i64>)> {
+    Ok(run!(
+        db,
+        sqlx::query_as("SELECT created_ms, indexed_ms FROM packages WHERE id = $1")
+            .bind(id),
+        fetch_one
+    )?)
+}
+
+/// Live packages of one target and architecture, counted and sized, by format.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TargetSummary {
+    pub distro_version_id: i64,
+    pub architecture: String,
+    pub format: String,
+    pub count: i64,
+    pub bytes: i64,
+}
+
+pub async fn summary(db: &Db, repository_id: i64) -> Result<Vec<TargetSummary>> {
+    Ok(run!(
+        db,
+        sqlx::query_as(
+            "SELECT distro_version_id, architecture, format, CAST(COUNT(*) AS BIGINT) AS count,
+                    CAST(COALESCE(SUM(size), 0) AS BIGINT) AS bytes
+             FROM packages WHERE repository_id = $1 AND deleted_at IS NULL
+             GROUP BY distro_version_id, architecture, format
+             ORDER BY distro_version_id, architecture",
+        )
+        .bind(repository_id),
+        fetch_all
+    )?)
+}
+
+/// The live versions of one package name in a target, with their rows.
+pub async fn versions_of(
+    db: &Db,
+    repository_id: i64,
+    distro_version_id: i64,
+    name: &str,
+) -> Result<Vec<Package>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM packages WHERE repository_id = $1 AND distro_version_id = $2
+         AND name = $3 AND deleted_at IS NULL ORDER BY id DESC LIMIT 500"
+    );
+    Ok(run!(
+        db,
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(repository_id)
+            .bind(distro_version_id)
+            .bind(name),
+        fetch_all
+    )?)
 }
 
 /// A package's index entries by part.

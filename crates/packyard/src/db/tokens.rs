@@ -158,6 +158,17 @@ pub async fn delete_master(db: &Db, master: &MasterToken) -> Result<()> {
 }
 
 /// The read tokens of a master token that still work, oldest first.
+/// Ends a master token and its read tokens. The `default` one, which install scripts of
+/// every repository name, is not deleted but given a new value at once.
+pub async fn revoke_master(db: &Db, master: &MasterToken) -> Result<()> {
+    if master.name == "default" {
+        rotate_master(db, master, 0).await?;
+        Ok(())
+    } else {
+        delete_master(db, master).await
+    }
+}
+
 pub async fn read_tokens(db: &Db, master_token_id: i64) -> Result<Vec<ReadToken>> {
     let sql = format!(
         "SELECT {READ_COLUMNS} FROM read_tokens WHERE master_token_id = $1

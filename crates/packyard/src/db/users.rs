@@ -15,7 +15,11 @@ pub struct User {
 }
 
 /// Names that would collide with the server's own top-level paths.
-const RESERVED: &[&str] = &["api", "install", "priv", "healthz", "readyz", "metrics"];
+const RESERVED: &[&str] = &[
+    "api", "install", "priv", "healthz", "readyz", "metrics", // served paths
+    "app", "static", "login", "logout", "account", "orgs", // the web UI's pages
+    "v2",  // container registries
+];
 
 /// Owner names appear in URLs and file names on hosts (`OWNER_REPO.list`): 1 to 64 lower-case
 /// letters, digits, `-`, `_` or `.`, starting with a letter or digit, and not a reserved path.
@@ -134,6 +138,91 @@ pub async fn by_login(db: &Db, email: &str, password: &str) -> Result<Option<Use
         .verify_password(password.as_bytes(), &parsed)
         .is_ok();
     Ok(valid.then_some(User { id, name }))
+}
+
+/// Sets a user's password (argon2), keeping their email.
+pub async fn set_password(db: &Db, user_id: i64, password: &str) -> Result<()> {
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    let hash = argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?
+        .to_string();
+    run!(
+        db,
+        sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+            .bind(user_id)
+            .bind(hash),
+        execute
+    )?;
+    Ok(())
+}
+
+/// Replaces every API token of the user with a new one and returns its value.
+pub async fn regenerate_token(db: &Db, user_id: i64) -> Result<String> {
+    run!(
+        db,
+        sqlx::query("DELETE FROM api_tokens WHERE user_id = $1").bind(user_id),
+        execute
+    )?;
+    create_token(db, user_id).await
+}
+
+/// A user's email, their API tokens' count and when the newest was made.
+pub async fn account(db: &Db, user_id: i64) -> Result<(Option<String>, i64, Option<i64>)> {
+    Ok(run!(
+        db,
+        sqlx::query_as(
+            "SELECT u.email, CAST(COUNT(t.id) AS BIGINT), MAX(t.created_at) FROM users u
+             LEFT JOIN api_tokens t ON t.user_id = u.id WHERE u.id = $1 GROUP BY u.email",
+        )
+        .bind(user_id),
+        fetch_one
+    )?)
+}
+
+/// Whether the owner `name` is an organisation, and its id.
+pub async fn org_by_name(db: &Db, name: &str) -> Result<Option<User>> {
+    Ok(run!(
+        db,
+        sqlx::query_as("SELECT id, name FROM users WHERE name = $1 AND is_org").bind(name),
+        fetch_optional
+    )?)
+}
+
+/// The members of an organisation, by name.
+pub async fn members(db: &Db, org_id: i64) -> Result<Vec<User>> {
+    Ok(run!(
+        db,
+        sqlx::query_as(
+            "SELECT u.id, u.name FROM org_members m JOIN users u ON u.id = m.user_id
+             WHERE m.org_id = $1 ORDER BY u.name",
+        )
+        .bind(org_id),
+        fetch_all
+    )?)
+}
+
+/// The organisations the user belongs to.
+pub async fn orgs_of(db: &Db, user_id: i64) -> Result<Vec<User>> {
+    Ok(run!(
+        db,
+        sqlx::query_as(
+            "SELECT u.id, u.name FROM org_members m JOIN users u ON u.id = m.org_id
+             WHERE m.user_id = $1 ORDER BY u.name",
+        )
+        .bind(user_id),
+        fetch_all
+    )?)
+}
+
+pub async fn remove_member(db: &Db, org_id: i64, user_id: i64) -> Result<bool> {
+    Ok(run!(
+        db,
+        sqlx::query("DELETE FROM org_members WHERE org_id = $1 AND user_id = $2")
+            .bind(org_id)
+            .bind(user_id),
+        execute
+    )? > 0)
 }
 
 /// Creates an organisation (an owner that cannot log in) with `members`, who may push to

@@ -112,6 +112,18 @@ impl PackageFormat {
     }
 
     /// How error messages name a file of this format.
+    /// The format's short name on web pages.
+    pub fn label(self) -> &'static str {
+        match self {
+            PackageFormat::Deb => "deb",
+            PackageFormat::Rpm => "rpm",
+            PackageFormat::AnyFile => "raw",
+            PackageFormat::Dsc => "Debian source",
+            PackageFormat::Python => "Python",
+            PackageFormat::Node => "npm",
+        }
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             PackageFormat::Deb => "a Debian (.deb) package",
@@ -332,6 +344,27 @@ impl PackageFormat {
             | PackageFormat::Dsc
             | PackageFormat::Python
             | PackageFormat::Node => (version.to_owned(), None),
+        }
+    }
+
+    /// Two stored versions of one package in the format's own order: dpkg's for Debian,
+    /// rpm's for rpm, PEP 440 for Python, semver for npm. Raw files have no order of their
+    /// own; their versions compare as text. A version the format cannot read sorts first.
+    pub fn compare_versions(self, a: &str, b: &str) -> std::cmp::Ordering {
+        match self {
+            PackageFormat::Deb | PackageFormat::Dsc => {
+                packyard_formats::deb::compare_versions(a, b)
+            }
+            PackageFormat::Rpm => rpm_version::Evr::parse(a).cmp(&rpm_version::Evr::parse(b)),
+            PackageFormat::Python => {
+                let parse = |v: &str| packyard_formats::pypi::normalize_version(v).ok();
+                parse(a).cmp(&parse(b))
+            }
+            PackageFormat::Node => {
+                let parse = |v: &str| packyard_formats::npm::normalize_version(v).ok();
+                parse(a).cmp(&parse(b))
+            }
+            PackageFormat::AnyFile => a.cmp(b),
         }
     }
 

@@ -12,6 +12,7 @@ pub(crate) mod repo;
 mod router;
 mod server;
 mod system;
+pub(crate) mod ui;
 
 pub use router::router;
 

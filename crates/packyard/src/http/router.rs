@@ -5,7 +5,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, delete, get, post};
 use tower_http::trace::TraceLayer;
 
-use super::{api, install, metrics, ops, repo, system};
+use super::{api, install, metrics, ops, repo, system, ui};
 use crate::app::App;
 
 /// The routes of this process's role: every process answers `/healthz` and `/readyz`; `api`
@@ -21,7 +21,7 @@ pub fn router(app: App) -> Router {
         router = router.merge(api_routes(upload_limit));
     }
     if role.serves_repositories() {
-        router = router.merge(repository_routes());
+        router = router.merge(repository_routes()).merge(ui::routes());
     }
     router
         .route_layer(axum::middleware::from_fn_with_state(

@@ -4,7 +4,7 @@
 //! `GET, DELETE .../master_tokens/MT/read_tokens/ID`. MT is a master token's id, value or name.
 //! Only the repository's owner sees or changes them.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Json;
@@ -57,17 +57,17 @@ pub(super) async fn owned_repo(
 }
 
 /// Records a change of a token, by its name (never its value).
-async fn audit(
+pub(crate) async fn audit(
     app: &App,
     user: &User,
-    client: SocketAddr,
+    client: IpAddr,
     repo: &Repo,
     action: &'static str,
     token: &str,
     details: Value,
 ) {
     let event = Event::new(Actor::User(user.name.clone()), action)
-        .ip(client.ip())
+        .ip(client)
         .repository(&repo.owner, &repo.name)
         .target(token)
         .details(details);
@@ -114,7 +114,7 @@ struct Named {
     name: String,
 }
 
-fn check_token_name(name: &str) -> Result<(), ApiError> {
+pub(crate) fn check_token_name(name: &str) -> Result<(), ApiError> {
     let valid = !name.is_empty() && name.len() <= 200 && !name.chars().any(char::is_control);
     if valid {
         Ok(())
@@ -143,7 +143,7 @@ pub async fn create(
     audit(
         &app,
         &user,
-        client,
+        client.ip(),
         &repo,
         "token.create",
         &master.name,
@@ -167,7 +167,7 @@ pub async fn show(
     Ok(Json(master_json(&app, &repo, &master).await?))
 }
 
-/// Deletes a master token and its read tokens; the `default` one is rotated instead, at once.
+/// Deletes a master token and its read tokens (`default` gets a new value instead).
 pub async fn destroy(
     State(app): State<App>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
@@ -176,15 +176,11 @@ pub async fn destroy(
 ) -> Result<StatusCode, ApiError> {
     let (user, repo) = owned_repo(&app, &headers, client, &owner, &name).await?;
     let master = find_master(&app, &repo, &mt).await?;
-    if master.name == "default" {
-        db::tokens::rotate_master(&app.db, &master, 0).await?;
-    } else {
-        db::tokens::delete_master(&app.db, &master).await?;
-    }
+    db::tokens::revoke_master(&app.db, &master).await?;
     audit(
         &app,
         &user,
-        client,
+        client.ip(),
         &repo,
         "token.revoke",
         &master.name,
@@ -224,7 +220,7 @@ pub async fn rotate(
     audit(
         &app,
         &user,
-        client,
+        client.ip(),
         &repo,
         "token.rotate",
         &rotated.name,
@@ -262,7 +258,7 @@ pub async fn create_read(
     audit(
         &app,
         &user,
-        client,
+        client.ip(),
         &repo,
         "token.create",
         &token.name,
@@ -306,7 +302,7 @@ pub async fn destroy_read(
         audit(
             &app,
             &user,
-            client,
+            client.ip(),
             &repo,
             "token.revoke",
             &id.to_string(),

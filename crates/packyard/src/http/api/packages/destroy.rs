@@ -1,7 +1,7 @@
 //! `DELETE /api/v1/repos/OWNER/REPO/OS/DIST/FILENAME` (`package_cloud yank`): the package
 //! leaves the index on the next publish; its blob is collected after the grace period.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::Json;
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::audit::{self, Actor, Event};
-use crate::db;
-use crate::distros;
+use crate::db::{self, packages::Package, repos::Repo, users::User};
+use crate::distros::{self, Distro};
 use crate::http::auth;
 use crate::http::error::ApiError;
 use crate::ingest;
@@ -33,7 +33,22 @@ pub async fn destroy(
         .ok_or_else(|| {
             ApiError::not_found(format!("{filename} is not in {owner}/{name} {os}/{dist}"))
         })?;
-    if crate::keyring::is_keyring(&repo, &package.name) {
+    destroy_package(&app, &user, client.ip(), &repo, distro, &package).await?;
+    Ok(Json(json!({})))
+}
+
+/// Takes a package out of its target's index (its file stays downloadable for the grace
+/// period), queues the publish, and records who did it. The keyring package is refused.
+pub async fn destroy_package(
+    app: &App,
+    user: &User,
+    ip: IpAddr,
+    repo: &Repo,
+    distro: &Distro,
+    package: &Package,
+) -> Result<(), ApiError> {
+    let (owner, name, filename) = (&repo.owner, &repo.name, &package.filename);
+    if crate::keyring::is_keyring(repo, &package.name) {
         return Err(ApiError::invalid(
             "package",
             format!(
@@ -45,17 +60,17 @@ pub async fn destroy(
     }
     let mut tx = app.db.begin_write().await?;
     db::packages::mark_deleted(&mut tx, package.id).await?;
-    ingest::enqueue_publishes(&mut tx, &repo, distro, &package.name, &package.architecture).await?;
+    ingest::enqueue_publishes(&mut tx, repo, distro, &package.name, &package.architecture).await?;
     tx.commit().await?;
     app.queued();
     tracing::info!(repository = %format!("{owner}/{name}"), filename = %filename, "destroyed package");
     let event = Event::new(Actor::User(user.name.clone()), "package.yank")
-        .ip(client.ip())
-        .repository(&owner, &name)
+        .ip(ip)
+        .repository(owner, name)
         .target(format!("{}/{}/{filename}", distro.os, distro.dist))
         .details(
             json!({ "name": package.name, "version": package.version, "sha256": package.sha256 }),
         );
     audit::record(&app.db, event).await;
-    Ok(Json(json!({})))
+    Ok(())
 }

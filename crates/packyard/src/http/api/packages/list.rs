@@ -103,6 +103,7 @@ pub async fn search(
             .map(|d| distro_ids(d, None)),
         architecture: query.arch.clone().filter(|a| !a.is_empty()),
         filename: query.q.clone().filter(|q| !q.is_empty()),
+        indexed: None,
     };
     list_response(&app, &headers, &repo, &filter, &query, "search.json").await
 }
@@ -162,6 +163,7 @@ pub async fn filtered(
         },
         architecture: parts.get(3).map(|a| (*a).to_owned()),
         filename: None,
+        indexed: None,
     };
     // Every matching package, grouped; the page applies to the groups.
     let (packages, _) = db::packages::list(&app.db, repo.id, &filter, 0, i64::MAX / 2).await?;

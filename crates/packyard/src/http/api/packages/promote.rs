@@ -2,7 +2,7 @@
 //! (`package_cloud promote`): moves the package, as packagecloud does; `copy=true` keeps it in
 //! the source repository too.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::Json;
 use axum::body::Bytes;
@@ -15,7 +15,8 @@ use serde_json::json;
 
 use crate::app::App;
 use crate::audit::{self, Actor, Event};
-use crate::distros;
+use crate::db::{packages::Package, repos::Repo, users::User};
+use crate::distros::{self, Distro};
 use crate::http::api::body;
 use crate::http::error::ApiError;
 use crate::http::{auth, present};
@@ -59,26 +60,44 @@ pub async fn promote(
             ApiError::not_found(format!("{filename} is not in {owner}/{name} {os}/{dist}"))
         })?;
     let keep = promotion.copy.as_ref().is_some_and(api::Flag::is_set);
-    let promoted = ingest::promote(&app, &source, &destination, distro, &package, keep).await;
-    let refused = !matches!(promoted, Err(PushError::Internal(_)));
-    let event = Event::new(Actor::User(user.name.clone()), "package.promote")
-        .ip(client.ip())
-        .repository(&owner, &name)
-        .target(format!("{}/{}/{filename}", distro.os, distro.dist))
-        .details(
-            json!({ "destination": promotion.destination, "copy": keep, "sha256": package.sha256 }),
-        )
-        .result(&promoted, refused);
-    audit::record(&app.db, event).await;
-    let promoted = promoted.map_err(|e| match e {
-        PushError::Conflict(m) => ApiError::invalid("filename", m),
-        PushError::Internal(e) => ApiError::Internal(e),
-        PushError::BadPackage(m) | PushError::BadFilename(m) => ApiError::invalid("package", m),
-    })?;
+    let promoted =
+        promote_package(&app, &user, client.ip(), &source, &destination, distro, &package, keep)
+            .await?;
     Ok(Json(present::package(
         &auth::base_url(&app, &headers),
         &destination,
         distro,
         &promoted,
     )))
+}
+
+/// Moves (or with `keep`, copies) a package to another repository the user may change,
+/// queueing both publishes, and records it.
+#[allow(clippy::too_many_arguments)]
+pub async fn promote_package(
+    app: &App,
+    user: &User,
+    ip: IpAddr,
+    source: &Repo,
+    destination: &Repo,
+    distro: &Distro,
+    package: &Package,
+    keep: bool,
+) -> Result<Package, ApiError> {
+    let promoted = ingest::promote(app, source, destination, distro, package, keep).await;
+    let refused = !matches!(promoted, Err(PushError::Internal(_)));
+    let event = Event::new(Actor::User(user.name.clone()), "package.promote")
+        .ip(ip)
+        .repository(&source.owner, &source.name)
+        .target(format!("{}/{}/{}", distro.os, distro.dist, package.filename))
+        .details(
+            json!({ "destination": format!("{}/{}", destination.owner, destination.name), "copy": keep, "sha256": package.sha256 }),
+        )
+        .result(&promoted, refused);
+    audit::record(&app.db, event).await;
+    promoted.map_err(|e| match e {
+        PushError::Conflict(m) => ApiError::invalid("filename", m),
+        PushError::Internal(e) => ApiError::Internal(e),
+        PushError::BadPackage(m) | PushError::BadFilename(m) => ApiError::invalid("package", m),
+    })
 }

@@ -7,7 +7,7 @@
 
 use std::io::Write;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::Json;
 use axum::extract::{ConnectInfo, Multipart, Path, State};
@@ -23,7 +23,8 @@ use serde_json::json;
 
 use crate::app::App;
 use crate::audit::{self, Actor, Event};
-use crate::distros;
+use crate::db::{packages::Package, repos::Repo, users::User};
+use crate::distros::{self, Distro};
 use crate::http::error::ApiError;
 use crate::http::{auth, present};
 use crate::ingest::{self, PushError, Staged};
@@ -53,7 +54,25 @@ pub async fn push(
         .ok()
         .and_then(distros::by_id)
         .ok_or_else(|| ApiError::invalid("distro_version_id", format!("{distro_id:?} is not a known distribution version id; see /api/v1/distributions.json")))?;
-    let pushed = ingest::push(&app, &repo, distro, &staged).await;
+    let (package, _is_new) = push_staged(&app, &user, client.ip(), &repo, distro, &staged).await?;
+    let base = auth::base_url(&app, &headers);
+    Ok((
+        StatusCode::CREATED,
+        Json(present::package(&base, &repo, distro, &package)),
+    ))
+}
+
+/// Stores a staged package in `repo` for `distro` as `user` pushed it, with its metric and
+/// audit event; the package and whether it is new (false for an identical re-push).
+pub async fn push_staged(
+    app: &App,
+    user: &User,
+    ip: IpAddr,
+    repo: &Repo,
+    distro: &Distro,
+    staged: &Staged,
+) -> Result<(Package, bool), ApiError> {
+    let pushed = ingest::push(app, repo, distro, staged).await;
     let details = match &pushed {
         Ok((package, is_new)) => json!({
             "name": package.name, "version": package.version, "architecture": package.architecture,
@@ -71,23 +90,18 @@ pub async fn push(
     let format = distro.format.name();
     metrics::counter!("packyard_pushes_total", "format" => format, "result" => result).increment(1);
     let event = Event::new(Actor::User(user.name.clone()), "package.push")
-        .ip(client.ip())
-        .repository(&owner, &name)
+        .ip(ip)
+        .repository(&repo.owner, &repo.name)
         .target(format!("{}/{}/{}", distro.os, distro.dist, staged.filename))
         .details(details)
         .result(&pushed, refused);
     audit::record(&app.db, event).await;
-    let (package, _is_new) = pushed.map_err(|e| match e {
+    pushed.map_err(|e| match e {
         PushError::BadPackage(m) => ApiError::invalid("package_file", m),
         PushError::BadFilename(m) => ApiError::invalid("filename", m),
         PushError::Conflict(m) => ApiError::invalid("filename", m),
         PushError::Internal(e) => ApiError::Internal(e),
-    })?;
-    let base = auth::base_url(&app, &headers);
-    Ok((
-        StatusCode::CREATED,
-        Json(present::package(&base, &repo, distro, &package)),
-    ))
+    })
 }
 
 /// The most files one push may bring besides the package (a `.dsc` names a few).

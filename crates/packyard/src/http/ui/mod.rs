@@ -1,0 +1,247 @@
+//! The web UI: server-rendered pages (askama templates under `templates/ui/`) for browsing
+//! repositories and packages, copying install instructions, uploading, and managing tokens,
+//! signing keys, accounts and the server. Every page works without JavaScript but for the
+//! copy buttons; every change is a POST with a form token (`session`). Pages answer only
+//! to browsers' paths: repository files, install scripts and the API are untouched.
+
+mod account;
+mod admin;
+pub(crate) mod assets;
+mod home;
+mod keys;
+mod packages;
+mod repo;
+pub(crate) mod session;
+mod tokens;
+mod upload;
+pub(crate) mod view;
+
+use askama::Template;
+use axum::Router;
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, REFERRER_POLICY,
+    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::app::App;
+use crate::http::error::ApiError;
+use session::Visitor;
+
+const POLICY: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; \
+    script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// The UI's routes. Static segments win over the repository files' `/{owner}/{repo}/{*path}`.
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/", get(home::index))
+        .route("/static/{file}", get(assets::serve))
+        .route("/login", get(account::login_page).post(account::login))
+        .route("/logout", post(account::logout))
+        .route("/account", get(account::page))
+        .route("/account/token", post(account::regenerate_token))
+        .route("/account/password", post(account::change_password))
+        .route("/account/sessions", post(account::end_other_sessions))
+        .route("/orgs/{org}", get(home::org))
+        .route("/orgs/{org}/members", post(home::change_member))
+        .route("/-/status", get(admin::status))
+        .route("/-/retry", post(admin::retry))
+        .route("/-/reindex", post(admin::reindex))
+        .route("/{owner}", get(home::owner))
+        .route("/{owner}/{repo}", get(repo::page))
+        .route("/{owner}/{repo}/read-token", post(repo::mint_read_token))
+        .route("/{owner}/{repo}/packages", get(packages::list))
+        .route(
+            "/{owner}/{repo}/packages/{*path}",
+            get(packages::show).post(packages::act),
+        )
+        .route(
+            "/{owner}/{repo}/upload",
+            get(upload::page)
+                .post(upload::upload)
+                // Each file is held to the upload limit as it streams (`stage`).
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/{owner}/{repo}/tokens", get(tokens::page).post(tokens::act))
+        .route("/{owner}/{repo}/keys", get(keys::page).post(keys::act))
+        .route("/app/{owner}/{repo}/gpg", get(keys::legacy_path))
+        .route("/{owner}/{repo}/stats", get(packages::stats))
+        .layer(axum::middleware::map_response(secure_headers))
+}
+
+/// What every UI response carries: the content policy (no inline script or style), no
+/// framing, no sniffing, and pages kept out of shared caches.
+async fn secure_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    let html = headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(POLICY));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    if html {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+/// What the layout of every page needs.
+pub struct Layout {
+    pub title: String,
+    pub user: Option<String>,
+    pub admin: bool,
+    pub csrf: String,
+    pub css: &'static str,
+    pub js: &'static str,
+    /// Links above the heading: (href, label), the last one the current page.
+    pub crumbs: Vec<(String, String)>,
+}
+
+impl Layout {
+    pub fn new(app: &App, visitor: &Visitor, title: impl Into<String>) -> Layout {
+        Layout {
+            title: title.into(),
+            user: visitor.user.as_ref().map(|u| u.name.clone()),
+            admin: visitor.admin,
+            csrf: visitor.form_token(app),
+            css: assets::css_path(),
+            js: assets::js_path(),
+            crumbs: Vec::new(),
+        }
+    }
+
+    pub fn crumb(mut self, href: impl Into<String>, label: impl Into<String>) -> Layout {
+        self.crumbs.push((href.into(), label.into()));
+        self
+    }
+}
+
+/// A rendered page, with the form cookie a first visit needs.
+pub fn render(visitor: &Visitor, template: &impl Template) -> Result<Response, UiError> {
+    let body = template
+        .render()
+        .map_err(|e| UiError::Internal(anyhow::anyhow!("rendering a page: {e}")))?;
+    let mut response = (
+        [(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"))],
+        body,
+    )
+        .into_response();
+    if let Some(cookie) = visitor.cookie_to_set() {
+        response
+            .headers_mut()
+            .append(axum::http::header::SET_COOKIE, cookie);
+    }
+    Ok(response)
+}
+
+/// A redirect after a successful post (303, so a reload does not post again).
+pub fn see_other(location: &str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(LOCATION, value);
+    }
+    response
+}
+
+/// Why a page could not be shown. Each kind is a page of its own with the status code;
+/// a private repository a visitor may not read is `NotFound`, as a missing one.
+#[derive(Debug)]
+pub enum UiError {
+    /// Not signed in: to the sign-in page, and back here after.
+    SignIn,
+    NotFound,
+    Forbidden(String),
+    /// A form post from elsewhere, or without its token.
+    CrossSite(String),
+    BadRequest(String),
+    TooManyRequests,
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for UiError {
+    fn from(e: anyhow::Error) -> UiError {
+        UiError::Internal(e)
+    }
+}
+
+impl From<ApiError> for UiError {
+    fn from(e: ApiError) -> UiError {
+        match e {
+            ApiError::NotFound(_) => UiError::NotFound,
+            ApiError::Unauthenticated => UiError::SignIn,
+            ApiError::Forbidden(m) => UiError::Forbidden(m),
+            ApiError::BadRequest(m) | ApiError::Conflict(m) | ApiError::PayloadTooLarge(m) => {
+                UiError::BadRequest(m)
+            }
+            ApiError::Invalid { field, message } => {
+                UiError::BadRequest(format!("{field} {message}"))
+            }
+            ApiError::TooManyRequests => UiError::TooManyRequests,
+            ApiError::Internal(e) => UiError::Internal(e),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "ui/error.html")]
+struct ErrorPage {
+    l: Layout,
+    heading: &'static str,
+    message: String,
+}
+
+impl IntoResponse for UiError {
+    fn into_response(self) -> Response {
+        let (status, heading, message) = match self {
+            UiError::SignIn => return see_other("/login"),
+            UiError::NotFound => (
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "There is nothing here, or it is private and you are not signed in as someone who may see it.".to_owned(),
+            ),
+            UiError::Forbidden(m) => (StatusCode::FORBIDDEN, "Not allowed", m),
+            UiError::CrossSite(m) => (
+                StatusCode::FORBIDDEN,
+                "Form refused",
+                format!("{m}. Go back, reload the page and try again."),
+            ),
+            UiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "That did not work", m),
+            UiError::TooManyRequests => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many attempts",
+                "Too many failed sign-ins from your address; wait a minute and try again.".to_owned(),
+            ),
+            UiError::Internal(e) => {
+                tracing::error!(error = %format!("{e:#}"), "a UI page failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "The server could not show this page; the error is in its log.".to_owned(),
+                )
+            }
+        };
+        let page = ErrorPage {
+            l: Layout {
+                title: heading.to_owned(),
+                user: None,
+                admin: false,
+                csrf: String::new(),
+                css: assets::css_path(),
+                js: assets::js_path(),
+                crumbs: Vec::new(),
+            },
+            heading,
+            message,
+        };
+        let body = page.render().unwrap_or_else(|_| heading.to_owned());
+        (
+            status,
+            [(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"))],
+            body,
+        )
+            .into_response()
+    }
+}
