@@ -23,3 +23,4 @@ mod rpm_fixtures;
 mod scale_out;
 mod support;
 mod tokens;
+mod ui;

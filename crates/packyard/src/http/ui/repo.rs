@@ -37,16 +37,18 @@ pub async fn visible_repo(
     Ok((repo, owns))
 }
 
-/// The repository the visitor may change; 404 to anyone else (a stranger learns nothing).
+/// The repository the visitor may change; 404 to anyone else who is signed in, and to
+/// visitors of a private one (a stranger learns nothing).
 pub async fn owned_repo(
     app: &App,
     visitor: &Visitor,
     owner: &str,
     name: &str,
 ) -> Result<Arc<Repo>, UiError> {
-    visitor.require_user()?;
     match visible_repo(app, visitor, owner, name).await? {
         (repo, true) => Ok(repo),
+        // A public repository's owner may not have signed in yet.
+        (_, false) if visitor.user.is_none() => Err(UiError::SignIn),
         (_, false) => Err(UiError::NotFound),
     }
 }
