@@ -13,3 +13,4 @@ pub mod npm;
 pub mod pypi;
 pub mod repo_path;
 pub mod rpm;
+pub mod sort_key;

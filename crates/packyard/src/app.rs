@@ -50,6 +50,10 @@ impl App {
     pub async fn open(config: Config) -> Result<App> {
         crate::http::metrics::handle();
         let db = Db::open(&config.database_url()).await?;
+        let filled = crate::db::packages::fill_version_keys(&db).await?;
+        if filled > 0 {
+            tracing::info!(packages = filled, "filled in the version sort keys of older packages");
+        }
         let blobs = Blobs::open(&config)?;
         let secrets = Arc::new(SecretBox::load(&config)?);
         let auth_failures = Arc::new(FailureLimiter::new(config.max_auth_failures_per_minute));

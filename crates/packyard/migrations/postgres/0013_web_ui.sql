@@ -19,12 +19,19 @@ UPDATE packages SET download_count =
 -- how long it took from push to visible.
 ALTER TABLE packages ADD COLUMN indexed_ms BIGINT;
 
+-- Each version as bytes whose order is the format's own version order
+-- (`packyard_formats::sort_key`), so the package list sorts by version through an index.
+-- Rows from before are filled in when the server starts (`db::packages::fill_version_keys`).
+ALTER TABLE packages ADD COLUMN version_key BYTEA;
+
 -- The package list's orders over every target of a repository: its live rows are one range
--- of each index, in the order shown.
-CREATE INDEX packages_by_id ON packages (repository_id, deleted_at, id);
+-- of each index, in the order shown. The newest-first order carries the file name and
+-- state, so a search or a status filter reads that index alone.
+CREATE INDEX packages_by_id ON packages (repository_id, deleted_at, id, filename, indexed);
 CREATE INDEX packages_by_name ON packages (repository_id, deleted_at, name, id);
 CREATE INDEX packages_by_size ON packages (repository_id, deleted_at, size, id);
 CREATE INDEX packages_by_downloads ON packages (repository_id, deleted_at, download_count, id);
+CREATE INDEX packages_by_version ON packages (repository_id, deleted_at, name, version_key, id);
 
 -- The tokens page shows when each read token was last used.
 CREATE INDEX downloads_read_token ON downloads (read_token, downloaded_at);

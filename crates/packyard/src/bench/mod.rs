@@ -337,12 +337,15 @@ async fn deb(options: &Options, n: usize, gpg: &reference::Gpg) -> Result<Vec<Ro
     let incremental = incremental(&app, &repo, distro, &target, extras).await?;
     forget(&app, &target).await?;
     let full = timed(publish(&app, &target, PackageFormat::Deb)).await?;
+    let pages = ui_pages(&app, n).await?;
 
     if options.packyard_only {
-        return Ok(vec![
+        let mut rows = vec![
             Row::seconds("incremental publish", "deb", n, incremental),
             Row::seconds("full rebuild", "deb", n, full),
-        ]);
+        ];
+        rows.extend(pages);
+        return Ok(rows);
     }
     let ftparchive = reference::FtpArchive::new(&dir, gpg);
     let moved = set_aside(extras, &dir.join("extras"))?;
@@ -365,7 +368,7 @@ async fn deb(options: &Options, n: usize, gpg: &reference::Gpg) -> Result<Vec<Ro
     );
     let aptly = aptly.add_and_publish(&extras[0])?;
     let ftp_warm = "apt-ftparchive (warm cache) + gzip + gpg";
-    Ok(vec![
+    let rows = vec![
         Row::seconds("incremental publish", "deb", n, incremental)
             .against(ftp_warm, ftp_incremental)
             .against("reprepro includedeb", reprepro)
@@ -373,7 +376,51 @@ async fn deb(options: &Options, n: usize, gpg: &reference::Gpg) -> Result<Vec<Ro
         Row::seconds("full rebuild", "deb", n, full)
             .against("apt-ftparchive (cold cache) + gzip + gpg", ftp_cold)
             .against(ftp_warm, ftp_incremental),
-    ])
+    ];
+    Ok(rows.into_iter().chain(pages).collect())
+}
+
+/// The longest a web UI page may take to render on the server.
+const PAGE_TARGET_SECS: f64 = 0.050;
+
+/// Server-side render times of the web UI's heaviest pages on a repository of `n` packages,
+/// through the whole router: the median of five renders each, with the read cache emptied
+/// before every one (the first visitor after a publish pays for the counts).
+async fn ui_pages(app: &App, n: usize) -> Result<Vec<Row>> {
+    use tower::ServiceExt as _;
+    let router = crate::http::router(app.clone());
+    let pages = [
+        ("repository page", "/bench/repo"),
+        ("package list, newest first", "/bench/repo/packages"),
+        ("package list by name", "/bench/repo/packages?sort=name"),
+        ("package list by size", "/bench/repo/packages?sort=size"),
+        ("package list by downloads", "/bench/repo/packages?sort=downloads"),
+        ("package list by version", "/bench/repo/packages?sort=version"),
+        ("package list, last page", "/bench/repo/packages?page=100000"),
+        ("package list searched", "/bench/repo/packages?q=00042"),
+        ("package list searched, by size", "/bench/repo/packages?q=00042&sort=size"),
+        ("package list of pending packages", "/bench/repo/packages?status=pending"),
+    ];
+    let mut rows = Vec::new();
+    for (label, path) in pages {
+        let mut samples = Vec::new();
+        for _ in 0..5 {
+            app.cache.invalidate();
+            let request = axum::http::Request::get(path)
+                .header(axum::http::header::ACCEPT, "text/html")
+                .body(axum::body::Body::empty())?;
+            let started = Instant::now();
+            let response = router.clone().oneshot(request).await?;
+            anyhow::ensure!(response.status().is_success(), "{path}: {}", response.status());
+            axum::body::to_bytes(response.into_body(), usize::MAX).await?;
+            samples.push(started.elapsed());
+        }
+        rows.push(
+            Row::seconds(&format!("web UI: {label}"), "deb", n, median(samples))
+                .against("target", PAGE_TARGET_SECS),
+        );
+    }
+    Ok(rows)
 }
 
 async fn rpm(options: &Options, n: usize, gpg: &reference::Gpg) -> Result<Vec<Row>> {

@@ -74,10 +74,11 @@ pub async fn insert(tx: &mut Tx, new: &NewPackage<'_>) -> Result<Inserted> {
     let sql = format!(
         "INSERT INTO packages (repository_id, distro_version_id, format, name, version,
          architecture, filename, size, md5, sha1, sha256, sha512, dependencies, indexed, created_at,
-         created_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, FALSE, $14, $15)
+         created_ms, version_key)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, FALSE, $14, $15, $16)
          ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
     );
+    let version_key = version_key(new.format, new.version);
     let inserted = run_tx!(
         tx,
         sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -95,7 +96,8 @@ pub async fn insert(tx: &mut Tx, new: &NewPackage<'_>) -> Result<Inserted> {
             .bind(new.sha512)
             .bind(new.dependencies)
             .bind(now())
-            .bind(super::now_ms()),
+            .bind(super::now_ms())
+            .bind(&version_key),
         fetch_optional
     )?;
     // A conflict leaves no row and, unlike a failed statement, keeps the transaction usable.
@@ -450,9 +452,7 @@ enum Bind {
     Text(String),
 }
 
-/// How a package listing is ordered. Versions are ordered by the format's own rules, which
-/// SQL does not know: `Order::Name` lists a name's rows together, and the web UI orders the
-/// versions within (`crate::http::ui`).
+/// How a package listing is ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Order {
     /// Newest first when descending: upload order.
@@ -461,16 +461,43 @@ pub enum Order {
     Name,
     Size,
     Downloads,
+    /// By name, then each name's versions in the format's own order (descending: names Z to
+    /// A, each with its newest version first).
+    Version,
 }
 
-impl Order {
-    fn columns(self) -> &'static str {
-        match self {
-            Order::Uploaded => "id",
-            Order::Name => "name",
-            Order::Size => "size",
-            Order::Downloads => "download_count",
+/// A version's sort key (`packyard_formats::sort_key`) for its format.
+fn version_key(format: &str, version: &str) -> Vec<u8> {
+    crate::formats::PackageFormat::from_name(format)
+        .map_or_else(|| version.as_bytes().to_vec(), |f| f.version_key(version))
+}
+
+/// Fills in the version keys of rows stored before they existed; returns how many.
+pub async fn fill_version_keys(db: &Db) -> Result<usize> {
+    let mut filled = 0;
+    loop {
+        let rows: Vec<(i64, String, String)> = run!(
+            db,
+            sqlx::query_as(
+                "SELECT id, format, version FROM packages WHERE version_key IS NULL LIMIT 5000"
+            ),
+            fetch_all
+        )?;
+        if rows.is_empty() {
+            return Ok(filled);
         }
+        let mut tx = db.begin_write().await?;
+        for (id, format, version) in &rows {
+            run_tx!(
+                &mut tx,
+                sqlx::query("UPDATE packages SET version_key = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(version_key(format, version)),
+                execute
+            )?;
+        }
+        tx.commit().await?;
+        filled += rows.len();
     }
 }
 
@@ -555,62 +582,45 @@ pub async fn list_sorted(
         return Ok((Vec::new(), 0));
     };
     let direction = if descending { "DESC" } else { "ASC" };
-    let column = order.columns();
-    let page = format!(
-        "SELECT {COLUMNS} FROM packages WHERE {condition}
-         ORDER BY {column} {direction}, id {direction} LIMIT {limit} OFFSET {offset}"
-    );
+    let order_by = match order {
+        Order::Uploaded => format!("id {direction}"),
+        Order::Name => format!("name {direction}, id {direction}"),
+        Order::Size => format!("size {direction}, id {direction}"),
+        Order::Downloads => format!("download_count {direction}, id {direction}"),
+        Order::Version => format!("name {direction}, version_key {direction}, id {direction}"),
+    };
     let total = format!("SELECT COUNT(*) FROM packages WHERE {condition}");
-    let packages: Vec<Package> = run!(
-        db,
-        bound!(sqlx::query_as(sqlx::AssertSqlSafe(page.clone())), &binds),
-        fetch_all
-    )?;
     let total: i64 = run!(
         db,
         bound!(sqlx::query_scalar(sqlx::AssertSqlSafe(total.clone())), &binds),
         fetch_one
     )?;
+    // A search or status filter that keeps few rows: find them first (the newest-first index
+    // carries the file name and state), then order only those. Otherwise the order's own
+    // index fills a page quickly, testing rows as it goes.
+    let narrow = (filter.filename.is_some() || filter.indexed.is_some())
+        && order != Order::Uploaded
+        && total <= NARROW_ROWS;
+    let source = if narrow {
+        format!("id IN (SELECT id FROM packages WHERE {condition})")
+    } else {
+        condition
+    };
+    let page = format!(
+        "SELECT {COLUMNS} FROM packages WHERE {source}
+         ORDER BY {order_by} LIMIT {limit} OFFSET {offset}"
+    );
+    let packages: Vec<Package> = run!(
+        db,
+        bound!(sqlx::query_as(sqlx::AssertSqlSafe(page.clone())), &binds),
+        fetch_all
+    )?;
     Ok((packages, total))
 }
 
-/// Id, name, version and format of every live package that matches, for ordering by
-/// version outside SQL.
-pub async fn versions_matching(
-    db: &Db,
-    repository_id: i64,
-    filter: &Filter,
-) -> Result<Vec<(i64, String, String, String)>> {
-    let Some((condition, binds)) = condition(repository_id, filter) else {
-        return Ok(Vec::new());
-    };
-    let sql = format!("SELECT id, name, version, format FROM packages WHERE {condition}");
-    Ok(run!(
-        db,
-        bound!(sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())), &binds),
-        fetch_all
-    )?)
-}
-
-/// Live packages by id, in the order of `ids`.
-pub async fn by_ids(db: &Db, ids: &[i64]) -> Result<Vec<Package>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let list: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
-    let sql = format!(
-        "SELECT {COLUMNS} FROM packages WHERE id IN ({}) AND deleted_at IS NULL",
-        list.join(", ")
-    );
-    let binds: Vec<Bind> = ids.iter().map(|id| Bind::Int(*id)).collect();
-    let mut rows: Vec<Package> = run!(
-        db,
-        bound!(sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())), &binds),
-        fetch_all
-    )?;
-    rows.sort_by_key(|p| ids.iter().position(|id| *id == p.id));
-    Ok(rows)
-}
+/// The most rows a filtered listing orders after finding them, rather than in its order's
+/// index.
+const NARROW_ROWS: i64 = 5000;
 
 /// When a package was pushed and when it first entered a published index, in milliseconds.
 pub async fn timing(db: &Db, id: i64) -> Result<(Option<i64>, Option<i64>)> {

@@ -347,24 +347,17 @@ impl PackageFormat {
         }
     }
 
-    /// Two stored versions of one package in the format's own order: dpkg's for Debian,
-    /// rpm's for rpm, PEP 440 for Python, semver for npm. Raw files have no order of their
-    /// own; their versions compare as text. A version the format cannot read sorts first.
-    pub fn compare_versions(self, a: &str, b: &str) -> std::cmp::Ordering {
+    /// A version as bytes that sort in the format's own version order.
+    pub fn version_key(self, version: &str) -> Vec<u8> {
+        use packyard_formats::sort_key;
         match self {
-            PackageFormat::Deb | PackageFormat::Dsc => {
-                packyard_formats::deb::compare_versions(a, b)
-            }
-            PackageFormat::Rpm => rpm_version::Evr::parse(a).cmp(&rpm_version::Evr::parse(b)),
-            PackageFormat::Python => {
-                let parse = |v: &str| packyard_formats::pypi::normalize_version(v).ok();
-                parse(a).cmp(&parse(b))
-            }
-            PackageFormat::Node => {
-                let parse = |v: &str| packyard_formats::npm::normalize_version(v).ok();
-                parse(a).cmp(&parse(b))
-            }
-            PackageFormat::AnyFile => a.cmp(b),
+            PackageFormat::Deb | PackageFormat::Dsc => sort_key::deb(version),
+            PackageFormat::Rpm => sort_key::rpm(version),
+            PackageFormat::Python => packyard_formats::pypi::normalize_version(version)
+                .map_or_else(|_| sort_key::text(version), |v| sort_key::pep440(&v)),
+            PackageFormat::Node => packyard_formats::npm::normalize_version(version)
+                .map_or_else(|_| sort_key::text(version), |v| sort_key::semver(&v)),
+            PackageFormat::AnyFile => sort_key::text(version),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Signing in and out, and the signed-in user's own account: API token, password, sessions.
 
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::http::header::USER_AGENT;
 use axum::response::Response;
@@ -19,11 +19,33 @@ struct LoginPage {
     l: Layout,
     login: String,
     error: Option<&'static str>,
+    /// Where to go after signing in.
+    next: String,
 }
 
-pub async fn login_page(State(app): State<App>, visitor: Visitor) -> Result<Response, UiError> {
+#[derive(Deserialize, Default)]
+pub struct NextQuery {
+    #[serde(default)]
+    next: String,
+}
+
+/// `next` if it is a path of this site, else nothing.
+fn local(next: &str) -> String {
+    if super::is_local_path(next) {
+        next.chars().take(2000).collect()
+    } else {
+        String::new()
+    }
+}
+
+pub async fn login_page(
+    State(app): State<App>,
+    Query(query): Query<NextQuery>,
+    visitor: Visitor,
+) -> Result<Response, UiError> {
+    let next = local(&query.next);
     if visitor.user.is_some() {
-        return Ok(see_other("/"));
+        return Ok(see_other(if next.is_empty() { "/" } else { &next }));
     }
     let l = Layout::new(&app, &visitor, "Sign in");
     render(
@@ -32,6 +54,7 @@ pub async fn login_page(State(app): State<App>, visitor: Visitor) -> Result<Resp
             l,
             login: String::new(),
             error: None,
+            next,
         },
     )
 }
@@ -40,6 +63,8 @@ pub async fn login_page(State(app): State<App>, visitor: Visitor) -> Result<Resp
 pub struct LoginForm {
     login: String,
     password: String,
+    #[serde(default)]
+    next: String,
 }
 
 /// Checks the password (failures count against the address, as the API's do), then starts a
@@ -71,6 +96,7 @@ pub async fn login(
                 l,
                 login: login.chars().take(320).collect(),
                 error: Some("That user name or password is not right."),
+                next: local(&form.next),
             },
         )?;
         *response.status_mut() = axum::http::StatusCode::UNAUTHORIZED;
@@ -83,7 +109,12 @@ pub async fn login(
     let id = db::sessions::create(&app.db, user.id, &visitor.client.to_string(), user_agent).await?;
     let event = Event::new(Actor::User(user.name.clone()), "ui.login").ip(visitor.client);
     audit::record(&app.db, event).await;
-    let mut response = see_other(&format!("/{}", user.name));
+    let next = local(&form.next);
+    let mut response = see_other(&if next.is_empty() {
+        format!("/{}", user.name)
+    } else {
+        next
+    });
     let (name, value) = session::session_cookie(Some(&id), visitor.is_secure());
     response.headers_mut().append(name, value);
     Ok(response)

@@ -68,12 +68,32 @@ pub fn routes() -> Router<App> {
         .route("/{owner}/{repo}/keys", get(keys::page).post(keys::act))
         .route("/app/{owner}/{repo}/gpg", get(keys::legacy_path))
         .route("/{owner}/{repo}/stats", get(packages::stats))
-        .layer(axum::middleware::map_response(secure_headers))
+        .layer(axum::middleware::from_fn(finish))
 }
 
 /// What every UI response carries: the content policy (no inline script or style), no
-/// framing, no sniffing, and pages kept out of shared caches.
-async fn secure_headers(mut response: Response) -> Response {
+/// framing, no sniffing, and pages kept out of shared caches. A page that needs a signed-in
+/// visitor sends them to `/login` with the way back (`?next=`).
+async fn finish(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let wanted = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let is_get = request.method() == axum::http::Method::GET;
+    let mut response = next.run(request).await;
+    if response.status() == StatusCode::NOT_FOUND && is_get {
+        // Maybe private: offer to sign in and come back (the same for a missing page).
+        response = not_found_page(Some(&wanted));
+    }
+    let to_login = response.status() == StatusCode::SEE_OTHER
+        && response.headers().get(LOCATION).is_some_and(|l| l == "/login");
+    if to_login && is_get {
+        let query = serde_urlencoded::to_string([("next", wanted.as_str())]).unwrap_or_default();
+        if let Ok(value) = HeaderValue::from_str(&format!("/login?{query}")) {
+            response.headers_mut().insert(LOCATION, value);
+        }
+    }
     let headers = response.headers_mut();
     let html = headers
         .get(CONTENT_TYPE)
@@ -137,6 +157,15 @@ pub fn render(visitor: &Visitor, template: &impl Template) -> Result<Response, U
     Ok(response)
 }
 
+/// Whether `path` is a path of this site (not `//host/...`, which browsers read as another
+/// site), so a sign-in may return there.
+pub fn is_local_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.starts_with("/\\")
+        && !path.chars().any(char::is_control)
+}
+
 /// A redirect after a successful post (303, so a reload does not post again).
 pub fn see_other(location: &str) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();
@@ -191,17 +220,47 @@ struct ErrorPage {
     l: Layout,
     heading: &'static str,
     message: String,
+    /// Where signing in from this page returns to.
+    sign_in_next: Option<String>,
+}
+
+const NOT_FOUND: &str = "There is nothing here, or it is private and you are not signed in as someone who may see it.";
+
+fn error_page(status: StatusCode, heading: &'static str, message: String, sign_in_next: Option<String>) -> Response {
+    let page = ErrorPage {
+        l: Layout {
+            title: heading.to_owned(),
+            user: None,
+            admin: false,
+            csrf: String::new(),
+            css: assets::css_path(),
+            js: assets::js_path(),
+            crumbs: Vec::new(),
+        },
+        heading,
+        message,
+        sign_in_next,
+    };
+    let body = page.render().unwrap_or_else(|_| heading.to_owned());
+    (
+        status,
+        [(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"))],
+        body,
+    )
+        .into_response()
+}
+
+/// The 404 page, with a sign-in link that returns to `path`.
+fn not_found_page(path: Option<&str>) -> Response {
+    let next = path.map(|p| serde_urlencoded::to_string([("next", p)]).unwrap_or_default());
+    error_page(StatusCode::NOT_FOUND, "Not found", NOT_FOUND.to_owned(), next)
 }
 
 impl IntoResponse for UiError {
     fn into_response(self) -> Response {
         let (status, heading, message) = match self {
             UiError::SignIn => return see_other("/login"),
-            UiError::NotFound => (
-                StatusCode::NOT_FOUND,
-                "Not found",
-                "There is nothing here, or it is private and you are not signed in as someone who may see it.".to_owned(),
-            ),
+            UiError::NotFound => return not_found_page(None),
             UiError::Forbidden(m) => (StatusCode::FORBIDDEN, "Not allowed", m),
             UiError::CrossSite(m) => (
                 StatusCode::FORBIDDEN,
@@ -223,25 +282,6 @@ impl IntoResponse for UiError {
                 )
             }
         };
-        let page = ErrorPage {
-            l: Layout {
-                title: heading.to_owned(),
-                user: None,
-                admin: false,
-                csrf: String::new(),
-                css: assets::css_path(),
-                js: assets::js_path(),
-                crumbs: Vec::new(),
-            },
-            heading,
-            message,
-        };
-        let body = page.render().unwrap_or_else(|_| heading.to_owned());
-        (
-            status,
-            [(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"))],
-            body,
-        )
-            .into_response()
+        error_page(status, heading, message, None)
     }
 }

@@ -171,45 +171,6 @@ struct ListPage {
     next: Option<String>,
 }
 
-/// One page of packages in the format's own version order: every matching row's version is
-/// read (not the row), ordered here, and only the page's rows are loaded.
-async fn by_version(
-    app: &App,
-    repo: &Repo,
-    filter: &Filter,
-    descending: bool,
-    offset: i64,
-) -> Result<(Vec<Package>, i64), UiError> {
-    let mut versions = db::packages::versions_matching(&app.db, repo.id, filter).await?;
-    versions.sort_by(|a, b| {
-        let format = PackageFormat::from_name(&a.3).unwrap_or(PackageFormat::AnyFile);
-        a.1.cmp(&b.1)
-            .then_with(|| format.compare_versions(&a.2, &b.2))
-            .then(a.0.cmp(&b.0))
-    });
-    if descending {
-        // Names stay A to Z; within a name, the newest version first.
-        versions.sort_by(|a, b| a.1.cmp(&b.1));
-        let mut start = 0;
-        while start < versions.len() {
-            let end = versions[start..]
-                .iter()
-                .position(|v| v.1 != versions[start].1)
-                .map_or(versions.len(), |n| start + n);
-            versions[start..end].reverse();
-            start = end;
-        }
-    }
-    let total = i64::try_from(versions.len()).unwrap_or(i64::MAX);
-    let ids: Vec<i64> = versions
-        .iter()
-        .skip(usize::try_from(offset).unwrap_or(0))
-        .take(PER_PAGE as usize)
-        .map(|v| v.0)
-        .collect();
-    Ok((db::packages::by_ids(&app.db, &ids).await?, total))
-}
-
 pub async fn list(
     State(app): State<App>,
     Path((owner, name)): Path<(String, String)>,
@@ -226,19 +187,16 @@ pub async fn list(
     let page = query.page.unwrap_or(1).clamp(1, 1_000_000);
     let offset = (page - 1) * PER_PAGE;
     let descending = query.descending();
-    let (packages, total) = match query.sort() {
-        "version" => by_version(&app, &repo, &filter, descending, offset).await?,
-        sort => {
-            let order = match sort {
-                "name" => Order::Name,
-                "size" => Order::Size,
-                "downloads" => Order::Downloads,
-                _ => Order::Uploaded,
-            };
-            db::packages::list_sorted(&app.db, repo.id, &filter, order, descending, offset, PER_PAGE)
-                .await?
-        }
+    let order = match query.sort() {
+        "name" => Order::Name,
+        "version" => Order::Version,
+        "size" => Order::Size,
+        "downloads" => Order::Downloads,
+        _ => Order::Uploaded,
     };
+    let (packages, total) =
+        db::packages::list_sorted(&app.db, repo.id, &filter, order, descending, offset, PER_PAGE)
+            .await?;
     let now = db::now();
     let rows = packages.iter().map(|p| PackageRow::of(&repo, p, now)).collect();
     let base = format!("/{owner}/{name}/packages");

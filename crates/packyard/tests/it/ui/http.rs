@@ -88,7 +88,7 @@ async fn sessions_are_stored_hashed_flagged_and_ended_by_signing_out() {
     replay.set_cookie("packyard_session", &second);
     let response = replay.get("/account").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(response.headers()["location"], "/login");
+    assert_eq!(response.headers()["location"], "/login?next=%2Faccount");
 }
 
 #[tokio::test]
@@ -153,6 +153,40 @@ async fn forms_without_their_token_or_from_another_site_are_refused() {
 }
 
 #[tokio::test]
+async fn signing_in_returns_to_the_page_asked_for_and_only_on_this_site() {
+    let app = TestApp::new().await;
+    with_password(&app).await;
+    app.create_repo("stable", false).await;
+    for (next, landing) in [
+        ("/admin/stable/tokens", "/admin/stable/tokens"),
+        ("//evil.example/x", "/admin"),
+        ("https://evil.example/", "/admin"),
+        ("/\\evil.example", "/admin"),
+    ] {
+        let mut site = Site::new(&app);
+        let (_, html) = site.page(&format!("/login?next={}", urlencode(next))).await;
+        let token = form_token(&html);
+        let response = site
+            .post("/login", &[("csrf", &token), ("login", "admin"), ("password", PASSWORD), ("next", next)])
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{next}");
+        assert_eq!(response.headers()["location"], landing, "{next}");
+    }
+    // A page that needs a session sends a visitor to sign in with the way back.
+    let mut site = Site::new(&app);
+    let response = site.get("/admin/stable/tokens?confirm=rotate").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        response.headers()["location"],
+        "/login?next=%2Fadmin%2Fstable%2Ftokens%3Fconfirm%3Drotate"
+    );
+}
+
+fn urlencode(text: &str) -> String {
+    serde_urlencoded::to_string([("x", text)]).unwrap()[2..].to_owned()
+}
+
+#[tokio::test]
 async fn sign_in_attempts_are_limited_per_address() {
     let app = TestApp::builder().max_auth_failures(3).start().await;
     with_password(&app).await;
@@ -202,7 +236,13 @@ async fn private_repositories_are_not_found_for_anyone_who_may_not_read_them() {
         for path in &paths {
             let (status, html) = site.page(path).await;
             assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
-            assert!(!html.contains("hidden"), "{path} tells of its package");
+            // The same page as for a repository that does not exist, but for the path its
+            // sign-in link returns to.
+            let missing = path.replace("/admin/secret", "/admin/nosuch");
+            let (status, other) = site.page(&missing).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{missing}");
+            let escaped = |p: &str| serde_urlencoded::to_string([("next", p)]).unwrap();
+            assert_eq!(html, other.replace(&escaped(&missing), &escaped(path)), "{path}");
         }
         let (_, home) = site.page("/").await;
         assert!(!home.contains("secret"));

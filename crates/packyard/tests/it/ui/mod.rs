@@ -73,7 +73,7 @@ async fn signing_in_with_a_wrong_password_then_the_right_one_then_out() {
     let remaining = app.app.db.scalar_i64("SELECT COUNT(*) FROM sessions").await.unwrap();
     assert_eq!(remaining, 0);
     browser.goto("/account").await;
-    assert_eq!(browser.path().await, "/login");
+    assert_eq!(browser.path().await, "/login?next=%2Faccount");
 }
 
 /// packages.gitlab.com's runbook: revoke an environment's master token, make a new one of
@@ -106,9 +106,19 @@ async fn the_master_token_runbook_in_the_browser() {
         .unwrap();
     let old_read = read["value"].as_str().unwrap().to_owned();
 
+    // "Visit /gitlab/pre-release/tokens": to a visitor a private repository is not found,
+    // and the page's sign-in link leads back to it.
     let browser = Browser::open(&app.base).await;
-    browser.sign_in("admin", PASSWORD).await;
     browser.goto("/admin/pre-release/tokens").await;
+    assert!(browser.text("h1").await.contains("Not found"));
+    browser.click("main a[href^='/login?next=']").await;
+    browser.fill("#login", "admin").await;
+    browser.fill("#password", PASSWORD).await;
+    browser.press("Sign in").await;
+    wait_until("the tokens page", || async {
+        browser.path().await == "/admin/pre-release/tokens"
+    })
+    .await;
     assert!(browser.body().await.contains("Custom Master Tokens"));
     assert!(browser.body().await.contains("web-01.example.com"));
     browser.check_page("tokens").await;
