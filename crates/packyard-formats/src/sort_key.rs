@@ -10,7 +10,10 @@
 /// A number written in digits: its length, then the digits without leading zeros (numbers
 /// of more than 255 digits compare by their first 255).
 fn push_digits(out: &mut Vec<u8>, digits: &[u8]) {
-    let start = digits.iter().position(|d| *d != b'0').unwrap_or(digits.len());
+    let start = digits
+        .iter()
+        .position(|d| *d != b'0')
+        .unwrap_or(digits.len());
     let digits = &digits[start..digits.len().min(start + 255)];
     out.push(digits.len() as u8);
     out.extend_from_slice(digits);
@@ -205,26 +208,55 @@ mod tests {
 
     use super::*;
 
-/// Whether `key` orders `versions` as `compare` does.
-fn agrees(versions: &[&str], key: impl Fn(&str) -> Vec<u8>, compare: impl Fn(&str, &str) -> Ordering) -> Result<(), String> {
-    for a in versions {
-        for b in versions {
-            let by_key = key(a).cmp(&key(b));
-            let expected = compare(a, b);
-            if expected != Ordering::Equal && by_key != expected {
-                return Err(format!("{a} against {b}: key says {by_key:?}, the format {expected:?}"));
+    /// Whether `key` orders `versions` as `compare` does.
+    fn agrees(
+        versions: &[&str],
+        key: impl Fn(&str) -> Vec<u8>,
+        compare: impl Fn(&str, &str) -> Ordering,
+    ) -> Result<(), String> {
+        for a in versions {
+            for b in versions {
+                let by_key = key(a).cmp(&key(b));
+                let expected = compare(a, b);
+                if expected != Ordering::Equal && by_key != expected {
+                    return Err(format!(
+                        "{a} against {b}: key says {by_key:?}, the format {expected:?}"
+                    ));
+                }
             }
         }
+        Ok(())
     }
-    Ok(())
-}
 
     #[test]
     fn deb_keys_follow_dpkg() {
         let versions = [
-            "1.0", "1.0-1", "1.0-2", "1.0-10", "1.0~rc1", "1.0~rc1-1", "1.0~~", "1.0~", "1.0a", "1.0.1",
-            "1.0+b1", "1.00", "1:0.1", "2:1.0", "10.0", "9.9", "1.0-1ubuntu1", "1.0-1+deb12u1",
-            "0", "a", "1.2.3-alpha", "16.2.0-ce.0", "16.10.0-ce.0", "1.0.", "1_0", "1-0-1",
+            "1.0",
+            "1.0-1",
+            "1.0-2",
+            "1.0-10",
+            "1.0~rc1",
+            "1.0~rc1-1",
+            "1.0~~",
+            "1.0~",
+            "1.0a",
+            "1.0.1",
+            "1.0+b1",
+            "1.00",
+            "1:0.1",
+            "2:1.0",
+            "10.0",
+            "9.9",
+            "1.0-1ubuntu1",
+            "1.0-1+deb12u1",
+            "0",
+            "a",
+            "1.2.3-alpha",
+            "16.2.0-ce.0",
+            "16.10.0-ce.0",
+            "1.0.",
+            "1_0",
+            "1-0-1",
         ];
         agrees(&versions, deb, crate::deb::compare_versions).unwrap();
     }
@@ -232,23 +264,55 @@ fn agrees(versions: &[&str], key: impl Fn(&str) -> Vec<u8>, compare: impl Fn(&st
     #[test]
     fn rpm_keys_follow_rpmvercmp() {
         let versions = [
-            "1.0-1", "1.0-2", "1.0-10", "1.0~rc1-1", "1.0^git1-1", "1.0-1.el9", "1.0.1-1", "1.0a-1",
-            "1:0.1-1", "2.0-1", "10.0-1", "1.0-1~", "1.0-1^", "1.01-1", "1.0_1-1", "1.0-1.fc39",
-            "5.9-0.1.beta", "5.9-1",
+            "1.0-1",
+            "1.0-2",
+            "1.0-10",
+            "1.0~rc1-1",
+            "1.0^git1-1",
+            "1.0-1.el9",
+            "1.0.1-1",
+            "1.0a-1",
+            "1:0.1-1",
+            "2.0-1",
+            "10.0-1",
+            "1.0-1~",
+            "1.0-1^",
+            "1.01-1",
+            "1.0_1-1",
+            "1.0-1.fc39",
+            "5.9-0.1.beta",
+            "5.9-1",
         ];
-        let compare = |a: &str, b: &str| rpm_version::Evr::parse(a).cmp(&rpm_version::Evr::parse(b));
+        let compare =
+            |a: &str, b: &str| rpm_version::Evr::parse(a).cmp(&rpm_version::Evr::parse(b));
         agrees(&versions, rpm, compare).unwrap();
     }
 
     #[test]
     fn pep440_keys_follow_the_specification() {
         let versions = [
-            "1.0.dev1", "1.0a1.dev1", "1.0a1", "1.0a2", "1.0b1", "1.0rc1", "1.0", "1.0.0", "1.0.post1.dev1",
-            "1.0.post1", "1.0+local", "1.1", "1.10", "1!0.1", "2.0", "0.9",
+            "1.0.dev1",
+            "1.0a1.dev1",
+            "1.0a1",
+            "1.0a2",
+            "1.0b1",
+            "1.0rc1",
+            "1.0",
+            "1.0.0",
+            "1.0.post1.dev1",
+            "1.0.post1",
+            "1.0+local",
+            "1.1",
+            "1.10",
+            "1!0.1",
+            "2.0",
+            "0.9",
         ];
         let key = |v: &str| pep440(&pep440_rs::Version::from_str(v).unwrap());
         let compare = |a: &str, b: &str| {
-            pep440_rs::Version::from_str(a).unwrap().cmp(&pep440_rs::Version::from_str(b).unwrap())
+            pep440_rs::Version::from_str(a)
+                .unwrap()
+                .cmp(&pep440_rs::Version::from_str(b).unwrap())
         };
         agrees(&versions, key, compare).unwrap();
     }
@@ -256,10 +320,25 @@ fn agrees(versions: &[&str], key: impl Fn(&str) -> Vec<u8>, compare: impl Fn(&st
     #[test]
     fn semver_keys_follow_npm() {
         let versions = [
-            "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2",
-            "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0", "1.0.1", "1.10.0", "2.0.0", "0.0.1",
+            "1.0.0-alpha",
+            "1.0.0-alpha.1",
+            "1.0.0-alpha.beta",
+            "1.0.0-beta",
+            "1.0.0-beta.2",
+            "1.0.0-beta.11",
+            "1.0.0-rc.1",
+            "1.0.0",
+            "1.0.1",
+            "1.10.0",
+            "2.0.0",
+            "0.0.1",
         ];
         let parse = |v: &str| nodejs_semver::Version::parse(v).unwrap();
-        agrees(&versions, |v| semver(&parse(v)), |a, b| parse(a).cmp(&parse(b))).unwrap();
+        agrees(
+            &versions,
+            |v| semver(&parse(v)),
+            |a, b| parse(a).cmp(&parse(b)),
+        )
+        .unwrap();
     }
 }

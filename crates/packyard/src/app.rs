@@ -52,7 +52,10 @@ impl App {
         let db = Db::open(&config.database_url()).await?;
         let filled = crate::db::packages::fill_version_keys(&db).await?;
         if filled > 0 {
-            tracing::info!(packages = filled, "filled in the version sort keys of older packages");
+            tracing::info!(
+                packages = filled,
+                "filled in the version sort keys of older packages"
+            );
         }
         let blobs = Blobs::open(&config)?;
         let secrets = Arc::new(SecretBox::load(&config)?);

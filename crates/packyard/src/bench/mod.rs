@@ -394,12 +394,27 @@ async fn ui_pages(app: &App, n: usize) -> Result<Vec<Row>> {
         ("package list, newest first", "/bench/repo/packages"),
         ("package list by name", "/bench/repo/packages?sort=name"),
         ("package list by size", "/bench/repo/packages?sort=size"),
-        ("package list by downloads", "/bench/repo/packages?sort=downloads"),
-        ("package list by version", "/bench/repo/packages?sort=version"),
-        ("package list, last page", "/bench/repo/packages?page=100000"),
+        (
+            "package list by downloads",
+            "/bench/repo/packages?sort=downloads",
+        ),
+        (
+            "package list by version",
+            "/bench/repo/packages?sort=version",
+        ),
+        (
+            "package list, last page",
+            "/bench/repo/packages?page=100000",
+        ),
         ("package list searched", "/bench/repo/packages?q=00042"),
-        ("package list searched, by size", "/bench/repo/packages?q=00042&sort=size"),
-        ("package list of pending packages", "/bench/repo/packages?status=pending"),
+        (
+            "package list searched, by size",
+            "/bench/repo/packages?q=00042&sort=size",
+        ),
+        (
+            "package list of pending packages",
+            "/bench/repo/packages?status=pending",
+        ),
     ];
     let mut rows = Vec::new();
     for (label, path) in pages {
@@ -411,7 +426,11 @@ async fn ui_pages(app: &App, n: usize) -> Result<Vec<Row>> {
                 .body(axum::body::Body::empty())?;
             let started = Instant::now();
             let response = router.clone().oneshot(request).await?;
-            anyhow::ensure!(response.status().is_success(), "{path}: {}", response.status());
+            anyhow::ensure!(
+                response.status().is_success(),
+                "{path}: {}",
+                response.status()
+            );
             axum::body::to_bytes(response.into_body(), usize::MAX).await?;
             samples.push(started.elapsed());
         }

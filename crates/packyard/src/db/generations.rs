@@ -650,12 +650,17 @@ const PUBLISHED: &str = "SELECT t.repository_id, u.name || '/' || r.name AS repo
 
 pub async fn published(db: &Db) -> Result<Vec<Published>> {
     let sql = format!("{PUBLISHED} ORDER BY repository, t.distro_version_id, t.arch");
-    Ok(run!(db, sqlx::query_as(sqlx::AssertSqlSafe(sql)), fetch_all)?)
+    Ok(run!(
+        db,
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)),
+        fetch_all
+    )?)
 }
 
 /// As `published`, for one repository.
 pub async fn published_in(db: &Db, repository_id: i64) -> Result<Vec<Published>> {
-    let sql = format!("{PUBLISHED} WHERE t.repository_id = $1 ORDER BY t.distro_version_id, t.arch");
+    let sql =
+        format!("{PUBLISHED} WHERE t.repository_id = $1 ORDER BY t.distro_version_id, t.arch");
     Ok(run!(
         db,
         sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(repository_id),

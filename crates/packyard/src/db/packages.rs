@@ -565,7 +565,16 @@ pub async fn list(
     offset: i64,
     limit: i64,
 ) -> Result<(Vec<Package>, i64)> {
-    list_sorted(db, repository_id, filter, Order::Uploaded, true, offset, limit).await
+    list_sorted(
+        db,
+        repository_id,
+        filter,
+        Order::Uploaded,
+        true,
+        offset,
+        limit,
+    )
+    .await
 }
 
 /// One page of a repository's live packages in `order`, and the number of all that match.
@@ -592,7 +601,10 @@ pub async fn list_sorted(
     let total = format!("SELECT COUNT(*) FROM packages WHERE {condition}");
     let total: i64 = run!(
         db,
-        bound!(sqlx::query_scalar(sqlx::AssertSqlSafe(total.clone())), &binds),
+        bound!(
+            sqlx::query_scalar(sqlx::AssertSqlSafe(total.clone())),
+            &binds
+        ),
         fetch_one
     )?;
     // A search or status filter that keeps few rows: find them first (the newest-first index
@@ -626,8 +638,7 @@ const NARROW_ROWS: i64 = 5000;
 pub async fn timing(db: &Db, id: i64) -> Result<(Option<i64>, Option<i64>)> {
     Ok(run!(
         db,
-        sqlx::query_as("SELECT created_ms, indexed_ms FROM packages WHERE id = $1")
-            .bind(id),
+        sqlx::query_as("SELECT created_ms, indexed_ms FROM packages WHERE id = $1").bind(id),
         fetch_one
     )?)
 }

@@ -63,7 +63,8 @@ pub async fn create(db: &Db, user_id: i64, ip: &str, user_agent: &str) -> Result
 /// The user of a live session, refreshing its idle clock.
 pub async fn user(db: &Db, id: &str) -> Result<Option<(User, Session)>> {
     let at = now();
-    let row: Option<(String, Session)> = run!(
+    let row: Option<(String, Session)> =
+        run!(
         db,
         sqlx::query_as::<_, (String, i64, i64, i64, Option<String>, Option<String>, String)>(
             "SELECT s.id_hash, s.user_id, s.created_at, s.last_seen_at, s.ip_address, s.user_agent,
@@ -72,19 +73,21 @@ pub async fn user(db: &Db, id: &str) -> Result<Option<(User, Session)>> {
         .bind(hash(id)),
         fetch_optional
     )?
-    .map(|(id_hash, user_id, created_at, last_seen_at, ip_address, user_agent, name)| {
-        (
-            name,
-            Session {
-                id_hash,
-                user_id,
-                created_at,
-                last_seen_at,
-                ip_address,
-                user_agent,
+        .map(
+            |(id_hash, user_id, created_at, last_seen_at, ip_address, user_agent, name)| {
+                (
+                    name,
+                    Session {
+                        id_hash,
+                        user_id,
+                        created_at,
+                        last_seen_at,
+                        ip_address,
+                        user_agent,
+                    },
+                )
             },
-        )
-    });
+        );
     let Some((name, session)) = row else {
         return Ok(None);
     };

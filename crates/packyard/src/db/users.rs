@@ -18,7 +18,7 @@ pub struct User {
 const RESERVED: &[&str] = &[
     "api", "install", "priv", "healthz", "readyz", "metrics", // served paths
     "app", "static", "login", "logout", "account", "orgs", // the web UI's pages
-    "v2",  // container registries
+    "v2",   // container registries
 ];
 
 /// Owner names appear in URLs and file names on hosts (`OWNER_REPO.list`): 1 to 64 lower-case

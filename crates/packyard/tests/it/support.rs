@@ -375,6 +375,16 @@ impl TestApp {
             .basic_auth(&self.token, Some(""))
     }
 
+    /// Posts `form` to the API path with the admin's token; the answer as JSON.
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Value {
+        let response = self
+            .authed(reqwest::Method::POST, path)
+            .form(form)
+            .send()
+            .await;
+        response.unwrap().json().await.unwrap()
+    }
+
     pub async fn create_repo(&self, name: &str, private: bool) -> Value {
         self.create_repo_with(
             name,

@@ -106,7 +106,8 @@ pub async fn login(
         .get(USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let id = db::sessions::create(&app.db, user.id, &visitor.client.to_string(), user_agent).await?;
+    let id =
+        db::sessions::create(&app.db, user.id, &visitor.client.to_string(), user_agent).await?;
     let event = Event::new(Actor::User(user.name.clone()), "ui.login").ip(visitor.client);
     audit::record(&app.db, event).await;
     let next = local(&form.next);

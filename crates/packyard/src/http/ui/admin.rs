@@ -49,27 +49,48 @@ fn require_admin(visitor: &Visitor) -> Result<(), UiError> {
     }
 }
 
-async fn status_page(app: &App, visitor: &Visitor, message: Option<String>) -> Result<Response, UiError> {
+async fn status_page(
+    app: &App,
+    visitor: &Visitor,
+    message: Option<String>,
+) -> Result<Response, UiError> {
     require_admin(visitor)?;
     let s = status::collect(app).await?;
     let now = db::now();
     let ago = |at: Option<i64>| at.map_or_else(|| "never".to_owned(), |at| view::relative(at, now));
     let facts = vec![
-        ("Version", format!("{} ({}, built {})", s.build.version, s.build.commit, s.build.build_date)),
-        ("Database", format!("{} (schema {})", s.database.kind, s.database.schema_version)),
+        (
+            "Version",
+            format!(
+                "{} ({}, built {})",
+                s.build.version, s.build.commit, s.build.build_date
+            ),
+        ),
+        (
+            "Database",
+            format!("{} (schema {})", s.database.kind, s.database.schema_version),
+        ),
         ("Storage", s.storage.clone()),
         ("Roles seen", s.roles.join(", ")),
         ("Jobs queued or running", view::count(s.queue_depth)),
         (
             "Oldest queued job",
-            s.oldest_queued_age_secs.map_or_else(|| "none".to_owned(), |a| format!("{a} s")),
+            s.oldest_queued_age_secs
+                .map_or_else(|| "none".to_owned(), |a| format!("{a} s")),
         ),
         ("Last publish", ago(s.last_publish_at)),
         (
             "Soonest key expiry",
             s.soonest_key_expiry.as_ref().map_or_else(
                 || "none".to_owned(),
-                |k| format!("{} in {} days ({})", k.repository, k.days_left, view::datetime(k.expires_at)),
+                |k| {
+                    format!(
+                        "{} in {} days ({})",
+                        k.repository,
+                        k.days_left,
+                        view::datetime(k.expires_at)
+                    )
+                },
             ),
         ),
         ("Last backup", ago(s.last_backup_at)),
@@ -95,7 +116,8 @@ async fn status_page(app: &App, visitor: &Visitor, message: Option<String>) -> R
                 q.kind.clone(),
                 q.queued.to_string(),
                 q.running.to_string(),
-                q.oldest_queued_age_secs.map_or_else(String::new, |a| format!("{a} s")),
+                q.oldest_queued_age_secs
+                    .map_or_else(String::new, |a| format!("{a} s")),
             ],
         })
         .collect();
@@ -129,7 +151,8 @@ async fn status_page(app: &App, visitor: &Visitor, message: Option<String>) -> R
                 t.target.clone(),
                 view::relative(t.published_at, now),
                 t.build_ms.map_or_else(String::new, view::duration_ms),
-                t.push_to_visible_ms.map_or_else(String::new, view::duration_ms),
+                t.push_to_visible_ms
+                    .map_or_else(String::new, view::duration_ms),
             ],
         })
         .collect();
@@ -170,7 +193,12 @@ pub async fn retry(
         .ip(visitor.client)
         .details(serde_json::json!({ "job": form.job, "retried": retried }));
     audit::record(&app.db, event).await;
-    status_page(&app, &visitor, Some(format!("{retried} job(s) will run again now."))).await
+    status_page(
+        &app,
+        &visitor,
+        Some(format!("{retried} job(s) will run again now.")),
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -197,5 +225,10 @@ pub async fn reindex(
         .ip(visitor.client)
         .details(serde_json::json!({ "targets_queued": queued }));
     audit::record(&app.db, event).await;
-    status_page(&app, &visitor, Some(format!("{queued} target(s) queued for a rebuild."))).await
+    status_page(
+        &app,
+        &visitor,
+        Some(format!("{queued} target(s) queued for a rebuild.")),
+    )
+    .await
 }

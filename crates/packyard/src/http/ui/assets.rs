@@ -23,10 +23,21 @@ fn asset(stem: &str, extension: &str, body: &'static str, content_type: &'static
     }
 }
 
-static CSS: LazyLock<Asset> =
-    LazyLock::new(|| asset("ui", "css", include_str!("../../../assets/ui.css"), "text/css; charset=utf-8"));
+static CSS: LazyLock<Asset> = LazyLock::new(|| {
+    asset(
+        "ui",
+        "css",
+        include_str!("../../../assets/ui.css"),
+        "text/css; charset=utf-8",
+    )
+});
 static JS: LazyLock<Asset> = LazyLock::new(|| {
-    asset("ui", "js", include_str!("../../../assets/ui.js"), "text/javascript; charset=utf-8")
+    asset(
+        "ui",
+        "js",
+        include_str!("../../../assets/ui.js"),
+        "text/javascript; charset=utf-8",
+    )
 });
 
 pub fn css_path() -> &'static str {

@@ -48,9 +48,7 @@ async fn rows(app: &App, repos: &[Repo]) -> Result<Vec<RepoRow>, UiError> {
             .await?;
         let mut formats: Vec<&str> = summary
             .iter()
-            .map(|t| {
-                PackageFormat::from_name(&t.format).map_or(t.format.as_str(), |f| f.label())
-            })
+            .map(|t| PackageFormat::from_name(&t.format).map_or(t.format.as_str(), |f| f.label()))
             .collect();
         formats.sort_unstable();
         formats.dedup();

@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::{Redirect, Response};
 use serde::Deserialize;
 
-use super::repo::{self, Tab};
+use super::repo::{self, RepoHead};
 use super::session::{Posted, Visitor};
 use super::{Layout, UiError, render, view};
 use crate::app::App;
@@ -41,9 +41,7 @@ pub struct KeyAsk {
 #[template(path = "ui/keys.html")]
 struct KeysPage {
     l: Layout,
-    tabs: Vec<Tab>,
-    owner: String,
-    name: String,
+    r: RepoHead,
     owns: bool,
     keys: Vec<KeyRow>,
     adoption: Option<String>,
@@ -70,14 +68,19 @@ async fn keys_page(
     let keys = views
         .into_iter()
         .map(|k| KeyRow {
-            warning: k.days_left.filter(|d| *d < WARN_DAYS && k.state != "retired").map(|d| {
-                if d < 0 {
-                    "expired".to_owned()
-                } else {
-                    format!("expires in {d} days")
-                }
-            }),
-            expires: k.expires_at.map_or_else(|| "never".to_owned(), view::datetime),
+            warning: k
+                .days_left
+                .filter(|d| *d < WARN_DAYS && k.state != "retired")
+                .map(|d| {
+                    if d < 0 {
+                        "expired".to_owned()
+                    } else {
+                        format!("expires in {d} days")
+                    }
+                }),
+            expires: k
+                .expires_at
+                .map_or_else(|| "never".to_owned(), view::datetime),
             created: view::datetime(k.created_at),
             fingerprint: k.fingerprint,
             algorithm: k.algorithm,
@@ -96,14 +99,12 @@ async fn keys_page(
             adoption.lagging()
         )
     });
-    let l = repo::layout(app, visitor, repo, "Keys");
+    let (l, r) = repo::head(app, visitor, repo, owns, "Keys");
     render(
         visitor,
         &KeysPage {
             l,
-            tabs: repo::tabs(&repo.owner, &repo.name, owns, "Keys"),
-            owner: repo.owner.clone(),
-            name: repo.name.clone(),
+            r,
             owns,
             keys,
             adoption,
@@ -121,7 +122,14 @@ pub async fn page(
 ) -> Result<Response, UiError> {
     let (repo, owns) = repo::visible_repo(&app, &visitor, &owner, &name).await?;
     let fingerprint = query.key.unwrap_or_default();
-    let short: String = fingerprint.chars().rev().take(16).collect::<Vec<_>>().into_iter().rev().collect();
+    let short: String = fingerprint
+        .chars()
+        .rev()
+        .take(16)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     let ask = match (owns, query.confirm.as_deref()) {
         (true, Some("rotate")) => Some(KeyAsk {
             question: "Make a new signing key? It signs from now on beside the current one, which keeps signing until you retire it; hosts get the new key with the keyring package.".to_owned(),
@@ -173,19 +181,37 @@ pub async fn act(
     let actor = Actor::User(user.name.clone());
     let fingerprint = form.fingerprint.trim();
     let (action, result): (&'static str, Result<KeyChange, KeyError>) = match form.action.as_str() {
-        "rotate" => ("key.rotate", keys::rotate(&app, &repo, None, None, false).await),
-        "retire" => ("key.retire", keys::retire(&app, &repo, fingerprint, false).await),
+        "rotate" => (
+            "key.rotate",
+            keys::rotate(&app, &repo, None, None, false).await,
+        ),
+        "retire" => (
+            "key.retire",
+            keys::retire(&app, &repo, fingerprint, false).await,
+        ),
         "extend" => {
             let days: u32 = form
                 .days
                 .trim()
                 .parse()
                 .map_err(|_| UiError::BadRequest("days must be a whole number".into()))?;
-            ("key.extend", keys::extend(&app, &repo, fingerprint, days).await)
+            (
+                "key.extend",
+                keys::extend(&app, &repo, fingerprint, days).await,
+            )
         }
         _ => return Err(UiError::BadRequest("unknown action".into())),
     };
-    keys::audit(&app, actor, Some(visitor.client), &repo, action, Some(fingerprint), &result).await;
+    keys::audit(
+        &app,
+        actor,
+        Some(visitor.client),
+        &repo,
+        action,
+        Some(fingerprint),
+        &result,
+    )
+    .await;
     let message = match result {
         Ok(change) => {
             let mut m = format!(
@@ -204,6 +230,8 @@ pub async fn act(
             other => return Err(other),
         },
     };
-    let repo = db::repos::by_id(&app.db, repo.id).await?.ok_or(UiError::NotFound)?;
+    let repo = db::repos::by_id(&app.db, repo.id)
+        .await?
+        .ok_or(UiError::NotFound)?;
     keys_page(&app, &visitor, &repo, true, None, Some(message)).await
 }

@@ -64,7 +64,10 @@ pub fn routes() -> Router<App> {
                 // Each file is held to the upload limit as it streams (`stage`).
                 .layer(axum::extract::DefaultBodyLimit::disable()),
         )
-        .route("/{owner}/{repo}/tokens", get(tokens::page).post(tokens::act))
+        .route(
+            "/{owner}/{repo}/tokens",
+            get(tokens::page).post(tokens::act),
+        )
         .route("/{owner}/{repo}/keys", get(keys::page).post(keys::act))
         .route("/app/{owner}/{repo}/gpg", get(keys::legacy_path))
         .route("/{owner}/{repo}/stats", get(packages::stats))
@@ -87,7 +90,10 @@ async fn finish(request: axum::extract::Request, next: axum::middleware::Next) -
         response = not_found_page(Some(&wanted));
     }
     let to_login = response.status() == StatusCode::SEE_OTHER
-        && response.headers().get(LOCATION).is_some_and(|l| l == "/login");
+        && response
+            .headers()
+            .get(LOCATION)
+            .is_some_and(|l| l == "/login");
     if to_login && is_get {
         let query = serde_urlencoded::to_string([("next", wanted.as_str())]).unwrap_or_default();
         if let Ok(value) = HeaderValue::from_str(&format!("/login?{query}")) {
@@ -145,7 +151,10 @@ pub fn render(visitor: &Visitor, template: &impl Template) -> Result<Response, U
         .render()
         .map_err(|e| UiError::Internal(anyhow::anyhow!("rendering a page: {e}")))?;
     let mut response = (
-        [(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"))],
+        [(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        )],
         body,
     )
         .into_response();
@@ -224,9 +233,15 @@ struct ErrorPage {
     sign_in_next: Option<String>,
 }
 
-const NOT_FOUND: &str = "There is nothing here, or it is private and you are not signed in as someone who may see it.";
+const NOT_FOUND: &str =
+    "There is nothing here, or it is private and you are not signed in as someone who may see it.";
 
-fn error_page(status: StatusCode, heading: &'static str, message: String, sign_in_next: Option<String>) -> Response {
+fn error_page(
+    status: StatusCode,
+    heading: &'static str,
+    message: String,
+    sign_in_next: Option<String>,
+) -> Response {
     let page = ErrorPage {
         l: Layout {
             title: heading.to_owned(),
@@ -244,7 +259,10 @@ fn error_page(status: StatusCode, heading: &'static str, message: String, sign_i
     let body = page.render().unwrap_or_else(|_| heading.to_owned());
     (
         status,
-        [(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"))],
+        [(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        )],
         body,
     )
         .into_response()
@@ -253,7 +271,12 @@ fn error_page(status: StatusCode, heading: &'static str, message: String, sign_i
 /// The 404 page, with a sign-in link that returns to `path`.
 fn not_found_page(path: Option<&str>) -> Response {
     let next = path.map(|p| serde_urlencoded::to_string([("next", p)]).unwrap_or_default());
-    error_page(StatusCode::NOT_FOUND, "Not found", NOT_FOUND.to_owned(), next)
+    error_page(
+        StatusCode::NOT_FOUND,
+        "Not found",
+        NOT_FOUND.to_owned(),
+        next,
+    )
 }
 
 impl IntoResponse for UiError {
@@ -271,7 +294,8 @@ impl IntoResponse for UiError {
             UiError::TooManyRequests => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many attempts",
-                "Too many failed sign-ins from your address; wait a minute and try again.".to_owned(),
+                "Too many failed sign-ins from your address; wait a minute and try again."
+                    .to_owned(),
             ),
             UiError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "a UI page failed");

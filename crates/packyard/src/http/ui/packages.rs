@@ -11,7 +11,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::repo::{self, Heading, PackageRow, PackageTable, Tab};
+use super::repo::{self, Heading, PackageRow, PackageTable, RepoHead};
 use super::session::{Posted, Visitor};
 use super::{Layout, UiError, render, see_other, view};
 use crate::app::App;
@@ -154,9 +154,7 @@ fn choices(values: &[(&str, &str)], current: &str) -> Vec<Choice> {
 #[template(path = "ui/packages.html")]
 struct ListPage {
     l: Layout,
-    tabs: Vec<Tab>,
-    owner: String,
-    name: String,
+    r: RepoHead,
     q: String,
     arch: String,
     formats: Vec<Choice>,
@@ -194,11 +192,15 @@ pub async fn list(
         "downloads" => Order::Downloads,
         _ => Order::Uploaded,
     };
-    let (packages, total) =
-        db::packages::list_sorted(&app.db, repo.id, &filter, order, descending, offset, PER_PAGE)
-            .await?;
+    let (packages, total) = db::packages::list_sorted(
+        &app.db, repo.id, &filter, order, descending, offset, PER_PAGE,
+    )
+    .await?;
     let now = db::now();
-    let rows = packages.iter().map(|p| PackageRow::of(&repo, p, now)).collect();
+    let rows = packages
+        .iter()
+        .map(|p| PackageRow::of(&repo, p, now))
+        .collect();
     let base = format!("/{owner}/{name}/packages");
     let sort = query.sort();
     let headings = Heading::COLUMNS
@@ -212,11 +214,22 @@ pub async fn list(
                 href: key.map(|key| {
                     query.link(&base, |q| {
                         q.sort = key.to_owned();
-                        q.dir = if active && descending { "asc" } else if active { "desc" } else { "" }.to_owned();
+                        q.dir = if active && descending {
+                            "asc"
+                        } else if active {
+                            "desc"
+                        } else {
+                            ""
+                        }
+                        .to_owned();
                         q.page = None;
                     })
                 }),
-                aria_sort: active.then_some(if descending { "descending" } else { "ascending" }),
+                aria_sort: active.then_some(if descending {
+                    "descending"
+                } else {
+                    "ascending"
+                }),
                 arrow: active.then_some(if descending { "▼" } else { "▲" }),
             }
         })
@@ -228,8 +241,9 @@ pub async fn list(
     let last = (offset + PER_PAGE).min(total);
     let mut oses: Vec<&str> = DISTROS.iter().map(|d| d.os).collect();
     oses.dedup();
-    let os_choices: Vec<(&str, &str)> =
-        std::iter::once(("", "any")).chain(oses.iter().map(|os| (*os, *os))).collect();
+    let os_choices: Vec<(&str, &str)> = std::iter::once(("", "any"))
+        .chain(oses.iter().map(|os| (*os, *os)))
+        .collect();
     let dist_choices: Vec<(&str, &str)> = std::iter::once(("", "any"))
         .chain(
             DISTROS
@@ -241,14 +255,12 @@ pub async fn list(
     let format_choices: Vec<(&str, &str)> = std::iter::once(("", "any"))
         .chain(PackageFormat::ALL.iter().map(|f| (f.name(), f.label())))
         .collect();
-    let l = repo::layout(&app, &visitor, &repo, "Packages");
+    let (l, r) = repo::head(&app, &visitor, &repo, owns, "Packages");
     render(
         &visitor,
         &ListPage {
             l,
-            tabs: repo::tabs(&owner, &name, owns, "Packages"),
-            owner: owner.clone(),
-            name: name.clone(),
+            r,
             q: query.q.clone(),
             arch: query.arch.clone(),
             formats: choices(&format_choices, &query.format),
@@ -338,7 +350,7 @@ pub struct OtherVersion {
 #[template(path = "ui/package.html")]
 struct PackagePage {
     l: Layout,
-    tabs: Vec<Tab>,
+    r: RepoHead,
     owns: bool,
     package: String,
     version: String,
@@ -387,7 +399,9 @@ pub async fn show(
         );
         let mut response = axum::http::StatusCode::FOUND.into_response();
         if let Ok(value) = axum::http::HeaderValue::from_str(&location) {
-            response.headers_mut().insert(axum::http::header::LOCATION, value);
+            response
+                .headers_mut()
+                .insert(axum::http::header::LOCATION, value);
         }
         return Ok(response);
     }
@@ -417,7 +431,17 @@ pub async fn show(
         }
         _ => None,
     };
-    package_page(&app, &headers, &visitor, &repo, owns, wanted.distro, &package, confirm).await
+    package_page(
+        &app,
+        &headers,
+        &visitor,
+        &repo,
+        owns,
+        wanted.distro,
+        &package,
+        confirm,
+    )
+    .await
 }
 
 #[derive(Deserialize, Default)]
@@ -444,8 +468,13 @@ async fn package_page(
     let downloads = package.download_count;
     let visibility = match (package.indexed, indexed_ms) {
         (true, Some(at)) => {
-            let lag = created_ms.map(|c| format!(", {} after the push", view::duration_ms((at - c).max(0))));
-            format!("In the signed index since {}{}", view::datetime(at / 1000), lag.unwrap_or_default())
+            let lag = created_ms
+                .map(|c| format!(", {} after the push", view::duration_ms((at - c).max(0))));
+            format!(
+                "In the signed index since {}{}",
+                view::datetime(at / 1000),
+                lag.unwrap_or_default()
+            )
         }
         (true, None) => "In the signed index".to_owned(),
         (false, _) => "Waiting for the next publish".to_owned(),
@@ -453,11 +482,31 @@ async fn package_page(
     let base = auth::base_url(app, headers);
     let target = format!("{}/{}", distro.os, distro.dist);
     let mut facts = vec![
-        Fact { label: "Format", value: format.label().to_owned(), title: None },
-        Fact { label: "Target", value: target.clone(), title: None },
-        Fact { label: "Version", value: package.version.clone(), title: None },
-        Fact { label: "Architecture", value: package.architecture.clone(), title: None },
-        Fact { label: "File", value: package.filename.clone(), title: None },
+        Fact {
+            label: "Format",
+            value: format.label().to_owned(),
+            title: None,
+        },
+        Fact {
+            label: "Target",
+            value: target.clone(),
+            title: None,
+        },
+        Fact {
+            label: "Version",
+            value: package.version.clone(),
+            title: None,
+        },
+        Fact {
+            label: "Architecture",
+            value: package.architecture.clone(),
+            title: None,
+        },
+        Fact {
+            label: "File",
+            value: package.filename.clone(),
+            title: None,
+        },
         Fact {
             label: "Size",
             value: view::size(package.size),
@@ -481,21 +530,22 @@ async fn package_page(
     .map(|(id, label, value)| view::Snippet::new(format!("checksum-{id}"), label, value.clone()))
     .collect();
     let install = install_lines(format, package, &base, &owner, &name);
-    let relations = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&package.dependencies)
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|(kind, items)| {
-            let items: Vec<String> = items
-                .as_array()?
-                .iter()
-                .map(|i| match i {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-                .collect();
-            (!items.is_empty()).then_some(Relation { kind, items })
-        })
-        .collect();
+    let relations =
+        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&package.dependencies)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(kind, items)| {
+                let items: Vec<String> = items
+                    .as_array()?
+                    .iter()
+                    .map(|i| match i {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect();
+                (!items.is_empty()).then_some(Relation { kind, items })
+            })
+            .collect();
     let now = db::now();
     let days = view::daily(&db::downloads::times(&app.db, package.id).await?, now, 30);
     let last_30: i64 = days.iter().map(|d| d.1).sum();
@@ -523,13 +573,13 @@ async fn package_page(
         Vec::new()
     };
     let href = repo::package_href(repo, package);
-    let l = repo::layout(app, visitor, repo, "Packages")
-        .crumb(href.clone(), package.filename.clone());
+    let (l, r) = repo::head(app, visitor, repo, owns, "Packages");
+    let l = l.crumb(href.clone(), package.filename.clone());
     render(
         visitor,
         &PackagePage {
             l,
-            tabs: repo::tabs(&owner, &name, owns, "Packages"),
+            r,
             owns,
             package: package.name.clone(),
             version: package.version.clone(),
@@ -565,7 +615,11 @@ fn described_fields(entries: &[(String, String)]) -> Vec<Fact> {
                     ("Description", "Description"),
                 ] {
                     if let Some(value) = stanza_field(body, field) {
-                        facts.push(Fact { label, value, title: None });
+                        facts.push(Fact {
+                            label,
+                            value,
+                            title: None,
+                        });
                     }
                 }
             }
@@ -578,7 +632,11 @@ fn described_fields(entries: &[(String, String)]) -> Vec<Fact> {
                     ("rpm:license", "Licence"),
                 ] {
                     if let Some(value) = xml_element(body, tag) {
-                        facts.push(Fact { label, value, title: None });
+                        facts.push(Fact {
+                            label,
+                            value,
+                            title: None,
+                        });
                     }
                 }
             }
@@ -632,7 +690,10 @@ fn install_lines(
             p.name, p.version, p.name
         ),
         PackageFormat::Rpm => {
-            let version = p.version.split_once(':').map_or(p.version.as_str(), |v| v.1);
+            let version = p
+                .version
+                .split_once(':')
+                .map_or(p.version.as_str(), |v| v.1);
             format!("sudo dnf install {}-{version}", p.name)
         }
         PackageFormat::Python => format!(
@@ -652,7 +713,11 @@ fn install_lines(
             }
         }
     };
-    vec![view::Snippet::new("install-line", "Install this version", line)]
+    vec![view::Snippet::new(
+        "install-line",
+        "Install this version",
+        line,
+    )]
 }
 
 #[derive(Deserialize)]
@@ -672,7 +737,9 @@ pub async fn act(
 ) -> Result<Response, UiError> {
     let repo = repo::owned_repo(&app, &visitor, &owner, &name).await?;
     let user = visitor.require_user()?;
-    let wanted = parse_path(&path).filter(|w| !w.download).ok_or(UiError::NotFound)?;
+    let wanted = parse_path(&path)
+        .filter(|w| !w.download)
+        .ok_or(UiError::NotFound)?;
     let package = find_package(&app, &repo, wanted.distro, &wanted.filename).await?;
     match form.action.as_str() {
         "delete" => {
@@ -686,7 +753,9 @@ pub async fn act(
                 .ok_or_else(|| UiError::BadRequest("choose a destination repository".into()))?;
             let destination = repo::owned_repo(&app, &visitor, dest_owner, dest_name).await?;
             if destination.id == repo.id {
-                return Err(UiError::BadRequest("that is the package's own repository".into()));
+                return Err(UiError::BadRequest(
+                    "that is the package's own repository".into(),
+                ));
             }
             let promoted = promote_package(
                 &app,
@@ -709,9 +778,7 @@ pub async fn act(
 #[template(path = "ui/stats.html")]
 struct StatsPage {
     l: Layout,
-    tabs: Vec<Tab>,
-    owner: String,
-    name: String,
+    r: RepoHead,
     chart: String,
     chart_text: String,
     top: PackageTable,
@@ -739,14 +806,12 @@ pub async fn stats(
     )
     .await?;
     let rows = top.iter().map(|p| PackageRow::of(&repo, p, now)).collect();
-    let l = repo::layout(&app, &visitor, &repo, "Stats");
+    let (l, r) = repo::head(&app, &visitor, &repo, owns, "Stats");
     render(
         &visitor,
         &StatsPage {
             l,
-            tabs: repo::tabs(&owner, &name, owns, "Stats"),
-            owner: owner.clone(),
-            name: name.clone(),
+            r,
             chart: view::svg_data_url(&view::bar_chart(&days, 600, 120)),
             chart_text: format!(
                 "{} downloads in the last 30 days; busiest day {}",
@@ -754,7 +819,10 @@ pub async fn stats(
                 days.iter()
                     .max_by_key(|d| d.1)
                     .filter(|d| d.1 > 0)
-                    .map_or_else(|| "none".to_owned(), |d| format!("{} ({})", d.0, view::count(d.1)))
+                    .map_or_else(
+                        || "none".to_owned(),
+                        |d| format!("{} ({})", d.0, view::count(d.1))
+                    )
             ),
             top: PackageTable {
                 caption: format!("The most downloaded packages of {owner}/{name}"),

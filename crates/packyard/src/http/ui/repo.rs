@@ -54,7 +54,7 @@ pub async fn owned_repo(
 }
 
 /// The tabs of a repository's pages.
-pub fn tabs(owner: &str, name: &str, owns: bool, current: &str) -> Vec<Tab> {
+fn tabs(owner: &str, name: &str, owns: bool, current: &str) -> Vec<Tab> {
     let base = format!("/{owner}/{name}");
     let mut tabs = vec![
         ("Install", base.clone()),
@@ -81,7 +81,30 @@ pub struct Tab {
     pub current: bool,
 }
 
-pub fn layout(app: &App, visitor: &Visitor, repo: &Repo, title: &str) -> Layout {
+/// What the pages of a repository show above their content: its name and tabs.
+pub struct RepoHead {
+    pub owner: String,
+    pub name: String,
+    pub tabs: Vec<Tab>,
+}
+
+/// The layout and head of the repository page `title` (a tab's label).
+pub fn head(
+    app: &App,
+    visitor: &Visitor,
+    repo: &Repo,
+    owns: bool,
+    title: &str,
+) -> (Layout, RepoHead) {
+    let head = RepoHead {
+        owner: repo.owner.clone(),
+        name: repo.name.clone(),
+        tabs: tabs(&repo.owner, &repo.name, owns, title),
+    };
+    (layout(app, visitor, repo, title), head)
+}
+
+fn layout(app: &App, visitor: &Visitor, repo: &Repo, title: &str) -> Layout {
     let (owner, name) = (&repo.owner, &repo.name);
     let l = Layout::new(app, visitor, format!("{title} · {owner}/{name}"))
         .crumb(format!("/{owner}"), owner.clone())
@@ -143,8 +166,10 @@ impl PackageRow {
 /// The package page of `p`: packagecloud's `/OWNER/REPO/packages/OS/DIST/FILENAME`, with
 /// the file name's characters escaped for a path.
 pub fn package_href(repo: &Repo, p: &db::packages::Package) -> String {
-    let target = distros::by_id(p.distro_version_id)
-        .map_or_else(|| "unknown/unknown".to_owned(), |d| format!("{}/{}", d.os, d.dist));
+    let target = distros::by_id(p.distro_version_id).map_or_else(
+        || "unknown/unknown".to_owned(),
+        |d| format!("{}/{}", d.os, d.dist),
+    );
     format!(
         "/{}/{}/packages/{target}/{}",
         repo.owner,
@@ -222,9 +247,7 @@ pub struct Section {
 #[template(path = "ui/repo.html")]
 struct RepoPage {
     l: Layout,
-    tabs: Vec<Tab>,
-    owner: String,
-    name: String,
+    r: RepoHead,
     private: bool,
     owns: bool,
     sections: Vec<Section>,
@@ -348,14 +371,12 @@ async fn render_page(
         master.as_deref(),
         read_token,
     );
-    let l = layout(app, visitor, &repo, "Install");
+    let (l, r) = head(app, visitor, &repo, owns, "Install");
     render(
         visitor,
         &RepoPage {
             l,
-            tabs: tabs(owner, name, owns, "Install"),
-            owner: owner.to_owned(),
-            name: name.to_owned(),
+            r,
             private: repo.private,
             owns,
             sections,
@@ -415,8 +436,8 @@ fn sections(
     let deb = example_target(summary, PackageFormat::Deb);
     let keyring_path = keyring::deb_keyring_path(owner, name);
     let keyring_package = keyring::package_name(owner, name);
-    let (deb_name, deb_version) = latest(PackageFormat::Deb)
-        .unwrap_or_else(|| ("PACKAGE".to_owned(), "VERSION".to_owned()));
+    let (deb_name, deb_version) =
+        latest(PackageFormat::Deb).unwrap_or_else(|| ("PACKAGE".to_owned(), "VERSION".to_owned()));
     out.push(Section {
         id: "deb",
         title: "Debian and Ubuntu (apt)".to_owned(),
@@ -462,8 +483,8 @@ fn sections(
     });
 
     let rpm = example_target(summary, PackageFormat::Rpm);
-    let (rpm_name, rpm_version) = latest(PackageFormat::Rpm)
-        .unwrap_or_else(|| ("PACKAGE".to_owned(), "VERSION".to_owned()));
+    let (rpm_name, rpm_version) =
+        latest(PackageFormat::Rpm).unwrap_or_else(|| ("PACKAGE".to_owned(), "VERSION".to_owned()));
     out.push(Section {
         id: "rpm",
         title: "Enterprise Linux, Fedora, SUSE (dnf, yum, zypper)".to_owned(),
@@ -511,12 +532,16 @@ fn sections(
                 view::Snippet::new(
                     "python-script",
                     "Quick setup (adds the index to pip's configuration)",
-                    format!("curl -s {script_base}/install/repositories/{fq}/script.python.sh | bash"),
+                    format!(
+                        "curl -s {script_base}/install/repositories/{fq}/script.python.sh | bash"
+                    ),
                 ),
                 view::Snippet::new(
                     "python-pip",
                     "Install with pip",
-                    format!("pip install --extra-index-url {read_base}/{fq}/pypi/simple/ {project}"),
+                    format!(
+                        "pip install --extra-index-url {read_base}/{fq}/pypi/simple/ {project}"
+                    ),
                 ),
             ],
         });
@@ -524,7 +549,11 @@ fn sections(
     if has(PackageFormat::Node) {
         let package = latest(PackageFormat::Node).map_or_else(|| "PACKAGE".to_owned(), |p| p.0);
         let npm_reader = if repo.private {
-            format!("\nnpm config set -- //{}/{fq}/npm/:_authToken {}", base.split_once("://").map_or(base, |b| b.1), reader.unwrap_or("READ_TOKEN"))
+            format!(
+                "\nnpm config set -- //{}/{fq}/npm/:_authToken {}",
+                base.split_once("://").map_or(base, |b| b.1),
+                reader.unwrap_or("READ_TOKEN")
+            )
         } else {
             String::new()
         };
@@ -535,7 +564,9 @@ fn sections(
                 view::Snippet::new(
                     "npm-script",
                     "Quick setup (sets the registry in ~/.npmrc)",
-                    format!("curl -s {script_base}/install/repositories/{fq}/script.node.sh | bash"),
+                    format!(
+                        "curl -s {script_base}/install/repositories/{fq}/script.node.sh | bash"
+                    ),
                 ),
                 view::Snippet::new(
                     "npm-install",
@@ -578,7 +609,12 @@ pub async fn mint_read_token(
         .find(|m| m.name == "default")
         .ok_or_else(|| UiError::BadRequest("the repository has no default master token".into()))?;
     let date = view::datetime(db::now());
-    let token_name = format!("web-{}-{}-{}", user.name, &date[..10], &date[11..16].replace(':', ""));
+    let token_name = format!(
+        "web-{}-{}-{}",
+        user.name,
+        &date[..10],
+        &date[11..16].replace(':', "")
+    );
     let token = db::tokens::mint_read(&app.db, &master, &token_name, None).await?;
     let event = Event::new(Actor::User(user.name.clone()), "token.create")
         .ip(visitor.client)

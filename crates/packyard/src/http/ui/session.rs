@@ -166,7 +166,11 @@ impl Visitor {
 /// Refuses a post from another site: `Sec-Fetch-Site: cross-site`, or an `Origin` that is not
 /// this server's (the public URL's, or the `Host` the request came to).
 pub fn check_origin(app: &App, headers: &HeaderMap) -> Result<(), UiError> {
-    let header = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
     if header("sec-fetch-site") == Some("cross-site") {
         return Err(UiError::CrossSite(
             "the browser says this form was sent from another site".into(),

@@ -9,7 +9,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::repo::{self, Tab};
+use super::repo::{self, RepoHead};
 use super::session::{Posted, Visitor};
 use super::{Layout, UiError, render, see_other, view};
 use crate::app::App;
@@ -52,9 +52,7 @@ pub struct Ask {
 #[template(path = "ui/tokens.html")]
 struct TokensPage {
     l: Layout,
-    tabs: Vec<Tab>,
-    owner: String,
-    name: String,
+    r: RepoHead,
     masters: Vec<MasterRow>,
     ask: Option<Ask>,
     message: Option<String>,
@@ -93,7 +91,9 @@ async fn tokens_page(
                     .map_or_else(|| "never".to_owned(), |at| view::relative(*at, now)),
                 id: r.id,
                 created: view::datetime(r.created_at),
-                expires: r.expires_at.map_or_else(|| "never".to_owned(), view::datetime),
+                expires: r
+                    .expires_at
+                    .map_or_else(|| "never".to_owned(), view::datetime),
                 name: r.name,
             })
             .collect();
@@ -119,14 +119,12 @@ async fn tokens_page(
             name: m.name,
         });
     }
-    let l = repo::layout(app, visitor, repo, "Tokens");
+    let (l, r) = repo::head(app, visitor, repo, true, "Tokens");
     render(
         visitor,
         &TokensPage {
             l,
-            tabs: repo::tabs(&repo.owner, &repo.name, true, "Tokens"),
-            owner: repo.owner.clone(),
-            name: repo.name.clone(),
+            r,
             masters,
             ask,
             message,
@@ -259,37 +257,88 @@ pub async fn act(
                 let message = format!("There is a master token called {token_name} already.");
                 return tokens_page(&app, &visitor, &repo, &base, None, Some(message), None).await;
             };
-            audit(&app, user, ip, &repo, "token.create", &master.name, json!({ "kind": "master" })).await;
+            audit(
+                &app,
+                user,
+                ip,
+                &repo,
+                "token.create",
+                &master.name,
+                json!({ "kind": "master" }),
+            )
+            .await;
             (
                 format!("Master token {} created.", master.name),
-                Some(view::Snippet::new("fresh-token", format!("New master token {}", master.name), master.value)),
+                Some(view::Snippet::new(
+                    "fresh-token",
+                    format!("New master token {}", master.name),
+                    master.value,
+                )),
             )
         }
         "rotate" => {
             let master = master_of(&app, &repo, form.master).await?;
             let grace = parse_duration_secs(form.grace.trim()).ok_or_else(|| {
-                UiError::BadRequest("the grace period must be a duration such as 30m, 24h or 7d".into())
+                UiError::BadRequest(
+                    "the grace period must be a duration such as 30m, 24h or 7d".into(),
+                )
             })?;
             let rotated = db::tokens::rotate_master(&app.db, &master, grace).await?;
-            audit(&app, user, ip, &repo, "token.rotate", &rotated.name, json!({ "kind": "master", "grace_secs": grace })).await;
+            audit(
+                &app,
+                user,
+                ip,
+                &repo,
+                "token.rotate",
+                &rotated.name,
+                json!({ "kind": "master", "grace_secs": grace }),
+            )
+            .await;
             (
-                format!("Master token {} rotated; the old value works until the grace period ends.", rotated.name),
-                Some(view::Snippet::new("fresh-token", format!("New value of {}", rotated.name), rotated.value)),
+                format!(
+                    "Master token {} rotated; the old value works until the grace period ends.",
+                    rotated.name
+                ),
+                Some(view::Snippet::new(
+                    "fresh-token",
+                    format!("New value of {}", rotated.name),
+                    rotated.value,
+                )),
             )
         }
         "revoke" => {
             let master = master_of(&app, &repo, form.master).await?;
             db::tokens::revoke_master(&app.db, &master).await?;
-            audit(&app, user, ip, &repo, "token.revoke", &master.name, json!({ "kind": "master" })).await;
+            audit(
+                &app,
+                user,
+                ip,
+                &repo,
+                "token.revoke",
+                &master.name,
+                json!({ "kind": "master" }),
+            )
+            .await;
             return Ok(see_other(&format!("/{owner}/{name}/tokens")));
         }
         "revoke-read" => {
             let master = master_of(&app, &repo, form.master).await?;
-            let id = form.read.ok_or_else(|| UiError::BadRequest("which read token?".into()))?;
+            let id = form
+                .read
+                .ok_or_else(|| UiError::BadRequest("which read token?".into()))?;
             if !db::tokens::delete_read(&app.db, master.id, id).await? {
                 return Err(UiError::NotFound);
             }
-            audit(&app, user, ip, &repo, "token.revoke", &id.to_string(), json!({ "kind": "read", "master": master.name })).await;
+            audit(
+                &app,
+                user,
+                ip,
+                &repo,
+                "token.revoke",
+                &id.to_string(),
+                json!({ "kind": "read", "master": master.name }),
+            )
+            .await;
             return Ok(see_other(&format!("/{owner}/{name}/tokens")));
         }
         _ => return Err(UiError::BadRequest("unknown action".into())),

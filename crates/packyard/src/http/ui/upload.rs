@@ -10,7 +10,7 @@ use axum::http::header::ACCEPT;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::repo::{self, Tab};
+use super::repo::{self, RepoHead};
 use super::session::{self, Visitor};
 use super::{Layout, UiError, render};
 use crate::app::App;
@@ -34,9 +34,7 @@ pub struct Outcome {
 #[template(path = "ui/upload.html")]
 struct UploadPage {
     l: Layout,
-    tabs: Vec<Tab>,
-    owner: String,
-    name: String,
+    r: RepoHead,
     groups: Vec<TargetGroup>,
     outcomes: Vec<Outcome>,
     limit: String,
@@ -69,17 +67,17 @@ async fn upload_page(
     outcomes: Vec<Outcome>,
 ) -> Result<Response, UiError> {
     let repo = repo::owned_repo(app, visitor, owner, name).await?;
-    let l = repo::layout(app, visitor, &repo, "Upload");
+    let (l, r) = repo::head(app, visitor, &repo, true, "Upload");
     render(
         visitor,
         &UploadPage {
             l,
-            tabs: repo::tabs(owner, name, true, "Upload"),
-            owner: owner.to_owned(),
-            name: name.to_owned(),
+            r,
             groups: groups(),
             outcomes,
-            limit: super::view::size(i64::try_from(app.config.max_upload_bytes).unwrap_or(i64::MAX)),
+            limit: super::view::size(
+                i64::try_from(app.config.max_upload_bytes).unwrap_or(i64::MAX),
+            ),
         },
     )
 }
@@ -133,7 +131,9 @@ pub async fn upload(
                     continue;
                 }
                 let Some(distro) = distro else {
-                    return Err(UiError::BadRequest("choose a distribution before the files".into()));
+                    return Err(UiError::BadRequest(
+                        "choose a distribution before the files".into(),
+                    ));
                 };
                 let outcome = match stage(&app, field, filename.clone()).await {
                     Ok((staged, _temp)) => {
@@ -145,7 +145,12 @@ pub async fn upload(
                     Ok((package, is_new)) => Outcome {
                         file: filename,
                         ok: true,
-                        message: if is_new { "stored" } else { "already there (identical)" }.to_owned(),
+                        message: if is_new {
+                            "stored"
+                        } else {
+                            "already there (identical)"
+                        }
+                        .to_owned(),
                         href: Some(repo::package_href(&repo, &package)),
                     },
                     Err(e) => Outcome {

@@ -12,7 +12,11 @@ pub struct Snippet {
 }
 
 impl Snippet {
-    pub fn new(id: impl Into<String>, label: impl Into<String>, text: impl Into<String>) -> Snippet {
+    pub fn new(
+        id: impl Into<String>,
+        label: impl Into<String>,
+        text: impl Into<String>,
+    ) -> Snippet {
         Snippet {
             id: id.into(),
             label: label.into(),
@@ -48,7 +52,7 @@ pub fn count(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -171,7 +175,11 @@ mod tests {
     #[test]
     fn daily_counts_fall_on_their_days() {
         let now = 10 * 86_400 + 500;
-        let days = daily(&[(now, 2), (now - 86_400, 5), (now - 40 * 86_400, 9)], now, 3);
+        let days = daily(
+            &[(now, 2), (now - 86_400, 5), (now - 40 * 86_400, 9)],
+            now,
+            3,
+        );
         assert_eq!(days.iter().map(|d| d.1).collect::<Vec<_>>(), vec![0, 5, 2]);
         assert_eq!(days[2].0, "1970-01-11");
     }

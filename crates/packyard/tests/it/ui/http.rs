@@ -107,18 +107,31 @@ async fn forms_without_their_token_or_from_another_site_are_refused() {
             ("name", name.to_owned()),
         ]
     };
-    let cases: [(&str, &str, &[(&str, &str)]); 4] = [
+    // What is wrong, the token sent, and the headers sent with it.
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+    let cases: [Case; 4] = [
         ("no token", "", &[]),
         ("a forged token", "00ff", &[]),
-        ("another origin", &token, &[("origin", "http://evil.example")]),
-        ("cross-site fetch", &token, &[("sec-fetch-site", "cross-site")]),
+        (
+            "another origin",
+            &token,
+            &[("origin", "http://evil.example")],
+        ),
+        (
+            "cross-site fetch",
+            &token,
+            &[("sec-fetch-site", "cross-site")],
+        ),
     ];
     for (what, token, headers) in cases {
         let form = create("forged", token);
         let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let response = site.post_with("/admin/stable/tokens", &form, headers).await;
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{what}");
-        assert!(response.text().await.unwrap().contains("Form refused"), "{what}");
+        assert!(
+            response.text().await.unwrap().contains("Form refused"),
+            "{what}"
+        );
     }
     // The form cookie of a visitor who is not signed in does not make a token that works
     // for the session.
@@ -130,15 +143,30 @@ async fn forms_without_their_token_or_from_another_site_are_refused() {
     let response = site.post("/admin/stable/tokens", &form).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 
-    let names = app.app.db.texts("SELECT name FROM master_tokens").await.unwrap();
-    assert_eq!(names, vec!["default".to_owned()], "no refused post made a token");
+    let names = app
+        .app
+        .db
+        .texts("SELECT name FROM master_tokens")
+        .await
+        .unwrap();
+    assert_eq!(
+        names,
+        vec!["default".to_owned()],
+        "no refused post made a token"
+    );
 
     // The same post, from the page itself, works.
     let form = create("production", &token);
     let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let response = site.post("/admin/stable/tokens", &form).await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert!(response.text().await.unwrap().contains("Master token production created"));
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("Master token production created")
+    );
 
     // A session cookie never authenticates the API.
     let session = site.cookie("packyard_session").unwrap().to_owned();
@@ -167,7 +195,15 @@ async fn signing_in_returns_to_the_page_asked_for_and_only_on_this_site() {
         let (_, html) = site.page(&format!("/login?next={}", urlencode(next))).await;
         let token = form_token(&html);
         let response = site
-            .post("/login", &[("csrf", &token), ("login", "admin"), ("password", PASSWORD), ("next", next)])
+            .post(
+                "/login",
+                &[
+                    ("csrf", &token),
+                    ("login", "admin"),
+                    ("password", PASSWORD),
+                    ("next", next),
+                ],
+            )
             .await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{next}");
         assert_eq!(response.headers()["location"], landing, "{next}");
@@ -195,14 +231,20 @@ async fn sign_in_attempts_are_limited_per_address() {
         let (_, html) = site.page("/login").await;
         let token = form_token(&html);
         let response = site
-            .post("/login", &[("csrf", &token), ("login", "admin"), ("password", "guess")])
+            .post(
+                "/login",
+                &[("csrf", &token), ("login", "admin"), ("password", "guess")],
+            )
             .await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
     let (_, html) = site.page("/login").await;
     let token = form_token(&html);
     let response = site
-        .post("/login", &[("csrf", &token), ("login", "admin"), ("password", PASSWORD)])
+        .post(
+            "/login",
+            &[("csrf", &token), ("login", "admin"), ("password", PASSWORD)],
+        )
         .await;
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(site.cookie("packyard_session").is_none());
@@ -242,7 +284,11 @@ async fn private_repositories_are_not_found_for_anyone_who_may_not_read_them() {
             let (status, other) = site.page(&missing).await;
             assert_eq!(status, StatusCode::NOT_FOUND, "{missing}");
             let escaped = |p: &str| serde_urlencoded::to_string([("next", p)]).unwrap();
-            assert_eq!(html, other.replace(&escaped(&missing), &escaped(path)), "{path}");
+            assert_eq!(
+                html,
+                other.replace(&escaped(&missing), &escaped(path)),
+                "{path}"
+            );
         }
         let (_, home) = site.page("/").await;
         assert!(!home.contains("secret"));
@@ -303,7 +349,10 @@ async fn clients_other_than_browsers_see_the_repository_unchanged() {
                 .unwrap_or_default();
             let body = response.bytes().await.unwrap();
             assert_eq!(status, StatusCode::OK, "{path} for {agent}");
-            assert!(!content_type.starts_with("text/html"), "{path} for {agent}: {content_type}");
+            assert!(
+                !content_type.starts_with("text/html"),
+                "{path} for {agent}: {content_type}"
+            );
             if let Some(first) = &seen {
                 assert_eq!(first, &(status, content_type, body), "{path} for {agent}");
             } else {
@@ -357,10 +406,16 @@ async fn the_package_list_sorts_by_bytes_and_by_the_formats_version_order() {
     }
     // Sizes as big packages have them, set in place: the order must follow the bytes, not
     // the figures shown (2.0 GB > 900 MB > 15 kB).
-    for (name, size) in [("small", 15_000), ("medium", 900_000_000), ("large", 2_000_000_000)] {
+    for (name, size) in [
+        ("small", 15_000),
+        ("medium", 900_000_000),
+        ("large", 2_000_000_000),
+    ] {
         app.app
             .db
-            .execute_sql(&format!("UPDATE packages SET size = {size} WHERE name = '{name}'"))
+            .execute_sql(&format!(
+                "UPDATE packages SET size = {size} WHERE name = '{name}'"
+            ))
             .await
             .unwrap();
     }
@@ -372,16 +427,25 @@ async fn the_package_list_sorts_by_bytes_and_by_the_formats_version_order() {
     assert!(html.contains(">2.0 GB<") && html.contains(">900 MB<") && html.contains(">15 kB<"));
     assert!(html.contains("aria-sort=\"descending\""));
 
-    let (_, html) = site.page("/admin/stable/packages?sort=version&dir=asc&q=tool").await;
+    let (_, html) = site
+        .page("/admin/stable/packages?sort=version&dir=asc&q=tool")
+        .await;
     let versions: Vec<String> = listed(&html).into_iter().map(|r| r.1).collect();
     assert_eq!(versions, ["1.9", "1.10~rc1", "1.10", "1:0.1"]);
-    let (_, html) = site.page("/admin/stable/packages?sort=version&dir=desc&q=tool").await;
+    let (_, html) = site
+        .page("/admin/stable/packages?sort=version&dir=desc&q=tool")
+        .await;
     let versions: Vec<String> = listed(&html).into_iter().map(|r| r.1).collect();
     assert_eq!(versions, ["1:0.1", "1.10", "1.10~rc1", "1.9"]);
 
     // Filters and paging stay in the query string of every link.
-    let (_, html) = site.page("/admin/stable/packages?q=tool&arch=amd64&sort=name").await;
-    assert!(html.contains("q=tool&#38;arch=amd64&#38;sort=name&#38;dir=desc"), "{html}");
+    let (_, html) = site
+        .page("/admin/stable/packages?q=tool&arch=amd64&sort=name")
+        .await;
+    assert!(
+        html.contains("q=tool&#38;arch=amd64&#38;sort=name&#38;dir=desc"),
+        "{html}"
+    );
 }
 
 #[tokio::test]
@@ -390,7 +454,8 @@ async fn download_links_redirect_to_the_file_as_packagecloud_does() {
     app.create_repo("stable", false).await;
     let filename = deb_filename("tool", "1.0", "amd64");
     let bytes = deb("tool", "1.0", "amd64");
-    app.push_ok("stable", BOOKWORM, &filename, bytes.clone()).await;
+    app.push_ok("stable", BOOKWORM, &filename, bytes.clone())
+        .await;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -400,8 +465,15 @@ async fn download_links_redirect_to_the_file_as_packagecloud_does() {
         let response = client.get(app.url(&path)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::FOUND, "{path}");
         let location = response.headers()["location"].to_str().unwrap().to_owned();
-        assert!(location.ends_with(&format!("/admin/stable/debian/pool/bookworm/main/t/tool/{filename}")));
-        let file = reqwest::get(&location).await.unwrap().bytes().await.unwrap();
+        assert!(location.ends_with(&format!(
+            "/admin/stable/debian/pool/bookworm/main/t/tool/{filename}"
+        )));
+        let file = reqwest::get(&location)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
         assert_eq!(file.as_ref(), bytes.as_slice());
     }
 }
@@ -418,25 +490,53 @@ async fn owners_delete_and_promote_through_a_confirmation() {
     app.wait_for_jobs().await;
     let mut site = Site::new(&app);
     site.sign_in("admin", PASSWORD).await;
-    let page = format!("/admin/staging/packages/debian/bookworm/{}", deb_filename("tool", "1.0", "amd64"));
+    let page = format!(
+        "/admin/staging/packages/debian/bookworm/{}",
+        deb_filename("tool", "1.0", "amd64")
+    );
 
     // The buttons lead to a question first; nothing has changed yet.
     let (_, html) = site.page(&format!("{page}?confirm=delete")).await;
     assert!(html.contains("Delete tool_1.0_amd64.deb from admin/staging?"));
     let token = form_token(&html);
-    assert_eq!(app.app.db.scalar_i64("SELECT COUNT(*) FROM packages WHERE deleted_at IS NOT NULL").await.unwrap(), 0);
-    let response = site.post(&page, &[("csrf", &token), ("action", "delete")]).await;
+    assert_eq!(
+        app.app
+            .db
+            .scalar_i64("SELECT COUNT(*) FROM packages WHERE deleted_at IS NOT NULL")
+            .await
+            .unwrap(),
+        0
+    );
+    let response = site
+        .post(&page, &[("csrf", &token), ("action", "delete")])
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     app.wait_for_jobs().await;
-    let packages = app.text("/admin/staging/debian/dists/bookworm/main/binary-amd64/Packages").await;
+    let packages = app
+        .text("/admin/staging/debian/dists/bookworm/main/binary-amd64/Packages")
+        .await;
     assert!(!packages.contains("Version: 1.0\n") && packages.contains("Version: 2.0\n"));
 
-    let page = format!("/admin/staging/packages/debian/bookworm/{}", deb_filename("tool", "2.0", "amd64"));
-    let (_, html) = site.page(&format!("{page}?confirm=promote&destination=admin/production")).await;
+    let page = format!(
+        "/admin/staging/packages/debian/bookworm/{}",
+        deb_filename("tool", "2.0", "amd64")
+    );
+    let (_, html) = site
+        .page(&format!(
+            "{page}?confirm=promote&destination=admin/production"
+        ))
+        .await;
     assert!(html.contains("Move tool_2.0_amd64.deb from admin/staging to admin/production?"));
     let token = form_token(&html);
     let response = site
-        .post(&page, &[("csrf", &token), ("action", "promote"), ("destination", "admin/production")])
+        .post(
+            &page,
+            &[
+                ("csrf", &token),
+                ("action", "promote"),
+                ("destination", "admin/production"),
+            ],
+        )
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(
@@ -444,7 +544,9 @@ async fn owners_delete_and_promote_through_a_confirmation() {
         "/admin/production/packages/debian/bookworm/tool_2.0_amd64.deb"
     );
     app.wait_for_jobs().await;
-    let moved = app.text("/admin/production/debian/dists/bookworm/main/binary-amd64/Packages").await;
+    let moved = app
+        .text("/admin/production/debian/dists/bookworm/main/binary-amd64/Packages")
+        .await;
     assert!(moved.contains("Package: tool"));
 
     // A stranger's post to the same page is refused like a missing page.
@@ -454,7 +556,9 @@ async fn owners_delete_and_promote_through_a_confirmation() {
     let (_, html) = other.page("/").await;
     let token = form_token(&html);
     let page = "/admin/production/packages/debian/bookworm/tool_2.0_amd64.deb";
-    let response = other.post(page, &[("csrf", &token), ("action", "delete")]).await;
+    let response = other
+        .post(page, &[("csrf", &token), ("action", "delete")])
+        .await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
 
@@ -473,11 +577,13 @@ async fn the_upload_form_works_without_javascript() {
         .text("distro_version_id", BOOKWORM.to_string())
         .part(
             "package_file",
-            reqwest::multipart::Part::bytes(deb("one", "1.0", "amd64")).file_name("one_1.0_amd64.deb"),
+            reqwest::multipart::Part::bytes(deb("one", "1.0", "amd64"))
+                .file_name("one_1.0_amd64.deb"),
         )
         .part(
             "package_file",
-            reqwest::multipart::Part::bytes(b"not a package".to_vec()).file_name("fake_1.0_amd64.deb"),
+            reqwest::multipart::Part::bytes(b"not a package".to_vec())
+                .file_name("fake_1.0_amd64.deb"),
         );
     let session = site.cookie("packyard_session").unwrap().to_owned();
     let response = reqwest::Client::new()
@@ -490,10 +596,18 @@ async fn the_upload_form_works_without_javascript() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let html = response.text().await.unwrap();
-    assert!(html.contains("one_1.0_amd64.deb") && html.contains(">stored<"), "{html}");
-    assert!(html.contains("fake_1.0_amd64.deb") && html.contains("refused"), "{html}");
+    assert!(
+        html.contains("one_1.0_amd64.deb") && html.contains(">stored<"),
+        "{html}"
+    );
+    assert!(
+        html.contains("fake_1.0_amd64.deb") && html.contains("refused"),
+        "{html}"
+    );
     app.wait_for_jobs().await;
-    let packages = app.text("/admin/stable/debian/dists/bookworm/main/binary-amd64/Packages").await;
+    let packages = app
+        .text("/admin/stable/debian/dists/bookworm/main/binary-amd64/Packages")
+        .await;
     assert!(packages.contains("Package: one"));
 
     // Without the form token nothing is read or stored.
@@ -501,7 +615,8 @@ async fn the_upload_form_works_without_javascript() {
         .text("distro_version_id", BOOKWORM.to_string())
         .part(
             "package_file",
-            reqwest::multipart::Part::bytes(deb("two", "1.0", "amd64")).file_name("two_1.0_amd64.deb"),
+            reqwest::multipart::Part::bytes(deb("two", "1.0", "amd64"))
+                .file_name("two_1.0_amd64.deb"),
         );
     let response = reqwest::Client::new()
         .post(app.url("/admin/stable/upload"))
@@ -511,6 +626,11 @@ async fn the_upload_form_works_without_javascript() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    let two = app.app.db.scalar_i64("SELECT COUNT(*) FROM packages WHERE name = 'two'").await.unwrap();
+    let two = app
+        .app
+        .db
+        .scalar_i64("SELECT COUNT(*) FROM packages WHERE name = 'two'")
+        .await
+        .unwrap();
     assert_eq!(two, 0);
 }

@@ -8,7 +8,6 @@ mod site;
 use std::time::{Duration, Instant};
 
 use browser::Browser;
-use serde_json::Value;
 use site::{PASSWORD, with_password};
 
 use crate::fixtures::{BOOKWORM, deb, deb_filename, dpkg_deb};
@@ -21,10 +20,15 @@ async fn populated() -> TestApp {
     with_password(&app).await;
     app.create_repo("stable", false).await;
     app.create_repo("pre-release", true).await;
-    for (name, version) in [("gitlab-ce", "16.1.0-ce.0"), ("gitlab-ce", "16.2.0-ce.0"), ("runner", "1.0")] {
+    for (name, version) in [
+        ("gitlab-ce", "16.1.0-ce.0"),
+        ("gitlab-ce", "16.2.0-ce.0"),
+        ("runner", "1.0"),
+    ] {
         app.push_deb("stable", name, version, "amd64").await;
     }
-    app.push_deb("pre-release", "gitlab-ee", "16.3.0-ee.0", "amd64").await;
+    app.push_deb("pre-release", "gitlab-ee", "16.3.0-ee.0", "amd64")
+        .await;
     app.wait_for_jobs().await;
     app
 }
@@ -47,7 +51,10 @@ async fn signing_in_with_a_wrong_password_then_the_right_one_then_out() {
     let browser = Browser::open(&app.base).await;
     browser.goto("/").await;
     assert!(browser.body().await.contains("admin/stable"));
-    assert!(!browser.body().await.contains("pre-release"), "private repositories stay hidden");
+    assert!(
+        !browser.body().await.contains("pre-release"),
+        "private repositories stay hidden"
+    );
     browser.check_page("home-anonymous").await;
 
     browser.sign_in("admin", "not the password").await;
@@ -56,10 +63,17 @@ async fn signing_in_with_a_wrong_password_then_the_right_one_then_out() {
     browser.check_page("login-error").await;
 
     browser.sign_in("admin@example.com", PASSWORD).await;
-    wait_until("the owner's page", || async { browser.path().await == "/admin" }).await;
+    wait_until("the owner's page", || async {
+        browser.path().await == "/admin"
+    })
+    .await;
     let body = browser.body().await;
     assert!(body.contains("admin/pre-release") && body.contains("private"));
-    let cookie = browser.client.get_named_cookie("packyard_session").await.unwrap();
+    let cookie = browser
+        .client
+        .get_named_cookie("packyard_session")
+        .await
+        .unwrap();
     assert_eq!(cookie.http_only(), Some(true));
     assert_eq!(cookie.same_site(), Some(cookie::SameSite::Lax));
     browser.check_page("owner").await;
@@ -70,7 +84,12 @@ async fn signing_in_with_a_wrong_password_then_the_right_one_then_out() {
     wait_until("the sign-out", || async { browser.path().await == "/" }).await;
     assert!(browser.body().await.contains("Sign in"));
     // The session is gone from the server, not only from the browser.
-    let remaining = app.app.db.scalar_i64("SELECT COUNT(*) FROM sessions").await.unwrap();
+    let remaining = app
+        .app
+        .db
+        .scalar_i64("SELECT COUNT(*) FROM sessions")
+        .await
+        .unwrap();
     assert_eq!(remaining, 0);
     browser.goto("/account").await;
     assert_eq!(browser.path().await, "/login?next=%2Faccount");
@@ -82,28 +101,19 @@ async fn signing_in_with_a_wrong_password_then_the_right_one_then_out() {
 async fn the_master_token_runbook_in_the_browser() {
     let app = populated().await;
     let client = reqwest::Client::new();
-    let created: Value = app
-        .authed(reqwest::Method::POST, "/api/v1/repos/admin/pre-release/master_tokens")
-        .form(&[("master_token[name]", "production")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let old = created["value"].as_str().unwrap().to_owned();
-    let read: Value = app
-        .authed(
-            reqwest::Method::POST,
-            "/api/v1/repos/admin/pre-release/master_tokens/production/read_tokens.json",
+    let created = app
+        .post_form(
+            "/api/v1/repos/admin/pre-release/master_tokens",
+            &[("master_token[name]", "production")],
         )
-        .form(&[("read_token[name]", "web-01.example.com")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
+    let old = created["value"].as_str().unwrap().to_owned();
+    let read = app
+        .post_form(
+            "/api/v1/repos/admin/pre-release/master_tokens/production/read_tokens.json",
+            &[("read_token[name]", "web-01.example.com")],
+        )
+        .await;
     let old_read = read["value"].as_str().unwrap().to_owned();
 
     // "Visit /gitlab/pre-release/tokens": to a visitor a private repository is not found,
@@ -122,9 +132,14 @@ async fn the_master_token_runbook_in_the_browser() {
     assert!(browser.body().await.contains("Custom Master Tokens"));
     assert!(browser.body().await.contains("web-01.example.com"));
     browser.check_page("tokens").await;
-    browser.click("button[aria-label='Revoke production']").await;
+    browser
+        .click("button[aria-label='Revoke production']")
+        .await;
     let question = browser.text(".notice.warn").await;
-    assert!(question.contains("1 read token(s) stop working"), "{question}");
+    assert!(
+        question.contains("1 read token(s) stop working"),
+        "{question}"
+    );
     browser.check_page("tokens-confirm").await;
     browser.click(".notice.warn button.danger").await;
     wait_until("the revocation", || async {
@@ -141,9 +156,21 @@ async fn the_master_token_runbook_in_the_browser() {
     let script = |token: String| {
         let client = client.clone();
         let url = app.url("/install/repositories/admin/pre-release/script.deb.sh");
-        async move { client.get(url).basic_auth(token, Some("")).send().await.unwrap().status() }
+        async move {
+            client
+                .get(url)
+                .basic_auth(token, Some(""))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
     };
-    assert_eq!(script(new.clone()).await, 200, "the new value fetches the install script");
+    assert_eq!(
+        script(new.clone()).await,
+        200,
+        "the new value fetches the install script"
+    );
     assert_ne!(script(old.clone()).await, 200, "the revoked value does not");
     let gpgkey = client
         .get(app.url("/admin/pre-release/gpgkey"))
@@ -151,7 +178,42 @@ async fn the_master_token_runbook_in_the_browser() {
         .send()
         .await
         .unwrap();
-    assert_eq!(gpgkey.status(), 404, "the revoked token's read token stopped working");
+    assert_eq!(
+        gpgkey.status(),
+        404,
+        "the revoked token's read token stopped working"
+    );
+
+    // A host's read token of the new master token, revoked on its own.
+    let read = app
+        .post_form(
+            "/api/v1/repos/admin/pre-release/master_tokens/production/read_tokens.json",
+            &[("read_token[name]", "web-02.example.com")],
+        )
+        .await;
+    browser.goto("/admin/pre-release/tokens").await;
+    browser
+        .click("button[aria-label='Revoke read token web-02.example.com']")
+        .await;
+    assert!(
+        browser
+            .text(".notice.warn")
+            .await
+            .contains("web-02.example.com")
+    );
+    browser.click(".notice.warn button.danger").await;
+    wait_until("the read token's revocation", || async {
+        browser.path().await == "/admin/pre-release/tokens"
+            && !browser.body().await.contains("web-02.example.com")
+    })
+    .await;
+    let gpgkey = client
+        .get(app.url("/admin/pre-release/gpgkey"))
+        .basic_auth(read["value"].as_str().unwrap(), Some(""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gpgkey.status(), 404);
 }
 
 #[tokio::test]
@@ -161,7 +223,9 @@ async fn sorting_and_filters_survive_a_reload() {
     for (name, size) in [("runner", 15_000), ("gitlab-ce", 2_000_000_000)] {
         app.app
             .db
-            .execute_sql(&format!("UPDATE packages SET size = {size} WHERE name = '{name}'"))
+            .execute_sql(&format!(
+                "UPDATE packages SET size = {size} WHERE name = '{name}'"
+            ))
             .await
             .unwrap();
     }
@@ -172,11 +236,19 @@ async fn sorting_and_filters_survive_a_reload() {
         let sizes = browser
             .script("return [...document.querySelectorAll('td[data-bytes]')].map(td => Number(td.dataset.bytes));")
             .await;
-        sizes.as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect::<Vec<i64>>()
+        sizes
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect::<Vec<i64>>()
     };
     let aria_sort = || async {
         let heading = browser.find("th[aria-sort]").await;
-        (heading.text().await.unwrap(), heading.attr("aria-sort").await.unwrap().unwrap())
+        (
+            heading.text().await.unwrap(),
+            heading.attr("aria-sort").await.unwrap().unwrap(),
+        )
     };
     browser.click("th a[href*='sort=size']").await;
     let descending = sizes().await;
@@ -184,7 +256,10 @@ async fn sorting_and_filters_survive_a_reload() {
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(descending, sorted);
     assert_eq!(descending[0], 2_000_000_000);
-    assert_eq!(aria_sort().await, ("Size ▼".to_owned(), "descending".to_owned()));
+    assert_eq!(
+        aria_sort().await,
+        ("Size ▼".to_owned(), "descending".to_owned())
+    );
     browser.click("th[aria-sort] a").await;
     let ascending = sizes().await;
     sorted.reverse();
@@ -196,9 +271,15 @@ async fn sorting_and_filters_survive_a_reload() {
     // A filter, applied with the form, then a reload: the same rows, the same fields.
     browser.fill("#f-arch", "arm64").await;
     browser.press("Apply").await;
-    wait_until("the filtered list", || async { browser.path().await.contains("arch=arm64") }).await;
+    wait_until("the filtered list", || async {
+        browser.path().await.contains("arch=arm64")
+    })
+    .await;
     let path = browser.path().await;
-    assert!(path.contains("sort=size") && path.contains("dir=desc"), "{path}");
+    assert!(
+        path.contains("sort=size") && path.contains("dir=desc"),
+        "{path}"
+    );
     browser.client.refresh().await.unwrap();
     assert_eq!(browser.path().await, path);
     let arch = browser.find("#f-arch").await.prop("value").await.unwrap();
@@ -234,7 +315,9 @@ async fn copy_buttons_put_the_snippet_on_the_clipboard() {
     .await;
     assert_eq!(browser.script("return window.copied[0]").await, expected);
     wait_until("the announcement", || async {
-        let said = browser.script("return document.getElementById('announce').textContent").await;
+        let said = browser
+            .script("return document.getElementById('announce').textContent")
+            .await;
         said.as_str().is_some_and(|s| s.contains("Copied"))
     })
     .await;
@@ -257,7 +340,10 @@ async fn copy_buttons_put_the_snippet_on_the_clipboard() {
     let executed = browser.script("return window.executed[0]").await;
     assert_eq!(executed[0], "copy");
     assert_eq!(executed[1], pin.as_str());
-    assert!(pin.contains("apt-get install runner=1.0\nsudo apt-mark hold runner"), "{pin}");
+    assert!(
+        pin.contains("apt-get install runner=1.0\nsudo apt-mark hold runner"),
+        "{pin}"
+    );
 }
 
 #[tokio::test]
@@ -289,7 +375,10 @@ async fn a_package_uploaded_through_the_form_ends_up_indexed() {
     assert_eq!(link.text().await.unwrap(), "stored");
     link.click().await.unwrap();
     wait_until("the package page", || async {
-        browser.path().await.ends_with(&format!("/packages/debian/bookworm/{filename}"))
+        browser
+            .path()
+            .await
+            .ends_with(&format!("/packages/debian/bookworm/{filename}"))
     })
     .await;
     wait_until("the package in the signed index", || async {
@@ -297,7 +386,9 @@ async fn a_package_uploaded_through_the_form_ends_up_indexed() {
         browser.body().await.contains("In the signed index since")
     })
     .await;
-    let packages = app.text("/admin/stable/debian/dists/bookworm/main/binary-amd64/Packages").await;
+    let packages = app
+        .text("/admin/stable/debian/dists/bookworm/main/binary-amd64/Packages")
+        .await;
     assert!(packages.contains("Package: uploaded"));
 }
 
@@ -311,11 +402,17 @@ async fn markup_in_a_package_stays_inert() {
         Description: <img src=x onerror=\"window.pwned=3\"> hello\n \
         <a href=\"javascript:window.pwned=4\">click</a> and <b>bold</b>\n";
     let bytes = dpkg_deb(dir.path(), control, "usr/share/hostile/README", "hi\n");
-    app.push_ok("stable", BOOKWORM, "hostile_1.0_amd64.deb", bytes).await;
+    app.push_ok("stable", BOOKWORM, "hostile_1.0_amd64.deb", bytes)
+        .await;
     let browser = Browser::open(&app.base).await;
-    browser.goto("/admin/stable/packages/debian/bookworm/hostile_1.0_amd64.deb").await;
+    browser
+        .goto("/admin/stable/packages/debian/bookworm/hostile_1.0_amd64.deb")
+        .await;
     let body = browser.body().await;
-    assert!(body.contains("Mallory <script>window.pwned = 1</script>"), "{body}");
+    assert!(
+        body.contains("Mallory <script>window.pwned = 1</script>"),
+        "{body}"
+    );
     assert!(body.contains("javascript:window.pwned=2"));
     assert!(body.contains("<img src=x onerror=\"window.pwned=3\"> hello"));
     let found = browser
@@ -355,12 +452,22 @@ async fn a_private_repository_is_not_found_by_a_visitor() {
     browser.press("Make a read token for these snippets").await;
     let manual = browser.text("#deb-manual").await;
     assert!(!manual.contains("READ_TOKEN"), "{manual}");
-    let names = app.app.db.texts("SELECT name FROM read_tokens").await.unwrap();
-    let minted = names.iter().find(|n| n.starts_with("web-admin-")).expect("a read token named web-USER-DATE");
+    let names = app
+        .app
+        .db
+        .texts("SELECT name FROM read_tokens")
+        .await
+        .unwrap();
+    let minted = names
+        .iter()
+        .find(|n| n.starts_with("web-admin-"))
+        .expect("a read token named web-USER-DATE");
     let token = app
         .app
         .db
-        .scalar_text(&format!("SELECT value FROM read_tokens WHERE name = '{minted}'"))
+        .scalar_text(&format!(
+            "SELECT value FROM read_tokens WHERE name = '{minted}'"
+        ))
         .await
         .unwrap();
     assert!(manual.contains(&format!("http://{token}:@")), "{manual}");
@@ -378,10 +485,18 @@ async fn keys_stats_organisation_and_status_pages() {
     let now = packyard::db::now();
     app.app
         .db
-        .execute_sql(&format!("UPDATE signing_keys SET expires_at = {}", now + 30 * 86_400 + 3600))
+        .execute_sql(&format!(
+            "UPDATE signing_keys SET expires_at = {}",
+            now + 30 * 86_400 + 3600
+        ))
         .await
         .unwrap();
-    let repo_id = app.app.db.scalar_i64("SELECT id FROM repositories").await.unwrap();
+    let repo_id = app
+        .app
+        .db
+        .scalar_i64("SELECT id FROM repositories")
+        .await
+        .unwrap();
     app.app
         .db
         .execute_sql(&format!(
@@ -396,7 +511,10 @@ async fn keys_stats_organisation_and_status_pages() {
     packyard::db::users::create_org(
         &app.app.db,
         "acme",
-        &[packyard::db::users::by_name(&app.app.db, "admin").await.unwrap().unwrap()],
+        &[packyard::db::users::by_name(&app.app.db, "admin")
+            .await
+            .unwrap()
+            .unwrap()],
     )
     .await
     .unwrap();
@@ -404,7 +522,10 @@ async fn keys_stats_organisation_and_status_pages() {
     let browser = Browser::open(&app.base).await;
     browser.goto("/admin/stable/keys").await;
     assert!(browser.body().await.contains("warning: expires in 30 days"));
-    assert!(!browser.body().await.contains("Retire"), "visitors get no buttons");
+    assert!(
+        !browser.body().await.contains("Retire"),
+        "visitors get no buttons"
+    );
     browser.check_page("keys-anonymous").await;
 
     browser.sign_in("admin", PASSWORD).await;
@@ -416,7 +537,12 @@ async fn keys_stats_organisation_and_status_pages() {
     let message = browser.text("p.notice").await;
     assert!(message.starts_with("Done"), "{message}");
     assert!(!browser.body().await.contains("warning: expires"));
-    let expires = app.app.db.scalar_i64("SELECT MIN(expires_at) FROM signing_keys").await.unwrap();
+    let expires = app
+        .app
+        .db
+        .scalar_i64("SELECT MIN(expires_at) FROM signing_keys")
+        .await
+        .unwrap();
     assert!(expires > now + 360 * 86_400);
 
     browser.goto("/admin/stable/stats").await;
@@ -429,7 +555,12 @@ async fn keys_stats_organisation_and_status_pages() {
     assert!(browser.body().await.contains("the storage answered 503"));
     browser.check_page("status").await;
     browser.click("button[aria-label^='Retry the job']").await;
-    assert!(browser.text("p.notice").await.contains("1 job(s) will run again now"));
+    assert!(
+        browser
+            .text("p.notice")
+            .await
+            .contains("1 job(s) will run again now")
+    );
     let run_at = app
         .app
         .db

@@ -60,9 +60,17 @@ pub async fn promote(
             ApiError::not_found(format!("{filename} is not in {owner}/{name} {os}/{dist}"))
         })?;
     let keep = promotion.copy.as_ref().is_some_and(api::Flag::is_set);
-    let promoted =
-        promote_package(&app, &user, client.ip(), &source, &destination, distro, &package, keep)
-            .await?;
+    let promoted = promote_package(
+        &app,
+        &user,
+        client.ip(),
+        &source,
+        &destination,
+        distro,
+        &package,
+        keep,
+    )
+    .await?;
     Ok(Json(present::package(
         &auth::base_url(&app, &headers),
         &destination,
