@@ -85,7 +85,11 @@ async fn finish(request: axum::extract::Request, next: axum::middleware::Next) -
         .unwrap_or_default();
     let is_get = request.method() == axum::http::Method::GET;
     let mut response = next.run(request).await;
-    if response.status() == StatusCode::NOT_FOUND && is_get {
+    let page = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if response.status() == StatusCode::NOT_FOUND && is_get && page {
         // Maybe private: offer to sign in and come back (the same for a missing page).
         response = not_found_page(Some(&wanted));
     }

@@ -3,10 +3,11 @@
 //! `/OWNER/REPO/packages/OS/DIST/FILENAME` with its `/download` links, the owner's actions on
 //! it (delete, promote), and the repository's download stats.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, Query, RawQuery, Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -24,6 +25,7 @@ use crate::distros::{self, DISTROS, Distro};
 use crate::formats::PackageFormat;
 use crate::http::api::packages::{destroy::destroy_package, promote::promote_package};
 use crate::http::auth;
+use packyard_formats::repo_path::RepoPath;
 
 const PER_PAGE: i64 = 50;
 
@@ -384,7 +386,20 @@ pub async fn show(
     Query(confirm): Query<ConfirmQuery>,
     headers: HeaderMap,
     visitor: Visitor,
+    request: Request,
 ) -> Result<Response, UiError> {
+    // packagecloud's download path of a raw file (`packages/anyfile/FILE/download`) is a
+    // repository file, served as every other one is.
+    let file_path = format!("packages/{path}");
+    if RepoPath::parse(&file_path).is_some() {
+        let client = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .copied()
+            .unwrap_or(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 0))));
+        let path = Path((owner, name, file_path));
+        return Ok(crate::http::repo::serve(State(app), client, path, request).await);
+    }
     let (repo, owns) = repo::visible_repo(&app, &visitor, &owner, &name).await?;
     let wanted = parse_path(&path).ok_or(UiError::NotFound)?;
     let package = find_package(&app, &repo, wanted.distro, &wanted.filename).await?;

@@ -166,6 +166,11 @@ impl Browser {
     /// Runs axe-core on the current page and fails on serious or critical violations; then
     /// keeps screenshots of it at 1280×800 and 390×844 named `name`.
     pub async fn check_page(&self, name: &str) {
+        // The content policy forbids inline script and style; the page must not need them.
+        let inline = self
+            .script("return document.querySelectorAll('script:not([src]), [style]').length")
+            .await;
+        assert_eq!(inline, 0, "inline script or style on {name}");
         self.script(axe_source()).await;
         let result = self
             .client

@@ -6,6 +6,9 @@ use reqwest::StatusCode;
 
 use super::site::{PASSWORD, Site, form_token, stranger, with_password};
 use crate::fixtures::{BOOKWORM, deb, deb_filename};
+
+/// The raw-file distribution (`anyfile/1`).
+const ANYFILE: i64 = 5;
 use crate::support::TestApp;
 
 #[tokio::test]
@@ -310,8 +313,17 @@ async fn clients_other_than_browsers_see_the_repository_unchanged() {
     let filename = deb_filename("tool", "1.0", "amd64");
     app.push_ok("stable", BOOKWORM, &filename, deb("tool", "1.0", "amd64"))
         .await;
+    // A raw file: packagecloud's download path lies under `packages/`, beside the pages.
+    app.push_ok(
+        "stable",
+        ANYFILE,
+        "notes-1.0.txt",
+        b"release notes\n".to_vec(),
+    )
+    .await;
     app.wait_for_jobs().await;
     let paths = [
+        "/admin/stable/packages/anyfile/notes-1.0.txt/download",
         "/admin/stable/debian/dists/bookworm/InRelease",
         "/admin/stable/debian/dists/bookworm/main/binary-amd64/Packages",
         &format!("/admin/stable/debian/pool/bookworm/main/t/tool/{filename}"),
@@ -362,6 +374,20 @@ async fn clients_other_than_browsers_see_the_repository_unchanged() {
     }
     // The UI's own paths answer only what no client asked for before: 404 for a repository
     // file that does not exist stays a bare 404 for apt.
+    for path in [
+        "/admin/stable/debian/dists/trixie/InRelease",
+        "/admin/stable/packages/anyfile/missing.txt/download",
+    ] {
+        let missing = client
+            .get(app.url(path))
+            .header("user-agent", "Debian APT-HTTP/1.3 (2.6.1)")
+            .header("accept", "text/html,*/*")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND, "{path}");
+        assert!(missing.bytes().await.unwrap().is_empty(), "{path}");
+    }
     let missing = client
         .get(app.url("/admin/stable/debian/dists/trixie/InRelease"))
         .header("user-agent", "Debian APT-HTTP/1.3 (2.6.1)")
@@ -633,4 +659,65 @@ async fn the_upload_form_works_without_javascript() {
         .await
         .unwrap();
     assert_eq!(two, 0);
+}
+
+/// Pages name their stylesheet and script by content hash, served `immutable`; a stale name is
+/// not served; every page forbids inline script and style and framing, and is not cached.
+#[tokio::test]
+async fn assets_are_content_named_and_pages_carry_a_strict_policy() {
+    let app = TestApp::new().await;
+    let mut site = Site::new(&app);
+    let response = site.get("/").await;
+    let headers = response.headers().clone();
+    let html = response.text().await.unwrap();
+    let policy = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        policy.contains("script-src 'self'") && policy.contains("style-src 'self'"),
+        "{policy}"
+    );
+    assert!(!policy.contains("unsafe-inline"), "{policy}");
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert!(
+        !html.contains("<script>") && !html.contains(" style="),
+        "inline script or style"
+    );
+    for (extension, content_type) in [("css", "text/css"), ("js", "text/javascript")] {
+        let start = html.find("/static/ui.").unwrap();
+        let path = html[start..]
+            .split('"')
+            .find(|p| p.ends_with(&format!(".{extension}")))
+            .map(str::to_owned);
+        let path = match path {
+            Some(path) => path,
+            None => {
+                let at = html.find(&format!(".{extension}\"")).unwrap();
+                let begin = html[..at].rfind('"').unwrap() + 1;
+                html[begin..at + extension.len() + 1].to_owned()
+            }
+        };
+        let response = reqwest::get(app.url(&path)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(content_type)
+        );
+        assert_eq!(
+            response.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+        let body = response.bytes().await.unwrap();
+        let hash = packyard_formats::digest::sha256_hex(&body);
+        assert!(
+            path.contains(&hash[..12]),
+            "{path} is named after its content"
+        );
+        let stale = reqwest::get(app.url(&format!("/static/ui.000000000000.{extension}")))
+            .await
+            .unwrap();
+        assert_eq!(stale.status(), StatusCode::NOT_FOUND);
+    }
 }
