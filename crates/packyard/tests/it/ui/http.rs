@@ -4,7 +4,7 @@
 
 use reqwest::StatusCode;
 
-use super::site::{PASSWORD, Site, form_token, stranger, with_password};
+use super::site::{PASSWORD, Site, form_token, set_sizes, stranger, with_password};
 use crate::fixtures::{BOOKWORM, deb, deb_filename};
 
 /// The raw-file distribution (`anyfile/1`).
@@ -432,19 +432,15 @@ async fn the_package_list_sorts_by_bytes_and_by_the_formats_version_order() {
     }
     // Sizes as big packages have them, set in place: the order must follow the bytes, not
     // the figures shown (2.0 GB > 900 MB > 15 kB).
-    for (name, size) in [
-        ("small", 15_000),
-        ("medium", 900_000_000),
-        ("large", 2_000_000_000),
-    ] {
-        app.app
-            .db
-            .execute_sql(&format!(
-                "UPDATE packages SET size = {size} WHERE name = '{name}'"
-            ))
-            .await
-            .unwrap();
-    }
+    set_sizes(
+        &app,
+        &[
+            ("small", 15_000),
+            ("medium", 900_000_000),
+            ("large", 2_000_000_000),
+        ],
+    )
+    .await;
     let mut site = Site::new(&app);
     let (_, html) = site.page("/admin/stable/packages?sort=size&dir=desc").await;
     let rows = listed(&html);

@@ -220,15 +220,7 @@ async fn the_master_token_runbook_in_the_browser() {
 async fn sorting_and_filters_survive_a_reload() {
     let app = populated().await;
     app.push_deb("stable", "runner", "1.0", "arm64").await;
-    for (name, size) in [("runner", 15_000), ("gitlab-ce", 2_000_000_000)] {
-        app.app
-            .db
-            .execute_sql(&format!(
-                "UPDATE packages SET size = {size} WHERE name = '{name}'"
-            ))
-            .await
-            .unwrap();
-    }
+    site::set_sizes(&app, &[("runner", 15_000), ("gitlab-ce", 2_000_000_000)]).await;
     let browser = Browser::open(&app.base).await;
     browser.goto("/admin/stable/packages").await;
     // Sort by size through the column heading: biggest first, then (clicked again) smallest.

@@ -26,6 +26,15 @@ pub async fn stranger(app: &TestApp) {
         .unwrap();
 }
 
+/// Gives the packages called `name` the size `size` in place, as big packages have: a list
+/// must order by the bytes, not by the figures it shows.
+pub async fn set_sizes(app: &TestApp, sizes: &[(&str, i64)]) {
+    for (name, size) in sizes {
+        let sql = format!("UPDATE packages SET size = {size} WHERE name = '{name}'");
+        app.app.db.execute_sql(&sql).await.unwrap();
+    }
+}
+
 pub struct Site {
     pub base: String,
     client: reqwest::Client,
