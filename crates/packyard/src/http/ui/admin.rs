@@ -232,3 +232,103 @@ pub async fn reindex(
     )
     .await
 }
+
+pub struct EventRow {
+    pub at: String,
+    pub actor: String,
+    pub address: String,
+    pub action: String,
+    pub repository: String,
+    pub target: String,
+    pub outcome: String,
+    pub details: String,
+}
+
+#[derive(Template)]
+#[template(path = "ui/audit.html")]
+struct AuditPage {
+    l: Layout,
+    since: String,
+    repo: String,
+    action: String,
+    actor: String,
+    events: Vec<EventRow>,
+    shown: String,
+}
+
+#[derive(Deserialize, Default)]
+pub struct AuditQuery {
+    #[serde(default)]
+    since: String,
+    #[serde(default)]
+    repo: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    actor: String,
+}
+
+/// The most events the page shows.
+const AUDIT_ROWS: i64 = 500;
+
+/// `/-/audit?since=7d&repo=OWNER/REPO&action=token.&actor=NAME`: who changed what, newest
+/// first (the same log as `packyard audit` and `/api/v1/audit.json`).
+pub async fn audit(
+    State(app): State<App>,
+    axum::extract::Query(query): axum::extract::Query<AuditQuery>,
+    visitor: Visitor,
+) -> Result<Response, UiError> {
+    require_admin(&visitor)?;
+    let since_text = if query.since.trim().is_empty() {
+        "7d"
+    } else {
+        query.since.trim()
+    };
+    let since = crate::config::parse_duration_secs(since_text)
+        .ok_or_else(|| UiError::BadRequest("since must be a duration such as 24h or 7d".into()))?;
+    let repo = query.repo.trim();
+    let events = db::audit::list(
+        &app.db,
+        db::now() - since,
+        (!repo.is_empty()).then_some(repo),
+        AUDIT_ROWS,
+    )
+    .await?;
+    let (action, actor) = (query.action.trim(), query.actor.trim());
+    let events: Vec<EventRow> = events
+        .into_iter()
+        .filter(|e| e.action.starts_with(action) && (actor.is_empty() || e.actor == actor))
+        .map(|e| EventRow {
+            at: view::datetime(e.at),
+            actor: format!("{} ({})", e.actor, e.actor_kind),
+            address: e.ip_address.unwrap_or_default(),
+            action: e.action,
+            repository: e.repository.unwrap_or_default(),
+            target: e.target.unwrap_or_default(),
+            outcome: e.outcome,
+            details: e.details,
+        })
+        .collect();
+    let shown = format!(
+        "{} event(s) in the last {since_text}{}",
+        events.len(),
+        if events.len() as i64 >= AUDIT_ROWS {
+            " (the newest 500)"
+        } else {
+            ""
+        }
+    );
+    let l = Layout::new(&app, &visitor, "Audit log").crumb("/-/audit", "Audit log");
+    render(
+        &visitor,
+        &AuditPage {
+            l,
+            since: since_text.to_owned(),
+            repo: repo.to_owned(),
+            action: action.to_owned(),
+            actor: actor.to_owned(),
+            events,
+            shown,
+        },
+    )
+}

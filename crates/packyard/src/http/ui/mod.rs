@@ -47,6 +47,7 @@ pub fn routes() -> Router<App> {
         .route("/orgs/{org}", get(home::org))
         .route("/orgs/{org}/members", post(home::change_member))
         .route("/-/status", get(admin::status))
+        .route("/-/audit", get(admin::audit))
         .route("/-/retry", post(admin::retry))
         .route("/-/reindex", post(admin::reindex))
         .route("/{owner}", get(home::owner))

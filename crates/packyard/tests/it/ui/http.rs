@@ -277,6 +277,10 @@ async fn private_repositories_are_not_found_for_anyone_who_may_not_read_them() {
     let mut anonymous = Site::new(&app);
     let mut other = Site::new(&app);
     other.sign_in("stranger", PASSWORD).await;
+    // Administrators' pages are missing pages to everyone else.
+    for path in ["/-/status", "/-/audit"] {
+        assert_eq!(other.page(path).await.0, StatusCode::NOT_FOUND, "{path}");
+    }
     for site in [&mut anonymous, &mut other] {
         for path in &paths {
             let (status, html) = site.page(path).await;

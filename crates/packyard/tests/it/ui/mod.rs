@@ -560,4 +560,20 @@ async fn keys_stats_organisation_and_status_pages() {
         .await
         .unwrap();
     assert!(run_at <= packyard::db::now());
+
+    // What was done above is in the audit log, filtered by action.
+    browser.goto("/-/audit?action=key.").await;
+    let body = browser.body().await;
+    assert!(
+        body.contains("key.extend") && !body.contains("job.retry"),
+        "{body}"
+    );
+    browser.check_page("audit").await;
+    browser.fill("#a-action", "job.").await;
+    browser.press("Apply").await;
+    wait_until("the filtered log", || async {
+        browser.text("#audit-summary").await.starts_with("1 event(s)")
+    })
+    .await;
+    assert!(browser.body().await.contains("job.retry"));
 }
