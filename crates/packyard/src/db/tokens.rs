@@ -37,10 +37,17 @@ const MASTER_COLUMNS: &str =
 const READ_COLUMNS: &str = "id, master_token_id, name, value, expires_at, created_at";
 
 /// A new random token value: 48 URL-safe characters, the length the package_cloud CLI needs.
+/// It never starts with `-`, which command lines (twine's `-p`, getopt) would read as an
+/// option.
 pub fn new_value() -> String {
-    let mut bytes = [0u8; 36];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    loop {
+        let mut bytes = [0u8; 36];
+        rand::thread_rng().fill_bytes(&mut bytes);
+        let value = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        if !value.starts_with('-') {
+            return value;
+        }
+    }
 }
 
 /// Creates a master token; `Ok(None)` when the repository has one of that name already.
@@ -239,4 +246,22 @@ pub async fn readable_repository(db: &Db, value: &str) -> Result<Option<(i64, St
         .bind(now()),
         fetch_optional
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn token_values_are_48_url_safe_characters_and_never_look_like_an_option() {
+        // One value in 64 would start with `-` without the check: 2,000 would show it.
+        for _ in 0..2000 {
+            let value = super::new_value();
+            assert_eq!(value.len(), 48);
+            assert!(!value.starts_with('-'), "{value}");
+            assert!(
+                value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            );
+        }
+    }
 }

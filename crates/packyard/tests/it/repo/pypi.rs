@@ -30,7 +30,9 @@ fn twine(
             "--repository-url",
         ])
         .arg(app.url(&format!("/admin/{repo}/pypi/")))
-        .args(["-u", "__token__", "-p", token])
+        // `--password=` keeps a token that starts with `-` from reading as an option.
+        .args(["-u", "__token__"])
+        .arg(format!("--password={token}"))
         .args(extra)
         .args(files)
         .output()

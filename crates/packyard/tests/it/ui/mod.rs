@@ -572,7 +572,10 @@ async fn keys_stats_organisation_and_status_pages() {
     browser.fill("#a-action", "job.").await;
     browser.press("Apply").await;
     wait_until("the filtered log", || async {
-        browser.text("#audit-summary").await.starts_with("1 event(s)")
+        browser
+            .text("#audit-summary")
+            .await
+            .starts_with("1 event(s)")
     })
     .await;
     assert!(browser.body().await.contains("job.retry"));
