@@ -23,6 +23,8 @@ ALTER TABLE packages ADD COLUMN indexed_ms BIGINT;
 -- (`packyard_formats::sort_key`), so the package list sorts by version through an index.
 -- Rows from before are filled in when the server starts (`db::packages::fill_version_keys`).
 ALTER TABLE packages ADD COLUMN version_key BYTEA;
+-- The rows still without one: empty once they are filled, so the check at each start is free.
+CREATE INDEX packages_without_version_key ON packages (id) WHERE version_key IS NULL;
 
 -- The package list's orders over every target of a repository: its live rows are one range
 -- of each index, in the order shown. The newest-first order carries the file name and

@@ -60,35 +60,33 @@ pub async fn create(db: &Db, user_id: i64, ip: &str, user_agent: &str) -> Result
     Ok(id)
 }
 
-/// The user of a live session, refreshing its idle clock.
-pub async fn user(db: &Db, id: &str) -> Result<Option<(User, Session)>> {
+/// The user of a live session and whether they administer the server, refreshing the
+/// session's idle clock.
+pub async fn user(db: &Db, id: &str) -> Result<Option<(User, bool)>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        session: Session,
+        name: String,
+        is_admin: bool,
+    }
     let at = now();
-    let row: Option<(String, Session)> =
-        run!(
+    let row: Option<Row> = run!(
         db,
-        sqlx::query_as::<_, (String, i64, i64, i64, Option<String>, Option<String>, String)>(
+        sqlx::query_as(
             "SELECT s.id_hash, s.user_id, s.created_at, s.last_seen_at, s.ip_address, s.user_agent,
-                    u.name FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1",
+                    u.name, u.is_admin FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.id_hash = $1",
         )
         .bind(hash(id)),
         fetch_optional
-    )?
-        .map(
-            |(id_hash, user_id, created_at, last_seen_at, ip_address, user_agent, name)| {
-                (
-                    name,
-                    Session {
-                        id_hash,
-                        user_id,
-                        created_at,
-                        last_seen_at,
-                        ip_address,
-                        user_agent,
-                    },
-                )
-            },
-        );
-    let Some((name, session)) = row else {
+    )?;
+    let Some(Row {
+        session,
+        name,
+        is_admin,
+    }) = row
+    else {
         return Ok(None);
     };
     if session.last_seen_at < at - IDLE_SECS || session.created_at < at - MAX_AGE_SECS {
@@ -108,7 +106,7 @@ pub async fn user(db: &Db, id: &str) -> Result<Option<(User, Session)>> {
         id: session.user_id,
         name,
     };
-    Ok(Some((user, session)))
+    Ok(Some((user, is_admin)))
 }
 
 pub async fn delete(db: &Db, id: &str) -> Result<()> {

@@ -122,14 +122,10 @@ pub async fn page(
 ) -> Result<Response, UiError> {
     let (repo, owns) = repo::visible_repo(&app, &visitor, &owner, &name).await?;
     let fingerprint = query.key.unwrap_or_default();
-    let short: String = fingerprint
-        .chars()
-        .rev()
-        .take(16)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
+    // The last 16 hex digits (the long key id); the query is untrusted, so no byte slicing.
+    let short = fingerprint
+        .get(fingerprint.len().saturating_sub(16)..)
+        .unwrap_or(&fingerprint);
     let ask = match (owns, query.confirm.as_deref()) {
         (true, Some("rotate")) => Some(KeyAsk {
             question: "Make a new signing key? It signs from now on beside the current one, which keeps signing until you retire it; hosts get the new key with the keyring package.".to_owned(),

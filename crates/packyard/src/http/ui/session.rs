@@ -100,9 +100,9 @@ impl FromRequestParts<App> for Visitor {
             secure,
         };
         if let Some(id) = cookie_value(&parts.headers, SESSION_COOKIE)
-            && let Some((user, _)) = db::sessions::user(&app.db, &id).await?
+            && let Some((user, admin)) = db::sessions::user(&app.db, &id).await?
         {
-            visitor.admin = db::users::is_admin(&app.db, user.id).await?;
+            visitor.admin = admin;
             visitor.user = Some(user);
             visitor.session_id = Some(id);
             return Ok(visitor);

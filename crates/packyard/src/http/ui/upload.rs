@@ -120,6 +120,7 @@ pub async fn upload(
                 session::verify_token(&app, &visitor, &token)?;
                 token_checked = true;
             }
+            // The token comes first; anything before it is refused unread.
             _ if !token_checked => session::verify_token(&app, &visitor, "")?,
             "distro_version_id" => {
                 let id = field.text().await.map_err(bad)?;
