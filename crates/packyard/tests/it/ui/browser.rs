@@ -4,6 +4,7 @@
 //! axe-core, and keep screenshots of it at desktop and phone widths under
 //! `target/ui-screenshots/`.
 
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{LazyLock, Mutex as StdMutex};
@@ -42,7 +43,9 @@ impl Browser {
         require(CHROMEDRIVER);
         let turn = ONE_AT_A_TIME.lock().await;
         let port = crate::support::free_port();
+        // A process group of its own, so the browsers it starts end with it.
         let driver = Command::new(CHROMEDRIVER)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -213,6 +216,8 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }

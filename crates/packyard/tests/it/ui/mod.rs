@@ -242,7 +242,12 @@ async fn sorting_and_filters_survive_a_reload() {
             heading.attr("aria-sort").await.unwrap().unwrap(),
         )
     };
+    // Each click loads a page: wait for its address before reading the table.
     browser.click("th a[href*='sort=size']").await;
+    wait_until("the size order", || async {
+        browser.path().await.contains("sort=size")
+    })
+    .await;
     let descending = sizes().await;
     let mut sorted = descending.clone();
     sorted.sort_by(|a, b| b.cmp(a));
@@ -253,11 +258,19 @@ async fn sorting_and_filters_survive_a_reload() {
         ("Size ▼".to_owned(), "descending".to_owned())
     );
     browser.click("th[aria-sort] a").await;
+    wait_until("the ascending order", || async {
+        browser.path().await.contains("dir=asc")
+    })
+    .await;
     let ascending = sizes().await;
     sorted.reverse();
     assert_eq!(ascending, sorted);
     assert_eq!(aria_sort().await.1, "ascending");
     browser.click("th[aria-sort] a").await;
+    wait_until("the descending order", || async {
+        browser.path().await.contains("dir=desc")
+    })
+    .await;
     assert_eq!(sizes().await, descending);
 
     // A filter, applied with the form, then a reload: the same rows, the same fields.
