@@ -120,8 +120,16 @@ impl Browser {
         }
     }
 
+    /// The text of `css`; found again if the page was replaced in between (a form's answer
+    /// still loading).
     pub async fn text(&self, css: &str) -> String {
-        self.find(css).await.text().await.unwrap()
+        for _ in 0..50 {
+            match self.find(css).await.text().await {
+                Ok(text) => return text,
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        panic!("{css} kept going stale on {}", self.path().await)
     }
 
     /// The page's visible text.
