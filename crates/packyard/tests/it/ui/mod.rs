@@ -455,8 +455,11 @@ async fn a_private_repository_is_not_found_by_a_visitor() {
     browser.goto("/admin/pre-release").await;
     assert!(browser.text("#deb-manual").await.contains("READ_TOKEN"));
     browser.press("Make a read token for these snippets").await;
+    wait_until("the snippets with a read token", || async {
+        !browser.text("#deb-manual").await.contains("READ_TOKEN")
+    })
+    .await;
     let manual = browser.text("#deb-manual").await;
-    assert!(!manual.contains("READ_TOKEN"), "{manual}");
     let names = app
         .app
         .db
