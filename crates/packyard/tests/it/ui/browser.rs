@@ -172,6 +172,21 @@ impl Browser {
         self.fill("#login", login).await;
         self.fill("#password", password).await;
         self.press("Sign in").await;
+        // Wait for the answer: another page, or this one again with its error.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let refused = self
+                .script("return document.getElementById('login-error') !== null")
+                .await;
+            if !self.path().await.starts_with("/login") || refused == true {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "signing in as {login} got no answer"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Runs axe-core on the current page and fails on serious or critical violations; then
