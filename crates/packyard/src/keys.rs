@@ -81,7 +81,7 @@ impl From<PushError> for KeyError {
 }
 
 /// A key as `key list` shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct KeyView {
     pub fingerprint: String,
     pub algorithm: String,
@@ -89,7 +89,7 @@ pub struct KeyView {
     /// `None` when the key never expires.
     pub expires_at: Option<i64>,
     pub days_left: Option<i64>,
-    pub state: &'static str,
+    pub state: String,
     /// Whether it signs documents made now.
     pub signing: bool,
     /// The first keyring package version that carries it.
@@ -105,7 +105,7 @@ impl KeyView {
             created_at: key.created_at,
             expires_at,
             days_left: expires_at.map(|at| (at - now).div_euclid(86_400)),
-            state: key.state.name(),
+            state: key.state.name().to_owned(),
             signing: key.usable_at(now),
             keyring_version: key.keyring_version,
         }
@@ -114,7 +114,7 @@ impl KeyView {
 
 /// How many of the hosts that read the repository lately have the keyring package that
 /// carries its newest signing key.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Adoption {
     /// Hosts that fetched `InRelease`, `Release` or `repomd.xml` in the window.
     pub hosts: usize,
@@ -168,7 +168,7 @@ pub async fn adoption(app: &App, repo: &Repo, version: i64) -> Result<Adoption> 
 }
 
 /// What a key command changed.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct KeyChange {
     /// The key the command made or acted on.
     pub fingerprint: String,

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod backup;
 pub mod bench;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod distros;

@@ -53,6 +53,8 @@ pub enum FileKey {
 
 pub struct ReadCache {
     epoch: AtomicU64,
+    /// Woken at every invalidation, for requests that wait for a publish (`?wait=`).
+    changed: tokio::sync::Notify,
     /// The longest an entry is trusted without an announcement of change.
     ttl: Duration,
     /// False while changes made by other processes could go unannounced.
@@ -73,6 +75,7 @@ impl ReadCache {
     pub fn new(budget: usize, ttl: Duration, enabled: bool) -> ReadCache {
         ReadCache {
             epoch: AtomicU64::new(0),
+            changed: tokio::sync::Notify::new(),
             ttl,
             enabled: AtomicBool::new(enabled),
             repos: Shelf::default(),
@@ -87,6 +90,13 @@ impl ReadCache {
     /// Drops everything that describes changing state.
     pub fn invalidate(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.changed.notify_waiters();
+    }
+
+    /// Completes at the next invalidation after it is enabled (`Notified::enable`) or first
+    /// polled: after this process publishes, or another one announces a change.
+    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
     }
 
     /// Keeps nothing until `resume`: announcements of changes may be missed meanwhile.

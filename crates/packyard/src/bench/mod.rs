@@ -14,6 +14,7 @@
 //! `sha256sum` plus `cp`, serving against nginx with wrk, and start-up time and idle memory.
 
 mod chart;
+mod client;
 pub mod inputs;
 pub mod memory;
 mod reference;
@@ -126,6 +127,8 @@ pub async fn run(options: Options) -> Result<()> {
     eprintln!("bench: serving");
     rows.extend(service::serving(&options.work)?);
     rows.extend(registries_rows(&options.work, REGISTRY_FILES)?);
+    eprintln!("bench: client push against package_cloud's requests");
+    rows.extend(client::push(&options.work).await?);
     if let Some(&largest) = options.sizes.iter().max() {
         eprintln!("bench: footprint");
         let data = options.work.join(format!("deb-{largest}/packyard"));
@@ -151,6 +154,13 @@ fn registries_rows(work: &Path, files: usize) -> Result<Vec<Row>> {
 /// printed and not recorded.
 pub fn registries_only(work: &Path, files: usize) -> Result<()> {
     let rows = registries_rows(work, files)?;
+    println!("{}", markdown(&rows));
+    Ok(())
+}
+
+/// The client scenario alone, printed and not recorded.
+pub async fn client_only(work: &Path) -> Result<()> {
+    let rows = client::push(work).await?;
     println!("{}", markdown(&rows));
     Ok(())
 }

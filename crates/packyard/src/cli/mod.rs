@@ -1,5 +1,7 @@
-//! Command-line interface: `serve` and the operator's `admin` commands.
+//! Command-line interface: `serve`, the operator's commands on the data folder, and the
+//! client commands that speak API v1 to a server.
 
+mod client;
 mod key;
 mod ops;
 mod serve;
@@ -17,7 +19,14 @@ use crate::config::{Config, Overrides, Role};
 #[command(
     name = "packyard",
     version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("PACKYARD_COMMIT"), ", ", env!("PACKYARD_BUILD_DATE"), ")"),
-    about = "Self-hosted APT and YUM/DNF package repositories"
+    about = "Self-hosted APT and YUM/DNF package repositories",
+    long_about = "Self-hosted APT and YUM/DNF package repositories.\n\n\
+        Server and operator commands (serve, migrate, status, fsck, backup ...) work on the data \
+        folder and database of the configuration. Client commands (login, push, ls, show, repo \
+        ...) speak API v1 to a server: the one --url, PACKYARD_URL, PACKAGECLOUD_URL, a profile of \
+        ~/.config/packyard/config.toml or ~/.packagecloud names. `key`, `token rotate` and \
+        `reindex` are both: with --url, --token or --profile (or, without --config, --data-dir \
+        and --database-url, whenever a client configuration exists) they go through the server."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -92,6 +101,10 @@ enum Command {
         /// project of the first of --sizes files, printed and not recorded
         #[arg(long)]
         registries_only: bool,
+        /// Only the client scenario (`packyard push --jobs 8 --wait` against package_cloud's
+        /// requests), printed and not recorded
+        #[arg(long)]
+        client_only: bool,
     },
     /// Bring the database schema up to date (safe to run again) and exit
     Migrate {
@@ -176,6 +189,85 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Log in with an email and password and keep the account's API token (client)
+    Login(client::LoginArgs),
+    /// Push packages, several at once, and with --wait until hosts can install them (client)
+    Push(client::PushArgs),
+    /// Remove a package: OWNER/REPO/OS/DIST FILE (client)
+    Yank {
+        #[command(flatten)]
+        remote: client::Remote,
+        /// OWNER/REPO/OS/DIST
+        target: String,
+        file: String,
+    },
+    /// Move a package to another repository, or copy it with --copy (client)
+    Promote {
+        #[command(flatten)]
+        remote: client::Remote,
+        /// OWNER/REPO/OS/DIST
+        source: String,
+        file: String,
+        /// OWNER/REPO
+        destination: String,
+        /// Keep it in the source repository too
+        #[arg(long)]
+        copy: bool,
+    },
+    /// List a repository's packages (client)
+    Ls(client::LsArgs),
+    /// One package: versions, checksums, whether it is indexed, downloads (client)
+    Show {
+        #[command(flatten)]
+        remote: client::Remote,
+        /// OWNER/REPO/OS/DIST
+        target: String,
+        file: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Repositories: list, create, show (client)
+    Repo {
+        #[command(subcommand)]
+        command: client::RepoCommand,
+    },
+    /// Distribution versions packages can be pushed to (client)
+    Distro {
+        #[command(subcommand)]
+        command: DistroCommand,
+    },
+    /// A package's downloads, in all and per day (client)
+    Stats {
+        #[command(flatten)]
+        remote: client::Remote,
+        /// OWNER/REPO/OS/DIST
+        target: String,
+        file: String,
+        /// Days of the daily series
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the completion script of a shell (bash, zsh, fish, elvish, powershell)
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page, or write one page per command into --dir
+    Man {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DistroCommand {
+    /// Every distribution version, or those of one package type (deb, rpm, dsc, py, node ...)
+    List {
+        #[command(flatten)]
+        remote: client::Remote,
+        kind: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -185,6 +277,8 @@ enum TokenCommand {
     Rotate {
         #[command(flatten)]
         config: ConfigArgs,
+        #[command(flatten)]
+        remote: client::Remote,
         /// The repository, OWNER/REPO
         repository: String,
         /// The master token's name
@@ -193,6 +287,37 @@ enum TokenCommand {
         /// How long the old value keeps working: seconds, or 30m, 24h, 7d
         #[arg(long, default_value = "24h")]
         grace: String,
+    },
+    /// Master tokens of a repository and their read tokens, values masked (client)
+    List {
+        #[command(flatten)]
+        remote: client::Remote,
+        /// OWNER/REPO
+        repository: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a master token and print its value (client)
+    Create {
+        #[command(flatten)]
+        remote: client::Remote,
+        repository: String,
+        name: String,
+    },
+    /// Revoke a master token and, with it, its read tokens (client)
+    Revoke {
+        #[command(flatten)]
+        remote: client::Remote,
+        repository: String,
+        name: String,
+        /// Do not ask first
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Read tokens: the per-host tokens install scripts put in sources lists (client)
+    Read {
+        #[command(subcommand)]
+        command: client::ReadTokenCommand,
     },
 }
 
@@ -232,7 +357,28 @@ enum AdminCommand {
     },
 }
 
+/// Whether a command that works both ways (`key`, `token rotate`, `reindex`) goes through a
+/// server: when a server flag is given; not when a data-folder flag (or PACKYARD_CONFIG) is;
+/// otherwise when a client configuration exists.
+fn client_form(config: &ConfigArgs, remote: &client::Remote) -> bool {
+    if remote.args.given() {
+        return true;
+    }
+    if config.given() {
+        return false;
+    }
+    crate::client::config::configured()
+}
+
 impl ConfigArgs {
+    fn given(&self) -> bool {
+        self.config.is_some()
+            || self.data_dir.is_some()
+            || self.database_url.is_some()
+            || self.storage.is_some()
+            || self.s3_endpoint.is_some()
+    }
+
     fn load(&self) -> Result<Config> {
         self.load_with(Overrides::default())
     }
@@ -259,10 +405,18 @@ pub fn main() -> ExitCode {
         .and_then(|runtime| runtime.block_on(run(cli)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => match e.downcast_ref::<crate::client::Exit>() {
+            Some(exit) => {
+                if !exit.message.is_empty() {
+                    eprintln!("error: {}", exit.message);
+                }
+                ExitCode::from(exit.code)
+            }
+            None => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -314,6 +468,11 @@ async fn run(cli: Cli) -> Result<()> {
             serving_only: true,
             ..
         } => crate::bench::serving_only(&work),
+        Command::Bench {
+            work,
+            client_only: true,
+            ..
+        } => crate::bench::client_only(&work).await,
         Command::Bench {
             work,
             sizes,
@@ -447,6 +606,85 @@ async fn run(cli: Cli) -> Result<()> {
             audit::record(&db, event).await;
             Ok(())
         }
+        Command::Login(args) => client::login(args).await,
+        Command::Push(args) => client::push(args).await,
+        Command::Yank {
+            remote,
+            target,
+            file,
+        } => client::yank(remote, target, file).await,
+        Command::Promote {
+            remote,
+            source,
+            file,
+            destination,
+            copy,
+        } => client::promote(remote, source, file, destination, copy).await,
+        Command::Ls(args) => client::ls(args).await,
+        Command::Show {
+            remote,
+            target,
+            file,
+            json,
+        } => client::show(remote, target, file, json).await,
+        Command::Repo { command } => client::repo(command).await,
+        Command::Distro {
+            command: DistroCommand::List { remote, kind, json },
+        } => client::distro_list(remote, kind, json).await,
+        Command::Stats {
+            remote,
+            target,
+            file,
+            days,
+            json,
+        } => client::stats(remote, target, file, days, json).await,
+        Command::Completions { shell } => {
+            client::completions(shell, &mut <Cli as clap::CommandFactory>::command());
+            Ok(())
+        }
+        Command::Man { dir } => {
+            client::man(<Cli as clap::CommandFactory>::command(), dir.as_deref())
+        }
+        Command::Token {
+            command:
+                TokenCommand::List {
+                    remote,
+                    repository,
+                    json,
+                },
+        } => client::token_list(remote, repository, json).await,
+        Command::Token {
+            command:
+                TokenCommand::Create {
+                    remote,
+                    repository,
+                    name,
+                },
+        } => client::token_create(remote, repository, name).await,
+        Command::Token {
+            command:
+                TokenCommand::Revoke {
+                    remote,
+                    repository,
+                    name,
+                    yes,
+                },
+        } => client::token_revoke(remote, repository, name, yes).await,
+        Command::Token {
+            command: TokenCommand::Read { command },
+        } => client::read_token(command).await,
+        Command::Token {
+            command:
+                TokenCommand::Rotate {
+                    config,
+                    remote,
+                    repository,
+                    master,
+                    grace,
+                },
+        } if client_form(&config, &remote) => {
+            client::token_rotate(remote, repository, master, grace).await
+        }
         Command::Token {
             command:
                 TokenCommand::Rotate {
@@ -454,6 +692,7 @@ async fn run(cli: Cli) -> Result<()> {
                     repository,
                     master,
                     grace,
+                    ..
                 },
         } => {
             let db = Db::open(&config.load()?.database_url()).await?;

@@ -18,6 +18,8 @@ use crate::reindex::{self, Scope};
 pub struct ReindexArgs {
     #[command(flatten)]
     config: ConfigArgs,
+    #[command(flatten)]
+    remote: super::client::Remote,
     /// OWNER/REPO, or OWNER/REPO/OS/DIST for one distribution
     target: Option<String>,
     /// Every repository
@@ -56,13 +58,34 @@ pub enum JobsCommand {
 }
 
 pub async fn reindex(args: ReindexArgs) -> Result<()> {
-    let app = App::open(args.config.load()?).await?;
     let timeout = crate::config::parse_duration_secs(&args.timeout).with_context(|| {
         format!(
             "--timeout {:?} is not a duration such as 600, 10m or 1h",
             args.timeout
         )
     })?;
+    if super::client_form(&args.config, &args.remote) {
+        let target = match (&args.target, args.all, args.rerender) {
+            (Some(target), false, false) => target,
+            _ => {
+                return Err(crate::client::Exit::usage(
+                    "through a server, reindex takes OWNER/REPO or OWNER/REPO/OS/DIST; \
+                     --all and --rerender work on the data folder (--data-dir or --config)",
+                )
+                .into());
+            }
+        };
+        let wait = args.wait.then(|| Duration::from_secs(timeout as u64));
+        return super::client::reindex(
+            &args.remote,
+            target,
+            args.package.as_deref(),
+            wait,
+            args.json,
+        )
+        .await;
+    }
+    let app = App::open(args.config.load()?).await?;
     let mut scopes = Vec::new();
     match (&args.target, args.all) {
         (Some(target), false) => {

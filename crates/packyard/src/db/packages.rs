@@ -643,6 +643,17 @@ pub async fn timing(db: &Db, id: i64) -> Result<(Option<i64>, Option<i64>)> {
     )?)
 }
 
+/// Whether a package is in its target's published index; `None` once it is destroyed.
+pub async fn is_indexed(db: &Db, id: i64) -> Result<Option<bool>> {
+    let row: Option<(bool,)> = run!(
+        db,
+        sqlx::query_as("SELECT indexed FROM packages WHERE id = $1 AND deleted_at IS NULL")
+            .bind(id),
+        fetch_optional
+    )?;
+    Ok(row.map(|(indexed,)| indexed))
+}
+
 /// Live packages of one target and architecture, counted and sized, by format.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TargetSummary {

@@ -6,6 +6,7 @@ mod apt_client;
 mod auth_matrix;
 mod backup;
 mod cli;
+mod client;
 mod deployment;
 mod dnf_client;
 mod fixtures;

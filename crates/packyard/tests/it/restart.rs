@@ -155,7 +155,7 @@ struct Upload {
 }
 
 /// The decompressed primary.xml that a repository's current repomd.xml names, or "".
-async fn primary_xml(client: &reqwest::Client, base: &str) -> String {
+pub(crate) async fn primary_xml(client: &reqwest::Client, base: &str) -> String {
     use std::io::Read;
     let response = client
         .get(format!("{base}/repodata/repomd.xml"))

@@ -1,12 +1,13 @@
 //! `POST /api/v1/repos/OWNER/REPO/reindex.json` with optional `os`, `dist` and `filename`:
 //! rebuilds the repository's indexes (of one distribution, or for one package) from the
-//! database, as `packyard reindex` does.
+//! database, as `packyard reindex` does. With `?wait=SECONDS` it answers once the rebuilt
+//! indexes are published (`"done": true`) or the time is up (`"done": false`).
 
 use std::net::SocketAddr;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -15,6 +16,7 @@ use crate::app::App;
 use crate::audit::{self, Actor, Event};
 use crate::distros;
 use crate::http::api::body;
+use crate::http::api::packages::wait::WaitQuery;
 use crate::http::auth;
 use crate::http::error::ApiError;
 use crate::reindex::{self, Scope};
@@ -30,11 +32,13 @@ pub async fn reindex(
     State(app): State<App>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path((owner, name)): Path<(String, String)>,
+    Query(wait): Query<WaitQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let user = auth::require_user(&app, &headers, client.ip()).await?;
     let repo = auth::writable_repo(&app, &user, &owner, &name).await?;
+    let wait = wait.limit()?;
     let request: Request = if body.is_empty() {
         Request::default()
     } else {
@@ -74,5 +78,15 @@ pub async fn reindex(
             ApiError::Internal(e)
         }
     })?;
-    Ok((StatusCode::ACCEPTED, Json(json!(report))))
+    let mut answer = json!(report);
+    if let Some(limit) = wait {
+        let waited = reindex::wait(&app, &scope, limit).await;
+        answer["done"] = json!(waited.is_ok());
+        if let Err(e) = waited {
+            answer["waiting"] = json!(format!("{e:#}"));
+        } else {
+            return Ok((StatusCode::OK, Json(answer)));
+        }
+    }
+    Ok((StatusCode::ACCEPTED, Json(answer)))
 }

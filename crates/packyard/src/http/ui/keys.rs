@@ -25,7 +25,7 @@ pub struct KeyRow {
     pub created: String,
     pub expires: String,
     pub warning: Option<String>,
-    pub state: &'static str,
+    pub state: String,
     pub signing: bool,
     pub keyring_version: i64,
 }

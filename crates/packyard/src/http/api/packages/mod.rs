@@ -5,6 +5,7 @@ pub mod list;
 pub mod promote;
 pub mod push;
 pub mod show;
+pub mod wait;
 pub mod yank;
 
 /// `?scope=@acme` on a destroy or promote: a scoped npm package's file is named with its

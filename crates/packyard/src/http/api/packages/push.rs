@@ -10,7 +10,7 @@ use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Multipart, Path, State};
+use axum::extract::{ConnectInfo, Multipart, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -25,6 +25,7 @@ use crate::app::App;
 use crate::audit::{self, Actor, Event};
 use crate::db::{packages::Package, repos::Repo, users::User};
 use crate::distros::{self, Distro};
+use crate::http::api::packages::wait::{WaitQuery, until_indexed};
 use crate::http::error::ApiError;
 use crate::http::{auth, present};
 use crate::ingest::{self, PushError, Staged};
@@ -33,11 +34,13 @@ pub async fn push(
     State(app): State<App>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path((owner, name)): Path<(String, String)>,
+    Query(wait): Query<WaitQuery>,
     headers: HeaderMap,
     multipart: Multipart,
 ) -> Result<(StatusCode, Json<api::Package>), ApiError> {
     let user = auth::require_user(&app, &headers, client.ip()).await?;
     let repo = auth::writable_repo(&app, &user, &owner, &name).await?;
+    let wait = wait.limit()?;
     let form = read_form(&app, multipart).await?;
 
     let (mut staged, _temp) = form
@@ -54,7 +57,11 @@ pub async fn push(
         .ok()
         .and_then(distros::by_id)
         .ok_or_else(|| ApiError::invalid("distro_version_id", format!("{distro_id:?} is not a known distribution version id; see /api/v1/distributions.json")))?;
-    let (package, _is_new) = push_staged(&app, &user, client.ip(), &repo, distro, &staged).await?;
+    let (mut package, _is_new) =
+        push_staged(&app, &user, client.ip(), &repo, distro, &staged).await?;
+    if let Some(limit) = wait.filter(|_| !package.indexed) {
+        package.indexed = until_indexed(&app, package.id, limit).await?;
+    }
     let base = auth::base_url(&app, &headers);
     Ok((
         StatusCode::CREATED,

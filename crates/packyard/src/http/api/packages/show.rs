@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use crate::app::App;
 use crate::db;
 use crate::distros;
+use crate::http::api::packages::wait::{WaitQuery, until_indexed};
 use crate::http::error::ApiError;
 use crate::http::{auth, present};
 
@@ -21,10 +22,12 @@ pub async fn show(
     State(app): State<App>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path((owner, name, path)): Path<(String, String, String)>,
+    Query(wait): Query<WaitQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let user = auth::optional_user(&app, &headers, client.ip()).await?;
     let repo = auth::readable_repo(&app, user.as_ref(), &owner, &name).await?;
+    let wait = wait.limit()?;
     let path = path.strip_suffix(".json").unwrap_or(&path);
     let (path, stat) = match path.split_once("/stats/downloads/") {
         Some((package, stat)) => (package, Some(stat)),
@@ -102,7 +105,13 @@ pub async fn show(
             ))
         })?;
     match stat {
-        None => Ok(Json(present::package(&base, &repo, distro, found)).into_response()),
+        None => {
+            let mut found = found.clone();
+            if let Some(limit) = wait.filter(|_| !found.indexed) {
+                found.indexed = until_indexed(&app, found.id, limit).await?;
+            }
+            Ok(Json(present::package(&base, &repo, distro, &found)).into_response())
+        }
         Some(stat) => download_stats(&app, found.id, stat).await,
     }
 }
