@@ -312,7 +312,8 @@ pub struct LsArgs {
     json: bool,
 }
 
-/// Every package the search matches, following the pages up to `limit`.
+/// Every package the search matches, following the pages (`Link: ...; rel="next"`) up to
+/// `limit`.
 async fn search(
     api: &Api,
     owner: &str,
@@ -329,10 +330,17 @@ async fn search(
             "/api/v1/repos/{owner}/{repo}/search.json?{}",
             serde_urlencoded::to_string(&query)?
         );
-        let batch: Vec<api::Package> = api.get(&path).await?;
-        let full = batch.len() == 100;
+        let response = api
+            .send(reqwest::Method::GET, &path, Retry::Always, |r| r)
+            .await?;
+        let more = response
+            .headers()
+            .get_all(reqwest::header::LINK)
+            .iter()
+            .any(|link| link.to_str().is_ok_and(|l| l.contains("rel=\"next\"")));
+        let batch: Vec<api::Package> = crate::client::http::json(response).await?;
         found.extend(batch);
-        if !full || found.len() >= limit {
+        if !more || found.len() >= limit {
             break;
         }
     }
@@ -712,12 +720,28 @@ async fn masters(api: &Api, owner: &str, name: &str) -> Result<Vec<Value>> {
         .await
 }
 
-async fn master(api: &Api, owner: &str, name: &str, master: &str) -> Result<Value> {
-    masters(api, owner, name)
-        .await?
-        .into_iter()
-        .find(|m| m["name"].as_str() == Some(master))
-        .ok_or_else(|| anyhow::anyhow!("{owner}/{name} has no master token named {master}"))
+/// A master token of OWNER/REPO by name: the API, the token as listed, and its path.
+struct Master {
+    api: Api,
+    token: Value,
+    path: String,
+}
+
+impl Master {
+    async fn find(remote: &Remote, repository: &str, name: &str) -> Result<Master> {
+        let (owner, repo) = owner_repo(repository)?;
+        let api = remote.api()?;
+        let token = masters(&api, owner, repo)
+            .await?
+            .into_iter()
+            .find(|m| m["name"].as_str() == Some(name))
+            .ok_or_else(|| anyhow::anyhow!("{repository} has no master token named {name}"))?;
+        let path = format!(
+            "/api/v1/repos/{owner}/{repo}/master_tokens/{}",
+            text(&token["id"])
+        );
+        Ok(Master { api, token, path })
+    }
 }
 
 fn shown(value: &Value) -> String {
@@ -795,15 +819,11 @@ pub async fn token_rotate(
     name: String,
     grace: String,
 ) -> Result<()> {
-    let (owner, repo) = owner_repo(&repository)?;
-    let api = remote.api()?;
-    let m = master(&api, owner, repo, &name).await?;
-    let rotated: Value = api
+    let m = Master::find(&remote, &repository, &name).await?;
+    let rotated: Value = m
+        .api
         .post_form(
-            &format!(
-                "/api/v1/repos/{owner}/{repo}/master_tokens/{}/rotate.json",
-                text(&m["id"])
-            ),
+            &format!("{}/rotate.json", m.path),
             Retry::OnConnect,
             &[("grace", grace.clone())],
         )
@@ -819,21 +839,15 @@ pub async fn token_revoke(
     name: String,
     yes: bool,
 ) -> Result<()> {
-    let (owner, repo) = owner_repo(&repository)?;
-    let api = remote.api()?;
-    let m = master(&api, owner, repo, &name).await?;
-    let reads = m["read_tokens"].as_array().map_or(0, Vec::len);
+    let m = Master::find(&remote, &repository, &name).await?;
+    let reads = m.token["read_tokens"].as_array().map_or(0, Vec::len);
     confirm(
         &format!(
             "Revoke master token {name} of {repository}? Its {reads} read token(s) stop working too, and hosts using them can no longer install."
         ),
         yes,
     )?;
-    api.delete(&format!(
-        "/api/v1/repos/{owner}/{repo}/master_tokens/{}",
-        text(&m["id"])
-    ))
-    .await?;
+    m.api.delete(&m.path).await?;
     println!("revoked master token {name} and its {reads} read token(s)");
     Ok(())
 }
@@ -846,8 +860,9 @@ pub async fn read_token(command: ReadTokenCommand) -> Result<()> {
             master: master_name,
             json,
         } => {
-            let (owner, repo) = owner_repo(&repository)?;
-            let mut m = master(&remote.api()?, owner, repo, &master_name).await?;
+            let mut m = Master::find(&remote, &repository, &master_name)
+                .await?
+                .token;
             mask_values(&mut m);
             let reads = m["read_tokens"].as_array().cloned().unwrap_or_default();
             if json {
@@ -870,15 +885,11 @@ pub async fn read_token(command: ReadTokenCommand) -> Result<()> {
             name,
             master: master_name,
         } => {
-            let (owner, repo) = owner_repo(&repository)?;
-            let api = remote.api()?;
-            let m = master(&api, owner, repo, &master_name).await?;
-            let created: Value = api
+            let m = Master::find(&remote, &repository, &master_name).await?;
+            let created: Value = m
+                .api
                 .post_form(
-                    &format!(
-                        "/api/v1/repos/{owner}/{repo}/master_tokens/{}/read_tokens.json",
-                        text(&m["id"])
-                    ),
+                    &format!("{}/read_tokens.json", m.path),
                     Retry::OnConnect,
                     &[("read_token[name]", name.clone())],
                 )
@@ -893,10 +904,8 @@ pub async fn read_token(command: ReadTokenCommand) -> Result<()> {
             master: master_name,
             yes,
         } => {
-            let (owner, repo) = owner_repo(&repository)?;
-            let api = remote.api()?;
-            let m = master(&api, owner, repo, &master_name).await?;
-            let read = m["read_tokens"]
+            let m = Master::find(&remote, &repository, &master_name).await?;
+            let read = m.token["read_tokens"]
                 .as_array()
                 .into_iter()
                 .flatten()
@@ -912,12 +921,9 @@ pub async fn read_token(command: ReadTokenCommand) -> Result<()> {
                 ),
                 yes,
             )?;
-            api.delete(&format!(
-                "/api/v1/repos/{owner}/{repo}/master_tokens/{}/read_tokens/{}",
-                text(&m["id"]),
-                text(&read["id"])
-            ))
-            .await?;
+            m.api
+                .delete(&format!("{}/read_tokens/{}", m.path, text(&read["id"])))
+                .await?;
             println!("revoked read token {}", text(&read["name"]));
             Ok(())
         }

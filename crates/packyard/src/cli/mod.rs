@@ -358,8 +358,9 @@ enum AdminCommand {
 }
 
 /// Whether a command that works both ways (`key`, `token rotate`, `reindex`) goes through a
-/// server: when a server flag is given; not when a data-folder flag (or PACKYARD_CONFIG) is;
-/// otherwise when a client configuration exists.
+/// server: when a server flag is given; not when a data-folder flag is (or PACKYARD_CONFIG,
+/// PACKYARD_DATA_DIR or PACKYARD_DATABASE_URL, as a server's unit sets them); otherwise when
+/// a client configuration exists.
 fn client_form(config: &ConfigArgs, remote: &client::Remote) -> bool {
     if remote.args.given() {
         return true;
@@ -372,7 +373,10 @@ fn client_form(config: &ConfigArgs, remote: &client::Remote) -> bool {
 
 impl ConfigArgs {
     fn given(&self) -> bool {
+        let set = |name| std::env::var_os(name).is_some_and(|v| !v.is_empty());
         self.config.is_some()
+            || set("PACKYARD_DATA_DIR")
+            || set("PACKYARD_DATABASE_URL")
             || self.data_dir.is_some()
             || self.database_url.is_some()
             || self.storage.is_some()

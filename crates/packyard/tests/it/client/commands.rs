@@ -87,9 +87,7 @@ async fn repositories_distributions_and_packages() {
         shown.contains("/install/repositories/admin/secret/script"),
         "{shown}"
     );
-    let json: Value =
-        serde_json::from_str(&client.ok(&["repo", "show", "admin/stable", "--json"]).await)
-            .unwrap();
+    let json: Value = client.json(&["repo", "show", "admin/stable"]).await;
     assert_eq!(json["fqname"], "admin/stable");
 
     let distros = client.ok(&["distro", "list", "deb"]).await;
@@ -132,16 +130,12 @@ async fn repositories_distributions_and_packages() {
         ls.contains("hello00") && ls.contains("debian/bookworm") && ls.contains("yes"),
         "{ls}"
     );
-    let named: Vec<Value> = serde_json::from_str(
-        &client
-            .ok(&["ls", "admin/stable", "--name", "hello01", "--json"])
-            .await,
-    )
-    .unwrap();
+    let named: Vec<Value> = client
+        .json(&["ls", "admin/stable", "--name", "hello01"])
+        .await;
     assert_eq!(named.len(), 1);
     assert_eq!(named[0]["filename"], "hello01_1.0_amd64.deb");
-    let none: Vec<Value> =
-        serde_json::from_str(&client.ok(&["ls", "admin/stable/el/9", "--json"]).await).unwrap();
+    let none: Vec<Value> = client.json(&["ls", "admin/stable/el/9"]).await;
     assert!(none.is_empty());
 
     let sha256 = packyard_formats::digest::sha256_hex(&std::fs::read(&debs[0]).unwrap());
@@ -158,33 +152,25 @@ async fn repositories_distributions_and_packages() {
         "{shown}"
     );
     assert!(shown.contains("downloads:    0"), "{shown}");
-    let package: Value = serde_json::from_str(
-        &client
-            .ok(&[
-                "show",
-                "admin/stable/debian/bookworm",
-                "hello00_1.0_amd64.deb",
-                "--json",
-            ])
-            .await,
-    )
-    .unwrap();
+    let package: Value = client
+        .json(&[
+            "show",
+            "admin/stable/debian/bookworm",
+            "hello00_1.0_amd64.deb",
+        ])
+        .await;
     let download = package["download_url"].as_str().unwrap().to_owned();
     assert_eq!(reqwest::get(&download).await.unwrap().status(), 200);
     // Downloads are counted in batches; wait for this one.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let stats: Value = loop {
-        let stats: Value = serde_json::from_str(
-            &client
-                .ok(&[
-                    "stats",
-                    "admin/stable/debian/bookworm",
-                    "hello00_1.0_amd64.deb",
-                    "--json",
-                ])
-                .await,
-        )
-        .unwrap();
+        let stats: Value = client
+            .json(&[
+                "stats",
+                "admin/stable/debian/bookworm",
+                "hello00_1.0_amd64.deb",
+            ])
+            .await;
         if stats["total"] == 1 || std::time::Instant::now() > deadline {
             break stats;
         }
@@ -217,16 +203,14 @@ async fn repositories_distributions_and_packages() {
             "admin/secret",
         ])
         .await;
-    let secret: Vec<Value> =
-        serde_json::from_str(&client.ok(&["ls", "admin/secret", "--json"]).await).unwrap();
+    let secret: Vec<Value> = client.json(&["ls", "admin/secret"]).await;
     let hellos = |list: &[Value]| {
         list.iter()
             .filter(|p| p["name"].as_str().unwrap().starts_with("hello"))
             .count()
     };
     assert_eq!(hellos(&secret), 2);
-    let stable: Vec<Value> =
-        serde_json::from_str(&client.ok(&["ls", "admin/stable", "--json"]).await).unwrap();
+    let stable: Vec<Value> = client.json(&["ls", "admin/stable"]).await;
     assert_eq!(hellos(&stable), 1, "the moved one left stable");
     client
         .ok(&[
@@ -235,8 +219,7 @@ async fn repositories_distributions_and_packages() {
             "hello00_1.0_amd64.deb",
         ])
         .await;
-    let stable: Vec<Value> =
-        serde_json::from_str(&client.ok(&["ls", "admin/stable", "--json"]).await).unwrap();
+    let stable: Vec<Value> = client.json(&["ls", "admin/stable"]).await;
     assert_eq!(hellos(&stable), 0);
     let out = client
         .run(&[
@@ -372,8 +355,7 @@ async fn signing_keys_and_reindex_through_the_api() {
     app.wait_for_jobs().await;
     let client = Client::new(&app.base, &app.token);
 
-    let listing: Value =
-        serde_json::from_str(&client.ok(&["key", "list", "admin/stable", "--json"]).await).unwrap();
+    let listing: Value = client.json(&["key", "list", "admin/stable"]).await;
     let first = listing["keys"][0]["fingerprint"]
         .as_str()
         .unwrap()
@@ -388,8 +370,7 @@ async fn signing_keys_and_reindex_through_the_api() {
         .ok(&["key", "rotate", "admin/stable", "--algorithm", "ed25519"])
         .await;
     assert!(rotated.contains("new key"), "{rotated}");
-    let listing: Value =
-        serde_json::from_str(&client.ok(&["key", "list", "admin/stable", "--json"]).await).unwrap();
+    let listing: Value = client.json(&["key", "list", "admin/stable"]).await;
     let states: Vec<&str> = listing["keys"]
         .as_array()
         .unwrap()
@@ -415,8 +396,7 @@ async fn signing_keys_and_reindex_through_the_api() {
     client
         .ok(&["key", "retire", "admin/stable", &first, "--force"])
         .await;
-    let listing: Value =
-        serde_json::from_str(&client.ok(&["key", "list", "admin/stable", "--json"]).await).unwrap();
+    let listing: Value = client.json(&["key", "list", "admin/stable"]).await;
     let retired = listing["keys"]
         .as_array()
         .unwrap()
@@ -425,19 +405,42 @@ async fn signing_keys_and_reindex_through_the_api() {
         .unwrap();
     assert_eq!(retired["state"], "retired");
 
-    let reindexed = client.ok(&["reindex", "admin/stable", "--wait"]).await;
-    assert!(reindexed.contains("published"), "{reindexed}");
-    let answer: Value = serde_json::from_str(
-        &client
-            .ok(&[
-                "reindex",
-                "admin/stable/debian/bookworm",
-                "--wait",
-                "--json",
-            ])
-            .await,
+    // A key made elsewhere, imported from a file and staged: published, not yet signing.
+    let made = packyard::sign::generate(
+        "Imported <keys@example.invalid>",
+        packyard::sign::KeyAlgorithm::Ed25519,
+        86_400 * 365,
     )
     .unwrap();
+    let file = client.home.path().join("imported.asc");
+    std::fs::write(&file, &made.secret_armored).unwrap();
+    let imported = client
+        .ok(&[
+            "key",
+            "import",
+            "admin/stable",
+            file.to_str().unwrap(),
+            "--stage",
+        ])
+        .await;
+    assert!(
+        imported.contains(&made.fingerprint) && imported.contains("(staged)"),
+        "{imported}"
+    );
+    let listing: Value = client.json(&["key", "list", "admin/stable"]).await;
+    let staged = listing["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["fingerprint"] == made.fingerprint.as_str())
+        .unwrap();
+    assert_eq!(staged["state"], "next");
+
+    let reindexed = client.ok(&["reindex", "admin/stable", "--wait"]).await;
+    assert!(reindexed.contains("published"), "{reindexed}");
+    let answer: Value = client
+        .json(&["reindex", "admin/stable/debian/bookworm", "--wait"])
+        .await;
     assert_eq!(answer["done"], true, "{answer}");
     let out = client.run(&["reindex", "--all"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));

@@ -74,6 +74,14 @@ impl Client {
         self.command(args).output().await.unwrap()
     }
 
+    /// Runs a command given `--json` and asserts success; its output.
+    pub async fn json<T: serde::de::DeserializeOwned>(&self, args: &[&str]) -> T {
+        let mut args = args.to_vec();
+        args.push("--json");
+        let out = self.ok(&args).await;
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+    }
+
     /// Runs and asserts success; standard output.
     pub async fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args).await;
