@@ -15,6 +15,8 @@ pub enum Actor {
     User(String),
     /// An operator command run on a machine with the configuration, by login name.
     Local(String),
+    /// The server on its own schedule (the daily retention run), by what it ran.
+    System(&'static str),
 }
 
 impl Actor {
@@ -30,12 +32,14 @@ impl Actor {
         match self {
             Actor::User(_) => "user",
             Actor::Local(_) => "local",
+            Actor::System(_) => "system",
         }
     }
 
     fn name(&self) -> &str {
         match self {
             Actor::User(name) | Actor::Local(name) => name,
+            Actor::System(what) => what,
         }
     }
 }

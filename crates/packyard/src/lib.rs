@@ -23,6 +23,7 @@ pub mod keyring;
 pub mod keys;
 pub mod read_cache;
 pub mod reindex;
+pub mod retention;
 pub mod secrets;
 pub mod sign;
 pub mod status;

@@ -4,6 +4,7 @@
 mod client;
 mod key;
 mod ops;
+mod retention;
 mod serve;
 
 use std::path::PathBuf;
@@ -188,6 +189,11 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Retention rules of a repository: set, show, preview, apply
+    Retention {
+        #[command(subcommand)]
+        command: retention::RetentionCommand,
     },
     /// Log in with an email and password and keep the account's API token (client)
     Login(client::LoginArgs),
@@ -610,6 +616,7 @@ async fn run(cli: Cli) -> Result<()> {
             audit::record(&db, event).await;
             Ok(())
         }
+        Command::Retention { command } => retention::run(command).await,
         Command::Login(args) => client::login(args).await,
         Command::Push(args) => client::push(args).await,
         Command::Yank {

@@ -14,6 +14,7 @@ pub mod metadata;
 pub mod packages;
 pub mod processes;
 pub mod repos;
+pub mod retention;
 pub mod sessions;
 pub mod signing_keys;
 pub mod tokens;

@@ -53,6 +53,18 @@ fn api_routes(upload_limit: usize) -> Router<App> {
         )
         .route("/api/v1/repos/{owner}/{repo}", get(api::repos::show))
         .route(
+            "/api/v1/repos/{owner}/{repo}/retention.json",
+            get(api::retention::show).post(api::retention::set),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{repo}/retention/preview.json",
+            get(api::retention::preview),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{repo}/retention/apply.json",
+            post(api::retention::apply),
+        )
+        .route(
             "/api/v1/repos/{owner}/{repo}/packages.json",
             // The push handler streams the body and enforces the limit itself (413).
             post(api::packages::push::push)

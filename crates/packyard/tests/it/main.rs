@@ -20,6 +20,7 @@ mod operations;
 mod python_client;
 mod repo;
 mod restart;
+mod retention;
 mod rpm_fixtures;
 mod scale_out;
 mod support;

@@ -62,7 +62,7 @@ pub(crate) async fn published(app: &TestApp) -> Vec<u8> {
     packyard::sign::binary_keyring(&[keys[0].public_armored.clone()]).unwrap()
 }
 
-async fn clients(app: &TestApp, keyring: &[u8]) -> (Apt, Dnf) {
+pub(crate) async fn clients(app: &TestApp, keyring: &[u8]) -> (Apt, Dnf) {
     let apt = Apt::new(&app.url("/admin/stable/debian/"), "bookworm", keyring);
     let repo = db::repos::by_owner_and_name(&app.app.db, "admin", "stable")
         .await

@@ -3,6 +3,7 @@
 
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -22,6 +23,28 @@ pub fn parse<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T,
         nest(pairs)
     };
     serde_json::from_value(value).map_err(|e| ApiError::BadRequest(format!("unexpected body: {e}")))
+}
+
+/// A whole number as JSON sends it, or as the text of a form field.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum Number {
+    Int(i64),
+    Text(String),
+}
+
+/// The number a field holds (empty text is none), or a 422 naming the field.
+pub fn number(field: &'static str, value: Option<Number>) -> Result<Option<i64>, ApiError> {
+    match value {
+        None => Ok(None),
+        Some(Number::Int(n)) => Ok(Some(n)),
+        Some(Number::Text(text)) if text.trim().is_empty() => Ok(None),
+        Some(Number::Text(text)) => text
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::invalid(field, "must be a whole number")),
+    }
 }
 
 /// `a[b]=v` pairs as `{"a": {"b": "v"}}`; plain `a=v` as `{"a": "v"}`.

@@ -8,6 +8,7 @@ pub mod packages;
 pub(crate) mod page;
 pub mod reindex;
 pub mod repos;
+pub mod retention;
 pub mod signing_keys;
 pub mod token;
 pub mod tokens;

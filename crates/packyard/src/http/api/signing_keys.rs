@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use crate::app::App;
 use crate::audit::Actor;
 use crate::db::repos::Repo;
-use crate::http::api::body;
+use crate::http::api::body::{self, Number};
 use crate::http::error::ApiError;
 use crate::keys::{self, KeyChange, KeyError};
 use crate::sign::KeyAlgorithm;
@@ -57,23 +57,11 @@ fn parse<T: for<'de> Deserialize<'de> + Default>(
 }
 
 /// A count of days, as JSON sends it or as a form field.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Days {
-    Number(u32),
-    Text(String),
-}
-
-fn days(field: &'static str, days: Option<Days>) -> Result<Option<u32>, ApiError> {
-    match days {
-        None => Ok(None),
-        Some(Days::Number(n)) => Ok(Some(n)),
-        Some(Days::Text(text)) => text
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| ApiError::invalid(field, "must be a whole number of days")),
-    }
+fn days(field: &'static str, days: Option<Number>) -> Result<Option<u32>, ApiError> {
+    body::number(field, days)?
+        .map(u32::try_from)
+        .transpose()
+        .map_err(|_| ApiError::invalid(field, "must be a whole number of days"))
 }
 
 fn flag(flag: &Option<Flag>) -> bool {
@@ -98,7 +86,7 @@ pub async fn list(
 #[derive(Deserialize, Default)]
 struct Rotation {
     algorithm: Option<String>,
-    days: Option<Days>,
+    days: Option<Number>,
     stage: Option<Flag>,
 }
 
@@ -194,7 +182,7 @@ pub async fn retire(
 
 #[derive(Deserialize, Default)]
 struct Extension {
-    days: Option<Days>,
+    days: Option<Number>,
 }
 
 pub async fn extend(
