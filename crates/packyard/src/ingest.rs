@@ -463,6 +463,33 @@ pub async fn enqueue_publishes(
     Ok(())
 }
 
+/// A copy of `package` for the repository `repository_id`, sharing its entries and blobs.
+pub fn copy_of<'a>(
+    repository_id: i64,
+    distro: &Distro,
+    package: &'a Package,
+    entries: &'a [(&'a str, String)],
+    files: &'a [PackageFile],
+) -> NewPackage<'a> {
+    NewPackage {
+        repository_id,
+        distro_version_id: distro.id,
+        format: &package.format,
+        name: &package.name,
+        version: &package.version,
+        architecture: &package.architecture,
+        filename: &package.filename,
+        size: package.size,
+        md5: &package.md5,
+        sha1: &package.sha1,
+        sha256: &package.sha256,
+        sha512: &package.sha512,
+        dependencies: &package.dependencies,
+        entries,
+        files,
+    }
+}
+
 /// Copies a package into `destination` (same distribution), and unless `keep` removes it from
 /// `source`, as `package_cloud promote` does. Entries and blob are shared: nothing is re-read.
 pub async fn promote(
@@ -483,23 +510,7 @@ pub async fn promote(
         .iter()
         .map(|(part, body)| (part.as_str(), body.clone()))
         .collect();
-    let new = NewPackage {
-        repository_id: destination.id,
-        distro_version_id: distro.id,
-        format: &package.format,
-        name: &package.name,
-        version: &package.version,
-        architecture: &package.architecture,
-        filename: &package.filename,
-        size: package.size,
-        md5: &package.md5,
-        sha1: &package.sha1,
-        sha256: &package.sha256,
-        sha512: &package.sha512,
-        dependencies: &package.dependencies,
-        entries: &entries,
-        files: &files,
-    };
+    let new = copy_of(destination.id, distro, package, &entries, &files);
     let mut tx = app.db.begin_write().await?;
     let promoted = match db::packages::insert(&mut tx, &new).await? {
         Inserted::New(promoted) => {

@@ -26,5 +26,6 @@ pub mod reindex;
 pub mod retention;
 pub mod secrets;
 pub mod sign;
+pub mod snapshots;
 pub mod status;
 pub mod storage;

@@ -6,6 +6,7 @@ mod key;
 mod ops;
 mod retention;
 mod serve;
+mod snapshot;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -195,6 +196,14 @@ enum Command {
         #[command(subcommand)]
         command: retention::RetentionCommand,
     },
+    /// Snapshots of a repository: create, list, show, diff, delete, restore
+    Snapshot {
+        #[command(subcommand)]
+        command: snapshot::SnapshotCommand,
+    },
+    /// Make every target of DEST equal to SOURCE's (the weekly staging-to-production move),
+    /// snapshotting DEST first
+    PromoteAll(snapshot::PromoteAllArgs),
     /// Log in with an email and password and keep the account's API token (client)
     Login(client::LoginArgs),
     /// Push packages, several at once, and with --wait until hosts can install them (client)
@@ -617,6 +626,8 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Retention { command } => retention::run(command).await,
+        Command::Snapshot { command } => snapshot::run(command).await,
+        Command::PromoteAll(args) => snapshot::promote_all(args).await,
         Command::Login(args) => client::login(args).await,
         Command::Push(args) => client::push(args).await,
         Command::Yank {

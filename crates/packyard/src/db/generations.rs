@@ -580,8 +580,12 @@ pub async fn collect(tx: &mut Tx, grace_secs: i64) -> Result<Collected> {
     super::announce_change(tx).await?;
     let packages = run_tx!(
         tx,
-        sqlx::query("DELETE FROM packages WHERE deleted_at IS NOT NULL AND deleted_at < $1")
-            .bind(cutoff),
+        // A package a snapshot names stays (with its blob) until no snapshot does.
+        sqlx::query(
+            "DELETE FROM packages WHERE deleted_at IS NOT NULL AND deleted_at < $1
+             AND NOT EXISTS (SELECT 1 FROM snapshot_packages s WHERE s.package_id = packages.id)"
+        )
+        .bind(cutoff),
         execute
     )?;
     let mut unreferenced = Vec::new();

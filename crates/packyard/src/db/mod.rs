@@ -17,6 +17,7 @@ pub mod repos;
 pub mod retention;
 pub mod sessions;
 pub mod signing_keys;
+pub mod snapshots;
 pub mod tokens;
 pub mod users;
 

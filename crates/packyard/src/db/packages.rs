@@ -782,6 +782,19 @@ pub async fn replace_entries(
     tx.commit().await
 }
 
+/// The packages a snapshot names (live or destroyed since), by id.
+pub async fn in_snapshot(db: &Db, snapshot_id: i64) -> Result<Vec<Package>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM packages JOIN snapshot_packages ON package_id = id
+         WHERE snapshot_id = $1 ORDER BY id"
+    );
+    Ok(run!(
+        db,
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(snapshot_id),
+        fetch_all
+    )?)
+}
+
 /// The live packages of the repository (of one distribution version, if given), by id.
 pub async fn live(
     db: &Db,

@@ -53,6 +53,26 @@ fn api_routes(upload_limit: usize) -> Router<App> {
         )
         .route("/api/v1/repos/{owner}/{repo}", get(api::repos::show))
         .route(
+            "/api/v1/repos/{owner}/{repo}/snapshots.json",
+            get(api::snapshots::list).post(api::snapshots::create),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{repo}/snapshots/{snapshot}",
+            get(api::snapshots::show).delete(api::snapshots::delete),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{repo}/snapshots/{snapshot}/diff.json",
+            get(api::snapshots::diff),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{repo}/snapshots/{snapshot}/restore.json",
+            post(api::snapshots::restore),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{repo}/promote_all.json",
+            post(api::snapshots::promote_all),
+        )
+        .route(
             "/api/v1/repos/{owner}/{repo}/retention.json",
             get(api::retention::show).post(api::retention::set),
         )

@@ -23,6 +23,7 @@ mod restart;
 mod retention;
 mod rpm_fixtures;
 mod scale_out;
+mod snapshots;
 mod support;
 mod tokens;
 mod ui;

@@ -148,7 +148,14 @@ async fn keep_last_three_leaves_three_versions_for_apt_and_dnf_and_protected_one
     );
     dnf.ok(&["makecache"]).await;
     let listed = dnf
-        .ok(&["repoquery", "--showduplicates", "--qf", "%{evr}", "app"])
+        .ok(&[
+            "--refresh",
+            "repoquery",
+            "--showduplicates",
+            "--qf",
+            "%{evr}",
+            "app",
+        ])
         .await;
     let mut evrs: Vec<&str> = listed.lines().filter(|l| !l.trim().is_empty()).collect();
     evrs.sort();

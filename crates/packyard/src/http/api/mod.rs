@@ -10,5 +10,6 @@ pub mod reindex;
 pub mod repos;
 pub mod retention;
 pub mod signing_keys;
+pub mod snapshots;
 pub mod token;
 pub mod tokens;
