@@ -212,11 +212,11 @@ async fn make_equal(app: &App, repo: &Repo, wanted: Vec<Package>) -> Result<Diff
             .with_context(|| format!("unknown distribution {}", source.distro_version_id))?;
         let entries = db::packages::entries(&app.db, source.id).await?;
         let files = db::packages::files(&app.db, source.id).await?;
-        if !keyrings.contains_key(&distro.id) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = keyrings.entry(distro.id) {
             let missing = crate::keyring::missing_in(app, repo, distro)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            keyrings.insert(distro.id, missing);
+            slot.insert(missing);
         }
         copies.push((distro, source, entries, files));
     }

@@ -18,7 +18,7 @@ async fn keys_of(app: &TestApp, repo: &str) -> (Vec<u8>, String) {
         .unwrap();
     let armored = keys[0].public_armored.clone();
     (
-        packyard::sign::binary_keyring(&[armored.clone()]).unwrap(),
+        packyard::sign::binary_keyring(std::slice::from_ref(&armored)).unwrap(),
         armored,
     )
 }
