@@ -3,6 +3,7 @@
 //! ```text
 //! gpgkey                             every public key of the repository, armored
 //! gpgkey/NAME.pub.gpg                one of them
+//! feed.atom                          the newest packages as an Atom feed
 //! OS/dists/... and OS/pool/...       an APT tree (see `deb::AptPath`)
 //! OS/VERSION/ARCH/...                a YUM tree (see `rpm::YumPath`)
 //! packages/anyfile/FILE/download     a raw file pushed through API v1 (packagecloud's path)
@@ -20,6 +21,7 @@ use crate::rpm::YumPath;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RepoPath {
     GpgKey,
+    Feed,
     GpgKeyFile {
         name: String,
     },
@@ -49,6 +51,9 @@ impl RepoPath {
     pub fn parse(path: &str) -> Option<RepoPath> {
         if path == "gpgkey" {
             return Some(RepoPath::GpgKey);
+        }
+        if path == "feed.atom" {
+            return Some(RepoPath::Feed);
         }
         if let Some(name) = path
             .strip_prefix("gpgkey/")
@@ -119,6 +124,7 @@ mod tests {
     #[test]
     fn dispatches_by_shape() {
         assert_eq!(RepoPath::parse("gpgkey"), Some(RepoPath::GpgKey));
+        assert_eq!(RepoPath::parse("feed.atom"), Some(RepoPath::Feed));
         assert_eq!(
             RepoPath::parse("gpgkey/package-0123456789abcdef.pub.gpg"),
             Some(RepoPath::GpgKeyFile {

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
-/// The virtual environment with pip, uv, twine, build and setuptools.
+/// The virtual environment with pip, uv, twine, build, setuptools, feedparser and
+/// standardwebhooks.
 pub fn venv() -> PathBuf {
     static MADE: Mutex<bool> = Mutex::new(false);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-tools/python");
@@ -31,6 +32,20 @@ pub fn venv() -> PathBuf {
             .status()
             .unwrap();
         assert!(status.success(), "pip install twine build uv");
+    }
+    // Libraries the tests parse and check with: feeds, and webhook signatures.
+    let present = |module: &str| {
+        Command::new(dir.join("bin/python"))
+            .args(["-c", &format!("import {module}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !*made && !(present("feedparser") && present("standardwebhooks")) {
+        let status = Command::new(dir.join("bin/pip"))
+            .args(["install", "-q", "feedparser", "standardwebhooks"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "pip install feedparser standardwebhooks");
     }
     *made = true;
     dir

@@ -3,6 +3,7 @@
 //! reachable as `/priv/TOKEN/OWNER/REPO/...`. Errors of reads are bare status codes; apt only
 //! looks at those. Writes (`PUT`/`DELETE` of raw files) answer as the API does.
 
+mod feed;
 pub(crate) mod send;
 
 use std::net::SocketAddr;
@@ -162,6 +163,12 @@ async fn dispatch(
             let armored: Vec<String> = keys.into_iter().map(|k| k.public_armored).collect();
             let keyring = crate::sign::keyring(&armored)?;
             let file = send::File::dynamic("application/pgp-keys", keyring.into());
+            Ok(send::send(app, &request, file).await?)
+        }
+        RepoPath::Feed => {
+            let base = auth::base_url(app, headers);
+            let xml = feed::atom(app, &repo, &base).await?;
+            let file = send::File::dynamic("application/atom+xml; charset=utf-8", xml.into());
             Ok(send::send(app, &request, file).await?)
         }
         RepoPath::GpgKeyFile { name } => {

@@ -1,5 +1,6 @@
 mod apt;
 mod dsc;
+mod feed;
 mod ftparchive;
 mod http;
 mod npm;
