@@ -40,7 +40,8 @@ pub fn venv() -> PathBuf {
             .output()
             .is_ok_and(|o| o.status.success())
     };
-    if !*made && !(present("feedparser") && present("standardwebhooks")) {
+    let missing = !(present("feedparser") && present("standardwebhooks"));
+    if !*made && missing {
         let status = Command::new(dir.join("bin/pip"))
             .args(["install", "-q", "feedparser", "standardwebhooks"])
             .status()
