@@ -75,6 +75,13 @@ pub struct Config {
     pub shutdown_drain_ms: u64,
     /// Then how long requests in flight (uploads included) may take to finish, in seconds.
     pub shutdown_timeout_secs: u64,
+    /// Hosts webhooks may be delivered to although they resolve to loopback, link-local or
+    /// private addresses (refused otherwise, so a repository owner cannot reach the
+    /// deployment's own network).
+    pub webhook_allow_hosts: Vec<String>,
+    /// How long the first retry of a failed webhook delivery waits, in milliseconds; each next
+    /// one waits four times longer, at most an hour, for 24 hours.
+    pub webhook_backoff_ms: u64,
 }
 
 /// The parts of Packyard a process runs. Any number of processes of each role may share one
@@ -152,6 +159,8 @@ impl Default for Config {
             metrics_token: None,
             shutdown_drain_ms: 2000,
             shutdown_timeout_secs: 60,
+            webhook_allow_hosts: Vec::new(),
+            webhook_backoff_ms: 5000,
         }
     }
 }
@@ -203,6 +212,8 @@ const ENV_KEYS: &[&str] = &[
     "metrics_token",
     "shutdown_drain_ms",
     "shutdown_timeout_secs",
+    "webhook_allow_hosts",
+    "webhook_backoff_ms",
 ];
 
 impl Config {

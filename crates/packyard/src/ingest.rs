@@ -411,6 +411,9 @@ async fn store(
     match db::packages::insert(&mut tx, &new).await? {
         Inserted::New(package) => {
             enqueue_publishes(&mut tx, repo, distro, &package.name, &package.architecture).await?;
+            let repository = format!("{}/{}", repo.owner, repo.name);
+            let data = crate::webhooks::package_data(&repository, &package);
+            crate::webhooks::emit_tx(&mut tx, repo.id, "package.pushed", data).await?;
             if let Some(keyring) = keyring {
                 crate::keyring::insert(app, &mut tx, repo, distro, keyring).await?;
             }
@@ -536,6 +539,13 @@ pub async fn promote(
             )));
         }
     };
+    let mut data = crate::webhooks::package_data(
+        &format!("{}/{}", destination.owner, destination.name),
+        &promoted,
+    );
+    data["from"] = format!("{}/{}", source.owner, source.name).into();
+    data["copy"] = keep.into();
+    crate::webhooks::emit_tx(&mut tx, destination.id, "package.promoted", data).await?;
     if !keep {
         db::packages::mark_deleted(&mut tx, package.id).await?;
         enqueue_publishes(

@@ -653,6 +653,13 @@ pub async fn audit(
     } else if let Some(key) = key {
         event = event.target(key.chars().take(64).collect::<String>());
     }
+    if let (Ok(change), "key.rotate") = (result, action) {
+        let data = serde_json::json!({
+            "repository": format!("{}/{}", repo.owner, repo.name),
+            "fingerprint": change.fingerprint, "keyring_version": change.keyring_version,
+        });
+        crate::webhooks::emit(app, repo.id, "key.rotated", data).await;
+    }
     let refused = !matches!(result, Err(KeyError::Internal(_)));
     crate::audit::record(&app.db, event.result(result, refused)).await;
 }

@@ -29,3 +29,4 @@ pub mod sign;
 pub mod snapshots;
 pub mod status;
 pub mod storage;
+pub mod webhooks;

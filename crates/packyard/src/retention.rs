@@ -198,6 +198,9 @@ pub async fn apply(app: &App, repo: &Repo, actor: Actor, ip: Option<IpAddr>) -> 
         for c in &plan.candidates {
             let p = &c.package;
             db::packages::mark_deleted(&mut tx, p.id).await?;
+            let mut data = crate::webhooks::package_data(&plan.repository, p);
+            data["by"] = "retention".into();
+            crate::webhooks::emit_tx(&mut tx, repo.id, "package.yanked", data).await?;
             let Some(distro) = distros::by_id(p.distro_version_id) else {
                 continue;
             };

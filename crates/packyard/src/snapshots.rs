@@ -282,6 +282,10 @@ pub async fn restore(
     let changes = make_equal(app, repo, wanted).await?;
     tracing::info!(repository = %format!("{}/{}", repo.owner, repo.name), snapshot = name,
         added = changes.added.len(), removed = changes.removed.len(), changed = changes.changed.len(), "restored snapshot");
+    let mut data = summary(&changes);
+    data["repository"] = format!("{}/{}", repo.owner, repo.name).into();
+    data["snapshot"] = name.into();
+    crate::webhooks::emit(app, repo.id, "snapshot.restored", data).await;
     let event = Event::new(actor, "snapshot.restore")
         .repository(&repo.owner, &repo.name)
         .target(name.to_owned())

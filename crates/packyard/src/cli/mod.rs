@@ -7,6 +7,7 @@ mod ops;
 mod retention;
 mod serve;
 mod snapshot;
+mod webhook;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -204,6 +205,11 @@ enum Command {
     /// Make every target of DEST equal to SOURCE's (the weekly staging-to-production move),
     /// snapshotting DEST first
     PromoteAll(snapshot::PromoteAllArgs),
+    /// Webhooks of a repository: add, list, test, deliveries, redeliver, remove
+    Webhook {
+        #[command(subcommand)]
+        command: webhook::WebhookCommand,
+    },
     /// Log in with an email and password and keep the account's API token (client)
     Login(client::LoginArgs),
     /// Push packages, several at once, and with --wait until hosts can install them (client)
@@ -628,6 +634,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Retention { command } => retention::run(command).await,
         Command::Snapshot { command } => snapshot::run(command).await,
         Command::PromoteAll(args) => snapshot::promote_all(args).await,
+        Command::Webhook { command } => webhook::run(command).await,
         Command::Login(args) => client::login(args).await,
         Command::Push(args) => client::push(args).await,
         Command::Yank {

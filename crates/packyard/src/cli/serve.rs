@@ -32,6 +32,10 @@ pub async fn run(config: Config) -> Result<()> {
             app.clone(),
             shutdown.clone(),
         )));
+        background.push(tokio::spawn(crate::webhooks::run_deliveries(
+            app.clone(),
+            shutdown.clone(),
+        )));
     }
     if app.config.role.runs_workers() || app.config.role.serves_repositories() {
         background.push(tokio::spawn(jobs::listen_for_changes(

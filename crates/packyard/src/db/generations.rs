@@ -345,7 +345,14 @@ pub async fn publish(tx: &mut Tx, new: &NewGeneration<'_>) -> Result<(i64, Optio
         fetch_one
     )?;
     let created_at = previous.map_or(now(), |p| now().max(p + 1));
+    let first_visible = match super::webhooks::any(tx, t.repository_id).await? {
+        true => super::webhooks::first_visible(tx, new.newly_indexed).await?,
+        false => Vec::new(),
+    };
     let pushed_ms = super::packages::mark_indexed(tx, new.newly_indexed).await?;
+    if !first_visible.is_empty() {
+        crate::webhooks::visible_tx(tx, t.repository_id, &first_visible).await?;
+    }
     let (generation_id,): (i64,) = run_tx!(
         tx,
         sqlx::query_as(

@@ -20,6 +20,7 @@ pub mod signing_keys;
 pub mod snapshots;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use std::path::Path;
 use std::str::FromStr;

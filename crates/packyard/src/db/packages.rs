@@ -782,6 +782,34 @@ pub async fn replace_entries(
     tx.commit().await
 }
 
+/// A package with when it was pushed and first indexed, in milliseconds.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Timed {
+    #[sqlx(flatten)]
+    pub package: Package,
+    pub created_ms: Option<i64>,
+    pub indexed_ms: Option<i64>,
+}
+
+/// These packages with their times, inside a transaction.
+pub async fn timed_tx(tx: &mut Tx, ids: &[i64]) -> Result<Vec<Timed>> {
+    let mut found = Vec::new();
+    for batch in ids.chunks(1000) {
+        // Integers only: a literal list is safe.
+        let list = batch
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let sql = format!(
+            "SELECT {COLUMNS}, created_ms, indexed_ms FROM packages WHERE id IN ({list}) ORDER BY id"
+        );
+        let rows: Vec<Timed> = run_tx!(tx, sqlx::query_as(sqlx::AssertSqlSafe(sql)), fetch_all)?;
+        found.extend(rows);
+    }
+    Ok(found)
+}
+
 /// The packages a snapshot names (live or destroyed since), by id.
 pub async fn in_snapshot(db: &Db, snapshot_id: i64) -> Result<Vec<Package>> {
     let sql = format!(

@@ -69,6 +69,26 @@ fn api_routes(upload_limit: usize) -> Router<App> {
             post(api::snapshots::restore),
         )
         .route(
+            "/api/v1/repos/{owner}/{repo}/webhooks.json",
+            get(api::webhooks::list).post(api::webhooks::add),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{repo}/webhooks/{id}",
+            delete(api::webhooks::remove),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{repo}/webhooks/{id}/test.json",
+            post(api::webhooks::test),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{repo}/webhooks/{id}/deliveries.json",
+            get(api::webhooks::deliveries),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{repo}/webhooks/{id}/deliveries/{delivery}/redeliver.json",
+            post(api::webhooks::redeliver),
+        )
+        .route(
             "/api/v1/repos/{owner}/{repo}/promote_all.json",
             post(api::snapshots::promote_all),
         )

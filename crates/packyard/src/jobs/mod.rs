@@ -114,6 +114,14 @@ async fn run_job(app: &App, job: &db::jobs::Job) {
                 .increment(1);
             tracing::error!(job = job.id, kind = %job.kind, attempts = job.attempts, retry_in_secs = delay,
                 error = %message, "job failed");
+            // The first failure of a streak is news; its retries are not.
+            if job.attempts <= 1 {
+                let data = serde_json::json!({
+                    "job": job.id, "kind": job.kind, "distribution_version_id": job.distro_version_id,
+                    "arch": job.arch, "error": message, "retry_in_secs": delay,
+                });
+                crate::webhooks::emit(app, job.repository_id, "job.failed", data).await;
+            }
             db::jobs::retry_later(&app.db, job, &message, delay).await
         }
     };

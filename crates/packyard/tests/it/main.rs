@@ -27,3 +27,4 @@ mod snapshots;
 mod support;
 mod tokens;
 mod ui;
+mod webhooks;

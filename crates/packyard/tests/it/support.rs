@@ -38,6 +38,12 @@ impl Builder {
         self
     }
 
+    /// Any other setting.
+    pub fn configure(mut self, change: impl FnOnce(&mut Config)) -> Self {
+        change(&mut self.config);
+        self
+    }
+
     pub fn max_auth_failures(mut self, limit: u32) -> Self {
         self.config.max_auth_failures_per_minute = limit;
         self

@@ -13,3 +13,4 @@ pub mod signing_keys;
 pub mod snapshots;
 pub mod token;
 pub mod tokens;
+pub mod webhooks;
