@@ -543,6 +543,8 @@ pub async fn export(app: &App, repo: &Repo, fingerprint: Option<&str>) -> Result
 /// A problem with a repository's keys that an operator must act on.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ExpiryWarning {
+    #[serde(skip)]
+    pub key_id: i64,
     pub repository: String,
     pub fingerprint: String,
     pub expires_at: i64,
@@ -591,6 +593,7 @@ pub async fn expiry_warnings(app: &App) -> Result<Vec<ExpiryWarning>> {
             )
         };
         warnings.push(ExpiryWarning {
+            key_id: key.id,
             message: format!(
                 "signing key {} of {repository} {when}; {advice}",
                 key.fingerprint

@@ -32,6 +32,7 @@ pub const EVENTS: &[&str] = &[
     "snapshot.restored",
     "job.failed",
     "key.rotated",
+    "key.expiring",
     "webhook.test",
 ];
 
@@ -272,7 +273,34 @@ pub async fn redeliver(app: &App, delivery: &Delivery) -> Result<()> {
     tx.commit().await
 }
 
-/// Delivers what is due, until shutdown.
+/// `key.expiring` for each signing key that has come within 180, 90, 30 or 7 days of expiry
+/// (or past it) since it was last announced: once per key and threshold. How many went out.
+pub async fn announce_expiring_keys(app: &App) -> Result<usize> {
+    let mut announced = 0;
+    for warning in crate::keys::expiry_warnings(app).await? {
+        let Some(threshold) = crate::keys::WARN_DAYS
+            .iter()
+            .rev()
+            .find(|days| warning.days_left <= **days)
+        else {
+            continue;
+        };
+        if !db::webhooks::claim_expiry_announcement(&app.db, warning.key_id, *threshold).await? {
+            continue;
+        }
+        let repository_id = db::webhooks::key_repository(&app.db, warning.key_id).await?;
+        let data = json!({
+            "repository": warning.repository, "fingerprint": warning.fingerprint,
+            "expires_at": warning.expires_at, "days_left": warning.days_left,
+            "threshold_days": threshold, "only_key": warning.only_key, "message": warning.message,
+        });
+        emit(app, repository_id, "key.expiring", data).await;
+        announced += 1;
+    }
+    Ok(announced)
+}
+
+/// Delivers what is due, until shutdown; looks for expiring keys hourly.
 pub async fn run_deliveries(app: App, shutdown: CancellationToken) {
     let http = match reqwest::Client::builder()
         .user_agent(concat!("packyard-webhooks/", env!("CARGO_PKG_VERSION")))
@@ -286,7 +314,14 @@ pub async fn run_deliveries(app: App, shutdown: CancellationToken) {
             return;
         }
     };
+    let mut keys_checked: Option<std::time::Instant> = None;
     while !shutdown.is_cancelled() {
+        if keys_checked.is_none_or(|at| at.elapsed() > Duration::from_secs(3600)) {
+            if let Err(e) = announce_expiring_keys(&app).await {
+                tracing::warn!(error = %format!("{e:#}"), "announcing expiring keys failed");
+            }
+            keys_checked = Some(std::time::Instant::now());
+        }
         loop {
             match db::webhooks::claim_due(&app.db, LEASE_MS).await {
                 Ok(Some(delivery)) => deliver(&app, &http, delivery).await,

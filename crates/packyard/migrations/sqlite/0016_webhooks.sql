@@ -29,3 +29,7 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_attempt_ms);
 CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, id);
+
+-- The nearest expiry threshold (180, 90, 30 or 7 days) a key's `key.expiring` event went out
+-- for, so each goes out once whatever the number of processes.
+ALTER TABLE signing_keys ADD COLUMN expiry_announced_days BIGINT;

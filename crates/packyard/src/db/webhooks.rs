@@ -241,3 +241,28 @@ pub async fn first_visible(tx: &mut Tx, ids: &[i64]) -> Result<Vec<i64>> {
     }
     Ok(found)
 }
+
+/// Claims the announcement of a key's expiry at `threshold` days: true for the one caller
+/// that moves it there first.
+pub async fn claim_expiry_announcement(db: &Db, key_id: i64, threshold: i64) -> Result<bool> {
+    let moved = run!(
+        db,
+        sqlx::query(
+            "UPDATE signing_keys SET expiry_announced_days = $1
+             WHERE id = $2 AND (expiry_announced_days IS NULL OR expiry_announced_days > $1)"
+        )
+        .bind(threshold)
+        .bind(key_id),
+        execute
+    )?;
+    Ok(moved == 1)
+}
+
+/// The repository a signing key belongs to.
+pub async fn key_repository(db: &Db, key_id: i64) -> Result<i64> {
+    Ok(run!(
+        db,
+        sqlx::query_scalar("SELECT repository_id FROM signing_keys WHERE id = $1").bind(key_id),
+        fetch_one
+    )?)
+}

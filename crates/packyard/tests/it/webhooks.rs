@@ -14,10 +14,13 @@ use crate::operations::{packyard, stdout};
 use crate::python_client::tool;
 use crate::support::TestApp;
 
-/// What a receiver got: each request's webhook headers and body.
+/// One request a receiver got: its webhook headers and body.
+type Received = (HashMap<String, String>, String);
+
+/// What a receiver got, in order.
 #[derive(Clone, Default)]
 struct Receiver {
-    got: Arc<Mutex<Vec<(HashMap<String, String>, String)>>>,
+    got: Arc<Mutex<Vec<Received>>>,
     /// Answer 500 to this many attempts of each message before taking it.
     fail_first: usize,
 }
@@ -359,4 +362,64 @@ async fn targets_on_private_networks_are_refused_unless_allowed() {
         .await
         .unwrap();
     assert!(hidden.status() == 404 || hidden.status() == 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rotation_and_expiry_are_announced_once_per_threshold() {
+    let (app, _stop) = app().await;
+    app.create_repo("stable", false).await;
+    app.push_deb("stable", "hello", "1.0", "amd64").await;
+    app.wait_for_jobs().await;
+    let (receiver, url) = Receiver::start(0).await;
+    app.post_form(
+        "/api/v1/repos/admin/stable/webhooks.json",
+        &[
+            ("url", url.as_str()),
+            ("events", "key.expiring,key.rotated"),
+        ],
+    )
+    .await;
+    let repo = packyard::db::repos::by_owner_and_name(&app.app.db, "admin", "stable")
+        .await
+        .unwrap()
+        .unwrap();
+    // A key made elsewhere that expires in 20 days signs from now on.
+    let short = packyard::sign::generate(
+        "Short <k@example.invalid>",
+        packyard::sign::KeyAlgorithm::Ed25519,
+        20 * 86_400,
+    )
+    .unwrap();
+    packyard::keys::import(&app.app, &repo, &short.secret_armored, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        packyard::webhooks::announce_expiring_keys(&app.app)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        packyard::webhooks::announce_expiring_keys(&app.app)
+            .await
+            .unwrap(),
+        0,
+        "once per threshold"
+    );
+    receiver.wait_for(1).await;
+    let (_, expiring) = receiver.events().remove(0);
+    assert_eq!(expiring["type"], "key.expiring");
+    assert_eq!(expiring["data"]["fingerprint"], short.fingerprint.as_str());
+    assert_eq!(expiring["data"]["threshold_days"], 30);
+
+    let out = packyard(
+        &app,
+        &["key", "rotate", "admin/stable", "--algorithm", "ed25519"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", combined(&out));
+    receiver.wait_for(2).await;
+    let (_, rotated) = receiver.events().remove(1);
+    assert_eq!(rotated["type"], "key.rotated");
+    assert_eq!(rotated["data"]["repository"], "admin/stable");
 }
