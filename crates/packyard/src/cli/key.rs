@@ -13,7 +13,7 @@ use super::client::Remote;
 use crate::app::App;
 use crate::audit::Actor;
 use crate::client::http::{Api, Retry};
-use crate::db::{self, repos::Repo};
+use crate::db::repos::Repo;
 use crate::keys::{self, Adoption, KeyChange, KeyView};
 use crate::sign::KeyAlgorithm;
 
@@ -279,10 +279,7 @@ impl Keys {
                 path: format!("/api/v1/repos/{owner}/{name}/gpg_keys"),
             });
         }
-        let app = App::open(config.load()?).await?;
-        let repo = db::repos::by_owner_and_name(&app.db, owner, name)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("no repository {repository}"))?;
+        let (app, repo) = super::open_repo(config, repository).await?;
         Ok(Keys::Local(app, repo))
     }
 

@@ -392,6 +392,25 @@ fn client_form(config: &ConfigArgs, remote: &client::Remote) -> bool {
     crate::client::config::configured()
 }
 
+/// The configured data and `OWNER/REPO` in it, for commands that act on one repository.
+async fn open_repo(
+    config: &ConfigArgs,
+    repository: &str,
+) -> Result<(crate::app::App, crate::db::repos::Repo)> {
+    let app = crate::app::App::open(config.load()?).await?;
+    let repo = find_repo(&app, repository).await?;
+    Ok((app, repo))
+}
+
+async fn find_repo(app: &crate::app::App, repository: &str) -> Result<crate::db::repos::Repo> {
+    let (owner, name) = repository
+        .split_once('/')
+        .ok_or_else(|| anyhow::anyhow!("the repository is OWNER/REPO, not {repository:?}"))?;
+    crate::db::repos::by_owner_and_name(&app.db, owner, name)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no repository {repository}"))
+}
+
 impl ConfigArgs {
     fn given(&self) -> bool {
         let set = |name| std::env::var_os(name).is_some_and(|v| !v.is_empty());

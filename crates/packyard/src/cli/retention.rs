@@ -6,9 +6,8 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::ConfigArgs;
-use crate::app::App;
 use crate::audit::Actor;
-use crate::db::{self, repos::Repo};
+use crate::db;
 use crate::retention::{self, Plan, RuleSpec};
 
 #[derive(Subcommand)]
@@ -73,7 +72,7 @@ pub async fn run(command: RetentionCommand) -> Result<()> {
             target,
             json,
         } => {
-            let (app, repo) = open(&config, &repository).await?;
+            let (app, repo) = super::open_repo(&config, &repository).await?;
             let spec = RuleSpec {
                 keep_last,
                 keep_days,
@@ -97,7 +96,7 @@ pub async fn run(command: RetentionCommand) -> Result<()> {
             repository,
             json,
         } => {
-            let (app, repo) = open(&config, &repository).await?;
+            let (app, repo) = super::open_repo(&config, &repository).await?;
             let rules = db::retention::rules(&app.db, repo.id).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rules)?);
@@ -111,7 +110,7 @@ pub async fn run(command: RetentionCommand) -> Result<()> {
             repository,
             json,
         } => {
-            let (app, repo) = open(&config, &repository).await?;
+            let (app, repo) = super::open_repo(&config, &repository).await?;
             let plan = retention::plan(&app, &repo).await?;
             print_plan(&plan, json, "would yank")
         }
@@ -120,22 +119,11 @@ pub async fn run(command: RetentionCommand) -> Result<()> {
             repository,
             json,
         } => {
-            let (app, repo) = open(&config, &repository).await?;
+            let (app, repo) = super::open_repo(&config, &repository).await?;
             let plan = retention::apply(&app, &repo, Actor::local(), None).await?;
             print_plan(&plan, json, "yanked")
         }
     }
-}
-
-async fn open(config: &ConfigArgs, repository: &str) -> Result<(App, Repo)> {
-    let app = App::open(config.load()?).await?;
-    let (owner, name) = repository
-        .split_once('/')
-        .ok_or_else(|| anyhow::anyhow!("the repository is OWNER/REPO, not {repository:?}"))?;
-    let repo = db::repos::by_owner_and_name(&app.db, owner, name)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no repository {repository}"))?;
-    Ok((app, repo))
 }
 
 fn print_rules(rules: &[db::retention::Rule]) {

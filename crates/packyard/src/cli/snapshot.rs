@@ -6,9 +6,8 @@ use anyhow::Result;
 use clap::Subcommand;
 
 use super::ConfigArgs;
-use crate::app::App;
 use crate::audit::Actor;
-use crate::db::{self, repos::Repo};
+use crate::db;
 use crate::snapshots::{self, Diff};
 
 #[derive(Subcommand)]
@@ -96,7 +95,7 @@ pub async fn run(command: SnapshotCommand) -> Result<()> {
             name,
             json,
         } => {
-            let (app, repo) = open(&config, &repository).await?;
+            let (app, repo) = super::open_repo(&config, &repository).await?;
             let created = snapshots::create(&app, &repo, &name, Actor::local()).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&created)?);
@@ -113,7 +112,7 @@ pub async fn run(command: SnapshotCommand) -> Result<()> {
             repository,
             json,
         } => {
-            let (app, repo) = open(&config, &repository).await?;
+            let (app, repo) = super::open_repo(&config, &repository).await?;
             let list = db::snapshots::list(&app.db, repo.id).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
@@ -141,7 +140,7 @@ pub async fn run(command: SnapshotCommand) -> Result<()> {
             name,
             json,
         } => {
-            let (app, repo) = open(&config, &repository).await?;
+            let (app, repo) = super::open_repo(&config, &repository).await?;
             let packages = snapshots::content(&app, &repo, Some(&name)).await?;
             let entries: Vec<snapshots::Entry> =
                 packages.iter().map(snapshots::Entry::of).collect();
@@ -165,7 +164,7 @@ pub async fn run(command: SnapshotCommand) -> Result<()> {
             other,
             json,
         } => {
-            let (app, repo) = open(&config, &repository).await?;
+            let (app, repo) = super::open_repo(&config, &repository).await?;
             let from = snapshots::content(&app, &repo, Some(&name)).await?;
             let to = snapshots::content(&app, &repo, other.as_deref()).await?;
             print_diff(&snapshots::diff(&from, &to), json, "")
@@ -175,7 +174,7 @@ pub async fn run(command: SnapshotCommand) -> Result<()> {
             repository,
             name,
         } => {
-            let (app, repo) = open(&config, &repository).await?;
+            let (app, repo) = super::open_repo(&config, &repository).await?;
             snapshots::delete(&app, &repo, &name, Actor::local()).await?;
             println!("deleted snapshot {name} of {repository}");
             Ok(())
@@ -186,7 +185,7 @@ pub async fn run(command: SnapshotCommand) -> Result<()> {
             name,
             json,
         } => {
-            let (app, repo) = open(&config, &repository).await?;
+            let (app, repo) = super::open_repo(&config, &repository).await?;
             let changes = snapshots::restore(&app, &repo, &name, Actor::local()).await?;
             print_diff(
                 &changes,
@@ -198,8 +197,8 @@ pub async fn run(command: SnapshotCommand) -> Result<()> {
 }
 
 pub async fn promote_all(args: PromoteAllArgs) -> Result<()> {
-    let (app, source) = open(&args.config, &args.source).await?;
-    let destination = find(&app, &args.destination).await?;
+    let (app, source) = super::open_repo(&args.config, &args.source).await?;
+    let destination = super::find_repo(&app, &args.destination).await?;
     let promotion = snapshots::promote_all(
         &app,
         &source,
@@ -259,19 +258,4 @@ fn print_diff(diff: &Diff, json: bool, head: &str) -> Result<()> {
         diff.unchanged
     );
     Ok(())
-}
-
-async fn open(config: &ConfigArgs, repository: &str) -> Result<(App, Repo)> {
-    let app = App::open(config.load()?).await?;
-    let repo = find(&app, repository).await?;
-    Ok((app, repo))
-}
-
-async fn find(app: &App, repository: &str) -> Result<Repo> {
-    let (owner, name) = repository
-        .split_once('/')
-        .ok_or_else(|| anyhow::anyhow!("the repository is OWNER/REPO, not {repository:?}"))?;
-    db::repos::by_owner_and_name(&app.db, owner, name)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no repository {repository}"))
 }

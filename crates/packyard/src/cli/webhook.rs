@@ -80,7 +80,7 @@ pub async fn run(command: WebhookCommand) -> Result<()> {
             events,
             json,
         } => {
-            let (app, repo) = open(&config, &repository).await?;
+            let (app, repo) = super::open_repo(&config, &repository).await?;
             let (hook, secret) = webhooks::add(&app, repo.id, &url, events.as_deref()).await?;
             audited(&app, &repo, "webhook.add", &hook).await;
             if json {
@@ -105,7 +105,7 @@ pub async fn run(command: WebhookCommand) -> Result<()> {
             repository,
             json,
         } => {
-            let (app, repo) = open(&config, &repository).await?;
+            let (app, repo) = super::open_repo(&config, &repository).await?;
             let hooks = db::webhooks::list(&app.db, repo.id).await?;
             if json {
                 let list: Vec<_> = hooks
@@ -125,7 +125,7 @@ pub async fn run(command: WebhookCommand) -> Result<()> {
             repository,
             id,
         } => {
-            let (app, repo) = open(&config, &repository).await?;
+            let (app, repo) = super::open_repo(&config, &repository).await?;
             let hook = find(&app, &repo, id).await?;
             webhooks::test(&app, &hook).await?;
             println!("queued a webhook.test event for webhook {id}");
@@ -138,7 +138,7 @@ pub async fn run(command: WebhookCommand) -> Result<()> {
             limit,
             json,
         } => {
-            let (app, repo) = open(&config, &repository).await?;
+            let (app, repo) = super::open_repo(&config, &repository).await?;
             find(&app, &repo, id).await?;
             let list = db::webhooks::deliveries(&app.db, id, limit).await?;
             if json {
@@ -163,7 +163,7 @@ pub async fn run(command: WebhookCommand) -> Result<()> {
             repository,
             delivery,
         } => {
-            let (app, repo) = open(&config, &repository).await?;
+            let (app, repo) = super::open_repo(&config, &repository).await?;
             let found = db::webhooks::delivery(&app.db, delivery)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no delivery {delivery}"))?;
@@ -177,7 +177,7 @@ pub async fn run(command: WebhookCommand) -> Result<()> {
             repository,
             id,
         } => {
-            let (app, repo) = open(&config, &repository).await?;
+            let (app, repo) = super::open_repo(&config, &repository).await?;
             let hook = find(&app, &repo, id).await?;
             db::webhooks::remove(&app.db, id).await?;
             audited(&app, &repo, "webhook.remove", &hook).await;
@@ -200,15 +200,4 @@ async fn find(app: &App, repo: &Repo, id: i64) -> Result<Webhook> {
         .await?
         .filter(|h| h.repository_id == repo.id)
         .ok_or_else(|| anyhow::anyhow!("{}/{} has no webhook {id}", repo.owner, repo.name))
-}
-
-async fn open(config: &ConfigArgs, repository: &str) -> Result<(App, Repo)> {
-    let app = App::open(config.load()?).await?;
-    let (owner, name) = repository
-        .split_once('/')
-        .ok_or_else(|| anyhow::anyhow!("the repository is OWNER/REPO, not {repository:?}"))?;
-    let repo = db::repos::by_owner_and_name(&app.db, owner, name)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no repository {repository}"))?;
-    Ok((app, repo))
 }
