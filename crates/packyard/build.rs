@@ -1,5 +1,6 @@
 //! Records the commit the binary is built from, and that commit's date as the build date (so
-//! builds of one commit are alike), for `packyard --version`, `status` and `/api/system`.
+//! builds of one commit are alike), for `packyard --version`, `status` and `/api/system`; and
+//! rebuilds the crate when its migrations change.
 
 use std::process::Command;
 
@@ -21,4 +22,6 @@ fn main() {
         println!("cargo:rerun-if-changed={git_dir}/refs/heads");
     }
     println!("cargo:rerun-if-changed=build.rs");
+    // `sqlx::migrate!` embeds the migrations: a new or changed one must rebuild the crate.
+    println!("cargo:rerun-if-changed=migrations");
 }

@@ -360,8 +360,9 @@ pub async fn mark_indexed(tx: &mut Tx, ids: &[i64]) -> Result<Option<i64>> {
 }
 
 /// The highest package id every transaction has finished with: taken while no writer runs, so
-/// a package committed later has a higher id. (A rolled-back or destroyed id may be reused on
-/// SQLite; the live count that `index_list_since` returns catches that.)
+/// a package committed later has a higher id. (Ids are never handed out twice, on SQLite since
+/// migration 0017 made them AUTOINCREMENT, except a rolled-back one nobody saw; the live count
+/// that `index_list_since` returns still catches any surprise.)
 pub async fn committed_watermark(db: &Db) -> Result<i64> {
     let mut tx = db.begin_exclusive().await?;
     let max: Option<i64> = run_tx!(

@@ -204,3 +204,42 @@ async fn segment_blobs(db: &db::Db, join: &str) -> Vec<String> {
             .unwrap(),
     }
 }
+
+/// SQLite hands out the highest id plus one unless told otherwise; package ids must never
+/// come back once the collector removed the row that had them.
+#[tokio::test]
+async fn package_ids_are_never_reused_after_the_collector_removes_the_highest_row() {
+    let app = TestApp::new().await;
+    app.create_repo("stable", false).await;
+    app.push_deb("stable", "first", "1.0", "amd64").await;
+    app.push_deb("stable", "second", "1.0", "amd64").await;
+    app.wait_for_jobs().await;
+    let ids = async |condition: &str| -> Vec<i64> {
+        let sql = format!("SELECT CAST(id AS TEXT) FROM packages WHERE {condition} ORDER BY id");
+        let texts = app.app.db.texts(&sql).await.unwrap();
+        texts.iter().map(|t| t.parse().unwrap()).collect()
+    };
+    let removed = ids("name = 'second'").await[0];
+    assert_eq!(ids("TRUE").await.last(), Some(&removed), "the highest id");
+    assert_eq!(
+        app.destroy("stable", "debian/bookworm", "second_1.0_amd64.deb")
+            .await,
+        200
+    );
+    app.wait_for_jobs().await;
+    let mut tx = app.app.db.begin_write().await.unwrap();
+    let collected = db::generations::collect(&mut tx, -60).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(collected.packages >= 1);
+    assert!(
+        ids(&format!("id = {removed}")).await.is_empty(),
+        "the row is gone"
+    );
+
+    app.push_deb("stable", "third", "1.0", "amd64").await;
+    let third = ids("name = 'third'").await[0];
+    assert!(
+        third > removed,
+        "id {third} was handed out again after {removed}"
+    );
+}
