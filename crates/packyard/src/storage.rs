@@ -170,12 +170,40 @@ impl Blobs {
     }
 
     pub async fn put_bytes(&self, key: &BlobKey, data: Bytes) -> Result<()> {
-        if !self.exists(key).await? {
+        // A blob another writer has just stored may not be synced yet: sync it here too.
+        if self.exists(key).await? {
+            self.sync_local(key).await?;
+        } else {
             self.store
                 .put(&self.path(key), PutPayload::from(data))
                 .await?;
+            self.sync_local(key).await?;
         }
         Ok(())
+    }
+
+    /// Puts a new local blob, and the directory entries that name it, on stable storage, so
+    /// the row that refers to it (committed next) never outlives it in a power loss. S3
+    /// acknowledges a write once it is durable.
+    async fn sync_local(&self, key: &BlobKey) -> Result<()> {
+        let Some(root) = self.local_root.clone() else {
+            return Ok(());
+        };
+        let path = root.join(key.path());
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::File::open(&path)?.sync_all()?;
+            let mut dir = path.parent();
+            while let Some(d) = dir {
+                std::fs::File::open(d)?.sync_all()?;
+                if d == root {
+                    break;
+                }
+                dir = d.parent();
+            }
+            Ok(())
+        })
+        .await?
+        .with_context(|| format!("syncing blob {}", key.sha256()))
     }
 
     /// Stores a local file: on the local backend by hard-linking the staged file into place
@@ -183,7 +211,7 @@ impl Blobs {
     /// not grow with its size.
     pub async fn put_file(&self, key: &BlobKey, file: &Path) -> Result<()> {
         if self.exists(key).await? {
-            return Ok(());
+            return self.sync_local(key).await;
         }
         if let Some(root) = &self.local_root {
             let dest = root.join(key.path());
@@ -191,8 +219,10 @@ impl Blobs {
                 tokio::fs::create_dir_all(parent).await?;
             }
             match tokio::fs::hard_link(file, &dest).await {
-                Ok(()) => return Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+                Ok(()) => return self.sync_local(key).await,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return self.sync_local(key).await;
+                }
                 // Another filesystem (a separate tmp mount): fall back to copying.
                 Err(_) => {}
             }
@@ -211,7 +241,7 @@ impl Blobs {
             writer.write(&buf[..n]);
         }
         writer.finish().await?;
-        Ok(())
+        self.sync_local(key).await
     }
 
     /// Reads a blob, or the bytes `range` of it; `None` when it does not exist.

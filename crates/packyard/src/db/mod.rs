@@ -113,7 +113,10 @@ impl Db {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            // FULL: a commit is on disk (the WAL synced) before it is acknowledged, so a power
+            // loss never takes back a push that got its 201. NORMAL would only keep the
+            // database consistent, possibly without the last commits before the loss.
+            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
