@@ -9,6 +9,7 @@ mod cli;
 mod client;
 mod deployment;
 mod dnf_client;
+mod durability;
 mod fixtures;
 mod handover;
 mod install;
