@@ -36,7 +36,7 @@ impl Actor {
         }
     }
 
-    fn name(&self) -> &str {
+    pub fn name(&self) -> &str {
         match self {
             Actor::User(name) | Actor::Local(name) => name,
             Actor::System(what) => what,

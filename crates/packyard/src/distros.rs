@@ -144,6 +144,11 @@ pub fn by_id(id: i64) -> Option<&'static Distro> {
     DISTROS.iter().find(|d| d.id == id)
 }
 
+/// `OS/DIST` of a distribution version id, or the id itself when it is unknown.
+pub fn path_of(id: i64) -> String {
+    by_id(id).map_or_else(|| id.to_string(), |d| format!("{}/{}", d.os, d.dist))
+}
+
 pub fn by_os_dist(os: &str, dist: &str) -> Option<&'static Distro> {
     DISTROS.iter().find(|d| d.os == os && d.dist == dist)
 }

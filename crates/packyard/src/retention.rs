@@ -168,10 +168,7 @@ fn plan_of(repo: &Repo, rules: &[Rule], packages: Vec<Package>, now: i64) -> Res
                 plan.packages_kept += 1;
                 continue;
             }
-            let distribution = distros::by_id(p.distro_version_id).map_or_else(
-                || p.distro_version_id.to_string(),
-                |d| format!("{}/{}", d.os, d.dist),
-            );
+            let distribution = distros::path_of(p.distro_version_id);
             plan.bytes_freed += p.size;
             plan.candidates.push(Candidate {
                 distribution,

@@ -46,7 +46,7 @@ pub struct Entry {
 impl Entry {
     pub fn of(p: &Package) -> Entry {
         Entry {
-            distribution: distribution(p.distro_version_id),
+            distribution: distros::path_of(p.distro_version_id),
             name: p.name.clone(),
             version: p.version.clone(),
             architecture: p.architecture.clone(),
@@ -54,13 +54,6 @@ impl Entry {
             sha256: p.sha256.clone(),
         }
     }
-}
-
-fn distribution(distro_version_id: i64) -> String {
-    distros::by_id(distro_version_id).map_or_else(
-        || distro_version_id.to_string(),
-        |d| format!("{}/{}", d.os, d.dist),
-    )
 }
 
 /// What differs between two sets of packages, by distribution and file name.
@@ -104,7 +97,7 @@ pub async fn create(
     actor: Actor,
 ) -> Result<Snapshot, SnapshotError> {
     check_name(name)?;
-    let by = actor_name(&actor);
+    let by = actor.name().to_owned();
     let keyring = crate::keyring::package_name(&repo.owner, &repo.name);
     let created = db::snapshots::create(&app.db, repo.id, name, &by, &keyring)
         .await?
@@ -120,13 +113,6 @@ pub async fn create(
         .details(json!({ "packages": created.packages, "bytes": created.bytes }));
     audit::record(&app.db, event).await;
     Ok(created)
-}
-
-fn actor_name(actor: &Actor) -> String {
-    match actor {
-        Actor::User(name) | Actor::Local(name) => name.clone(),
-        Actor::System(what) => (*what).to_owned(),
-    }
 }
 
 pub async fn find(app: &App, repo: &Repo, name: &str) -> Result<Snapshot, SnapshotError> {
@@ -254,7 +240,7 @@ async fn make_equal(app: &App, repo: &Repo, wanted: Vec<Package>) -> Result<Diff
             Inserted::Conflict(existing) => {
                 return Err(SnapshotError::Refused(format!(
                     "{} changed while this ran: {} holds other bytes now; try again",
-                    distribution(distro.id),
+                    distros::path_of(distro.id),
                     existing.filename
                 )));
             }
@@ -348,7 +334,7 @@ pub async fn promote_all(
     for attempt in 1..=10 {
         let keyring = crate::keyring::package_name(&dest.owner, &dest.name);
         if let Some(s) =
-            db::snapshots::create(&app.db, dest.id, &before, &actor_name(&actor), &keyring).await?
+            db::snapshots::create(&app.db, dest.id, &before, actor.name(), &keyring).await?
         {
             taken = Some(s);
             break;

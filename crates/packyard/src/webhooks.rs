@@ -91,10 +91,7 @@ fn payload(event: &str, data: Value) -> String {
 
 /// A package as events describe it.
 pub fn package_data(repository: &str, p: &Package) -> Value {
-    let distribution = distros::by_id(p.distro_version_id).map_or_else(
-        || p.distro_version_id.to_string(),
-        |d| format!("{}/{}", d.os, d.dist),
-    );
+    let distribution = distros::path_of(p.distro_version_id);
     json!({
         "repository": repository, "distribution": distribution, "name": p.name,
         "version": p.version, "architecture": p.architecture, "filename": p.filename,
