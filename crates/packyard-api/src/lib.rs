@@ -124,4 +124,8 @@ pub struct Package {
     pub downloads_detail_url: String,
     pub downloads_series_url: String,
     pub destroy_url: String,
+    /// For a container image's manifest (`package_type` `oci`): its image, digest, media type,
+    /// platforms, the manifest's own size and the total, and its tags with their pulls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<serde_json::Value>,
 }

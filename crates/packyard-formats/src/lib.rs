@@ -10,6 +10,7 @@ pub mod deb;
 pub mod digest;
 pub mod markup;
 pub mod npm;
+pub mod oci;
 pub mod pypi;
 pub mod repo_path;
 pub mod rpm;

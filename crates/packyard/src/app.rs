@@ -40,6 +40,8 @@ pub struct AppState {
     pub instance: String,
     /// What serving repository files reads on every request.
     pub cache: Arc<ReadCache>,
+    /// The SHA-256 states of the registry's upload sessions this process received.
+    pub oci_uploads: crate::http::registry::Sessions,
     /// When this process opened its state, for its uptime.
     pub started: std::time::Instant,
     /// Set when shutdown begins: `/readyz` answers 503 and responses close their connections.
@@ -77,6 +79,7 @@ impl App {
             secrets,
             instance: format!("{}:{}", hostname(), std::process::id()),
             cache: Arc::new(ReadCache::new(cache_bytes, cache_ttl, announced)),
+            oci_uploads: Default::default(),
             started: std::time::Instant::now(),
             draining: Default::default(),
         })))

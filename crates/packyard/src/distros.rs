@@ -82,6 +82,14 @@ pub const DISTROS: &[Distro] = &[
         display_name: "1",
         format: PackageFormat::Node,
     },
+    Distro {
+        id: 8,
+        os: "oci",
+        dist: "1",
+        version_number: "1",
+        display_name: "1",
+        format: PackageFormat::Oci,
+    },
     deb(1, "any", "any", "", "any"),
     deb(10, "debian", "buster", "10", "10 buster"),
     deb(11, "debian", "bullseye", "11", "11 bullseye"),
@@ -176,6 +184,7 @@ fn os_display_name(os: &str) -> &'static str {
         "anyfile" => "Any file",
         "python" => "Python",
         "node" => "Node.js",
+        "oci" => "Container images",
         _ => "Any",
     }
 }

@@ -17,6 +17,7 @@ pub mod downloads;
 pub mod formats;
 pub mod fsck;
 pub mod http;
+pub mod images;
 pub mod ingest;
 pub mod jobs;
 pub mod keyring;

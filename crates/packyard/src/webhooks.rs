@@ -30,6 +30,8 @@ pub const EVENTS: &[&str] = &[
     "package.yanked",
     "package.promoted",
     "snapshot.restored",
+    "image.pushed",
+    "tag.moved",
     "job.failed",
     "key.rotated",
     "key.expiring",

@@ -595,6 +595,11 @@ pub async fn collect(tx: &mut Tx, grace_secs: i64) -> Result<Collected> {
         .bind(cutoff),
         execute
     )?;
+    // Blobs an image holds that no live manifest of it names, past the grace period.
+    let mut candidates = candidates;
+    candidates.extend(super::oci::unlink_unreferenced(tx, cutoff).await?);
+    candidates.sort();
+    candidates.dedup();
     let mut unreferenced = Vec::new();
     for digest in candidates {
         let used: bool = run_tx!(
@@ -603,7 +608,8 @@ pub async fn collect(tx: &mut Tx, grace_secs: i64) -> Result<Collected> {
                 "SELECT EXISTS (SELECT 1 FROM generation_files WHERE blob_sha256 = $1)
                  OR EXISTS (SELECT 1 FROM generation_file_segments WHERE blob_sha256 = $1)
                  OR EXISTS (SELECT 1 FROM packages WHERE sha256 = $1)
-                 OR EXISTS (SELECT 1 FROM package_files WHERE sha256 = $1)",
+                 OR EXISTS (SELECT 1 FROM package_files WHERE sha256 = $1)
+                 OR EXISTS (SELECT 1 FROM oci_blobs WHERE sha256 = $1)",
             )
             .bind(&digest),
             fetch_one

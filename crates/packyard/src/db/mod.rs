@@ -11,6 +11,7 @@ pub mod generations;
 pub mod gpg_keys;
 pub mod jobs;
 pub mod metadata;
+pub mod oci;
 pub mod packages;
 pub mod processes;
 pub mod repos;

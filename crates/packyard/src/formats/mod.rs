@@ -12,6 +12,7 @@ pub mod anyfile;
 pub mod deb;
 pub mod dsc;
 pub mod npm;
+pub mod oci;
 pub mod python;
 pub mod rpm;
 
@@ -35,6 +36,9 @@ pub enum PackageFormat {
     Python,
     /// npm packages, served by an npm registry.
     Node,
+    /// Container images and OCI artifacts: one package row per manifest, served by the
+    /// registry at `/v2/`.
+    Oci,
 }
 
 /// What a format's current generation lists, as read back by `fsck`.
@@ -53,6 +57,7 @@ impl PackageFormat {
         PackageFormat::Dsc,
         PackageFormat::Python,
         PackageFormat::Node,
+        PackageFormat::Oci,
     ];
 
     /// The package type as API v1 names it (`package/deb/...`, `distributions.json`), also
@@ -65,6 +70,7 @@ impl PackageFormat {
             PackageFormat::Dsc => "dsc",
             PackageFormat::Python => "python",
             PackageFormat::Node => "node",
+            PackageFormat::Oci => "oci",
         }
     }
 
@@ -90,6 +96,7 @@ impl PackageFormat {
             PackageFormat::Dsc => "dscs",
             PackageFormat::Python => "python",
             PackageFormat::Node => "node",
+            PackageFormat::Oci => "oci",
         }
     }
 
@@ -121,6 +128,7 @@ impl PackageFormat {
             PackageFormat::Dsc => "Debian source",
             PackageFormat::Python => "Python",
             PackageFormat::Node => "npm",
+            PackageFormat::Oci => "image",
         }
     }
 
@@ -132,6 +140,7 @@ impl PackageFormat {
             PackageFormat::Dsc => "a Debian source package (.dsc)",
             PackageFormat::Python => "a Python distribution (wheel or sdist)",
             PackageFormat::Node => "an npm package (.tgz)",
+            PackageFormat::Oci => "a container image (pushed to /v2/)",
         }
     }
 
@@ -144,6 +153,7 @@ impl PackageFormat {
             PackageFormat::Dsc => ".dsc",
             PackageFormat::Python => "",
             PackageFormat::Node => ".tgz",
+            PackageFormat::Oci => "",
         }
     }
 
@@ -157,6 +167,7 @@ impl PackageFormat {
             PackageFormat::Python => packyard_formats::pypi::parse_file_name(filename)
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
+            PackageFormat::Oci => Err(oci::NOT_THROUGH_API.into()),
         }
     }
 
@@ -187,6 +198,8 @@ impl PackageFormat {
             PackageFormat::Dsc => "apt_publish",
             PackageFormat::Python => "pypi_publish",
             PackageFormat::Node => "npm_publish",
+            // Images have no index; nothing queues this.
+            PackageFormat::Oci => "oci_publish",
         }
     }
 
@@ -204,7 +217,8 @@ impl PackageFormat {
             | PackageFormat::AnyFile
             | PackageFormat::Dsc
             | PackageFormat::Python
-            | PackageFormat::Node => None,
+            | PackageFormat::Node
+            | PackageFormat::Oci => None,
         }
     }
 
@@ -223,6 +237,7 @@ impl PackageFormat {
             PackageFormat::Dsc => dsc::parse(staged, distro).await,
             PackageFormat::Python => python::parse(staged, file_time).await,
             PackageFormat::Node => npm::parse(staged).await,
+            PackageFormat::Oci => Err(PushError::BadPackage(oci::NOT_THROUGH_API.into())),
         }
     }
 
@@ -233,7 +248,7 @@ impl PackageFormat {
                 deb::publish::publish(app, target, build).await
             }
             PackageFormat::Rpm => rpm::publish::publish(app, target, build).await,
-            PackageFormat::AnyFile => Ok(()),
+            PackageFormat::AnyFile | PackageFormat::Oci => Ok(()),
             PackageFormat::Python => python::publish(app, target, build).await,
             PackageFormat::Node => npm::publish(app, target, build).await,
         }
@@ -257,7 +272,7 @@ impl PackageFormat {
         match self {
             PackageFormat::Deb | PackageFormat::Dsc => Ok(vec![deb::target(repository_id, distro)]),
             PackageFormat::Rpm => rpm::targets_of(tx, repository_id, distro, architecture).await,
-            PackageFormat::AnyFile => Ok(Vec::new()),
+            PackageFormat::AnyFile | PackageFormat::Oci => Ok(Vec::new()),
             PackageFormat::Python => python::targets_of(tx, repository_id, distro, name).await,
             PackageFormat::Node => Ok(npm::targets_of(repository_id, distro, name)),
         }
@@ -273,7 +288,7 @@ impl PackageFormat {
         match self {
             PackageFormat::Deb | PackageFormat::Dsc => Ok(vec![deb::target(repository_id, distro)]),
             PackageFormat::Rpm => rpm::all_targets(tx, repository_id, distro).await,
-            PackageFormat::AnyFile => Ok(Vec::new()),
+            PackageFormat::AnyFile | PackageFormat::Oci => Ok(Vec::new()),
             PackageFormat::Python => python::all_targets(tx, repository_id, distro).await,
             PackageFormat::Node => npm::all_targets(tx, repository_id, distro).await,
         }
@@ -288,6 +303,16 @@ impl PackageFormat {
             PackageFormat::Dsc => format!("{}/{}", distro.os, dsc::file_path(distro, package)),
             PackageFormat::Python => python::file_path(&package.sha256, &package.filename),
             PackageFormat::Node => npm::file_path(&package.name, &package.version),
+            PackageFormat::Oci => oci::file_path(package),
+        }
+    }
+
+    /// Where a package's file is served on this server: `/OWNER/REPO/` and `file_path`, or
+    /// for an image's manifest, its place in the registry.
+    pub fn url_path(self, owner: &str, repo: &str, distro: &Distro, package: &Package) -> String {
+        match self {
+            PackageFormat::Oci => oci::url_path(owner, repo, package),
+            _ => format!("/{owner}/{repo}/{}", self.file_path(distro, package)),
         }
     }
 
@@ -297,7 +322,10 @@ impl PackageFormat {
     pub fn api_package_path(self, distro: &Distro, package: &Package) -> String {
         let format = self.name();
         match self {
-            PackageFormat::AnyFile | PackageFormat::Python | PackageFormat::Node => {
+            PackageFormat::AnyFile
+            | PackageFormat::Python
+            | PackageFormat::Node
+            | PackageFormat::Oci => {
                 format!("{format}/{}", package.name)
             }
             PackageFormat::Deb | PackageFormat::Rpm | PackageFormat::Dsc => format!(
@@ -343,8 +371,14 @@ impl PackageFormat {
             | PackageFormat::AnyFile
             | PackageFormat::Dsc
             | PackageFormat::Python
-            | PackageFormat::Node => (version.to_owned(), None),
+            | PackageFormat::Node
+            | PackageFormat::Oci => (version.to_owned(), None),
         }
+    }
+
+    /// Whether a version's `N:` prefix is an epoch (an image's version is its `sha256:` digest).
+    pub fn has_epochs(self) -> bool {
+        self != PackageFormat::Oci
     }
 
     /// A version as bytes that sort in the format's own version order.
@@ -357,7 +391,7 @@ impl PackageFormat {
                 .map_or_else(|_| sort_key::text(version), |v| sort_key::pep440(&v)),
             PackageFormat::Node => packyard_formats::npm::normalize_version(version)
                 .map_or_else(|_| sort_key::text(version), |v| sort_key::semver(&v)),
-            PackageFormat::AnyFile => sort_key::text(version),
+            PackageFormat::AnyFile | PackageFormat::Oci => sort_key::text(version),
         }
     }
 
@@ -375,7 +409,10 @@ impl PackageFormat {
                 deb::keyring_package(owner, repo, version, public_keys)?
             }
             PackageFormat::Rpm => rpm::keyring_package(owner, repo, version, public_keys)?,
-            PackageFormat::AnyFile | PackageFormat::Python | PackageFormat::Node => {
+            PackageFormat::AnyFile
+            | PackageFormat::Python
+            | PackageFormat::Node
+            | PackageFormat::Oci => {
                 return Ok(None);
             }
         }))
@@ -394,7 +431,7 @@ impl PackageFormat {
                 deb::signed_listing(app, target, public_keys).await
             }
             PackageFormat::Rpm => rpm::signed_listing(app, target, public_keys).await,
-            PackageFormat::AnyFile => Ok(None),
+            PackageFormat::AnyFile | PackageFormat::Oci => Ok(None),
             PackageFormat::Python => {
                 documents_present(app, target, &[python::HTML, python::JSON]).await
             }

@@ -8,6 +8,7 @@ mod install;
 pub mod metrics;
 mod ops;
 pub(crate) mod present;
+pub(crate) mod registry;
 pub(crate) mod repo;
 mod router;
 mod server;

@@ -46,12 +46,13 @@ pub fn repository(base: &str, repo: &Repo, package_count: i64) -> api::Repositor
 
 pub fn package(base: &str, repo: &Repo, distro: &Distro, p: &Package) -> api::Package {
     let fq = format!("{}/{}", repo.owner, repo.name);
+    let format = PackageFormat::from_name(&p.format).unwrap_or(distro.format);
     let (epoch, version) = match p.version.split_once(':') {
-        Some((epoch, rest)) => (epoch.parse().ok(), rest.to_owned()),
+        Some((epoch, rest)) if format.has_epochs() => (epoch.parse().ok(), rest.to_owned()),
+        Some(_) => (None, p.version.clone()),
         None => (Some(0), p.version.clone()),
     };
     // rpm shows version and release apart; the show URL ends in VERSION/RELEASE for rpm.
-    let format = PackageFormat::from_name(&p.format).unwrap_or(distro.format);
     let (version, release) = format.version_and_release(&version);
     let target = format!("{}/{}", distro.os, distro.dist);
     let package_root = format!(
@@ -88,7 +89,10 @@ pub fn package(base: &str, repo: &Repo, distro: &Distro, p: &Package) -> api::Pa
         repository_html_url: format!("/{fq}"),
         package_url: self_url.clone(),
         package_html_url: format!("/{fq}/packages/{target}/{}", p.filename),
-        download_url: format!("{base}/{fq}/{}", format.file_path(distro, p)),
+        download_url: format!(
+            "{base}{}",
+            format.url_path(&repo.owner, &repo.name, distro, p)
+        ),
         versions_url: format!("{package_root}/versions.json"),
         downloads_count_url: format!(
             "{}/stats/downloads/count.json",
@@ -105,5 +109,21 @@ pub fn package(base: &str, repo: &Repo, distro: &Distro, p: &Package) -> api::Pa
         promote_url: format!("/api/v1/repos/{fq}/{target}/{file}/promote.json{query}"),
         destroy_url,
         self_url,
+        image: None,
     }
+}
+
+/// Adds what a container image's manifest has beyond a package (`images::details`) to those of
+/// `packages` that are manifests; `presented` is `packages` presented, in the same order.
+pub async fn add_image_details(
+    app: &crate::app::App,
+    packages: &[Package],
+    presented: &mut [api::Package],
+) -> anyhow::Result<()> {
+    for (package, shown) in packages.iter().zip(presented.iter_mut()) {
+        if package.format == crate::formats::PackageFormat::Oci.name() {
+            shown.image = Some(crate::images::details(app, package).await?);
+        }
+    }
+    Ok(())
 }

@@ -5,7 +5,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, delete, get, post};
 use tower_http::trace::TraceLayer;
 
-use super::{api, install, metrics, ops, repo, system, ui};
+use super::{api, install, metrics, ops, registry, repo, system, ui};
 use crate::app::App;
 
 /// The routes of this process's role: every process answers `/healthz` and `/readyz`; `api`
@@ -22,6 +22,10 @@ pub fn router(app: App) -> Router {
     }
     if role.serves_repositories() {
         router = router.merge(repository_routes()).merge(ui::routes());
+    }
+    // The registry takes pushes and pulls alike, so any process with a public role serves it.
+    if role.serves_repositories() || role.serves_api() {
+        router = router.merge(registry::routes());
     }
     router
         .route_layer(axum::middleware::from_fn_with_state(
@@ -87,6 +91,18 @@ fn api_routes(upload_limit: usize) -> Router<App> {
         .route(
             "/api/v1/repos/{owner}/{repo}/webhooks/{id}/deliveries/{delivery}/redeliver.json",
             post(api::webhooks::redeliver),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{repo}/images/tag.json",
+            post(api::images::tag),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{repo}/images/rollback.json",
+            post(api::images::rollback),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{repo}/images/history.json",
+            get(api::images::history),
         )
         .route(
             "/api/v1/repos/{owner}/{repo}/promote_all.json",

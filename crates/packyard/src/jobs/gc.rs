@@ -51,6 +51,13 @@ pub async fn collect(app: &App, dry_run: bool) -> Result<Collection> {
     }
     tx.commit().await?;
     app.cache.invalidate();
+    let sessions = crate::http::registry::expire_sessions(app).await?;
+    if sessions > 0 {
+        tracing::info!(
+            sessions,
+            "dropped registry upload sessions untouched for a day"
+        );
+    }
     let cutoff = db::now() - crate::audit::KEEP_DAYS * 86_400;
     let audit_events = db::audit::prune(&app.db, cutoff).await?;
     Ok(Collection {

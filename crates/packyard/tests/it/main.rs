@@ -19,6 +19,7 @@ mod metrics;
 mod npm_client;
 mod operations;
 mod python_client;
+mod registry;
 mod repo;
 mod restart;
 mod retention;

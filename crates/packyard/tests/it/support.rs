@@ -337,6 +337,10 @@ impl TestApp {
         TestApp::builder().start().await
     }
 
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

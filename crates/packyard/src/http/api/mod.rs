@@ -4,6 +4,7 @@ pub mod audit;
 pub(crate) mod body;
 pub mod distributions;
 pub mod gpg_keys;
+pub mod images;
 pub mod packages;
 pub(crate) mod page;
 pub mod reindex;

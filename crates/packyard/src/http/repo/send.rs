@@ -51,6 +51,9 @@ pub struct File {
     package_id: Option<(i64, &'static str)>,
     /// The file name a browser or `curl -J` saves it under, for files sent as attachments.
     attachment: Option<String>,
+    /// Whether a blob may be sent as a redirect to a presigned URL without being a package's
+    /// file (an image's layer).
+    redirectable: bool,
 }
 
 impl File {
@@ -64,6 +67,7 @@ impl File {
             modified_at: None,
             package_id: None,
             attachment: None,
+            redirectable: false,
         }
     }
 
@@ -114,6 +118,12 @@ impl File {
             &document.sha256,
         )
         .modified_at(document.created_at)
+    }
+
+    /// Lets a blob go out as a redirect to presigned storage, as package files do.
+    pub fn redirectable(mut self) -> File {
+        self.redirectable = true;
+        self
     }
 
     pub fn immutable(mut self) -> File {
@@ -359,9 +369,12 @@ async fn redirect(
     request: &Request<'_>,
     file: &File,
 ) -> Result<Option<Response>, ApiError> {
-    let (Source::Blob(key), Some(package_id)) = (&file.source, file.package_id) else {
+    let Source::Blob(key) = &file.source else {
         return Ok(None);
     };
+    if file.package_id.is_none() && !file.redirectable {
+        return Ok(None);
+    }
     if request.method != Method::GET || app.config.download_mode != DownloadMode::Redirect {
         return Ok(None);
     }
@@ -374,7 +387,7 @@ async fn redirect(
         .get(RANGE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|spec| !spec.trim().starts_with("bytes=0-"));
-    if !resumed {
+    if let Some(package_id) = file.package_id.filter(|_| !resumed) {
         record_download(app, request, package_id);
     }
     let headers = [

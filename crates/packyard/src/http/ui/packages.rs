@@ -409,8 +409,8 @@ pub async fn show(
         let format = PackageFormat::from_name(&package.format).unwrap_or(wanted.distro.format);
         let base = auth::base_url(&app, &headers);
         let location = format!(
-            "{base}/{owner}/{name}/{}",
-            format.file_path(wanted.distro, &package)
+            "{base}{}",
+            format.url_path(&owner, &name, wanted.distro, &package)
         );
         let mut response = axum::http::StatusCode::FOUND.into_response();
         if let Ok(value) = axum::http::HeaderValue::from_str(&location) {
@@ -720,6 +720,10 @@ fn install_lines(
             p.name, p.version
         ),
         PackageFormat::Dsc => format!("apt-get source {}={}", p.name, p.version),
+        PackageFormat::Oci => {
+            let host = base.split_once("://").map_or(base, |(_, host)| host);
+            format!("podman pull {host}/{owner}/{name}/{}@{}", p.name, p.version)
+        }
         PackageFormat::AnyFile => {
             let distro = distros::by_id(p.distro_version_id);
             match distro {

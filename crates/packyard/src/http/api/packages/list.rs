@@ -120,7 +120,11 @@ async fn list_response(
     let (packages, total) =
         db::packages::list(&app.db, repo.id, filter, (page - 1) * per_page, per_page).await?;
     let base = auth::base_url(app, headers);
-    let body: Vec<packyard_api::Package> = packages
+    let packages: Vec<_> = packages
+        .into_iter()
+        .filter(|p| distros::by_id(p.distro_version_id).is_some())
+        .collect();
+    let mut body: Vec<packyard_api::Package> = packages
         .iter()
         .filter_map(|p| {
             Some(present::package(
@@ -131,6 +135,7 @@ async fn list_response(
             ))
         })
         .collect();
+    present::add_image_details(app, &packages, &mut body).await?;
     let path = format!("/api/v1/repos/{}/{}/{endpoint}", repo.owner, repo.name);
     Ok(page::paginated(
         serde_json::to_value(body).map_err(anyhow::Error::from)?,

@@ -88,10 +88,11 @@ pub async fn show(
     versions.retain(|p| p.format == parts[0]);
     let base = auth::base_url(&app, &headers);
     let Some(last) = wanted else {
-        let all: Vec<_> = versions
+        let mut all: Vec<_> = versions
             .iter()
             .map(|p| present::package(&base, &repo, distro, p))
             .collect();
+        present::add_image_details(&app, &versions, &mut all).await?;
         return Ok(Json(all).into_response());
     };
     // The version may be given with its epoch (`1:2.0-1`) or without it (`2.0-1`).
@@ -110,7 +111,10 @@ pub async fn show(
             if let Some(limit) = wait.filter(|_| !found.indexed) {
                 found.indexed = until_indexed(&app, found.id, limit).await?;
             }
-            Ok(Json(present::package(&base, &repo, distro, &found)).into_response())
+            let mut shown = [present::package(&base, &repo, distro, &found)];
+            present::add_image_details(&app, std::slice::from_ref(&found), &mut shown).await?;
+            let [shown] = shown;
+            Ok(Json(shown).into_response())
         }
         Some(stat) => download_stats(&app, found.id, stat).await,
     }

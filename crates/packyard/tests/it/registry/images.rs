@@ -1,0 +1,371 @@
+//! Images pushed and pulled by skopeo (built by umoci, or written by hand for a multi-platform
+//! index), private repositories, tags moved and rolled back, and collection of what a deleted
+//! manifest leaves.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use super::{Layout, Skopeo, host};
+use crate::apt_client::combined;
+use crate::support::TestApp;
+
+/// An image built by umoci: two layers, each adding a file, tagged `tag` in `dir`.
+fn umoci_image(dir: &std::path::Path, tag: &str) {
+    let umoci = |args: &[&str]| {
+        let out = Command::new("umoci")
+            .args(args)
+            .output()
+            .expect("umoci runs (scripts/test installs it)");
+        assert!(
+            out.status.success(),
+            "umoci {}:\n{}",
+            args.join(" "),
+            combined(&out)
+        );
+    };
+    let layout = dir.to_str().unwrap();
+    let image = format!("{layout}:{tag}");
+    umoci(&["init", "--layout", layout]);
+    umoci(&["new", "--image", &image]);
+    let files = tempfile::tempdir().unwrap();
+    for (name, contents) in [
+        ("hello.txt", "hello from packyard\n"),
+        ("data.bin", "0123456789"),
+    ] {
+        let path = files.path().join(name);
+        std::fs::write(&path, contents).unwrap();
+        umoci(&[
+            "insert",
+            "--rootless",
+            "--image",
+            &image,
+            path.to_str().unwrap(),
+            &format!("/{name}"),
+        ]);
+    }
+}
+
+fn layers(manifest: &Value) -> Vec<String> {
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skopeo_pushes_and_pulls_oci_and_docker_images_layer_for_layer() {
+    let app = TestApp::new().await;
+    app.create_repo("stable", false).await;
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("source");
+    umoci_image(&source, "1.0");
+    let skopeo = Skopeo::new();
+    let creds = format!("ci:{}", app.token);
+    let remote = |tag: &str| format!("docker://{}/admin/stable/demo:{tag}", host(&app));
+    let from = format!("oci:{}:1.0", source.display());
+
+    skopeo.ok(&[
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        &creds,
+        &from,
+        &remote("1.0"),
+    ]);
+    skopeo.ok(&[
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        &creds,
+        "--format",
+        "v2s2",
+        &from,
+        &remote("v2s2"),
+    ]);
+
+    // Pulled back anonymously (the repository is public): the same layers, byte for byte.
+    let pushed = Layout::read_tagged(&source, "1.0");
+    for tag in ["1.0", "v2s2"] {
+        let out = work.path().join(format!("out-{tag}"));
+        let to = format!("oci:{}:{tag}", out.display());
+        skopeo.ok(&["copy", "--src-tls-verify=false", &remote(tag), &to]);
+        let pulled = Layout::read_tagged(&out, tag);
+        assert_eq!(layers(&pulled), layers(&pushed), "{tag}");
+        for digest in layers(&pushed) {
+            assert_eq!(
+                Layout::blob_bytes(&out, &digest),
+                Layout::blob_bytes(&source, &digest),
+                "layer {digest} of {tag}"
+            );
+        }
+    }
+
+    let inspect: Value =
+        serde_json::from_str(&skopeo.ok(&["inspect", "--tls-verify=false", &remote("1.0")]))
+            .unwrap();
+    assert_eq!(inspect["Layers"].as_array().unwrap().len(), 2, "{inspect}");
+    assert_eq!(inspect["Architecture"], "amd64");
+    let digest = inspect["Digest"].as_str().unwrap().to_owned();
+    let raw = skopeo.ok(&["inspect", "--raw", "--tls-verify=false", &remote("v2s2")]);
+    assert!(
+        raw.contains("application/vnd.docker.distribution.manifest.v2+json"),
+        "{raw}"
+    );
+    let tags: Value = serde_json::from_str(&skopeo.ok(&[
+        "list-tags",
+        "--tls-verify=false",
+        &format!("docker://{}/admin/stable/demo", host(&app)),
+    ]))
+    .unwrap();
+    assert_eq!(tags["Tags"], serde_json::json!(["1.0", "v2s2"]));
+
+    // API v1 lists the image's manifests as packages of type oci, with tags and sizes.
+    let listed = app.json("/api/v1/repos/admin/stable/packages.json").await;
+    let manifests: Vec<&Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["package_type"] == "oci")
+        .collect();
+    assert_eq!(manifests.len(), 2, "{listed}");
+    let oci = manifests
+        .iter()
+        .find(|p| p["version"] == digest.as_str())
+        .unwrap_or_else(|| panic!("{digest} is not listed: {listed}"));
+    assert_eq!(oci["name"], "demo");
+    assert_eq!(oci["architecture"], "linux/amd64");
+    assert_eq!(oci["image"]["tags"][0]["tag"], "1.0", "{oci}");
+    let total = oci["size"].as_str().unwrap().parse::<u64>().unwrap();
+    let layer_bytes: u64 = pushed["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["size"].as_u64().unwrap())
+        .sum();
+    assert!(
+        total > layer_bytes,
+        "{total} counts the layers ({layer_bytes}) and the rest"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_platform_index_is_pushed_whole_and_pulled_for_one_platform() {
+    let app = TestApp::new().await;
+    app.create_repo("stable", false).await;
+    let work = tempfile::tempdir().unwrap();
+    let mut layout = Layout::new(&work.path().join("multi"));
+    let amd64 = layout.image("amd64", &[layout.layer("arch", b"amd64\n")]);
+    let arm64 = layout.image("arm64", &[layout.layer("arch", b"arm64\n")]);
+    let index = layout.index(&[amd64.clone(), arm64.clone()]);
+    layout.tag(&index, "multi");
+
+    let skopeo = Skopeo::new();
+    let creds = format!("ci:{}", app.token);
+    let remote = format!("docker://{}/admin/stable/tools/multi:2.0", host(&app));
+    skopeo.ok(&[
+        "copy",
+        "--all",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        &creds,
+        &format!("oci:{}:multi", layout.dir.display()),
+        &remote,
+    ]);
+    let raw: Value =
+        serde_json::from_str(&skopeo.ok(&["inspect", "--raw", "--tls-verify=false", &remote]))
+            .unwrap();
+    assert_eq!(raw["manifests"].as_array().unwrap().len(), 2, "{raw}");
+    let out = work.path().join("arm");
+    skopeo.ok(&[
+        "--override-arch",
+        "arm64",
+        "copy",
+        "--src-tls-verify=false",
+        &remote,
+        &format!("oci:{}:arm", out.display()),
+    ]);
+    let pulled = Layout::read_tagged(&out, "arm");
+    let wanted = Layout::read_blob(&layout.dir, arm64["digest"].as_str().unwrap());
+    assert_eq!(layers(&pulled), layers(&wanted));
+
+    let listed = app.json("/api/v1/repos/admin/stable/packages.json").await;
+    let index_row = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["version"] == index["digest"])
+        .unwrap_or_else(|| panic!("the index is not listed: {listed}"));
+    assert_eq!(index_row["name"], "tools/multi");
+    assert_eq!(index_row["architecture"], "index");
+    assert_eq!(
+        index_row["image"]["platforms"],
+        serde_json::json!(["linux/amd64", "linux/arm64"])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_repository_challenges_strangers_and_serves_read_tokens() {
+    let app = TestApp::new().await;
+    app.create_repo("secret", true).await;
+    let work = tempfile::tempdir().unwrap();
+    let mut layout = Layout::new(&work.path().join("img"));
+    let image = layout.image("amd64", &[layout.layer("secret", b"private\n")]);
+    layout.tag(&image, "1");
+    let skopeo = Skopeo::new();
+    let remote = format!("docker://{}/admin/secret/app:1", host(&app));
+    let from = format!("oci:{}:1", layout.dir.display());
+    skopeo.ok(&[
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        &format!("ci:{}", app.token),
+        &from,
+        &remote,
+    ]);
+
+    // Anonymous: a challenge, as for a name that does not exist.
+    let anonymous = skopeo.run(&["inspect", "--tls-verify=false", &remote]);
+    let text = combined(&anonymous);
+    assert!(!anonymous.status.success(), "{text}");
+    let manifest = app
+        .get("/v2/admin/secret/app/manifests/1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(manifest.status(), 401);
+    assert!(
+        manifest.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic realm="),
+        "{:?}",
+        manifest.headers()
+    );
+    let missing = app
+        .get("/v2/admin/nothing/app/manifests/1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 401);
+
+    // A read token pulls and cannot push; another user's token learns nothing.
+    let reader = app.read_token("secret", "build-host").await;
+    let reader = reader["value"].as_str().unwrap().to_owned();
+    let reader_creds = format!("reader:{reader}");
+    skopeo.ok(&[
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        &reader_creds,
+        &remote,
+    ]);
+    let push = skopeo.run(&[
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        &reader_creds,
+        &from,
+        &format!("docker://{}/admin/secret/app:2", host(&app)),
+    ]);
+    assert!(!push.status.success(), "{}", combined(&push));
+    let stranger = app.stranger_token().await;
+    let refused = app
+        .get("/v2/admin/secret/app/manifests/1")
+        .basic_auth("x", Some(&stranger))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 404);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["errors"][0]["code"], "NAME_UNKNOWN");
+    let wrong = app
+        .get("/v2/")
+        .basic_auth("x", Some("not-a-token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_manifest_collects_its_own_layers_and_keeps_shared_ones() {
+    let app = TestApp::builder()
+        .configure(|c| c.index_grace_secs = 0)
+        .start()
+        .await;
+    app.create_repo("stable", false).await;
+    let work = tempfile::tempdir().unwrap();
+    let mut layout = Layout::new(&work.path().join("img"));
+    let shared = layout.layer("base", b"shared base layer\n");
+    let own = layout.layer("app", b"only in the old image\n");
+    let old = layout.image("amd64", &[shared.clone(), own.clone()]);
+    let new = layout.image("amd64", &[shared.clone()]);
+    layout.tag(&old, "old");
+    layout.tag(&new, "new");
+    let skopeo = Skopeo::new();
+    let creds = format!("ci:{}", app.token);
+    for (tag, image) in [("old", "app"), ("new", "app"), ("new", "other")] {
+        skopeo.ok(&[
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            &creds,
+            &format!("oci:{}:{tag}", layout.dir.display()),
+            &format!("docker://{}/admin/stable/{image}:{tag}", host(&app)),
+        ]);
+    }
+    let blobs = app.app.blobs.clone();
+    let stored = |descriptor: &Value| {
+        let key = packyard::storage::BlobKey::from_sha256(
+            descriptor["digest"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("sha256:"),
+        )
+        .unwrap();
+        let blobs = blobs.clone();
+        async move { blobs.exists(&key).await.unwrap() }
+    };
+    assert!(stored(&own).await && stored(&shared).await);
+
+    skopeo.ok(&[
+        "delete",
+        "--tls-verify=false",
+        "--creds",
+        &creds,
+        &format!("docker://{}/admin/stable/app:old", host(&app)),
+    ]);
+    let gone = app
+        .get(&format!(
+            "/v2/admin/stable/app/manifests/{}",
+            old["digest"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    packyard::jobs::gc::collect(&app.app, false).await.unwrap();
+    assert!(
+        !stored(&own).await,
+        "the deleted image's own layer is collected"
+    );
+    assert!(
+        stored(&shared).await,
+        "the layer the other images use stays"
+    );
+    let out = work.path().join("pulled");
+    skopeo.ok(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{}/admin/stable/app:new", host(&app)),
+        &format!("oci:{}:new", out.display()),
+    ]);
+    assert_eq!(
+        Layout::blob_bytes(&out, shared["digest"].as_str().unwrap()),
+        Layout::blob_bytes(&layout.dir, shared["digest"].as_str().unwrap())
+    );
+}
