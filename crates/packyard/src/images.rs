@@ -465,3 +465,171 @@ pub async fn details(app: &App, package: &Package) -> anyhow::Result<serde_json:
         "tags": tags.iter().map(|(tag, pulls)| json!({"tag": tag, "pulls": pulls})).collect::<Vec<_>>(),
     }))
 }
+
+/// A tag the images' retention rule lets go.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TagCandidate {
+    pub image: String,
+    pub tag: String,
+    pub digest: String,
+    pub moved_at: i64,
+}
+
+/// A manifest the images' retention rule lets go.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ManifestCandidate {
+    pub image: String,
+    pub digest: String,
+    /// The manifest and everything it refers to.
+    pub size: i64,
+    pub pushed_at: i64,
+    #[serde(skip)]
+    pub package_id: i64,
+}
+
+/// What the images' rule would let go: tags, then the manifests left untagged.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RetentionPlan {
+    pub tags: Vec<TagCandidate>,
+    pub manifests: Vec<ManifestCandidate>,
+    /// The manifests' own bytes and those of the blobs no remaining manifest of the
+    /// repository names (what the collector removes after the grace period).
+    pub bytes_freed: i64,
+    pub manifests_kept: usize,
+}
+
+/// The images' retention rule applied to a repository's images at `now`: of the tags matching
+/// `rule.tags` (all when unset) and not `rule.protect`, each image keeps its `keep_last` most
+/// recently moved; with `keep_days`, manifests untagged then and older than that go, unless a
+/// manifest that stays names them (an index its platforms, a signature its subject).
+pub async fn retention_plan(
+    app: &App,
+    repo: &Repo,
+    rule: &db::retention::Rule,
+    now: i64,
+) -> anyhow::Result<RetentionPlan> {
+    let counted = rule.tags.as_deref().map(regex::Regex::new).transpose()?;
+    let protect = rule.protect.as_deref().map(regex::Regex::new).transpose()?;
+    let tags = db::oci::repository_tags(&app.db, repo.id).await?;
+    let manifests = db::oci::repository_manifests(&app.db, repo.id).await?;
+    let references = db::oci::repository_references(&app.db, repo.id).await?;
+    let mut plan = RetentionPlan::default();
+
+    // Tags: the newest keep_last of the counted ones in each image.
+    let mut by_image: std::collections::BTreeMap<&str, Vec<&db::oci::TagRow>> = Default::default();
+    for tag in &tags {
+        let is_counted = counted.as_ref().is_none_or(|r| r.is_match(&tag.tag))
+            && !protect.as_ref().is_some_and(|r| r.is_match(&tag.tag));
+        if is_counted {
+            by_image.entry(&tag.image).or_default().push(tag);
+        }
+    }
+    if let Some(keep) = rule.keep_last {
+        for (_, mut counted) in by_image {
+            counted.sort_by_key(|t| std::cmp::Reverse((t.updated_at, t.tag.clone())));
+            for t in counted.into_iter().skip(keep.max(0) as usize) {
+                plan.tags.push(TagCandidate {
+                    image: t.image.clone(),
+                    tag: t.tag.clone(),
+                    digest: format!("sha256:{}", t.sha256),
+                    moved_at: t.updated_at,
+                });
+            }
+        }
+    }
+    let removed_tags: std::collections::HashSet<(&str, &str)> = plan
+        .tags
+        .iter()
+        .map(|t| (t.image.as_str(), t.tag.as_str()))
+        .collect();
+
+    // Manifests: kept when tagged, young, or named by one that is kept.
+    let young = |m: &db::oci::ManifestRow| {
+        rule.keep_days
+            .is_none_or(|days| m.created_at >= now - days * 86_400)
+    };
+    let mut kept: std::collections::HashSet<i64> = tags
+        .iter()
+        .filter(|t| !removed_tags.contains(&(t.image.as_str(), t.tag.as_str())))
+        .map(|t| t.package_id)
+        .chain(manifests.iter().filter(|m| young(m)).map(|m| m.package_id))
+        .collect();
+    let by_digest: std::collections::HashMap<(&str, &str), &db::oci::ManifestRow> = manifests
+        .iter()
+        .map(|m| ((m.image.as_str(), m.sha256.as_str()), m))
+        .collect();
+    loop {
+        let before = kept.len();
+        for (package_id, kind, sha256, _) in &references {
+            if kind != "manifest" || !kept.contains(package_id) {
+                continue;
+            }
+            let parent = manifests.iter().find(|m| m.package_id == *package_id);
+            if let Some(child) =
+                parent.and_then(|p| by_digest.get(&(p.image.as_str(), sha256.as_str())))
+            {
+                kept.insert(child.package_id);
+            }
+        }
+        for m in &manifests {
+            let subject_kept = m
+                .subject
+                .as_deref()
+                .and_then(|s| s.strip_prefix("sha256:"))
+                .is_some_and(|s| {
+                    by_digest
+                        .get(&(m.image.as_str(), s))
+                        .is_some_and(|subject| kept.contains(&subject.package_id))
+                });
+            if subject_kept {
+                kept.insert(m.package_id);
+            }
+        }
+        if kept.len() == before {
+            break;
+        }
+    }
+    let mut kept_blobs = std::collections::HashSet::new();
+    for (package_id, kind, sha256, _) in &references {
+        if kind == "blob" && kept.contains(package_id) {
+            kept_blobs.insert(sha256.as_str());
+        }
+    }
+    let mut freed_blobs = std::collections::HashMap::new();
+    for m in &manifests {
+        if kept.contains(&m.package_id) {
+            plan.manifests_kept += 1;
+            continue;
+        }
+        plan.bytes_freed += m.manifest_size;
+        for (package_id, kind, sha256, size) in &references {
+            if *package_id == m.package_id
+                && kind == "blob"
+                && !kept_blobs.contains(sha256.as_str())
+            {
+                freed_blobs.insert(sha256.as_str(), *size);
+            }
+        }
+        plan.manifests.push(ManifestCandidate {
+            image: m.image.clone(),
+            digest: format!("sha256:{}", m.sha256),
+            size: m.total_size,
+            pushed_at: m.created_at,
+            package_id: m.package_id,
+        });
+    }
+    plan.bytes_freed += freed_blobs.values().sum::<i64>();
+    Ok(plan)
+}
+
+/// Deletes what a retention plan lets go inside `tx`.
+pub async fn apply_retention(tx: &mut Tx, repo: &Repo, plan: &RetentionPlan) -> anyhow::Result<()> {
+    for t in &plan.tags {
+        db::oci::delete_tag(tx, repo.id, &t.image, &t.tag, "retention").await?;
+    }
+    for m in &plan.manifests {
+        db::packages::mark_deleted(tx, m.package_id).await?;
+        untag(tx, repo.id, &m.image, m.package_id, "retention").await?;
+    }
+    Ok(())
+}

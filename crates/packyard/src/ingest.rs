@@ -506,6 +506,13 @@ pub async fn promote(
     if crate::keyring::is_keyring(source, &package.name) {
         return Err(reserved(&package.name));
     }
+    if !PackageFormat::name_in_package_lifecycle(&package.format) {
+        return Err(PushError::BadPackage(format!(
+            "{} is a container image's manifest; images are promoted by moving a tag \
+             (packyard image tag OWNER/REPO/IMAGE@DIGEST TAG)",
+            package.filename
+        )));
+    }
     let keyring = crate::keyring::missing_in(app, destination, distro).await?;
     let entries = db::packages::entries(&app.db, package.id).await?;
     let files = db::packages::files(&app.db, package.id).await?;

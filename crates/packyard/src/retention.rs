@@ -7,6 +7,11 @@
 //! newest, among the newest `keep_last`, newer than `keep_days`, or matches `protect`; a rule
 //! with neither `keep_last` nor `keep_days` lets nothing go. The keyring package is never a
 //! candidate.
+//!
+//! Container images follow their own rule, set for the distribution `oci/1` only (the
+//! repository's rule does not reach them): tags are what `keep_last` counts (those matching
+//! `tags`, never those matching `protect`), and `keep_days` is how long a manifest no tag
+//! names stays (`images::retention_plan`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -31,6 +36,8 @@ pub struct RuleSpec {
     pub keep_last: Option<i64>,
     pub keep_days: Option<i64>,
     pub protect: Option<String>,
+    /// For the images' rule (`oci/1`): the tags `keep_last` counts.
+    pub tags: Option<String>,
 }
 
 /// A package the rules let go.
@@ -54,6 +61,8 @@ pub struct Plan {
     pub candidates: Vec<Candidate>,
     pub bytes_freed: i64,
     pub packages_kept: usize,
+    /// What the images' rule lets go, when the repository has one.
+    pub images: crate::images::RetentionPlan,
 }
 
 /// Checks and stores a rule for the repository, or for one of its distributions (`OS/DIST`).
@@ -77,13 +86,19 @@ pub async fn set(app: &App, repo: &Repo, target: Option<&str>, spec: &RuleSpec) 
         spec.keep_days.is_none_or(|d| d >= 0),
         "keep-days cannot be negative"
     );
-    if let Some(pattern) = &spec.protect {
+    let for_images =
+        distros::by_id(distro_version_id).is_some_and(|d| d.format == PackageFormat::Oci);
+    anyhow::ensure!(
+        spec.tags.is_none() || for_images,
+        "--tags applies to the images' rule only (--target oci/1)"
+    );
+    for pattern in [&spec.protect, &spec.tags].into_iter().flatten() {
         anyhow::ensure!(
             pattern.len() <= 1000,
-            "the protect pattern is longer than 1000 characters"
+            "a pattern is longer than 1000 characters"
         );
         regex::Regex::new(pattern)
-            .with_context(|| format!("protect {pattern:?} is not a regular expression"))?;
+            .with_context(|| format!("{pattern:?} is not a regular expression"))?;
     }
     let rule = Rule {
         repository_id: repo.id,
@@ -91,6 +106,7 @@ pub async fn set(app: &App, repo: &Repo, target: Option<&str>, spec: &RuleSpec) 
         keep_last: spec.keep_last,
         keep_days: spec.keep_days,
         protect: spec.protect.clone().filter(|p| !p.is_empty()),
+        tags: spec.tags.clone().filter(|p| !p.is_empty()),
         updated_at: db::now(),
     };
     db::retention::set(&app.db, &rule).await?;
@@ -113,8 +129,16 @@ pub async fn plan(app: &App, repo: &Repo) -> Result<Plan> {
     } else {
         db::packages::live(&app.db, repo.id, None).await?
     };
-    let mut plan = plan_of(repo, &rules, packages, db::now())?;
+    let now = db::now();
+    let mut plan = plan_of(repo, &rules, packages, now)?;
     plan.repository = format!("{}/{}", repo.owner, repo.name);
+    let images_rule = rules.iter().find(|r| {
+        distros::by_id(r.distro_version_id).is_some_and(|d| d.format == PackageFormat::Oci)
+    });
+    if let Some(rule) = images_rule {
+        plan.images = crate::images::retention_plan(app, repo, rule, now).await?;
+        plan.bytes_freed += plan.images.bytes_freed;
+    }
     Ok(plan)
 }
 
@@ -129,7 +153,9 @@ fn plan_of(repo: &Repo, rules: &[Rule], packages: Vec<Package>, now: i64) -> Res
     }
     let mut groups: BTreeMap<(i64, String, String, String), Vec<Package>> = BTreeMap::new();
     for p in packages {
-        if crate::keyring::is_keyring(repo, &p.name) {
+        if crate::keyring::is_keyring(repo, &p.name)
+            || !PackageFormat::name_in_package_lifecycle(&p.format)
+        {
             continue;
         }
         let key = (
@@ -145,6 +171,7 @@ fn plan_of(repo: &Repo, rules: &[Rule], packages: Vec<Package>, now: i64) -> Res
         candidates: Vec::new(),
         bytes_freed: 0,
         packages_kept: 0,
+        images: Default::default(),
     };
     for ((distro_id, format, _, _), mut versions) in groups {
         let Some((rule, protect)) = compiled.get(&distro_id).or_else(|| compiled.get(&0)) else {
@@ -189,8 +216,10 @@ fn plan_of(repo: &Repo, rules: &[Rule], packages: Vec<Package>, now: i64) -> Res
 /// records the run in the audit log.
 pub async fn apply(app: &App, repo: &Repo, actor: Actor, ip: Option<IpAddr>) -> Result<Plan> {
     let plan = plan(app, repo).await?;
-    if !plan.candidates.is_empty() {
+    let images = &plan.images;
+    if !plan.candidates.is_empty() || !images.tags.is_empty() || !images.manifests.is_empty() {
         let mut tx = app.db.begin_write().await?;
+        crate::images::apply_retention(&mut tx, repo, images).await?;
         let mut queued = BTreeSet::new();
         for c in &plan.candidates {
             let p = &c.package;
@@ -216,6 +245,8 @@ pub async fn apply(app: &App, repo: &Repo, actor: Actor, ip: Option<IpAddr>) -> 
             "yanked": plan.candidates.len(),
             "bytes_freed": plan.bytes_freed,
             "packages_kept": plan.packages_kept,
+            "tags_removed": images.tags.iter().map(|t| format!("{}:{}", t.image, t.tag)).collect::<Vec<_>>(),
+            "manifests_removed": images.manifests.iter().map(|m| format!("{}@{}", m.image, m.digest)).collect::<Vec<_>>(),
             "files": plan.candidates.iter().map(|c| format!("{}/{}", c.distribution, c.filename)).collect::<Vec<_>>(),
         }));
     if let Some(ip) = ip {
@@ -301,6 +332,7 @@ mod tests {
             keep_last,
             keep_days,
             protect: protect.map(String::from),
+            tags: None,
             updated_at: 0,
         }
     }

@@ -139,7 +139,11 @@ pub async fn content(
         }
         None => db::packages::live(&app.db, repo.id, None).await?,
     };
-    packages.retain(|p| !crate::keyring::is_keyring(repo, &p.name));
+    // Images are kept by their tags, not by snapshots.
+    packages.retain(|p| {
+        !crate::keyring::is_keyring(repo, &p.name)
+            && crate::formats::PackageFormat::name_in_package_lifecycle(&p.format)
+    });
     Ok(packages)
 }
 

@@ -73,3 +73,7 @@ CREATE TABLE oci_uploads (
     created_at     BIGINT NOT NULL,
     updated_at     BIGINT NOT NULL
 );
+
+-- The images' retention rule (distribution oci/1) keeps the newest keep_last of the tags
+-- matching this regular expression in each image (all tags when empty).
+ALTER TABLE retention_rules ADD COLUMN tags TEXT;

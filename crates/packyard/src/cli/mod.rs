@@ -1,7 +1,8 @@
 //! Command-line interface: `serve`, the operator's commands on the data folder, and the
 //! client commands that speak API v1 to a server.
 
-mod client;
+pub(crate) mod client;
+mod image;
 mod key;
 mod ops;
 mod retention;
@@ -209,6 +210,11 @@ enum Command {
     Webhook {
         #[command(subcommand)]
         command: webhook::WebhookCommand,
+    },
+    /// Container image tags: move a tag to a digest, roll it back, show its history (client)
+    Image {
+        #[command(subcommand)]
+        command: image::ImageCommand,
     },
     /// Log in with an email and password and keep the account's API token (client)
     Login(client::LoginArgs),
@@ -654,6 +660,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Snapshot { command } => snapshot::run(command).await,
         Command::PromoteAll(args) => snapshot::promote_all(args).await,
         Command::Webhook { command } => webhook::run(command).await,
+        Command::Image { command } => image::run(command).await,
         Command::Login(args) => client::login(args).await,
         Command::Push(args) => client::push(args).await,
         Command::Yank {

@@ -26,12 +26,16 @@ pub enum RetentionCommand {
         /// Keep versions pushed within the last D days
         #[arg(long)]
         keep_days: Option<i64>,
-        /// Keep versions matching this regular expression
+        /// Keep versions matching this regular expression (for images: tags never removed)
         #[arg(long)]
         protect: Option<String>,
-        /// Only this distribution, OS/DIST
+        /// Only this distribution, OS/DIST; oci/1 for container images, whose --keep-last
+        /// counts tags and --keep-days is how long an untagged manifest stays
         #[arg(long)]
         target: Option<String>,
+        /// For images: the tags --keep-last counts (a regular expression; all when unset)
+        #[arg(long)]
+        tags: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -70,6 +74,7 @@ pub async fn run(command: RetentionCommand) -> Result<()> {
             keep_days,
             protect,
             target,
+            tags,
             json,
         } => {
             let (app, repo) = super::open_repo(&config, &repository).await?;
@@ -77,6 +82,7 @@ pub async fn run(command: RetentionCommand) -> Result<()> {
                 keep_last,
                 keep_days,
                 protect,
+                tags,
             };
             let rule = retention::set(&app, &repo, target.as_deref(), &spec).await?;
             let event = crate::audit::Event::new(Actor::local(), "retention.set")
@@ -132,16 +138,17 @@ fn print_rules(rules: &[db::retention::Rule]) {
         return;
     }
     println!(
-        "{:<20}  {:>9}  {:>9}  PROTECT",
-        "TARGET", "KEEP LAST", "KEEP DAYS"
+        "{:<20}  {:>9}  {:>9}  {:<20}  TAGS",
+        "TARGET", "KEEP LAST", "KEEP DAYS", "PROTECT"
     );
     for rule in rules {
         println!(
-            "{:<20}  {:>9}  {:>9}  {}",
+            "{:<20}  {:>9}  {:>9}  {:<20}  {}",
             retention::target_name(rule),
             rule.keep_last.map_or("-".into(), |n| n.to_string()),
             rule.keep_days.map_or("-".into(), |n| n.to_string()),
             rule.protect.as_deref().unwrap_or("-"),
+            rule.tags.as_deref().unwrap_or("-"),
         );
     }
 }
@@ -162,12 +169,27 @@ fn print_plan(plan: &Plan, json: bool, verb: &str) -> Result<()> {
             crate::audit::datetime(c.pushed_at)
         );
     }
+    let images = &plan.images;
+    for t in &images.tags {
+        println!("{verb} tag {}:{} ({})", t.image, t.tag, t.digest);
+    }
+    for m in &images.manifests {
+        println!(
+            "{verb} image {}@{}  ({} bytes, pushed {})",
+            m.image,
+            m.digest,
+            m.size,
+            crate::audit::datetime(m.pushed_at)
+        );
+    }
     println!(
-        "{}: {verb} {} package(s), {} bytes; {} kept",
+        "{}: {verb} {} package(s), {} tag(s), {} image manifest(s), {} bytes; {} kept",
         plan.repository,
         plan.candidates.len(),
+        images.tags.len(),
+        images.manifests.len(),
         plan.bytes_freed,
-        plan.packages_kept
+        plan.packages_kept + images.manifests_kept
     );
     Ok(())
 }

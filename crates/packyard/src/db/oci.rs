@@ -620,3 +620,70 @@ pub async fn unlink_unreferenced(tx: &mut Tx, cutoff: i64) -> Result<Vec<String>
         fetch_all
     )?)
 }
+
+/// A tag of a repository's image, for retention.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TagRow {
+    pub image: String,
+    pub tag: String,
+    pub package_id: i64,
+    pub updated_at: i64,
+    pub sha256: String,
+}
+
+pub async fn repository_tags(db: &Db, repository_id: i64) -> Result<Vec<TagRow>> {
+    Ok(run!(
+        db,
+        sqlx::query_as(
+            "SELECT t.image, t.tag, t.package_id, t.updated_at, p.sha256
+             FROM oci_tags t JOIN packages p ON p.id = t.package_id
+             WHERE t.repository_id = $1 AND p.deleted_at IS NULL ORDER BY t.image, t.tag"
+        )
+        .bind(repository_id),
+        fetch_all
+    )?)
+}
+
+/// A live manifest of a repository, for retention.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ManifestRow {
+    pub package_id: i64,
+    pub image: String,
+    pub sha256: String,
+    pub created_at: i64,
+    pub subject: Option<String>,
+    pub manifest_size: i64,
+    pub total_size: i64,
+}
+
+pub async fn repository_manifests(db: &Db, repository_id: i64) -> Result<Vec<ManifestRow>> {
+    Ok(run!(
+        db,
+        sqlx::query_as(
+            "SELECT p.id AS package_id, p.name AS image, p.sha256, p.created_at, m.subject,
+             m.manifest_size, p.size AS total_size
+             FROM packages p JOIN oci_manifests m ON m.package_id = p.id
+             WHERE p.repository_id = $1 AND p.format = 'oci' AND p.deleted_at IS NULL
+             ORDER BY p.id"
+        )
+        .bind(repository_id),
+        fetch_all
+    )?)
+}
+
+/// What the live manifests of a repository refer to: `(package id, kind, sha256, size)`.
+pub async fn repository_references(
+    db: &Db,
+    repository_id: i64,
+) -> Result<Vec<(i64, String, String, i64)>> {
+    Ok(run!(
+        db,
+        sqlx::query_as(
+            "SELECT r.package_id, r.kind, r.sha256, r.size FROM oci_references r
+             JOIN packages p ON p.id = r.package_id
+             WHERE p.repository_id = $1 AND p.deleted_at IS NULL"
+        )
+        .bind(repository_id),
+        fetch_all
+    )?)
+}

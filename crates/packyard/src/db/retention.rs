@@ -14,10 +14,13 @@ pub struct Rule {
     pub keep_last: Option<i64>,
     pub keep_days: Option<i64>,
     pub protect: Option<String>,
+    /// For the images' rule: the tags `keep_last` counts (all when `None`).
+    pub tags: Option<String>,
     pub updated_at: i64,
 }
 
-const COLUMNS: &str = "repository_id, distro_version_id, keep_last, keep_days, protect, updated_at";
+const COLUMNS: &str =
+    "repository_id, distro_version_id, keep_last, keep_days, protect, tags, updated_at";
 
 /// Every rule of a repository, the repository's own first.
 pub async fn rules(db: &Db, repository_id: i64) -> Result<Vec<Rule>> {
@@ -48,17 +51,19 @@ pub async fn set(db: &Db, rule: &Rule) -> Result<()> {
     run!(
         db,
         sqlx::query(
-            "INSERT INTO retention_rules (repository_id, distro_version_id, keep_last, keep_days, protect, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO retention_rules (repository_id, distro_version_id, keep_last, keep_days, protect, tags, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $7, $6)
              ON CONFLICT (repository_id, distro_version_id) DO UPDATE SET keep_last = excluded.keep_last,
-                 keep_days = excluded.keep_days, protect = excluded.protect, updated_at = excluded.updated_at",
+                 keep_days = excluded.keep_days, protect = excluded.protect, tags = excluded.tags,
+                 updated_at = excluded.updated_at",
         )
         .bind(rule.repository_id)
         .bind(rule.distro_version_id)
         .bind(rule.keep_last)
         .bind(rule.keep_days)
         .bind(&rule.protect)
-        .bind(now()),
+        .bind(now())
+        .bind(&rule.tags),
         execute
     )?;
     Ok(())

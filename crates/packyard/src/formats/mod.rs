@@ -376,6 +376,19 @@ impl PackageFormat {
         }
     }
 
+    /// Whether retention rules, snapshots and API v1's promote handle this format's packages.
+    /// Images do not: their manifests are kept by tags, promoted by moving a tag, and pruned by
+    /// image retention (`images.rs`).
+    pub fn in_package_lifecycle(self) -> bool {
+        self != PackageFormat::Oci
+    }
+
+    /// Whether the stored format name `name` is one whose packages retention, snapshots and
+    /// promote handle (unknown names are).
+    pub fn name_in_package_lifecycle(name: &str) -> bool {
+        PackageFormat::from_name(name).is_none_or(PackageFormat::in_package_lifecycle)
+    }
+
     /// Whether a version's `N:` prefix is an epoch (an image's version is its `sha256:` digest).
     pub fn has_epochs(self) -> bool {
         self != PackageFormat::Oci

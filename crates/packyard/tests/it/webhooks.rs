@@ -19,14 +19,14 @@ type Received = (HashMap<String, String>, String);
 
 /// What a receiver got, in order.
 #[derive(Clone, Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     got: Arc<Mutex<Vec<Received>>>,
     /// Answer 500 to this many attempts of each message before taking it.
     fail_first: usize,
 }
 
 impl Receiver {
-    async fn start(fail_first: usize) -> (Receiver, String) {
+    pub(crate) async fn start(fail_first: usize) -> (Receiver, String) {
         let receiver = Receiver {
             fail_first,
             ..Receiver::default()
@@ -69,7 +69,7 @@ impl Receiver {
         (receiver, url)
     }
 
-    fn events(&self) -> Vec<(String, Value)> {
+    pub(crate) fn events(&self) -> Vec<(String, Value)> {
         self.got
             .lock()
             .unwrap()
@@ -78,7 +78,7 @@ impl Receiver {
             .collect()
     }
 
-    async fn wait_for(&self, count: usize) {
+    pub(crate) async fn wait_for(&self, count: usize) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.got.lock().unwrap().len() < count {
             assert!(
@@ -129,7 +129,7 @@ impl Receiver {
     }
 }
 
-async fn app() -> (TestApp, CancellationToken) {
+pub(crate) async fn app() -> (TestApp, CancellationToken) {
     let app = TestApp::builder()
         .configure(|c| {
             c.webhook_allow_hosts = vec!["127.0.0.1".into()];

@@ -30,6 +30,7 @@ fn rules_json(rules: &[db::retention::Rule]) -> Value {
                 "keep_last": r.keep_last,
                 "keep_days": r.keep_days,
                 "protect": r.protect,
+                "tags": r.tags,
                 "updated_at": r.updated_at,
             })
         })
@@ -56,6 +57,7 @@ struct Request {
     keep_days: Option<Number>,
     protect: Option<String>,
     target: Option<String>,
+    tags: Option<String>,
 }
 
 pub async fn set(
@@ -75,6 +77,7 @@ pub async fn set(
         keep_last: body::number("keep_last", request.keep_last)?,
         keep_days: body::number("keep_days", request.keep_days)?,
         protect: request.protect,
+        tags: request.tags,
     };
     let rule = retention::set(&app, &repo, target, &spec)
         .await

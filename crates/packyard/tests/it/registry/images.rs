@@ -369,3 +369,310 @@ async fn deleting_a_manifest_collects_its_own_layers_and_keeps_shared_ones() {
         Layout::blob_bytes(&layout.dir, shared["digest"].as_str().unwrap())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prod_moves_to_an_older_digest_and_rolls_back_with_events_and_history() {
+    let (app, _stop) = crate::webhooks::app().await;
+    app.create_repo("stable", false).await;
+    let (receiver, url) = crate::webhooks::Receiver::start(0).await;
+    let hook = app
+        .authed(
+            reqwest::Method::POST,
+            "/api/v1/repos/admin/stable/webhooks.json",
+        )
+        .form(&[("url", url.as_str()), ("events", "image.pushed,tag.moved")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hook.status(), 201, "{:?}", hook.text().await);
+
+    // Three weekly builds, each pushed as its version and as :prod.
+    let work = tempfile::tempdir().unwrap();
+    let mut layout = Layout::new(&work.path().join("img"));
+    let mut digests = Vec::new();
+    for week in 1..=3 {
+        let image = layout.image(
+            "amd64",
+            &[layout.layer("build", format!("week {week}\n").as_bytes())],
+        );
+        layout.tag(&image, &format!("w{week}"));
+        digests.push(image["digest"].as_str().unwrap().to_owned());
+    }
+    let skopeo = Skopeo::new();
+    let creds = format!("ci:{}", app.token);
+    for week in 1..=3 {
+        for tag in [format!("w{week}"), "prod".to_owned()] {
+            skopeo.ok(&[
+                "copy",
+                "--dest-tls-verify=false",
+                "--dest-creds",
+                &creds,
+                &format!("oci:{}:w{week}", layout.dir.display()),
+                &format!("docker://{}/admin/stable/worker:{tag}", host(&app)),
+            ]);
+        }
+    }
+    let prod = || async {
+        let inspect = skopeo.ok(&[
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{}/admin/stable/worker:prod", host(&app)),
+        ]);
+        let inspect: Value = serde_json::from_str(&inspect).unwrap();
+        inspect["Digest"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(prod().await, digests[2]);
+
+    // Production goes back to week 1 by re-tagging its digest, as `oc tag --source=docker
+    // ...@sha256:<older> ...:prod` does; then the tag rolls back one step, to week 3.
+    let client = crate::client::Client::new(&app.base, &app.token);
+    let tagged: Value = client
+        .json(&[
+            "image",
+            "tag",
+            &format!("admin/stable/worker@{}", digests[0]),
+            "prod",
+        ])
+        .await;
+    assert_eq!(tagged["previous"], digests[2].as_str(), "{tagged}");
+    assert_eq!(prod().await, digests[0]);
+    let rolled: Value = client
+        .json(&["image", "rollback", "admin/stable/worker:prod"])
+        .await;
+    assert_eq!(rolled["digest"], digests[2].as_str(), "{rolled}");
+    assert_eq!(prod().await, digests[2]);
+    // A second rollback undoes the push of week 3 to :prod: week 2.
+    let rolled: Value = client
+        .json(&["image", "rollback", "admin/stable/worker:prod"])
+        .await;
+    assert_eq!(rolled["digest"], digests[1].as_str(), "{rolled}");
+    assert_eq!(prod().await, digests[1]);
+
+    let history: Vec<Value> = client
+        .json(&["image", "history", "admin/stable/worker:prod"])
+        .await;
+    let kinds: Vec<(bool, bool)> = history
+        .iter()
+        .map(|m| {
+            (
+                m["rollback"].as_bool().unwrap(),
+                m["undone"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    // Newest first: rollback, rollback, the re-tag (undone), week 3 (undone), week 2, week 1.
+    assert_eq!(
+        kinds,
+        [
+            (true, false),
+            (true, false),
+            (false, true),
+            (false, true),
+            (false, false),
+            (false, false)
+        ],
+        "{history:?}"
+    );
+    let text = client
+        .run(&["image", "history", "admin/stable/worker:prod"])
+        .await;
+    assert!(String::from_utf8_lossy(&text.stdout).contains("rollback"));
+    // An unknown digest is refused, and a tag with nothing before it cannot roll back.
+    let missing = client
+        .run(&[
+            "image",
+            "tag",
+            &format!("admin/stable/worker@sha256:{}", "0".repeat(64)),
+            "prod",
+        ])
+        .await;
+    assert!(!missing.status.success());
+    let first = client
+        .run(&["image", "rollback", "admin/stable/worker:w1"])
+        .await;
+    assert!(!first.status.success());
+    assert!(
+        combined(&first).contains("no earlier digest"),
+        "{}",
+        combined(&first)
+    );
+
+    // Deployments hear of it: three images pushed, every move of :prod (3 pushes, the re-tag,
+    // two rollbacks) and the first move of each week's tag.
+    receiver.wait_for(3 + 6 + 3).await;
+    let events = receiver.events();
+    let of = |kind: &str| events.iter().filter(|(_, e)| e["type"] == kind).count();
+    assert_eq!(of("image.pushed"), 3, "{events:?}");
+    assert_eq!(of("tag.moved"), 9, "{events:?}");
+    let last = events
+        .iter()
+        .rev()
+        .find(|(_, e)| e["type"] == "tag.moved" && e["data"]["tag"] == "prod")
+        .unwrap();
+    assert_eq!(last.1["data"]["rollback"], true);
+    assert_eq!(last.1["data"]["digest"], digests[1].as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_retention_keeps_the_newest_build_tags_and_collects_old_untagged_manifests() {
+    let app = TestApp::builder()
+        .configure(|c| c.index_grace_secs = 0)
+        .start()
+        .await;
+    app.create_repo("stable", false).await;
+    let work = tempfile::tempdir().unwrap();
+    let mut layout = Layout::new(&work.path().join("img"));
+    let base = layout.layer("base", b"the base every build shares\n");
+    let mut builds = Vec::new();
+    for n in 1..=6 {
+        let own = layout.layer("app", format!("build {n}\n").as_bytes());
+        let image = layout.image("amd64", &[base.clone(), own.clone()]);
+        layout.tag(&image, &format!("b{n}"));
+        builds.push((image["digest"].as_str().unwrap().to_owned(), own));
+    }
+    let skopeo = Skopeo::new();
+    let creds = format!("ci:{}", app.token);
+    // Builds 1 to 5 as build-N; prod is build 2, latest build 5; build 6 was pushed as tmp,
+    // whose tag is then deleted, leaving its manifest untagged.
+    let pushes = [
+        (1, "build-1"),
+        (2, "build-2"),
+        (3, "build-3"),
+        (4, "build-4"),
+        (5, "build-5"),
+        (2, "prod"),
+        (5, "latest"),
+        (6, "tmp"),
+    ];
+    for (n, tag) in pushes {
+        skopeo.ok(&[
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            &creds,
+            &format!("oci:{}:b{n}", layout.dir.display()),
+            &format!("docker://{}/admin/stable/svc:{tag}", host(&app)),
+        ]);
+    }
+    let untag = app
+        .authed(
+            reqwest::Method::DELETE,
+            "/v2/admin/stable/svc/manifests/tmp",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(untag.status(), 202);
+    // The builds were tagged in order, a month ago.
+    app.app
+        .db
+        .execute_sql(
+            "UPDATE oci_tags SET updated_at = 1000 + CAST(substr(tag, 7) AS INTEGER)
+             WHERE tag LIKE 'build-%'",
+        )
+        .await
+        .unwrap();
+    app.app
+        .db
+        .execute_sql(
+            "UPDATE packages SET created_at = created_at - 30 * 86400 WHERE format = 'oci'",
+        )
+        .await
+        .unwrap();
+
+    let set = crate::operations::packyard(
+        &app,
+        &[
+            "retention",
+            "set",
+            "admin/stable",
+            "--target",
+            "oci/1",
+            "--keep-last",
+            "2",
+            "--tags",
+            "^build-",
+            "--protect",
+            "^prod$",
+            "--keep-days",
+            "7",
+        ],
+    )
+    .await;
+    assert!(set.status.success(), "{}", combined(&set));
+    let preview =
+        crate::operations::packyard(&app, &["retention", "preview", "admin/stable", "--json"])
+            .await;
+    assert!(preview.status.success(), "{}", combined(&preview));
+    let plan: Value = serde_json::from_slice(&preview.stdout).unwrap();
+    let tags: Vec<&str> = plan["images"]["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tag"].as_str().unwrap())
+        .collect();
+    assert_eq!(tags, ["build-3", "build-2", "build-1"], "{plan}");
+    let mut gone: Vec<&str> = plan["images"]["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap())
+        .collect();
+    gone.sort();
+    let mut expected = vec![
+        builds[0].0.as_str(),
+        builds[2].0.as_str(),
+        builds[5].0.as_str(),
+    ];
+    expected.sort();
+    assert_eq!(gone, expected, "build 2 stays for prod: {plan}");
+    let own_bytes: i64 = [0, 2, 5]
+        .iter()
+        .map(|&i| builds[i].1["size"].as_i64().unwrap())
+        .sum();
+    let freed = plan["images"]["bytes_freed"].as_i64().unwrap();
+    assert!(
+        freed > own_bytes,
+        "{freed} counts the three own layers ({own_bytes}), configs and manifests"
+    );
+    assert!(
+        freed < own_bytes + base["size"].as_i64().unwrap() + 3 * 1000,
+        "the shared base stays: {freed}"
+    );
+    let text = crate::operations::packyard(&app, &["retention", "preview", "admin/stable"]).await;
+    assert!(String::from_utf8_lossy(&text.stdout).contains("would yank tag svc:build-1"));
+
+    let applied =
+        crate::operations::packyard(&app, &["retention", "apply", "admin/stable", "--json"]).await;
+    assert!(applied.status.success(), "{}", combined(&applied));
+    let listed: Value = app.json("/v2/admin/stable/svc/tags/list").await;
+    assert_eq!(
+        listed["tags"],
+        serde_json::json!(["build-4", "build-5", "latest", "prod"])
+    );
+    let old = app
+        .get(&format!("/v2/admin/stable/svc/manifests/{}", builds[0].0))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.status(), 404);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    packyard::jobs::gc::collect(&app.app, false).await.unwrap();
+    let exists = |descriptor: &Value| {
+        let key = packyard::storage::BlobKey::from_sha256(
+            descriptor["digest"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("sha256:"),
+        )
+        .unwrap();
+        let blobs = app.app.blobs.clone();
+        async move { blobs.exists(&key).await.unwrap() }
+    };
+    assert!(
+        !exists(&builds[0].1).await,
+        "build 1's own layer is collected"
+    );
+    assert!(exists(&builds[1].1).await, "prod's layer stays");
+    assert!(exists(&base).await, "the shared base stays");
+}

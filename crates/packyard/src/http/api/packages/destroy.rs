@@ -60,6 +60,8 @@ pub async fn destroy_package(
     }
     let mut tx = app.db.begin_write().await?;
     db::packages::mark_deleted(&mut tx, package.id).await?;
+    // An image's manifest takes its tags with it (other packages have none).
+    crate::images::untag(&mut tx, repo.id, &package.name, package.id, &user.name).await?;
     ingest::enqueue_publishes(&mut tx, repo, distro, &package.name, &package.architecture).await?;
     let data = crate::webhooks::package_data(&format!("{owner}/{name}"), package);
     crate::webhooks::emit_tx(&mut tx, repo.id, "package.yanked", data).await?;
