@@ -33,20 +33,24 @@ pub fn venv() -> PathBuf {
             .unwrap();
         assert!(status.success(), "pip install twine build uv");
     }
-    // Libraries the tests parse and check with: feeds, and webhook signatures.
+    // Libraries the tests parse and check with: feeds, webhook signatures, and the OCI
+    // artifact client.
     let present = |module: &str| {
         Command::new(dir.join("bin/python"))
             .args(["-c", &format!("import {module}")])
             .output()
             .is_ok_and(|o| o.status.success())
     };
-    let missing = !(present("feedparser") && present("standardwebhooks"));
+    let missing = !(present("feedparser") && present("standardwebhooks") && present("oras"));
     if !*made && missing {
         let status = Command::new(dir.join("bin/pip"))
-            .args(["install", "-q", "feedparser", "standardwebhooks"])
+            .args(["install", "-q", "feedparser", "standardwebhooks", "oras"])
             .status()
             .unwrap();
-        assert!(status.success(), "pip install feedparser standardwebhooks");
+        assert!(
+            status.success(),
+            "pip install feedparser standardwebhooks oras"
+        );
     }
     *made = true;
     dir

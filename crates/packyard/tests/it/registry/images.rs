@@ -149,6 +149,24 @@ async fn skopeo_pushes_and_pulls_oci_and_docker_images_layer_for_layer() {
         total > layer_bytes,
         "{total} counts the layers ({layer_bytes}) and the rest"
     );
+
+    // The web UI lists the image among the packages and shows its page with a pull line.
+    let page = app.text("/admin/stable/packages?type=oci").await;
+    assert!(
+        page.contains("demo") && page.contains("linux/amd64"),
+        "{page}"
+    );
+    let html = oci["package_html_url"].as_str().unwrap();
+    let page = app.get(html).send().await.unwrap();
+    assert_eq!(page.status(), 200, "{html}");
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains(&format!(
+            "podman pull {}/admin/stable/demo@{digest}",
+            host(&app)
+        )),
+        "{page}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,6 +217,9 @@ async fn a_two_platform_index_is_pushed_whole_and_pulled_for_one_platform() {
         .find(|p| p["version"] == index["digest"])
         .unwrap_or_else(|| panic!("the index is not listed: {listed}"));
     assert_eq!(index_row["name"], "tools/multi");
+    // API v1's show answers at the package's own URL, the image's name of two segments.
+    let shown = app.json(index_row["package_url"].as_str().unwrap()).await;
+    assert_eq!(shown["image"]["digest"], index["digest"], "{shown}");
     assert_eq!(index_row["architecture"], "index");
     assert_eq!(
         index_row["image"]["platforms"],
@@ -675,4 +696,92 @@ async fn image_retention_keeps_the_newest_build_tags_and_collects_old_untagged_m
     );
     assert!(exists(&builds[1].1).await, "prod's layer stays");
     assert!(exists(&base).await, "the shared base stays");
+}
+
+/// Pushes a Helm chart as an OCI artifact with the `oras` package (what `helm push` sends:
+/// the chart config and content media types), monolithically and in chunks, and pulls it back.
+const ORAS_SCRIPT: &str = r#"
+import sys, oras.client
+host, token, chart, config, out = sys.argv[1:]
+client = oras.client.OrasClient(hostname=host, insecure=True, auth_backend="basic")
+client.auth.set_basic_auth("ci", token)
+layer = f"{chart}:application/vnd.cncf.helm.chart.content.v1.tar+gzip"
+manifest_config = f"{config}:application/vnd.cncf.helm.config.v1+json"
+for tag, chunked in (("0.1.0", False), ("0.1.0-chunked", True)):
+    target = f"{host}/admin/charts/demo:{tag}"
+    response = client.push(target=target, files=[layer], manifest_config=manifest_config,
+                           disable_path_validation=True, do_chunked=chunked, chunk_size=100)
+    assert response.status_code == 201, response.text
+    print(client.pull(target=target, outdir=f"{out}/{tag}"))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_helm_chart_pushed_as_an_oci_artifact_by_oras_comes_back_whole() {
+    let app = TestApp::new().await;
+    app.create_repo("charts", false).await;
+    let work = tempfile::tempdir().unwrap();
+    // A chart archive (its bytes only matter as a layer) and its config.
+    let chart = work.path().join("demo-0.1.0.tgz");
+    let mut archive = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::default(),
+    ));
+    let chart_yaml = b"apiVersion: v2\nname: demo\nversion: 0.1.0\n".repeat(20);
+    let mut header = tar::Header::new_gnu();
+    header.set_size(chart_yaml.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    archive
+        .append_data(&mut header, "demo/Chart.yaml", &chart_yaml[..])
+        .unwrap();
+    std::fs::write(&chart, archive.into_inner().unwrap().finish().unwrap()).unwrap();
+    let config = work.path().join("config.json");
+    std::fs::write(
+        &config,
+        br#"{"name":"demo","version":"0.1.0","apiVersion":"v2"}"#,
+    )
+    .unwrap();
+    let out = work.path().join("pulled");
+
+    let run = Command::new(crate::python_client::tool("python"))
+        .args(["-c", ORAS_SCRIPT, &host(&app), &app.token])
+        .arg(&chart)
+        .arg(&config)
+        .arg(&out)
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "oras:\n{}", combined(&run));
+    for tag in ["0.1.0", "0.1.0-chunked"] {
+        let pulled = out.join(tag).join("demo-0.1.0.tgz");
+        assert_eq!(
+            std::fs::read(&pulled).unwrap_or_else(|e| panic!("{}: {e}", pulled.display())),
+            std::fs::read(&chart).unwrap(),
+            "{tag}"
+        );
+    }
+    let manifest: Value = app
+        .get("/v2/admin/charts/demo/manifests/0.1.0")
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.cncf.helm.config.v1+json"
+    );
+    assert_eq!(
+        manifest["layers"][0]["mediaType"],
+        "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
+    );
+    let listed = app.json("/api/v1/repos/admin/charts/packages.json").await;
+    let row = &listed[0];
+    assert_eq!(row["architecture"], "artifact", "{listed}");
+    assert_eq!(
+        row["image"]["artifact_type"],
+        "application/vnd.cncf.helm.config.v1+json"
+    );
 }

@@ -77,6 +77,11 @@ pub async fn show(
                 let wanted = (*last != "versions").then(|| last.to_string());
                 (os, "1", package.to_string(), None, wanted)
             }
+            // oci: oci/IMAGE/DIGEST, the image's name possibly of several segments.
+            ["oci", image @ .., last] if !image.is_empty() => {
+                let wanted = (*last != "versions").then(|| last.to_string());
+                ("oci", "1", image.join("/"), None, wanted)
+            }
             _ => return Err(ApiError::not_found(format!("no package at {path}"))),
         };
     let package = package.as_str();
