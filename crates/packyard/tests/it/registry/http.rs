@@ -205,6 +205,20 @@ async fn chunked_uploads_take_ranges_in_order_and_refuse_others() {
     assert_eq!(head.status(), StatusCode::OK);
     assert_eq!(header(&head, "content-length"), "300");
     assert_eq!(header(&head, "docker-content-digest"), digest);
+    // On S3, a blob goes out as a redirect to a presigned URL (which clients follow).
+    if app.storage.is_some() {
+        let direct = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let redirect = direct
+            .get(app.url(&format!("/v2/{name}/blobs/{digest}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(redirect.status(), StatusCode::FOUND);
+        assert!(header(&redirect, "location").contains("X-Amz-Signature="));
+    }
     let part = app
         .get(&format!("/v2/{name}/blobs/{digest}"))
         .header("range", "bytes=10-19")

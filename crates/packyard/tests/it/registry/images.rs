@@ -785,3 +785,114 @@ async fn a_helm_chart_pushed_as_an_oci_artifact_by_oras_comes_back_whole() {
         "application/vnd.cncf.helm.config.v1+json"
     );
 }
+
+/// podman with its own storage (vfs), run root and configuration, nothing of the host's.
+fn podman(state: &std::path::Path, args: &[&str]) -> String {
+    let root = state.join("root");
+    let runroot = state.join("run");
+    let out = Command::new("podman")
+        .args([
+            "--root",
+            root.to_str().unwrap(),
+            "--runroot",
+            runroot.to_str().unwrap(),
+            "--storage-driver",
+            "vfs",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "none",
+        ])
+        .args(args)
+        .env("XDG_RUNTIME_DIR", state)
+        .env("XDG_CONFIG_HOME", state.join("config"))
+        .env("REGISTRY_AUTH_FILE", state.join("auth.json"))
+        .env("CONTAINERS_REGISTRIES_CONF", state.join("none.conf"))
+        .output()
+        .expect("podman runs (scripts/test installs it)");
+    let text = combined(&out);
+    assert!(out.status.success(), "podman {}:\n{text}", args.join(" "));
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_pulls_an_image_skopeo_pushed_and_pushes_it_back_under_another_tag() {
+    let app = TestApp::new().await;
+    app.create_repo("stable", false).await;
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("source");
+    umoci_image(&source, "1.0");
+    let skopeo = Skopeo::new();
+    let creds = format!("ci:{}", app.token);
+    let name = format!("{}/admin/stable/demo", host(&app));
+    skopeo.ok(&[
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        &creds,
+        &format!("oci:{}:1.0", source.display()),
+        &format!("docker://{name}:1.0"),
+    ]);
+    let state = work.path().join("podman");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("none.conf"), "").unwrap();
+    let policy = state.join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
+    let policy = policy.to_str().unwrap();
+    podman(
+        &state,
+        &[
+            "login",
+            "--tls-verify=false",
+            "-u",
+            "ci",
+            "-p",
+            &app.token,
+            &host(&app),
+        ],
+    );
+    podman(
+        &state,
+        &[
+            "pull",
+            "--tls-verify=false",
+            "--signature-policy",
+            policy,
+            &format!("{name}:1.0"),
+        ],
+    );
+    podman(
+        &state,
+        &[
+            "tag",
+            &format!("{name}:1.0"),
+            &format!("{name}:from-podman"),
+        ],
+    );
+    podman(
+        &state,
+        &[
+            "push",
+            "--tls-verify=false",
+            "--signature-policy",
+            policy,
+            &format!("{name}:from-podman"),
+        ],
+    );
+    // podman pushes what it unpacked: the same layer contents, checked by their diff ids.
+    let inspect = |tag: &str| {
+        let text = skopeo.ok(&[
+            "inspect",
+            "--config",
+            "--tls-verify=false",
+            &format!("docker://{name}:{tag}"),
+        ]);
+        let config: Value = serde_json::from_str(&text).unwrap();
+        config["rootfs"]["diff_ids"].clone()
+    };
+    assert_eq!(inspect("from-podman"), inspect("1.0"));
+}
