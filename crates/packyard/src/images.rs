@@ -116,7 +116,7 @@ pub async fn put_manifest(
 
     let mut tx = app.db.begin_write().await?;
     // The collector deletes blobs under the write lock; check again now that we hold it.
-    app.blobs.put_bytes(&key, bytes.clone()).await?;
+    app.blobs.put_bytes_again(&key, bytes.clone()).await?;
     let (references, referred_size) = check_references(&mut tx, repo, image, &manifest).await?;
     let total = bytes.len() as i64 + referred_size;
     let filename = format::filename(image, &digests.sha256);
@@ -238,37 +238,38 @@ async fn check_references(
 ) -> Result<(Vec<(&'static str, String, i64)>, i64), ImageError> {
     let mut references = Vec::new();
     let mut total = 0;
+    let hex_of = |digest: &str| -> Result<String, ImageError> {
+        oci::sha256_of_digest(digest)
+            .map(str::to_owned)
+            .map_err(|e| ImageError::ManifestInvalid(e.to_string()))
+    };
+    let unknown = |what: &str, digest: &str| ImageError::BlobUnknown {
+        message: format!("{what} {digest} is not in {image}; push it first"),
+        digest: digest.to_owned(),
+    };
     for blob in manifest.blobs() {
-        let hex = oci::sha256_of_digest(&blob.digest)
-            .map_err(|e| ImageError::ManifestInvalid(e.to_string()))?;
-        let size = db::oci::blob_size_tx(tx, repo.id, image, hex)
+        let hex = hex_of(&blob.digest)?;
+        let size = db::oci::blob_size_tx(tx, repo.id, image, &hex)
             .await?
-            .ok_or_else(|| ImageError::BlobUnknown {
-                message: format!("blob {} is not in {image}; push it first", blob.digest),
-                digest: blob.digest.clone(),
-            })?;
+            .ok_or_else(|| unknown("blob", &blob.digest))?;
         if size as u64 != blob.size {
             return Err(ImageError::ManifestInvalid(format!(
                 "blob {} has {size} bytes, not the {} the manifest says",
                 blob.digest, blob.size
             )));
         }
-        if !references.iter().any(|(_, h, _)| h == hex) {
-            references.push(("blob", hex.to_owned(), size));
+        if !references.iter().any(|(_, h, _)| *h == hex) {
+            references.push(("blob", hex, size));
             total += size;
         }
     }
     for child in &manifest.manifests {
-        let hex = oci::sha256_of_digest(&child.digest)
-            .map_err(|e| ImageError::ManifestInvalid(e.to_string()))?;
-        let found = db::oci::manifest_by_digest_tx(tx, repo.id, image, hex)
+        let hex = hex_of(&child.digest)?;
+        let found = db::oci::manifest_by_digest_tx(tx, repo.id, image, &hex)
             .await?
-            .ok_or_else(|| ImageError::BlobUnknown {
-                message: format!("manifest {} is not in {image}; push it first", child.digest),
-                digest: child.digest.clone(),
-            })?;
-        if !references.iter().any(|(_, h, _)| h == hex) {
-            references.push(("manifest", hex.to_owned(), found.total_size));
+            .ok_or_else(|| unknown("manifest", &child.digest))?;
+        if !references.iter().any(|(_, h, _)| *h == hex) {
+            references.push(("manifest", hex, found.total_size));
             total += found.total_size;
         }
     }
@@ -313,6 +314,19 @@ pub struct Moved {
     pub moved: bool,
 }
 
+impl Moved {
+    /// `moved` as `move_tag` returned it: `None` when nothing changed, else the previous digest.
+    fn of(image: &str, tag: &str, manifest: &db::oci::Manifest, moved: Option<Option<String>>) -> Moved {
+        Moved {
+            image: image.to_owned(),
+            tag: tag.to_owned(),
+            digest: manifest.digest(),
+            moved: moved.is_some(),
+            previous: moved.flatten(),
+        }
+    }
+}
+
 /// Moves `tag` of `image` to the manifest `sha256` (promotion: `:prod` to a tested digest).
 pub async fn tag(
     app: &App,
@@ -336,13 +350,7 @@ pub async fn tag(
     let moved = move_tag(&mut tx, repo, image, tag, &manifest, actor, false).await?;
     tx.commit().await?;
     app.queued();
-    Ok(Moved {
-        image: image.to_owned(),
-        tag: tag.to_owned(),
-        digest: manifest.digest(),
-        previous: moved.clone().flatten(),
-        moved: moved.is_some(),
-    })
+    Ok(Moved::of(image, tag, &manifest, moved))
 }
 
 /// Moves `tag` back to where it pointed before its last move that no rollback undid yet; a
@@ -373,13 +381,7 @@ pub async fn rollback(
     db::oci::mark_undone(&mut tx, last.id).await?;
     tx.commit().await?;
     app.queued();
-    Ok(Moved {
-        image: image.to_owned(),
-        tag: tag.to_owned(),
-        digest: manifest.digest(),
-        previous: moved.clone().flatten(),
-        moved: moved.is_some(),
-    })
+    Ok(Moved::of(image, tag, &manifest, moved))
 }
 
 /// Deletes a manifest by digest, with the tags pointing at it; its blobs go to the collector

@@ -51,6 +51,15 @@ async fn put_blobs(app: &App, staged: &Staged) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `put_blobs` again inside the write transaction: only blobs the collector took since.
+async fn put_blobs_again(app: &App, staged: &Staged) -> anyhow::Result<()> {
+    for file in std::iter::once(staged).chain(&staged.source_files) {
+        let key = BlobKey::from_sha256(&file.digests.sha256)?;
+        app.blobs.put_file_again(&key, &file.path).await?;
+    }
+    Ok(())
+}
+
 #[derive(Debug, Error)]
 pub enum PushError {
     #[error("{0}")]
@@ -165,7 +174,7 @@ pub async fn insert_prepared(
     prepared: &Prepared,
 ) -> Result<Package, PushError> {
     // The collector deletes blobs under the write lock; check again now that we hold it.
-    put_blobs(app, staged).await?;
+    put_blobs_again(app, staged).await?;
     let parsed = &prepared.0;
     let dependencies =
         serde_json::to_string(&parsed.dependencies).context("encoding dependencies")?;
@@ -298,7 +307,7 @@ pub async fn import(
     let mut members: std::collections::BTreeSet<(String, String)> = Default::default();
     for (staged, parsed) in files.iter().zip(&parsed) {
         // The collector deletes blobs under the write lock; check again now that we hold it.
-        put_blobs(app, staged).await?;
+        put_blobs_again(app, staged).await?;
         let dependencies =
             serde_json::to_string(&parsed.dependencies).context("encoding dependencies")?;
         let new = new_package(repo, distro, staged, parsed, &dependencies);
@@ -393,7 +402,7 @@ async fn store(
     put_blobs(app, staged).await?;
     let mut tx = app.db.begin_write().await?;
     // The collector deletes blobs under the write lock; check again now that we hold it.
-    put_blobs(app, staged).await?;
+    put_blobs_again(app, staged).await?;
     let d = &staged.digests;
     for file in &parsed.files {
         let held = db::packages::live_companion_sha256(&mut tx, repo.id, distro.id, &file.filename)

@@ -169,6 +169,24 @@ impl Blobs {
         }
     }
 
+    /// For the check inside a write transaction after a `put_file` or `put_bytes` outside it:
+    /// stores the blob again only if the collector took it in between. A blob still there is
+    /// the one the earlier call stored and synced, so it is not synced twice.
+    pub async fn put_file_again(&self, key: &BlobKey, file: &Path) -> Result<()> {
+        match self.exists(key).await? {
+            true => Ok(()),
+            false => self.put_file(key, file).await,
+        }
+    }
+
+    /// As `put_file_again`, for a blob held in memory.
+    pub async fn put_bytes_again(&self, key: &BlobKey, data: Bytes) -> Result<()> {
+        match self.exists(key).await? {
+            true => Ok(()),
+            false => self.put_bytes(key, data).await,
+        }
+    }
+
     pub async fn put_bytes(&self, key: &BlobKey, data: Bytes) -> Result<()> {
         // A blob another writer has just stored may not be synced yet: sync it here too.
         if self.exists(key).await? {

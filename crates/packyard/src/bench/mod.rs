@@ -15,6 +15,7 @@
 
 mod chart;
 mod client;
+mod images;
 pub mod inputs;
 pub mod memory;
 mod reference;
@@ -129,6 +130,8 @@ pub async fn run(options: Options) -> Result<()> {
     rows.extend(registries_rows(&options.work, REGISTRY_FILES)?);
     eprintln!("bench: client push against package_cloud's requests");
     rows.extend(client::push(&options.work).await?);
+    eprintln!("bench: container images against docker-registry");
+    rows.extend(images::images(&options.work)?);
     if let Some(&largest) = options.sizes.iter().max() {
         eprintln!("bench: footprint");
         let data = options.work.join(format!("deb-{largest}/packyard"));
@@ -161,6 +164,14 @@ pub fn registries_only(work: &Path, files: usize) -> Result<()> {
 /// The client scenario alone, printed and not recorded.
 pub async fn client_only(work: &Path) -> Result<()> {
     let rows = client::push(work).await?;
+    println!("{}", markdown(&rows));
+    Ok(())
+}
+
+/// The container image scenario alone (skopeo against docker-registry), printed and not
+/// recorded.
+pub fn images_only(work: &Path) -> Result<()> {
+    let rows = images::images(work)?;
     println!("{}", markdown(&rows));
     Ok(())
 }

@@ -109,6 +109,10 @@ enum Command {
         /// requests), printed and not recorded
         #[arg(long)]
         client_only: bool,
+        /// Only the container image scenario (skopeo pushing and pulling a 200 MiB image,
+        /// against docker-registry), printed and not recorded
+        #[arg(long)]
+        images_only: bool,
     },
     /// Bring the database schema up to date (safe to run again) and exit
     Migrate {
@@ -523,6 +527,11 @@ async fn run(cli: Cli) -> Result<()> {
             client_only: true,
             ..
         } => crate::bench::client_only(&work).await,
+        Command::Bench {
+            work,
+            images_only: true,
+            ..
+        } => crate::bench::images_only(&work),
         Command::Bench {
             work,
             sizes,

@@ -31,19 +31,22 @@ const MANIFEST: &str = "SELECT p.id AS package_id, p.sha256, m.media_type, m.art
     m.manifest_size, p.size AS total_size, p.created_at, m.platforms
     FROM packages p JOIN oci_manifests m ON m.package_id = p.id";
 
+fn by_digest_sql() -> String {
+    format!(
+        "{MANIFEST} WHERE p.repository_id = $1 AND p.name = $2 AND p.sha256 = $3
+         AND p.format = 'oci' AND p.deleted_at IS NULL"
+    )
+}
+
 pub async fn manifest_by_digest(
     db: &Db,
     repository_id: i64,
     image: &str,
     sha256: &str,
 ) -> Result<Option<Manifest>> {
-    let sql = format!(
-        "{MANIFEST} WHERE p.repository_id = $1 AND p.name = $2 AND p.sha256 = $3
-         AND p.format = 'oci' AND p.deleted_at IS NULL"
-    );
     Ok(run!(
         db,
-        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        sqlx::query_as(sqlx::AssertSqlSafe(by_digest_sql()))
             .bind(repository_id)
             .bind(image)
             .bind(sha256),
@@ -78,13 +81,9 @@ pub async fn manifest_by_digest_tx(
     image: &str,
     sha256: &str,
 ) -> Result<Option<Manifest>> {
-    let sql = format!(
-        "{MANIFEST} WHERE p.repository_id = $1 AND p.name = $2 AND p.sha256 = $3
-         AND p.format = 'oci' AND p.deleted_at IS NULL"
-    );
     Ok(run_tx!(
         tx,
-        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        sqlx::query_as(sqlx::AssertSqlSafe(by_digest_sql()))
             .bind(repository_id)
             .bind(image)
             .bind(sha256),
@@ -93,6 +92,9 @@ pub async fn manifest_by_digest_tx(
 }
 
 /// The size of a blob the image holds, if it holds it.
+const BLOB_SIZE: &str =
+    "SELECT size FROM oci_blobs WHERE repository_id = $1 AND image = $2 AND sha256 = $3";
+
 pub async fn blob_size(
     db: &Db,
     repository_id: i64,
@@ -101,9 +103,7 @@ pub async fn blob_size(
 ) -> Result<Option<i64>> {
     Ok(run!(
         db,
-        sqlx::query_scalar(
-            "SELECT size FROM oci_blobs WHERE repository_id = $1 AND image = $2 AND sha256 = $3"
-        )
+        sqlx::query_scalar(BLOB_SIZE)
         .bind(repository_id)
         .bind(image)
         .bind(sha256),
@@ -120,9 +120,7 @@ pub async fn blob_size_tx(
 ) -> Result<Option<i64>> {
     Ok(run_tx!(
         tx,
-        sqlx::query_scalar(
-            "SELECT size FROM oci_blobs WHERE repository_id = $1 AND image = $2 AND sha256 = $3"
-        )
+        sqlx::query_scalar(BLOB_SIZE)
         .bind(repository_id)
         .bind(image)
         .bind(sha256),

@@ -353,7 +353,7 @@ async fn store(
     app.blobs.put_file(&key, path).await?;
     let mut tx = app.db.begin_write().await?;
     // The collector deletes blobs under the write lock; check again now that we hold it.
-    app.blobs.put_file(&key, path).await?;
+    app.blobs.put_file_again(&key, path).await?;
     db::oci::link_blob(
         &mut tx,
         ctx.image.repo.id,

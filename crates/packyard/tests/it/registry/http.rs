@@ -28,6 +28,14 @@ impl Registry<'_> {
             .basic_auth("ci", Some(&self.app.token))
     }
 
+    /// Starts an upload session for `name`.
+    async fn start(&self, name: &str) -> reqwest::Response {
+        self.request(Method::POST, &format!("/v2/{name}/blobs/uploads/"))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Uploads a blob monolithically; returns its digest.
     async fn blob(&self, name: &str, bytes: &[u8]) -> String {
         let digest = format!("sha256:{}", sha256(bytes));
@@ -102,11 +110,7 @@ async fn chunked_uploads_take_ranges_in_order_and_refuse_others() {
     let name = "admin/stable/chunked";
     let data: Vec<u8> = (0..300u32).map(|i| (i % 251) as u8).collect();
 
-    let start = registry
-        .request(Method::POST, &format!("/v2/{name}/blobs/uploads/"))
-        .send()
-        .await
-        .unwrap();
+    let start = registry.start(name).await;
     assert_eq!(start.status(), StatusCode::ACCEPTED);
     assert_eq!(header(&start, "range"), "0-0", "an empty session says 0-0");
     assert_eq!(
@@ -171,11 +175,7 @@ async fn chunked_uploads_take_ranges_in_order_and_refuse_others() {
     assert_eq!(nothing.status(), StatusCode::NOT_FOUND);
 
     // Again, streamed in one PATCH without a range, then finished.
-    let start = registry
-        .request(Method::POST, &format!("/v2/{name}/blobs/uploads/"))
-        .send()
-        .await
-        .unwrap();
+    let start = registry.start(name).await;
     let location = header(&start, "location");
     let streamed = registry
         .request(Method::PATCH, &location)
@@ -229,11 +229,7 @@ async fn chunked_uploads_take_ranges_in_order_and_refuse_others() {
     assert_eq!(part.bytes().await.unwrap().as_ref(), &data[10..20]);
 
     // A cancelled session is gone.
-    let start = registry
-        .request(Method::POST, &format!("/v2/{name}/blobs/uploads/"))
-        .send()
-        .await
-        .unwrap();
+    let start = registry.start(name).await;
     let location = header(&start, "location");
     let cancel = registry
         .request(Method::DELETE, &location)
@@ -248,11 +244,7 @@ async fn chunked_uploads_take_ranges_in_order_and_refuse_others() {
         .unwrap();
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
     // Sessions are the image's: another image cannot write into one.
-    let start = registry
-        .request(Method::POST, &format!("/v2/{name}/blobs/uploads/"))
-        .send()
-        .await
-        .unwrap();
+    let start = registry.start(name).await;
     let foreign = header(&start, "location").replace("/chunked/", "/other/");
     let refused = registry
         .request(Method::PATCH, &foreign)

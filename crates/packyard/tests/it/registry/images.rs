@@ -67,14 +67,7 @@ async fn skopeo_pushes_and_pulls_oci_and_docker_images_layer_for_layer() {
     let remote = |tag: &str| format!("docker://{}/admin/stable/demo:{tag}", host(&app));
     let from = format!("oci:{}:1.0", source.display());
 
-    skopeo.ok(&[
-        "copy",
-        "--dest-tls-verify=false",
-        "--dest-creds",
-        &creds,
-        &from,
-        &remote("1.0"),
-    ]);
+    skopeo.push(&app, &from, &remote("1.0"));
     skopeo.ok(&[
         "copy",
         "--dest-tls-verify=false",
@@ -238,14 +231,7 @@ async fn a_private_repository_challenges_strangers_and_serves_read_tokens() {
     let skopeo = Skopeo::new();
     let remote = format!("docker://{}/admin/secret/app:1", host(&app));
     let from = format!("oci:{}:1", layout.dir.display());
-    skopeo.ok(&[
-        "copy",
-        "--dest-tls-verify=false",
-        "--dest-creds",
-        &format!("ci:{}", app.token),
-        &from,
-        &remote,
-    ]);
+    skopeo.push(&app, &from, &remote);
 
     // Anonymous: a challenge, as for a name that does not exist.
     let anonymous = skopeo.run(&["inspect", "--tls-verify=false", &remote]);
@@ -329,14 +315,7 @@ async fn deleting_a_manifest_collects_its_own_layers_and_keeps_shared_ones() {
     let skopeo = Skopeo::new();
     let creds = format!("ci:{}", app.token);
     for (tag, image) in [("old", "app"), ("new", "app"), ("new", "other")] {
-        skopeo.ok(&[
-            "copy",
-            "--dest-tls-verify=false",
-            "--dest-creds",
-            &creds,
-            &format!("oci:{}:{tag}", layout.dir.display()),
-            &format!("docker://{}/admin/stable/{image}:{tag}", host(&app)),
-        ]);
+        skopeo.push(&app, &format!("oci:{}:{tag}", layout.dir.display()), &format!("docker://{}/admin/stable/{image}:{tag}", host(&app)));
     }
     let blobs = app.app.blobs.clone();
     let stored = |descriptor: &Value| {
@@ -423,14 +402,7 @@ async fn prod_moves_to_an_older_digest_and_rolls_back_with_events_and_history() 
     let creds = format!("ci:{}", app.token);
     for week in 1..=3 {
         for tag in [format!("w{week}"), "prod".to_owned()] {
-            skopeo.ok(&[
-                "copy",
-                "--dest-tls-verify=false",
-                "--dest-creds",
-                &creds,
-                &format!("oci:{}:w{week}", layout.dir.display()),
-                &format!("docker://{}/admin/stable/worker:{tag}", host(&app)),
-            ]);
+            skopeo.push(&app, &format!("oci:{}:w{week}", layout.dir.display()), &format!("docker://{}/admin/stable/worker:{tag}", host(&app)));
         }
     }
     let prod = || async {
@@ -566,14 +538,7 @@ async fn image_retention_keeps_the_newest_build_tags_and_collects_old_untagged_m
         (6, "tmp"),
     ];
     for (n, tag) in pushes {
-        skopeo.ok(&[
-            "copy",
-            "--dest-tls-verify=false",
-            "--dest-creds",
-            &creds,
-            &format!("oci:{}:b{n}", layout.dir.display()),
-            &format!("docker://{}/admin/stable/svc:{tag}", host(&app)),
-        ]);
+        skopeo.push(&app, &format!("oci:{}:b{n}", layout.dir.display()), &format!("docker://{}/admin/stable/svc:{tag}", host(&app)));
     }
     let untag = app
         .authed(
@@ -825,14 +790,7 @@ async fn podman_pulls_an_image_skopeo_pushed_and_pushes_it_back_under_another_ta
     let skopeo = Skopeo::new();
     let creds = format!("ci:{}", app.token);
     let name = format!("{}/admin/stable/demo", host(&app));
-    skopeo.ok(&[
-        "copy",
-        "--dest-tls-verify=false",
-        "--dest-creds",
-        &creds,
-        &format!("oci:{}:1.0", source.display()),
-        &format!("docker://{name}:1.0"),
-    ]);
+    skopeo.push(&app, &format!("oci:{}:1.0", source.display()), &format!("docker://{name}:1.0"));
     let state = work.path().join("podman");
     std::fs::create_dir_all(&state).unwrap();
     std::fs::write(state.join("none.conf"), "").unwrap();

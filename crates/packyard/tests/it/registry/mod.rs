@@ -49,6 +49,20 @@ impl Skopeo {
             .expect("skopeo runs (scripts/test installs it)")
     }
 
+    /// `skopeo copy` of `source` (an `oci:` layout reference) to `destination` (a
+    /// `docker://` reference) with the test's API token.
+    pub fn push(&self, app: &TestApp, source: &str, destination: &str) -> String {
+        let creds = format!("ci:{}", app.token);
+        self.ok(&[
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            &creds,
+            source,
+            destination,
+        ])
+    }
+
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
         let text = combined(&out);
