@@ -316,7 +316,12 @@ pub struct Moved {
 
 impl Moved {
     /// `moved` as `move_tag` returned it: `None` when nothing changed, else the previous digest.
-    fn of(image: &str, tag: &str, manifest: &db::oci::Manifest, moved: Option<Option<String>>) -> Moved {
+    fn of(
+        image: &str,
+        tag: &str,
+        manifest: &db::oci::Manifest,
+        moved: Option<Option<String>>,
+    ) -> Moved {
         Moved {
             image: image.to_owned(),
             tag: tag.to_owned(),

@@ -169,7 +169,13 @@ pub fn images(work: &Path) -> Result<Vec<Row>> {
         let push_packyard = || {
             skopeo_copy(
                 &dir,
-                &["--dest-tls-verify=false", "--dest-creds", &creds, &source, &packyard_ref],
+                &[
+                    "--dest-tls-verify=false",
+                    "--dest-creds",
+                    &creds,
+                    &source,
+                    &packyard_ref,
+                ],
             )
         };
         let push_registry =

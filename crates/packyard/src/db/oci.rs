@@ -104,9 +104,9 @@ pub async fn blob_size(
     Ok(run!(
         db,
         sqlx::query_scalar(BLOB_SIZE)
-        .bind(repository_id)
-        .bind(image)
-        .bind(sha256),
+            .bind(repository_id)
+            .bind(image)
+            .bind(sha256),
         fetch_optional
     )?)
 }
@@ -121,9 +121,9 @@ pub async fn blob_size_tx(
     Ok(run_tx!(
         tx,
         sqlx::query_scalar(BLOB_SIZE)
-        .bind(repository_id)
-        .bind(image)
-        .bind(sha256),
+            .bind(repository_id)
+            .bind(image)
+            .bind(sha256),
         fetch_optional
     )?)
 }

@@ -145,7 +145,7 @@ pub(super) async fn start(ctx: &Context<'_>, request: Request) -> Result<Respons
             Some(Sha256::new()),
         )
         .await?;
-        return store(ctx, &staged.to_path_buf(), size, state, &hex).await;
+        return store(ctx, &staged, size, state, &hex).await;
     }
     let id = new_session_id();
     std::fs::create_dir_all(sessions_dir(ctx.app))

@@ -309,14 +309,14 @@ pub(super) async fn catalog(
     let mut names = Vec::new();
     let mut readable: std::collections::HashMap<i64, Option<String>> = Default::default();
     for (repository_id, image) in db::oci::images(&app.db).await? {
-        if !readable.contains_key(&repository_id) {
+        if let std::collections::hash_map::Entry::Vacant(entry) = readable.entry(repository_id) {
             let visible = match db::repos::by_id(&app.db, repository_id).await? {
                 Some(repo) if auth::may_read(app, caller, &repo).await? => {
                     Some(format!("{}/{}", repo.owner, repo.name))
                 }
                 _ => None,
             };
-            readable.insert(repository_id, visible);
+            entry.insert(visible);
         }
         if let Some(Some(prefix)) = readable.get(&repository_id) {
             names.push(format!("{prefix}/{image}"));

@@ -131,6 +131,11 @@ async fn skopeo_pushes_and_pulls_oci_and_docker_images_layer_for_layer() {
     assert_eq!(oci["name"], "demo");
     assert_eq!(oci["architecture"], "linux/amd64");
     assert_eq!(oci["image"]["tags"][0]["tag"], "1.0", "{oci}");
+    // Pulls by tag are counted per tag (the copy and the inspections above).
+    assert!(
+        oci["image"]["tags"][0]["pulls"].as_i64().unwrap() >= 1,
+        "{oci}"
+    );
     let total = oci["size"].as_str().unwrap().parse::<u64>().unwrap();
     let layer_bytes: u64 = pushed["layers"]
         .as_array()
@@ -309,13 +314,17 @@ async fn deleting_a_manifest_collects_its_own_layers_and_keeps_shared_ones() {
     let shared = layout.layer("base", b"shared base layer\n");
     let own = layout.layer("app", b"only in the old image\n");
     let old = layout.image("amd64", &[shared.clone(), own.clone()]);
-    let new = layout.image("amd64", &[shared.clone()]);
+    let new = layout.image("amd64", std::slice::from_ref(&shared));
     layout.tag(&old, "old");
     layout.tag(&new, "new");
     let skopeo = Skopeo::new();
     let creds = format!("ci:{}", app.token);
     for (tag, image) in [("old", "app"), ("new", "app"), ("new", "other")] {
-        skopeo.push(&app, &format!("oci:{}:{tag}", layout.dir.display()), &format!("docker://{}/admin/stable/{image}:{tag}", host(&app)));
+        skopeo.push(
+            &app,
+            &format!("oci:{}:{tag}", layout.dir.display()),
+            &format!("docker://{}/admin/stable/{image}:{tag}", host(&app)),
+        );
     }
     let blobs = app.app.blobs.clone();
     let stored = |descriptor: &Value| {
@@ -399,10 +408,13 @@ async fn prod_moves_to_an_older_digest_and_rolls_back_with_events_and_history() 
         digests.push(image["digest"].as_str().unwrap().to_owned());
     }
     let skopeo = Skopeo::new();
-    let creds = format!("ci:{}", app.token);
     for week in 1..=3 {
         for tag in [format!("w{week}"), "prod".to_owned()] {
-            skopeo.push(&app, &format!("oci:{}:w{week}", layout.dir.display()), &format!("docker://{}/admin/stable/worker:{tag}", host(&app)));
+            skopeo.push(
+                &app,
+                &format!("oci:{}:w{week}", layout.dir.display()),
+                &format!("docker://{}/admin/stable/worker:{tag}", host(&app)),
+            );
         }
     }
     let prod = || async {
@@ -524,7 +536,6 @@ async fn image_retention_keeps_the_newest_build_tags_and_collects_old_untagged_m
         builds.push((image["digest"].as_str().unwrap().to_owned(), own));
     }
     let skopeo = Skopeo::new();
-    let creds = format!("ci:{}", app.token);
     // Builds 1 to 5 as build-N; prod is build 2, latest build 5; build 6 was pushed as tmp,
     // whose tag is then deleted, leaving its manifest untagged.
     let pushes = [
@@ -538,7 +549,11 @@ async fn image_retention_keeps_the_newest_build_tags_and_collects_old_untagged_m
         (6, "tmp"),
     ];
     for (n, tag) in pushes {
-        skopeo.push(&app, &format!("oci:{}:b{n}", layout.dir.display()), &format!("docker://{}/admin/stable/svc:{tag}", host(&app)));
+        skopeo.push(
+            &app,
+            &format!("oci:{}:b{n}", layout.dir.display()),
+            &format!("docker://{}/admin/stable/svc:{tag}", host(&app)),
+        );
     }
     let untag = app
         .authed(
@@ -788,9 +803,12 @@ async fn podman_pulls_an_image_skopeo_pushed_and_pushes_it_back_under_another_ta
     let source = work.path().join("source");
     umoci_image(&source, "1.0");
     let skopeo = Skopeo::new();
-    let creds = format!("ci:{}", app.token);
     let name = format!("{}/admin/stable/demo", host(&app));
-    skopeo.push(&app, &format!("oci:{}:1.0", source.display()), &format!("docker://{name}:1.0"));
+    skopeo.push(
+        &app,
+        &format!("oci:{}:1.0", source.display()),
+        &format!("docker://{name}:1.0"),
+    );
     let state = work.path().join("podman");
     std::fs::create_dir_all(&state).unwrap();
     std::fs::write(state.join("none.conf"), "").unwrap();
