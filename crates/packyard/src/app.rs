@@ -94,6 +94,13 @@ impl App {
         self.wake.notify_one();
         self.cache.invalidate();
     }
+
+    /// After tokens were revoked, rotated or deleted: this process forgets what it cached of
+    /// them at once, and on PostgreSQL every other process does when it hears the announcement.
+    pub async fn tokens_changed(&self) -> Result<()> {
+        self.cache.invalidate();
+        crate::db::announce(&self.db).await
+    }
 }
 
 impl std::ops::Deref for App {

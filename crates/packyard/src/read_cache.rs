@@ -1,5 +1,6 @@
 //! What serving a repository file reads on every request, kept in memory: repositories by
-//! name, documents and files of publish targets, pool files, and the bytes of small blobs.
+//! name, what token values are, documents and files of publish targets, pool files, and the
+//! bytes of small blobs.
 //!
 //! Everything but blob bytes describes state that changes, and is dropped wholesale whenever
 //! it may have: this process bumps the epoch after it publishes, destroys or moves a package,
@@ -24,6 +25,7 @@ use bytes::Bytes;
 use crate::db::generations::{IndexFile, Target};
 use crate::db::packages::{Package, TargetSummary};
 use crate::db::repos::Repo;
+use crate::db::tokens::Credential;
 use crate::storage::{BlobKey, Blobs};
 
 /// Entries per kind; a full shelf is emptied rather than managed entry by entry.
@@ -65,6 +67,8 @@ pub struct ReadCache {
     pool: Shelf<(i64, i64, String), Arc<Package>>,
     /// The web UI's per-target counts and sizes of a repository, by its id.
     summaries: Shelf<i64, Arc<Vec<TargetSummary>>>,
+    /// What token values are, by the SHA-256 of the value: private reads authorize from here.
+    credentials: Shelf<String, Arc<Credential>>,
     blobs: BlobBytes,
 }
 
@@ -83,6 +87,7 @@ impl ReadCache {
             files: Shelf::default(),
             pool: Shelf::default(),
             summaries: Shelf::default(),
+            credentials: Shelf::default(),
             blobs: BlobBytes::new(budget),
         }
     }
@@ -115,6 +120,18 @@ impl ReadCache {
         F: Future<Output = Result<Option<Repo>>>,
     {
         self.through(&self.repos, format!("{owner}/{name}"), async {
+            Ok(load.await?.map(Arc::new))
+        })
+        .await
+    }
+
+    /// What a token value is; `key` is the SHA-256 of the value. Only tokens that exist are
+    /// kept, and every change of tokens drops them (`App::tokens_changed`).
+    pub async fn credential<F>(&self, key: String, load: F) -> Result<Option<Arc<Credential>>>
+    where
+        F: Future<Output = Result<Option<Credential>>>,
+    {
+        self.through(&self.credentials, key, async {
             Ok(load.await?.map(Arc::new))
         })
         .await

@@ -777,6 +777,7 @@ async fn run(cli: Cli) -> Result<()> {
                     anyhow::anyhow!("{repository} has no master token named {master}")
                 })?;
             let rotated = db::tokens::rotate_master(&db, &token, grace_secs).await?;
+            db::announce(&db).await?;
             let event = Event::new(Actor::local(), "token.rotate")
                 .repository(owner, name)
                 .target(rotated.name.clone())

@@ -269,6 +269,17 @@ pub async fn announce_change(tx: &mut Tx) -> Result<()> {
     notify(tx, CHANGES_CHANNEL).await
 }
 
+/// As `announce_change`, outside any transaction (after a change already committed).
+pub async fn announce(db: &Db) -> Result<()> {
+    if let Db::Postgres(pool) = db {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(CHANGES_CHANNEL)
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Notifies `channel` on PostgreSQL, delivered to every listening process when `tx`
 /// commits. Nothing on SQLite: other processes on the same file find changes by polling
 /// (workers) or when what they cached expires.

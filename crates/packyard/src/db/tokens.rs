@@ -234,18 +234,78 @@ pub async fn delete_read(db: &Db, master_token_id: i64, id: i64) -> Result<bool>
     Ok(deleted == 1)
 }
 
-/// The repository a read token reads and the token's name, if the token works now.
-pub async fn readable_repository(db: &Db, value: &str) -> Result<Option<(i64, String)>> {
+/// The repository a read token reads, the token's name and when it stops working, if it
+/// works now.
+pub async fn readable_repository(
+    db: &Db,
+    value: &str,
+) -> Result<Option<(i64, String, Option<i64>)>> {
     Ok(run!(
         db,
         sqlx::query_as(
-            "SELECT m.repository_id, r.name FROM read_tokens r JOIN master_tokens m ON m.id = r.master_token_id
+            "SELECT m.repository_id, r.name, r.expires_at FROM read_tokens r
+             JOIN master_tokens m ON m.id = r.master_token_id
              WHERE r.value = $1 AND (r.expires_at IS NULL OR r.expires_at > $2)",
         )
         .bind(value)
         .bind(now()),
         fetch_optional
     )?)
+}
+
+/// What a token value is, as the request path needs it: looked up once, then kept in the read
+/// cache (dropped at every change of tokens, and after `cache_ttl_ms`).
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// An API token of this user.
+    Api(super::users::User),
+    /// A read token of one repository, working until `expires_at` (its master token rotated).
+    Read {
+        repository_id: i64,
+        name: String,
+        expires_at: Option<i64>,
+    },
+    /// A master token's value: its current one, or its previous one until `expires_at`.
+    Master {
+        token: MasterToken,
+        previous: bool,
+        expires_at: Option<i64>,
+    },
+}
+
+impl Credential {
+    /// Whether it still works at `now` (a cached read token or previous master value may have
+    /// reached its end since it was looked up).
+    pub fn works_at(&self, now: i64) -> bool {
+        match self {
+            Credential::Api(_) => true,
+            Credential::Read { expires_at, .. } | Credential::Master { expires_at, .. } => {
+                expires_at.is_none_or(|end| end > now)
+            }
+        }
+    }
+}
+
+/// What `value` is: an API token, a working read token, or a master token's value.
+pub async fn credential(db: &Db, value: &str) -> Result<Option<Credential>> {
+    if let Some(user) = super::users::by_token(db, value).await? {
+        return Ok(Some(Credential::Api(user)));
+    }
+    if let Some((repository_id, name, expires_at)) = readable_repository(db, value).await? {
+        return Ok(Some(Credential::Read {
+            repository_id,
+            name,
+            expires_at,
+        }));
+    }
+    Ok(master_by_value(db, value).await?.map(|(token, previous)| {
+        let expires_at = previous.then_some(token.previous_expires_at).flatten();
+        Credential::Master {
+            token,
+            previous,
+            expires_at,
+        }
+    }))
 }
 
 #[cfg(test)]

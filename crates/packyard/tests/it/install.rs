@@ -403,6 +403,8 @@ async fn script_deb_sh_sets_up_a_debian_host_for_public_and_private_repositories
         .execute_sql("UPDATE master_tokens SET previous_expires_at = 1")
         .await
         .unwrap();
+    // Changed behind the server's back: drop what it cached, which carries the real ends.
+    app.app.cache.invalidate();
     let (ok, text) = chroot.run("apt-get update -o APT::Update::Error-Mode=any");
     assert!(!ok, "apt kept reading with an expired token:\n{text}");
     let new_master = app.master_token("internal", "default").await;

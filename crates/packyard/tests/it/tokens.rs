@@ -215,6 +215,8 @@ async fn rotation_keeps_old_tokens_working_until_the_grace_ends() {
         .execute_sql("UPDATE read_tokens SET expires_at = 1 WHERE expires_at IS NOT NULL")
         .await
         .unwrap();
+    // Changed behind the server's back: drop what it cached, which carries the real ends.
+    app.app.cache.invalidate();
     assert_eq!(status_with(&app, &host_token, IN_RELEASE).await, 404);
     assert_eq!(mint(old_master).await.0, 404);
     assert_eq!(status_with(&app, &renewed, IN_RELEASE).await, 200);
@@ -328,4 +330,90 @@ async fn organisation_members_push_to_its_repositories() {
         status_with(&app, &stranger, "/acme/stable/gpgkey").await,
         404
     );
+}
+
+/// Private reads authorize from the read cache: a token's lookup is kept (a change made behind
+/// the server's back, in SQL, goes unseen while the entry lives), every revocation through
+/// the server drops it at once, and a read token's end is checked on every read even while
+/// its lookup is cached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_reads_authorize_from_a_cache_that_token_changes_drop() {
+    let app = TestApp::builder()
+        .configure(|c| c.cache_ttl_ms = 600_000)
+        .start()
+        .await;
+    app.create_repo("internal", true).await;
+    app.push_deb("internal", "hello", "1.0", "amd64").await;
+    app.wait_for_jobs().await;
+    let read = |name: &'static str| {
+        let app = &app;
+        async move {
+            let token = app.read_token("internal", name).await;
+            (
+                token["id"].as_i64().unwrap(),
+                token["value"].as_str().unwrap().to_owned(),
+            )
+        }
+    };
+
+    // Cached: renaming the token's value in the database alone does not stop it.
+    let (_, cached) = read("cached-host").await;
+    assert_eq!(status_with(&app, &cached, IN_RELEASE).await, 200);
+    app.app
+        .db
+        .execute_sql(
+            "UPDATE read_tokens SET value = 'changed-behind-its-back' WHERE name = 'cached-host'",
+        )
+        .await
+        .unwrap();
+    assert_eq!(status_with(&app, &cached, IN_RELEASE).await, 200);
+
+    // Revoking through the API drops every cached lookup at once.
+    let (id, revoked) = read("revoked-host").await;
+    assert_eq!(status_with(&app, &revoked, IN_RELEASE).await, 200);
+    let delete = app
+        .authed(
+            Method::DELETE,
+            &format!("/api/v1/repos/admin/internal/master_tokens/default/read_tokens/{id}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(delete.status().is_success(), "{}", delete.status());
+    assert_eq!(status_with(&app, &revoked, IN_RELEASE).await, 404);
+    assert_eq!(status_with(&app, &cached, IN_RELEASE).await, 404);
+
+    // A read token's end is checked on each read, also while its lookup is cached.
+    let (_, ending) = read("ending-host").await;
+    let end = packyard::db::now() + 2;
+    app.app
+        .db
+        .execute_sql(&format!(
+            "UPDATE read_tokens SET expires_at = {end} WHERE name = 'ending-host'"
+        ))
+        .await
+        .unwrap();
+    // Loaded with its end, then kept.
+    app.app.cache.invalidate();
+    assert_eq!(status_with(&app, &ending, IN_RELEASE).await, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(
+        u64::try_from(end - packyard::db::now() + 1).unwrap() * 1000,
+    ))
+    .await;
+    assert_eq!(status_with(&app, &ending, IN_RELEASE).await, 404);
+
+    // Rotating the master token without grace ends the read tokens minted before, at once.
+    let (_, before) = read("before-rotation").await;
+    assert_eq!(status_with(&app, &before, IN_RELEASE).await, 200);
+    let rotate = app
+        .authed(
+            Method::POST,
+            "/api/v1/repos/admin/internal/master_tokens/default/rotate.json",
+        )
+        .form(&[("grace", "0")])
+        .send()
+        .await
+        .unwrap();
+    assert!(rotate.status().is_success(), "{:?}", rotate.text().await);
+    assert_eq!(status_with(&app, &before, IN_RELEASE).await, 404);
 }

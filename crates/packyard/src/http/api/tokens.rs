@@ -177,6 +177,7 @@ pub async fn destroy(
     let (user, repo) = owned_repo(&app, &headers, client, &owner, &name).await?;
     let master = find_master(&app, &repo, &mt).await?;
     db::tokens::revoke_master(&app.db, &master).await?;
+    app.tokens_changed().await?;
     audit(
         &app,
         &user,
@@ -217,6 +218,7 @@ pub async fn rotate(
         })?,
     };
     let rotated = db::tokens::rotate_master(&app.db, &master, grace).await?;
+    app.tokens_changed().await?;
     audit(
         &app,
         &user,
@@ -299,6 +301,7 @@ pub async fn destroy_read(
         .parse()
         .map_err(|_| ApiError::not_found(format!("no read token {id}")))?;
     if db::tokens::delete_read(&app.db, master.id, id).await? {
+        app.tokens_changed().await?;
         audit(
             &app,
             &user,

@@ -215,6 +215,8 @@ pub async fn regenerate_token(
 ) -> Result<Response, UiError> {
     let user = visitor.require_user()?;
     let token = db::users::regenerate_token(&app.db, user.id).await?;
+    // The old token stops working here at once, and in other processes when they hear of it.
+    app.tokens_changed().await?;
     let event = Event::new(Actor::User(user.name.clone()), "token.regenerate")
         .ip(visitor.client)
         .target(user.name.clone());

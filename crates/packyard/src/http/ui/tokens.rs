@@ -284,6 +284,7 @@ pub async fn act(
                 )
             })?;
             let rotated = db::tokens::rotate_master(&app.db, &master, grace).await?;
+            app.tokens_changed().await?;
             audit(
                 &app,
                 user,
@@ -309,6 +310,7 @@ pub async fn act(
         "revoke" => {
             let master = master_of(&app, &repo, form.master).await?;
             db::tokens::revoke_master(&app.db, &master).await?;
+            app.tokens_changed().await?;
             audit(
                 &app,
                 user,
@@ -329,6 +331,7 @@ pub async fn act(
             if !db::tokens::delete_read(&app.db, master.id, id).await? {
                 return Err(UiError::NotFound);
             }
+            app.tokens_changed().await?;
             audit(
                 &app,
                 user,
