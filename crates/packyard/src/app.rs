@@ -40,6 +40,8 @@ pub struct AppState {
     pub instance: String,
     /// What serving repository files reads on every request.
     pub cache: Arc<ReadCache>,
+    /// One permit per upload being received (`max_concurrent_uploads`).
+    pub uploads: Arc<tokio::sync::Semaphore>,
     /// The SHA-256 states of the registry's upload sessions this process received.
     pub oci_uploads: crate::http::registry::Sessions,
     /// When this process opened its state, for its uptime.
@@ -67,6 +69,7 @@ impl App {
         // On PostgreSQL other processes change what is cached; the cache starts keeping
         // entries once their announcements can be heard (`jobs::listen_for_changes`).
         let announced = !matches!(db, Db::Postgres(_));
+        let max_uploads = config.max_concurrent_uploads.max(1);
         Ok(App(Arc::new(AppState {
             downloads: DownloadLog::start(db.clone()),
             db,
@@ -79,6 +82,7 @@ impl App {
             secrets,
             instance: format!("{}:{}", hostname(), std::process::id()),
             cache: Arc::new(ReadCache::new(cache_bytes, cache_ttl, announced)),
+            uploads: Arc::new(tokio::sync::Semaphore::new(max_uploads)),
             oci_uploads: Default::default(),
             started: std::time::Instant::now(),
             draining: Default::default(),
@@ -93,6 +97,18 @@ impl App {
     pub fn queued(&self) {
         self.wake.notify_one();
         self.cache.invalidate();
+    }
+
+    /// A permit to receive an upload, or `Busy` when this process receives as many as it may.
+    pub fn upload_permit(
+        &self,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, crate::http::error::ApiError> {
+        self.uploads.clone().try_acquire_owned().map_err(|_| {
+            crate::http::error::ApiError::Busy(format!(
+                "this server is receiving {} uploads already; retry in a moment",
+                self.config.max_concurrent_uploads
+            ))
+        })
     }
 
     /// After tokens were revoked, rotated or deleted: this process forgets what it cached of

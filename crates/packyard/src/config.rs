@@ -75,6 +75,15 @@ pub struct Config {
     pub shutdown_drain_ms: u64,
     /// Then how long requests in flight (uploads included) may take to finish, in seconds.
     pub shutdown_timeout_secs: u64,
+    /// How long a client may take to send a request's headers, in seconds; a connection that
+    /// takes longer (a slowloris client) is closed.
+    pub request_header_timeout_secs: u64,
+    /// How long an upload may go without sending a byte, in seconds, before it is refused
+    /// (408) and its staged bytes dropped.
+    pub upload_idle_timeout_secs: u64,
+    /// Uploads received at once by this process; more are refused with 503 and
+    /// `Retry-After` until one ends.
+    pub max_concurrent_uploads: usize,
     /// Hosts webhooks may be delivered to although they resolve to loopback, link-local or
     /// private addresses (refused otherwise, so a repository owner cannot reach the
     /// deployment's own network).
@@ -159,6 +168,9 @@ impl Default for Config {
             metrics_token: None,
             shutdown_drain_ms: 2000,
             shutdown_timeout_secs: 60,
+            request_header_timeout_secs: 30,
+            upload_idle_timeout_secs: 60,
+            max_concurrent_uploads: 64,
             webhook_allow_hosts: Vec::new(),
             webhook_backoff_ms: 5000,
         }
@@ -212,6 +224,9 @@ const ENV_KEYS: &[&str] = &[
     "metrics_token",
     "shutdown_drain_ms",
     "shutdown_timeout_secs",
+    "request_header_timeout_secs",
+    "upload_idle_timeout_secs",
+    "max_concurrent_uploads",
     "webhook_allow_hosts",
     "webhook_backoff_ms",
 ];

@@ -21,6 +21,10 @@ pub enum ApiError {
         message: String,
     },
     PayloadTooLarge(String),
+    /// 408: the client stopped sending its upload.
+    RequestTimeout(String),
+    /// 503 with `Retry-After`: the process is at its limit of concurrent uploads.
+    Busy(String),
     /// 429: too many failed authentications from this address.
     TooManyRequests,
     Internal(anyhow::Error),
@@ -57,6 +61,8 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, json!({"error": m})),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, json!({"error": m})),
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, json!({"error": m})),
+            ApiError::RequestTimeout(m) => (StatusCode::REQUEST_TIMEOUT, json!({"error": m})),
+            ApiError::Busy(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({"error": m})),
             ApiError::TooManyRequests => (
                 StatusCode::TOO_MANY_REQUESTS,
                 json!({"error": "too many failed authentications from this address; try again in a minute"}),
@@ -75,6 +81,12 @@ impl IntoResponse for ApiError {
             }
         };
         let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

@@ -58,6 +58,7 @@ pub async fn serve(
     let connections = TaskTracker::new();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let drain = Duration::from_millis(app.config.shutdown_drain_ms);
+    let header_timeout = Duration::from_secs(app.config.request_header_timeout_secs.max(1));
     let draining = {
         let app = app.clone();
         async move {
@@ -97,7 +98,13 @@ pub async fn serve(
                     request.extensions_mut().insert(ConnectInfo(client));
                     router.clone().oneshot(request.map(axum::body::Body::new))
                 });
-            let builder = auto::Builder::new(TokioExecutor::new());
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            // A client gets this long to send its headers (hyper's timer also covers the
+            // headers of each later request on a kept-alive connection).
+            builder
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout);
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             tokio::pin!(connection);
             loop {

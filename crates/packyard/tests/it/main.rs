@@ -12,6 +12,7 @@ mod dnf_client;
 mod durability;
 mod fixtures;
 mod handover;
+mod hardening;
 mod install;
 mod jobs;
 mod keys;

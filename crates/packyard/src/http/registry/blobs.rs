@@ -420,7 +420,9 @@ async fn append(
     body: Body,
     mut state: Option<Sha256>,
 ) -> Result<(u64, Option<Sha256>), RegistryError> {
+    let _permit = app.upload_permit()?;
     let limit = app.config.max_upload_bytes;
+    let idle = std::time::Duration::from_secs(app.config.upload_idle_timeout_secs.max(1));
     let (tx, mut rx) = mpsc::channel::<Bytes>(16);
     let writer = tokio::task::spawn_blocking(move || {
         let mut file = std::fs::OpenOptions::new().write(true).open(&path)?;
@@ -442,7 +444,16 @@ async fn append(
     let mut stream = body.into_data_stream();
     let mut received = offset;
     let mut failure = None;
-    while let Some(chunk) = stream.next().await {
+    loop {
+        let Ok(next) = tokio::time::timeout(idle, stream.next()).await else {
+            failure = Some(RegistryError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "BLOB_UPLOAD_INVALID",
+                format!("the upload sent nothing for {} seconds", idle.as_secs()),
+            ));
+            break;
+        };
+        let Some(chunk) = next else { break };
         match chunk {
             Ok(chunk) => {
                 received += chunk.len() as u64;

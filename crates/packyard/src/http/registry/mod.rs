@@ -118,6 +118,10 @@ impl From<ApiError> for RegistryError {
             ApiError::PayloadTooLarge(message) => {
                 RegistryError::new(StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID", message)
             }
+            ApiError::Busy(message) => {
+                RegistryError::new(StatusCode::SERVICE_UNAVAILABLE, "TOOMANYREQUESTS", message)
+                    .header(axum::http::header::RETRY_AFTER, "1".into())
+            }
             ApiError::BadRequest(message) => {
                 RegistryError::new(StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID", message)
             }

@@ -216,9 +216,11 @@ impl From<ApiError> for UiError {
             ApiError::NotFound(_) => UiError::NotFound,
             ApiError::Unauthenticated => UiError::SignIn,
             ApiError::Forbidden(m) => UiError::Forbidden(m),
-            ApiError::BadRequest(m) | ApiError::Conflict(m) | ApiError::PayloadTooLarge(m) => {
-                UiError::BadRequest(m)
-            }
+            ApiError::BadRequest(m)
+            | ApiError::Conflict(m)
+            | ApiError::PayloadTooLarge(m)
+            | ApiError::RequestTimeout(m)
+            | ApiError::Busy(m) => UiError::BadRequest(m),
             ApiError::Invalid { field, message } => {
                 UiError::BadRequest(format!("{field} {message}"))
             }

@@ -203,8 +203,10 @@ where
     S: futures::Stream<Item = Result<Bytes, E>>,
     E: std::fmt::Display,
 {
+    let _permit = app.upload_permit()?;
     let mut body = std::pin::pin!(body);
     let limit = app.config.max_upload_bytes;
+    let idle = std::time::Duration::from_secs(app.config.upload_idle_timeout_secs.max(1));
     let file = tempfile::NamedTempFile::new_in(app.blobs.tmp_dir())
         .map_err(|e| anyhow::anyhow!("creating a staging file: {e}"))?;
     let (file, path) = file.into_parts();
@@ -239,7 +241,14 @@ where
     let mut received: u64 = 0;
     let mut failure = None;
     loop {
-        match body.next().await.transpose() {
+        let Ok(next) = tokio::time::timeout(idle, body.next()).await else {
+            failure = Some(ApiError::RequestTimeout(format!(
+                "the upload sent nothing for {} seconds",
+                idle.as_secs()
+            )));
+            break;
+        };
+        match next.transpose() {
             Ok(Some(chunk)) => {
                 received += chunk.len() as u64;
                 if received > limit {
