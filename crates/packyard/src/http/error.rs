@@ -21,6 +21,8 @@ pub enum ApiError {
         message: String,
     },
     PayloadTooLarge(String),
+    /// 507: the server's disk is full; nothing was stored.
+    InsufficientStorage(String),
     /// 408: the client stopped sending its upload.
     RequestTimeout(String),
     /// 503 with `Retry-After`: the process is at its limit of concurrent uploads.
@@ -45,8 +47,29 @@ impl ApiError {
 
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
-        ApiError::Internal(e)
+        match disk_full(&e) {
+            Some(message) => ApiError::InsufficientStorage(message),
+            None => ApiError::Internal(e),
+        }
     }
+}
+
+/// What to tell a client when `e` comes from a full disk (`ENOSPC`, `EDQUOT`): that the
+/// server is out of space, not that the upload was wrong.
+pub fn disk_full(e: &anyhow::Error) -> Option<String> {
+    e.chain()
+        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
+        .any(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            )
+        })
+        .then(|| {
+            "the server has no space left to store this upload; nothing was stored, and it \
+             can be pushed again once an operator has freed space"
+                .to_owned()
+        })
 }
 
 impl IntoResponse for ApiError {
@@ -62,6 +85,10 @@ impl IntoResponse for ApiError {
             ApiError::Conflict(m) => (StatusCode::CONFLICT, json!({"error": m})),
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, json!({"error": m})),
             ApiError::RequestTimeout(m) => (StatusCode::REQUEST_TIMEOUT, json!({"error": m})),
+            ApiError::InsufficientStorage(m) => {
+                tracing::error!(error = %m, "an upload found the disk full");
+                (StatusCode::INSUFFICIENT_STORAGE, json!({"error": m}))
+            }
             ApiError::Busy(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({"error": m})),
             ApiError::TooManyRequests => (
                 StatusCode::TOO_MANY_REQUESTS,

@@ -177,3 +177,78 @@ async fn bodies_where_no_upload_is_expected_are_capped() {
         .unwrap();
     assert_eq!(response.status(), 413);
 }
+
+/// A small file system of the test's own, unmounted when dropped.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount runs");
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root, which the tests run as"
+        );
+        Tmpfs(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_answers_507_and_pushes_work_again_once_space_is_freed() {
+    use std::io::Write;
+    let disk = Tmpfs::mount("32m");
+    let app = TestApp::builder()
+        .data_dir(&disk.0.path().join("data"))
+        .start()
+        .await;
+    app.create_repo("stable", false).await;
+    // Fill the disk, then leave 2 MiB free.
+    let filler_path = disk.0.path().join("filler");
+    let mut filler = std::fs::File::create(&filler_path).unwrap();
+    let chunk = vec![0u8; 1 << 20];
+    while filler.write_all(&chunk).is_ok() {}
+    let _ = filler.flush();
+    let filled = filler.metadata().unwrap().len();
+    filler.set_len(filled.saturating_sub(2 << 20)).unwrap();
+    drop(filler);
+
+    let file: Vec<u8> = (0..(8u32 << 20)).map(|i| (i % 251) as u8).collect();
+    let push = || {
+        app.authed(reqwest::Method::PUT, "/admin/stable/raw/tool/1.0/big.bin")
+            .body(file.clone())
+            .send()
+    };
+    let refused = push().await.unwrap();
+    assert_eq!(refused.status(), 507);
+    let message = refused.text().await.unwrap();
+    assert!(message.contains("no space left"), "{message}");
+    assert_eq!(app.status("/healthz").await, 200, "the server stays up");
+    let missing = app
+        .get("/admin/stable/raw/tool/1.0/big.bin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404, "nothing half-stored");
+
+    std::fs::remove_file(&filler_path).unwrap();
+    let stored = push().await.unwrap();
+    assert_eq!(stored.status(), 201, "{:?}", stored.text().await);
+    let back = app.bytes("/admin/stable/raw/tool/1.0/big.bin").await;
+    assert!(
+        back.as_ref() == file.as_slice(),
+        "the file comes back whole"
+    );
+}

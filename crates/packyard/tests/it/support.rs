@@ -30,6 +30,7 @@ pub struct Builder {
     config: Config,
     workers: bool,
     s3: bool,
+    data_dir: Option<PathBuf>,
 }
 
 impl Builder {
@@ -70,6 +71,13 @@ impl Builder {
         self
     }
 
+    /// The data folder at `dir` (a small file system of the test's own, say) rather than in a
+    /// temporary folder.
+    pub fn data_dir(mut self, dir: &std::path::Path) -> Self {
+        self.data_dir = Some(dir.to_owned());
+        self
+    }
+
     /// No index workers: queued jobs stay queued until `run_jobs` runs them.
     pub fn without_workers(mut self) -> Self {
         self.workers = false;
@@ -79,7 +87,7 @@ impl Builder {
     pub async fn start(self) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let mut config = self.config;
-        config.data_dir = dir.path().join("data");
+        config.data_dir = self.data_dir.unwrap_or_else(|| dir.path().join("data"));
         let database = TestDatabase::create().await;
         config.database_url = database.as_ref().map(|d| d.url.clone());
         let storage = match self.s3 {
@@ -330,6 +338,7 @@ impl TestApp {
             config,
             workers: true,
             s3: false,
+            data_dir: None,
         }
     }
 

@@ -111,7 +111,7 @@ pub async fn upload(
     let (package, is_new) = pushed.map_err(|e| match e {
         PushError::BadPackage(m) | PushError::BadFilename(m) => ApiError::BadRequest(m),
         PushError::Conflict(m) => ApiError::Conflict(m),
-        PushError::Internal(e) => ApiError::Internal(e),
+        PushError::Internal(e) => ApiError::from(e),
     })?;
     let base = auth::base_url(app, headers);
     let status = if is_new {

@@ -24,7 +24,7 @@ impl From<ImageError> for ApiError {
     fn from(e: ImageError) -> ApiError {
         match e {
             ImageError::ManifestUnknown(message) => ApiError::not_found(message),
-            ImageError::Internal(e) => ApiError::Internal(e),
+            ImageError::Internal(e) => ApiError::from(e),
             other => ApiError::invalid("image", other.to_string()),
         }
     }

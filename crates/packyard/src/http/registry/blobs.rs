@@ -483,7 +483,7 @@ async fn append(
     let (written, state, out) = writer
         .await
         .map_err(anyhow::Error::from)?
-        .map_err(|e| anyhow::anyhow!("writing a staged upload: {e}"))?;
+        .map_err(|e| anyhow::Error::new(e).context("writing a staged upload"))?;
     if let Some(failure) = failure {
         let _ = out.into_inner().map(|f| f.set_len(offset));
         return Err(failure);

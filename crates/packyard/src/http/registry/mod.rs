@@ -101,7 +101,7 @@ impl RegistryError {
 
 impl From<anyhow::Error> for RegistryError {
     fn from(e: anyhow::Error) -> Self {
-        RegistryError::internal(e)
+        ApiError::from(e).into()
     }
 }
 
@@ -121,6 +121,9 @@ impl From<ApiError> for RegistryError {
             ApiError::Busy(message) => {
                 RegistryError::new(StatusCode::SERVICE_UNAVAILABLE, "TOOMANYREQUESTS", message)
                     .header(axum::http::header::RETRY_AFTER, "1".into())
+            }
+            ApiError::InsufficientStorage(message) => {
+                RegistryError::new(StatusCode::INSUFFICIENT_STORAGE, "UNKNOWN", message)
             }
             ApiError::BadRequest(message) => {
                 RegistryError::new(StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID", message)
@@ -153,7 +156,7 @@ impl From<ImageError> for RegistryError {
             ImageError::Unsupported(_) => {
                 RegistryError::new(StatusCode::BAD_REQUEST, "UNSUPPORTED", message)
             }
-            ImageError::Internal(e) => RegistryError::internal(e),
+            ImageError::Internal(e) => e.into(),
         }
     }
 }

@@ -220,6 +220,7 @@ impl From<ApiError> for UiError {
             | ApiError::Conflict(m)
             | ApiError::PayloadTooLarge(m)
             | ApiError::RequestTimeout(m)
+            | ApiError::InsufficientStorage(m)
             | ApiError::Busy(m) => UiError::BadRequest(m),
             ApiError::Invalid { field, message } => {
                 UiError::BadRequest(format!("{field} {message}"))

@@ -105,7 +105,7 @@ pub async fn promote_package(
     audit::record(&app.db, event).await;
     promoted.map_err(|e| match e {
         PushError::Conflict(m) => ApiError::invalid("filename", m),
-        PushError::Internal(e) => ApiError::Internal(e),
+        PushError::Internal(e) => ApiError::from(e),
         PushError::BadPackage(m) | PushError::BadFilename(m) => ApiError::invalid("package", m),
     })
 }

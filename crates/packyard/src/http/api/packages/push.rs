@@ -107,7 +107,7 @@ pub async fn push_staged(
         PushError::BadPackage(m) => ApiError::invalid("package_file", m),
         PushError::BadFilename(m) => ApiError::invalid("filename", m),
         PushError::Conflict(m) => ApiError::invalid("filename", m),
-        PushError::Internal(e) => ApiError::Internal(e),
+        PushError::Internal(e) => ApiError::from(e),
     })
 }
 
@@ -133,7 +133,7 @@ pub async fn contents(
     let dsc = crate::formats::dsc::read(&staged)
         .await
         .map_err(|e| match e {
-            PushError::Internal(e) => ApiError::Internal(e),
+            PushError::Internal(e) => ApiError::from(e),
             other => ApiError::invalid("package_file", other.to_string()),
         })?;
     let files: Vec<_> = dsc
@@ -272,7 +272,7 @@ where
     let digests = writer
         .await
         .map_err(anyhow::Error::from)?
-        .map_err(|e| anyhow::anyhow!("writing the staging file: {e}"))?;
+        .map_err(|e| anyhow::Error::new(e).context("writing the staging file"))?;
     if let Some(failure) = failure {
         return Err(failure);
     }
