@@ -27,6 +27,8 @@ pub enum ApiError {
     RequestTimeout(String),
     /// 503 with `Retry-After`: the process is at its limit of concurrent uploads.
     Busy(String),
+    /// 503 with `Retry-After`: the blob storage did not answer or refused the write.
+    StorageUnavailable(String),
     /// 429: too many failed authentications from this address.
     TooManyRequests,
     Internal(anyhow::Error),
@@ -47,8 +49,16 @@ impl ApiError {
 
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
-        match disk_full(&e) {
-            Some(message) => ApiError::InsufficientStorage(message),
+        if let Some(message) = disk_full(&e) {
+            return ApiError::InsufficientStorage(message);
+        }
+        let storage = e
+            .chain()
+            .find_map(|cause| cause.downcast_ref::<object_store::Error>());
+        match storage {
+            Some(cause) => ApiError::StorageUnavailable(format!(
+                "the blob storage failed ({cause}); nothing was stored, retry in a moment"
+            )),
             None => ApiError::Internal(e),
         }
     }
@@ -90,6 +100,10 @@ impl IntoResponse for ApiError {
                 (StatusCode::INSUFFICIENT_STORAGE, json!({"error": m}))
             }
             ApiError::Busy(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({"error": m})),
+            ApiError::StorageUnavailable(m) => {
+                tracing::error!(error = %m, "the blob storage failed a request");
+                (StatusCode::SERVICE_UNAVAILABLE, json!({"error": m}))
+            }
             ApiError::TooManyRequests => (
                 StatusCode::TOO_MANY_REQUESTS,
                 json!({"error": "too many failed authentications from this address; try again in a minute"}),

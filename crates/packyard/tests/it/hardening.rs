@@ -252,3 +252,51 @@ async fn a_full_disk_answers_507_and_pushes_work_again_once_space_is_freed() {
         "the file comes back whole"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_unreachable_at_start_up_is_not_ready_until_it_is_back() {
+    let port = crate::support::free_port();
+    let app = TestApp::builder()
+        .s3_endpoint(&format!("http://127.0.0.1:{port}"))
+        .start()
+        .await;
+    app.create_repo("stable", false).await;
+    for _ in 0..3 {
+        assert_eq!(app.status("/healthz").await, 200, "alive");
+        assert_eq!(
+            app.status("/readyz").await,
+            503,
+            "not ready without its storage"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let refused = app
+        .authed(reqwest::Method::PUT, "/admin/stable/raw/tool/1.0/early.bin")
+        .body("too early")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503, "a push the storage cannot take");
+    assert!(refused.headers().contains_key("retry-after"));
+
+    let _storage = crate::support::TestStorage::start_on(port).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.status("/readyz").await != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "still not ready with its storage back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stored = app
+        .authed(reqwest::Method::PUT, "/admin/stable/raw/tool/1.0/late.bin")
+        .body("in time")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.status(), 201, "{:?}", stored.text().await);
+    assert_eq!(
+        app.text("/admin/stable/raw/tool/1.0/late.bin").await,
+        "in time"
+    );
+}

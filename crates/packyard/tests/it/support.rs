@@ -31,6 +31,8 @@ pub struct Builder {
     workers: bool,
     s3: bool,
     data_dir: Option<PathBuf>,
+    /// The test configures storage itself: no emulator of the S3 variant replaces it.
+    own_storage: bool,
 }
 
 impl Builder {
@@ -78,6 +80,14 @@ impl Builder {
         self
     }
 
+    /// Blobs in an S3 bucket at `endpoint` (the emulator's settings), which the test starts or
+    /// stops itself, whatever storage the suite runs on.
+    pub fn s3_endpoint(mut self, endpoint: &str) -> Self {
+        TestStorage::configure_endpoint(endpoint, &mut self.config);
+        self.own_storage = true;
+        self
+    }
+
     /// No index workers: queued jobs stay queued until `run_jobs` runs them.
     pub fn without_workers(mut self) -> Self {
         self.workers = false;
@@ -90,9 +100,10 @@ impl Builder {
         config.data_dir = self.data_dir.unwrap_or_else(|| dir.path().join("data"));
         let database = TestDatabase::create().await;
         config.database_url = database.as_ref().map(|d| d.url.clone());
-        let storage = match self.s3 {
-            true => Some(TestStorage::start().await),
-            false => TestStorage::create().await,
+        let storage = match (self.s3, self.own_storage) {
+            (_, true) => None,
+            (true, false) => Some(TestStorage::start().await),
+            (false, false) => TestStorage::create().await,
         };
         if let Some(storage) = &storage {
             storage.configure(&mut config);
@@ -246,10 +257,14 @@ impl TestStorage {
 
     /// Starts an emulator whether or not the S3 variant was asked for.
     pub async fn start() -> TestStorage {
+        TestStorage::start_on(free_port()).await
+    }
+
+    /// Starts an emulator on `port`.
+    pub async fn start_on(port: u16) -> TestStorage {
         let dir = tempfile::tempdir().unwrap();
         let bucket_dir = dir.path().join(TestStorage::BUCKET);
         std::fs::create_dir_all(&bucket_dir).unwrap();
-        let port = free_port();
         let binary = std::env::var("PACKYARD_TEST_S3S_FS").unwrap_or_else(|_| "s3s-fs".into());
         let process = std::process::Command::new(&binary)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
@@ -277,8 +292,13 @@ impl TestStorage {
     }
 
     pub fn configure(&self, config: &mut Config) {
+        TestStorage::configure_endpoint(&self.endpoint, config);
+    }
+
+    /// The emulator's settings for one at `endpoint`, running or not.
+    pub fn configure_endpoint(endpoint: &str, config: &mut Config) {
         config.storage = TestStorage::url();
-        config.s3_endpoint = Some(self.endpoint.clone());
+        config.s3_endpoint = Some(endpoint.to_owned());
         config.s3_region = Some("us-east-1".into());
         config.s3_access_key_id = Some(TestStorage::ACCESS_KEY.into());
         config.s3_secret_access_key = Some(TestStorage::SECRET_KEY.into());
@@ -339,6 +359,7 @@ impl TestApp {
             workers: true,
             s3: false,
             data_dir: None,
+            own_storage: false,
         }
     }
 

@@ -122,6 +122,10 @@ impl From<ApiError> for RegistryError {
                 RegistryError::new(StatusCode::SERVICE_UNAVAILABLE, "TOOMANYREQUESTS", message)
                     .header(axum::http::header::RETRY_AFTER, "1".into())
             }
+            ApiError::StorageUnavailable(message) => {
+                RegistryError::new(StatusCode::SERVICE_UNAVAILABLE, "UNKNOWN", message)
+                    .header(axum::http::header::RETRY_AFTER, "1".into())
+            }
             ApiError::InsufficientStorage(message) => {
                 RegistryError::new(StatusCode::INSUFFICIENT_STORAGE, "UNKNOWN", message)
             }

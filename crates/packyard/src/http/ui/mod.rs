@@ -221,6 +221,7 @@ impl From<ApiError> for UiError {
             | ApiError::PayloadTooLarge(m)
             | ApiError::RequestTimeout(m)
             | ApiError::InsufficientStorage(m)
+            | ApiError::StorageUnavailable(m)
             | ApiError::Busy(m) => UiError::BadRequest(m),
             ApiError::Invalid { field, message } => {
                 UiError::BadRequest(format!("{field} {message}"))
