@@ -32,8 +32,41 @@ pub fn router(app: App) -> Router {
             app.clone(),
             metrics::track,
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(app)
+}
+
+/// The span of a request in debug logs: its method and path, the token of a `/priv/TOKEN/`
+/// path left out.
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = %request.method(),
+        uri = %loggable_path(request.uri().path()),
+        version = ?request.version(),
+    )
+}
+
+fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match path
+        .strip_prefix("/priv/")
+        .and_then(|rest| rest.split_once('/'))
+    {
+        Some((_, rest)) => format!("/priv/***/{rest}").into(),
+        None => path.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn private_path_tokens_stay_out_of_logs() {
+        assert_eq!(
+            super::loggable_path("/priv/abc/o/r/gpgkey"),
+            "/priv/***/o/r/gpgkey"
+        );
+        assert_eq!(super::loggable_path("/o/r/gpgkey"), "/o/r/gpgkey");
+    }
 }
 
 fn api_routes(upload_limit: usize) -> Router<App> {

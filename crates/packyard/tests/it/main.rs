@@ -16,6 +16,7 @@ mod hardening;
 mod install;
 mod jobs;
 mod keys;
+mod logs;
 mod metrics;
 mod npm_client;
 mod operations;

@@ -95,6 +95,7 @@ impl Builder {
     }
 
     pub async fn start(self) -> TestApp {
+        crate::logs::install();
         let dir = tempfile::tempdir().unwrap();
         let mut config = self.config;
         config.data_dir = self.data_dir.unwrap_or_else(|| dir.path().join("data"));
@@ -128,6 +129,7 @@ impl Builder {
         ));
         let user = db::users::find_or_create(&app.db, "admin").await.unwrap();
         let token = db::users::create_token(&app.db, user.id).await.unwrap();
+        crate::logs::secret(&token);
         TestApp {
             app,
             base,
@@ -144,6 +146,13 @@ impl Builder {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
+        let leaks = crate::logs::take_leaks();
+        if !leaks.is_empty() && !std::thread::panicking() {
+            panic!(
+                "log lines hold a token or a private key:\n{}",
+                leaks.join("")
+            );
+        }
         if let Some(database) = self.database.take() {
             database.drop_after(Some(self.app.db.clone()));
         }
@@ -384,9 +393,11 @@ impl TestApp {
         let user = db::users::find_or_create(&self.app.db, "stranger")
             .await
             .unwrap();
-        db::users::create_token(&self.app.db, user.id)
+        let token = db::users::create_token(&self.app.db, user.id)
             .await
-            .unwrap()
+            .unwrap();
+        crate::logs::secret(&token);
+        token
     }
 
     pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
@@ -523,7 +534,9 @@ impl TestApp {
             .iter()
             .find(|m| m["name"] == name)
             .unwrap();
-        master["value"].as_str().unwrap().to_owned()
+        let value = master["value"].as_str().unwrap();
+        crate::logs::secret(value);
+        value.to_owned()
     }
 
     /// A new read token of `admin/REPO`, minted by its default master token.
@@ -538,7 +551,11 @@ impl TestApp {
             .await
             .unwrap();
         assert_eq!(response.status(), 201);
-        response.json().await.unwrap()
+        let token: Value = response.json().await.unwrap();
+        if let Some(value) = token["value"].as_str() {
+            crate::logs::secret(value);
+        }
+        token
     }
 
     /// Pushes a generated `NAME_VERSION_ARCH.deb` to `admin/REPO` for debian/bookworm.

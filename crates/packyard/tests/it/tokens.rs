@@ -74,6 +74,7 @@ async fn master_and_read_tokens_through_the_api() {
         .await
         .unwrap();
     let read_value = read["value"].as_str().unwrap().to_owned();
+    crate::logs::secret(&read_value);
     assert_eq!(
         status_with(&app, &read_value, IN_RELEASE).await,
         200,
