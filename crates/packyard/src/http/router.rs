@@ -57,18 +57,6 @@ fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn private_path_tokens_stay_out_of_logs() {
-        assert_eq!(
-            super::loggable_path("/priv/abc/o/r/gpgkey"),
-            "/priv/***/o/r/gpgkey"
-        );
-        assert_eq!(super::loggable_path("/o/r/gpgkey"), "/o/r/gpgkey");
-    }
-}
-
 fn api_routes(upload_limit: usize) -> Router<App> {
     Router::new()
         .route("/api/v1/token.json", get(api::token::token))
@@ -284,4 +272,16 @@ fn repository_routes() -> Router<App> {
             "/priv/{token}/{owner}/{repo}/{*path}",
             get(repo::serve_with_path_token),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn private_path_tokens_stay_out_of_logs() {
+        assert_eq!(
+            super::loggable_path("/priv/abc/o/r/gpgkey"),
+            "/priv/***/o/r/gpgkey"
+        );
+        assert_eq!(super::loggable_path("/o/r/gpgkey"), "/o/r/gpgkey");
+    }
 }
