@@ -55,6 +55,13 @@ pub struct Config {
     /// How package files stored in S3 are served: `redirect` (302 to a presigned URL) or
     /// `proxy` (streamed through this process).
     pub download_mode: DownloadMode,
+    /// How often a failed S3 request (a 5xx, `SlowDown`, a reset connection, a timeout) is tried
+    /// again before the push or read fails with 503, and for how long at most, in seconds.
+    pub s3_retries: usize,
+    pub s3_retry_timeout_secs: u64,
+    /// How long one S3 request may take, in seconds, before it counts as failed (a stalled
+    /// connection).
+    pub s3_request_timeout_secs: u64,
     /// How long a presigned download URL stays valid, in seconds.
     pub download_url_expiry_secs: u64,
     /// How long a worker holds a job before another may take it over; renewed while it runs.
@@ -162,6 +169,9 @@ impl Default for Config {
             s3_secret_access_key: None,
             download_mode: DownloadMode::Redirect,
             download_url_expiry_secs: 300,
+            s3_retries: 10,
+            s3_retry_timeout_secs: 180,
+            s3_request_timeout_secs: 30,
             job_lease_secs: 60,
             cache_mib: 64,
             cache_ttl_ms: 1000,
@@ -218,6 +228,9 @@ const ENV_KEYS: &[&str] = &[
     "s3_secret_access_key",
     "download_mode",
     "download_url_expiry_secs",
+    "s3_retries",
+    "s3_retry_timeout_secs",
+    "s3_request_timeout_secs",
     "job_lease_secs",
     "cache_mib",
     "cache_ttl_ms",

@@ -71,6 +71,18 @@ impl Blobs {
                 let mut builder = AmazonS3Builder::from_env()
                     .with_bucket_name(&bucket)
                     .with_virtual_hosted_style_request(!config.s3_path_style);
+                builder = builder
+                    .with_retry(object_store::RetryConfig {
+                        max_retries: config.s3_retries,
+                        retry_timeout: std::time::Duration::from_secs(config.s3_retry_timeout_secs),
+                        ..Default::default()
+                    })
+                    .with_config(
+                        object_store::aws::AmazonS3ConfigKey::Client(
+                            object_store::ClientConfigKey::Timeout,
+                        ),
+                        format!("{}s", config.s3_request_timeout_secs.max(1)),
+                    );
                 if let Some(endpoint) = &config.s3_endpoint {
                     builder = builder
                         .with_endpoint(endpoint)

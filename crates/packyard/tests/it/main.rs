@@ -10,6 +10,7 @@ mod client;
 mod deployment;
 mod dnf_client;
 mod durability;
+mod faults;
 mod fixtures;
 mod handover;
 mod hardening;
