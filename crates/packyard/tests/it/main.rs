@@ -7,6 +7,7 @@ mod auth_matrix;
 mod backup;
 mod cli;
 mod client;
+mod crash_loop;
 mod deployment;
 mod dnf_client;
 mod durability;
