@@ -18,6 +18,7 @@ mod hardening;
 mod install;
 mod jobs;
 mod keys;
+mod load;
 mod logs;
 mod metrics;
 mod npm_client;
