@@ -144,17 +144,6 @@ async fn app() -> (TestApp, Arc<Faults>, TestStorage) {
     (app, faults, storage)
 }
 
-async fn put(app: &TestApp, file: &str, body: String) -> reqwest::Response {
-    app.authed(
-        reqwest::Method::PUT,
-        &format!("/admin/stable/raw/tool/1.0/{file}"),
-    )
-    .body(body)
-    .send()
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_storage_faults_are_retried_and_the_push_succeeds() {
     let (app, faults, _storage) = app().await;
@@ -168,7 +157,7 @@ async fn transient_storage_faults_are_retried_and_the_push_succeeds() {
         let before = faults.injected.load(Ordering::SeqCst);
         // Contents of its own, so the blob is new and must be written.
         let contents = format!("{file} stored after retries");
-        let stored = put(&app, file, contents.clone()).await;
+        let stored = app.put_raw(file, contents.clone()).await;
         assert_eq!(stored.status(), 201, "{fault:?}: {:?}", stored.text().await);
         assert_eq!(
             faults.injected.load(Ordering::SeqCst),
@@ -189,7 +178,9 @@ async fn storage_that_keeps_failing_answers_503_stores_nothing_and_recovers() {
     let (app, faults, _storage) = app().await;
     for fault in [Fault::ServerError, Fault::SlowDown, Fault::Reset] {
         *faults.always.lock().unwrap() = Some(fault);
-        let refused = put(&app, "never.bin", format!("never stored ({fault:?})")).await;
+        let refused = app
+            .put_raw("never.bin", format!("never stored ({fault:?})"))
+            .await;
         assert_eq!(refused.status(), 503, "{fault:?}");
         assert!(refused.headers().contains_key("retry-after"), "{fault:?}");
         assert_eq!(app.status("/healthz").await, 200, "{fault:?}");
@@ -201,7 +192,9 @@ async fn storage_that_keeps_failing_answers_503_stores_nothing_and_recovers() {
         );
     }
     *faults.always.lock().unwrap() = None;
-    let stored = put(&app, "later.bin", "stored once the storage works".into()).await;
+    let stored = app
+        .put_raw("later.bin", "stored once the storage works")
+        .await;
     assert_eq!(stored.status(), 201, "{:?}", stored.text().await);
     assert_eq!(
         app.text("/admin/stable/raw/tool/1.0/later.bin").await,

@@ -270,12 +270,7 @@ async fn storage_unreachable_at_start_up_is_not_ready_until_it_is_back() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let refused = app
-        .authed(reqwest::Method::PUT, "/admin/stable/raw/tool/1.0/early.bin")
-        .body("too early")
-        .send()
-        .await
-        .unwrap();
+    let refused = app.put_raw("early.bin", "too early").await;
     assert_eq!(refused.status(), 503, "a push the storage cannot take");
     assert!(refused.headers().contains_key("retry-after"));
 
@@ -288,12 +283,7 @@ async fn storage_unreachable_at_start_up_is_not_ready_until_it_is_back() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let stored = app
-        .authed(reqwest::Method::PUT, "/admin/stable/raw/tool/1.0/late.bin")
-        .body("in time")
-        .send()
-        .await
-        .unwrap();
+    let stored = app.put_raw("late.bin", "in time").await;
     assert_eq!(stored.status(), 201, "{:?}", stored.text().await);
     assert_eq!(
         app.text("/admin/stable/raw/tool/1.0/late.bin").await,

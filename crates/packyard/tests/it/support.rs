@@ -539,6 +539,18 @@ impl TestApp {
         value.to_owned()
     }
 
+    /// `PUT /admin/stable/raw/tool/1.0/FILE` with `body`, as `curl -T` uploads a raw file.
+    pub async fn put_raw(&self, file: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.authed(
+            reqwest::Method::PUT,
+            &format!("/admin/stable/raw/tool/1.0/{file}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+    }
+
     /// A new read token of `admin/REPO`, minted by its default master token.
     pub async fn read_token(&self, repo: &str, name: &str) -> Value {
         let response = self
