@@ -232,7 +232,50 @@ fn check_header<R: Read>(
             file_len.saturating_sub(offset)
         )));
     }
+    check_index(file, which, entries, data)?;
     Ok(size)
+}
+
+/// Checks that every index entry's value lies inside the header's data, before the `rpm`
+/// crate reads them: it slices the data at the offsets the file gives and panics on some that
+/// lie outside (found by fuzzing, `tests/fuzz_regressions.rs`).
+fn check_index<R: Read>(
+    file: &mut R,
+    which: &'static str,
+    entries: u64,
+    data: u64,
+) -> Result<(), RpmError> {
+    let mut index = vec![0u8; (entries * INDEX_ENTRY_SIZE) as usize];
+    read_exact_or(file, &mut index, || {
+        RpmError::Truncated(format!("the {which} header's index is cut short"))
+    })?;
+    let word = |entry: &[u8], at: usize| {
+        u64::from(u32::from_be_bytes(
+            entry[at..at + 4].try_into().expect("4 bytes"),
+        ))
+    };
+    for entry in index.chunks_exact(INDEX_ENTRY_SIZE as usize) {
+        let (kind, offset, count) = (word(entry, 4), word(entry, 8), word(entry, 12));
+        // Bytes per element of the fixed-size types; strings are at least their terminator.
+        let element = match kind {
+            0 => 0,
+            1 | 2 | 6 | 7 | 8 | 9 => 1,
+            3 => 2,
+            4 => 4,
+            5 => 8,
+            _ => {
+                return Err(RpmError::Malformed(format!(
+                    "the {which} header has an entry of unknown type {kind}"
+                )));
+            }
+        };
+        if offset.saturating_add(count.saturating_mul(element)) > data {
+            return Err(RpmError::Malformed(format!(
+                "an entry of the {which} header points outside its data"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The signature header records the size of header plus payload; a shorter file lost its end.
