@@ -83,14 +83,19 @@ pub enum Caller {
     Invalid,
 }
 
-/// The token in an `Authorization: Basic` header, if there is one.
-pub fn basic_token(headers: &HeaderMap) -> Option<String> {
+/// What an `Authorization` header carries: a bearer token, or basic-auth user and password.
+pub enum Credentials {
+    Bearer(String),
+    Basic { user: String, password: String },
+}
+
+/// The credentials of a request, if it has any in a form this server reads.
+pub fn credentials(headers: &HeaderMap) -> Option<Credentials> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
-    // npm sends its `_authToken` as a bearer token.
     if scheme.eq_ignore_ascii_case("bearer") {
         let token = encoded.trim();
-        return (!token.is_empty()).then(|| token.to_owned());
+        return (!token.is_empty()).then(|| Credentials::Bearer(token.to_owned()));
     }
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
@@ -100,10 +105,23 @@ pub fn basic_token(headers: &HeaderMap) -> Option<String> {
         .ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
     let (user, password) = decoded.split_once(':').unwrap_or((decoded.as_str(), ""));
-    // twine and pip send `__token__` as the user and the token as the password, as PyPI
-    // asks; everything else sends the token as the user.
-    let token = if user == "__token__" { password } else { user };
-    (!token.is_empty()).then(|| token.to_owned())
+    Some(Credentials::Basic {
+        user: user.to_owned(),
+        password: password.to_owned(),
+    })
+}
+
+/// The token in an `Authorization` header, if there is one.
+pub fn basic_token(headers: &HeaderMap) -> Option<String> {
+    let token = match credentials(headers)? {
+        // npm sends its `_authToken` as a bearer token.
+        Credentials::Bearer(token) => token,
+        // twine and pip send `__token__` as the user and the token as the password, as PyPI
+        // asks; everything else sends the token as the user.
+        Credentials::Basic { user, password } if user == "__token__" => password,
+        Credentials::Basic { user, .. } => user,
+    };
+    (!token.is_empty()).then_some(token)
 }
 
 /// Resolves `token` (from the header or the path) for a client at `addr`, through the read

@@ -24,13 +24,12 @@ use packyard_formats::oci;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use super::{Access, Context, RegistryError, digest_invalid, header_value, resolve};
+use super::{Access, Context, DIGEST_HEADER, RegistryError, digest_invalid, header_value, resolve};
 use crate::app::App;
 use crate::db;
 use crate::http::repo::send;
 use crate::storage::BlobKey;
 
-const DIGEST_HEADER: HeaderName = HeaderName::from_static("docker-content-digest");
 const UPLOAD_UUID: HeaderName = HeaderName::from_static("docker-upload-uuid");
 
 /// The SHA-256 state of each upload session this process received the bytes of, with the size

@@ -9,14 +9,15 @@ use futures::StreamExt;
 use packyard_formats::oci;
 use serde_json::json;
 
-use super::{Context, RegistryError, actor, digest_invalid, header_value, pagination};
+use super::{
+    Context, DIGEST_HEADER, RegistryError, actor, digest_invalid, header_value, pagination,
+};
 use crate::app::App;
 use crate::db;
 use crate::http::auth::{self, Caller};
 use crate::images::{self, Reference};
 use crate::storage::BlobKey;
 
-const DIGEST_HEADER: HeaderName = HeaderName::from_static("docker-content-digest");
 const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
 const FILTERS_APPLIED: HeaderName = HeaderName::from_static("oci-filters-applied");
 
@@ -96,22 +97,20 @@ pub(super) async fn get(
     if method == Method::HEAD {
         return Ok((StatusCode::OK, response_headers).into_response());
     }
-    count_pull(ctx, manifest.package_id, tag);
+    let request = crate::http::repo::send::Request {
+        method,
+        headers,
+        client: ctx.client.ip(),
+        read_token: ctx.read_token(),
+    };
+    crate::http::repo::send::record_download(ctx.app, &request, (manifest.package_id, "oci"));
+    count_pull(ctx, tag);
     Ok((StatusCode::OK, response_headers, bytes).into_response())
 }
 
-/// Counts a pull as a download of the manifest, and of the tag it was pulled by, off the
-/// request path.
-fn count_pull(ctx: &Context<'_>, package_id: i64, tag: Option<String>) {
-    crate::http::metrics::downloads("oci").increment(1);
-    ctx.app.downloads.record(db::downloads::Download {
-        package_id,
-        downloaded_at: db::now(),
-        ip_address: ctx.client.ip().to_string(),
-        user_agent: String::new(),
-        read_token: ctx.read_token(),
-        count: 1,
-    });
+/// Counts a pull of the tag it was pulled by, off the request path (the manifest's download
+/// is recorded as any package file's).
+fn count_pull(ctx: &Context<'_>, tag: Option<String>) {
     if let Some(tag) = tag {
         let (app, repository_id, image) =
             (ctx.app.clone(), ctx.image.repo.id, ctx.image.image.clone());

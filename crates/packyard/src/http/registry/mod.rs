@@ -15,11 +15,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::http::header::WWW_AUTHENTICATE;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use base64::Engine as _;
 use packyard_formats::oci;
 use serde_json::json;
 
@@ -39,6 +38,7 @@ pub fn routes() -> Router<App> {
 }
 
 const API_VERSION: HeaderName = HeaderName::from_static("docker-distribution-api-version");
+const DIGEST_HEADER: HeaderName = HeaderName::from_static("docker-content-digest");
 const CHALLENGE: &str = "Basic realm=\"Packyard\", charset=\"UTF-8\"";
 
 /// An error as registries answer it: `{"errors": [{"code", "message", "detail"}]}`.
@@ -187,22 +187,12 @@ impl IntoResponse for RegistryError {
 /// The token of a registry client: the password of basic auth (`docker login -u ANY -p
 /// TOKEN`), or the user name when the password is empty (`curl -u TOKEN:`), or a bearer token.
 fn registry_token(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, credentials) = value.split_once(' ')?;
-    if scheme.eq_ignore_ascii_case("bearer") {
-        let token = credentials.trim();
-        return (!token.is_empty()).then(|| token.to_owned());
-    }
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(credentials.trim())
-        .ok()?;
-    let decoded = String::from_utf8(decoded).ok()?;
-    let (user, password) = decoded.split_once(':').unwrap_or((decoded.as_str(), ""));
-    let token = if password.is_empty() { user } else { password };
-    (!token.is_empty()).then(|| token.to_owned())
+    let token = match auth::credentials(headers)? {
+        auth::Credentials::Bearer(token) => token,
+        auth::Credentials::Basic { user, password } if password.is_empty() => user,
+        auth::Credentials::Basic { password, .. } => password,
+    };
+    (!token.is_empty()).then_some(token)
 }
 
 /// Who is asking, from the request's credentials; credentials that match nothing are refused
@@ -533,6 +523,8 @@ mod tests {
 
     #[test]
     fn registry_clients_send_the_token_as_password() {
+        use axum::http::header::AUTHORIZATION;
+        use base64::Engine as _;
         let mut headers = HeaderMap::new();
         let basic = |s: &str| {
             format!(

@@ -398,7 +398,11 @@ async fn redirect(
     Ok(Some((StatusCode::FOUND, headers).into_response()))
 }
 
-fn record_download(app: &App, request: &Request<'_>, (package_id, format): (i64, &'static str)) {
+pub(crate) fn record_download(
+    app: &App,
+    request: &Request<'_>,
+    (package_id, format): (i64, &'static str),
+) {
     crate::http::metrics::downloads(format).increment(1);
     let user_agent = request
         .headers
