@@ -137,7 +137,11 @@ pub async fn backup(app: &App, dir: &Path, include_secret: bool) -> Result<Backu
         files,
         includes_secret,
     };
+    // The manifest last, once what it lists is on stable storage: a backup that says it is
+    // done survives a power loss.
+    sync_files(dir, manifest.files.keys())?;
     std::fs::write(dir.join(MANIFEST), serde_json::to_vec_pretty(&manifest)?)?;
+    sync_files(dir, [MANIFEST])?;
     Ok(BackupReport {
         dir: dir.to_owned(),
         blobs: blobs.len() - gone,
@@ -145,6 +149,30 @@ pub async fn backup(app: &App, dir: &Path, include_secret: bool) -> Result<Backu
         blobs_gone: gone,
         manifest,
     })
+}
+
+/// Syncs each file (paths relative to `dir`) and every folder from it up to `dir`.
+fn sync_files<P: AsRef<Path>>(dir: &Path, files: impl IntoIterator<Item = P>) -> Result<()> {
+    let mut folders = std::collections::BTreeSet::from([dir.to_owned()]);
+    for file in files {
+        let path = dir.join(file);
+        std::fs::File::open(&path)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("syncing {}", path.display()))?;
+        let mut folder = path.parent();
+        while let Some(f) = folder.filter(|f| f.starts_with(dir)) {
+            if !folders.insert(f.to_owned()) {
+                break;
+            }
+            folder = f.parent();
+        }
+    }
+    for folder in folders {
+        std::fs::File::open(&folder)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("syncing {}", folder.display()))?;
+    }
+    Ok(())
 }
 
 /// Copies one blob into the backup: a hard link from local storage where it can, else a
@@ -240,13 +268,9 @@ fn file_sha256(path: &Path) -> Result<String> {
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
     let _ = std::fs::remove_file(path);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(bytes)?;
-    Ok(())
+    crate::storage::create_private_file(path, bytes)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Reads a backup's manifest and checks every file it lists; returns the manifest and the
@@ -328,6 +352,7 @@ pub async fn restore(config: Config, dir: &Path) -> Result<RestoreReport> {
                     let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
                 }
                 std::fs::copy(dir.join(SQLITE_FILE), &path)?;
+                sync_files(&config.data_dir, ["packyard.db"])?;
             }
             (Db::Postgres(pool), "postgres") => {
                 pool.close().await;

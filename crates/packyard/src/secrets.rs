@@ -5,7 +5,6 @@
 //! embedded default, from `DATA_DIR/secret.key`, generated on first start with mode 0600.
 //! Every process of a deployment needs the same secret.
 
-use std::io::Write;
 use std::path::Path;
 
 use aes_gcm::aead::{Aead, KeyInit};
@@ -124,15 +123,10 @@ fn file_secret(path: &Path) -> Result<Vec<u8>> {
     }
     let mut key = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut key);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(mut file) => {
-            file.write_all(&key)
-                .with_context(|| format!("writing {}", path.display()))?;
-            Ok(key.to_vec())
-        }
+    // On disk before any signing key sealed with it is committed: a secret lost in a power
+    // loss would leave every sealed key unreadable.
+    match crate::storage::create_private_file(path, &key) {
+        Ok(()) => Ok(key.to_vec()),
         // Another process created it first.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(std::fs::read(path)?),
         Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),

@@ -325,6 +325,33 @@ impl Blobs {
     }
 }
 
+/// Creates `path` holding `bytes`, readable by its owner only, whole and on stable storage
+/// when this returns, or not at all: written and synced under a temporary name, then linked
+/// into place (`AlreadyExists` when another process was first) and its directory synced.
+pub fn create_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let staged = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        rand::random::<u64>()
+    ));
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&staged)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::hard_link(&staged, path)
+    })();
+    let _ = std::fs::remove_file(&staged);
+    written?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
 fn tmp_dir(data_dir: &Path) -> Result<PathBuf> {
     let tmp_dir = data_dir.join("tmp");
     std::fs::create_dir_all(&tmp_dir).with_context(|| format!("creating {}", tmp_dir.display()))?;

@@ -29,6 +29,9 @@ pub enum ApiError {
     Busy(String),
     /// 503 with `Retry-After`: the blob storage did not answer or refused the write.
     StorageUnavailable(String),
+    /// 503 with `Retry-After`: the database went away (a restart, a fail-over) or had no
+    /// connection to spare; the request's transaction did not commit.
+    DatabaseUnavailable(String),
     /// 429: too many failed authentications from this address.
     TooManyRequests,
     Internal(anyhow::Error),
@@ -52,6 +55,11 @@ impl From<anyhow::Error> for ApiError {
         if let Some(message) = disk_full(&e) {
             return ApiError::InsufficientStorage(message);
         }
+        if let Some(cause) = database_unavailable(&e) {
+            return ApiError::DatabaseUnavailable(format!(
+                "the database is unavailable ({cause}); retry in a moment"
+            ));
+        }
         let storage = e
             .chain()
             .find_map(|cause| cause.downcast_ref::<object_store::Error>());
@@ -62,6 +70,24 @@ impl From<anyhow::Error> for ApiError {
             None => ApiError::Internal(e),
         }
     }
+}
+
+/// The database error in `e` when it says the database is unreachable rather than that the
+/// request was wrong: a lost connection, no connection to spare, PostgreSQL shutting down or
+/// starting up (SQLSTATE classes 08 and 57P), SQLite still locked after its busy timeout.
+fn database_unavailable(e: &anyhow::Error) -> Option<&sqlx::Error> {
+    e.chain()
+        .filter_map(|cause| cause.downcast_ref::<sqlx::Error>())
+        .find(|error| match error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                code.starts_with("08") || code.starts_with("57P") || code == "53300" || code == "5"
+            }),
+            _ => false,
+        })
 }
 
 /// What to tell a client when `e` comes from a full disk (`ENOSPC`, `EDQUOT`): that the
@@ -102,6 +128,10 @@ impl IntoResponse for ApiError {
             ApiError::Busy(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({"error": m})),
             ApiError::StorageUnavailable(m) => {
                 tracing::error!(error = %m, "the blob storage failed a request");
+                (StatusCode::SERVICE_UNAVAILABLE, json!({"error": m}))
+            }
+            ApiError::DatabaseUnavailable(m) => {
+                tracing::error!(error = %m, "the database failed a request");
                 (StatusCode::SERVICE_UNAVAILABLE, json!({"error": m}))
             }
             ApiError::TooManyRequests => (

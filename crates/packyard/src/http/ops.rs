@@ -14,7 +14,9 @@ pub async fn readyz(State(app): State<App>) -> (StatusCode, &'static str) {
     if app.draining.load(std::sync::atomic::Ordering::Relaxed) {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
-    if app.db.ping().await.is_err() {
+    // Bounded: a probe must hear back while the pool is still waiting for the database.
+    let ping = tokio::time::timeout(std::time::Duration::from_secs(2), app.db.ping()).await;
+    if !matches!(ping, Ok(Ok(()))) {
         return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable");
     }
     if app.blobs.ping().await.is_err() {

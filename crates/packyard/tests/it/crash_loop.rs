@@ -22,49 +22,109 @@ use crate::support::free_port;
 
 /// What the servers must keep: settings that make crashes matter within seconds (the collector
 /// every second, leases of a killed worker taken over after 3).
-const ENV: &[(&str, &str)] = &[
+pub const ENV: &[(&str, &str)] = &[
     ("PACKYARD_INDEX_GRACE_SECS", "2"),
     ("PACKYARD_JOB_LEASE_SECS", "3"),
 ];
 
-struct Push {
-    name: String,
-    distro: i64,
-    filename: String,
-    bytes: Vec<u8>,
+pub struct Push {
+    pub name: String,
+    pub distro: i64,
+    pub filename: String,
+    pub bytes: Vec<u8>,
+}
+
+impl Push {
+    /// A Debian package `NAME 1.0` for bookworm.
+    pub fn deb(name: &str) -> Push {
+        Push {
+            name: name.to_owned(),
+            distro: BOOKWORM,
+            filename: deb_filename(name, "1.0", "amd64"),
+            bytes: deb(name, "1.0", "amd64"),
+        }
+    }
+
+    /// An rpm `NAME-1.0-1.x86_64` for EL 9, built in `work`.
+    pub fn rpm(work: &std::path::Path, name: &str) -> Push {
+        let spec = simple_spec(name, "1.0", "1", "x86_64");
+        let path = rpmbuild(work, &spec, "x86_64", false).remove(0);
+        Push {
+            name: name.to_owned(),
+            distro: EL9,
+            filename: file_name(&path),
+            bytes: std::fs::read(&path).unwrap(),
+        }
+    }
+}
+
+/// A push the server acknowledged.
+pub struct Pushed {
+    pub name: String,
+    pub distro: i64,
+    /// As stored, and named in the package's path.
+    pub filename: String,
+    pub download_url: String,
+    pub sha256: String,
 }
 
 fn env_number(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
-async fn push(
+/// A push the server did not acknowledge: its answer, if one came.
+#[derive(Debug)]
+pub struct Refused {
+    pub status: Option<reqwest::StatusCode>,
+    pub retry_after: bool,
+    pub body: Value,
+}
+
+/// Pushes into `admin/stable`.
+pub async fn push(
     client: &reqwest::Client,
     base: &str,
     token: &str,
     push: Push,
-) -> Option<(String, i64, String)> {
+) -> Result<Pushed, Refused> {
+    let sha256 = packyard_formats::digest::sha256_hex(&push.bytes);
     let form = reqwest::multipart::Form::new()
         .text("package[distro_version_id]", push.distro.to_string())
         .part(
             "package[package_file]",
             reqwest::multipart::Part::bytes(push.bytes).file_name(push.filename.clone()),
         );
+    let unanswered = |_| Refused {
+        status: None,
+        retry_after: false,
+        body: Value::Null,
+    };
     let response = client
         .post(format!("{base}/api/v1/repos/admin/stable/packages.json"))
         .basic_auth(token, Some(""))
         .multipart(form)
         .send()
         .await
-        .ok()?;
-    let ok = response.status().is_success();
-    let body: Value = response.json().await.ok()?;
-    ok.then(|| {
-        (
-            push.name,
-            push.distro,
-            body["filename"].as_str().unwrap_or_default().to_owned(),
-        )
+        .map_err(unanswered)?;
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .contains_key(reqwest::header::RETRY_AFTER);
+    let body: Value = response.json().await.map_err(unanswered)?;
+    if !status.is_success() {
+        return Err(Refused {
+            status: Some(status),
+            retry_after,
+            body,
+        });
+    }
+    let text = |field: &str| body[field].as_str().unwrap_or_default().to_owned();
+    Ok(Pushed {
+        name: push.name,
+        distro: push.distro,
+        filename: text("filename"),
+        download_url: text("download_url"),
+        sha256,
     })
 }
 
@@ -79,14 +139,14 @@ async fn destroy(client: &reqwest::Client, base: &str, token: &str, filename: &s
         .is_ok_and(|r| r.status().is_success())
 }
 
-/// Waits until the served indexes list every package in `present` and none in `gone`.
-async fn converged(
+/// Waits (up to a minute) until the served indexes list every package in `present` and none
+/// in `gone`.
+pub async fn converged(
     client: &reqwest::Client,
     server: &Server,
     present: &BTreeMap<String, i64>,
     gone: &BTreeSet<String>,
-    round: u64,
-) {
+) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let packages = client
@@ -109,13 +169,14 @@ async fn converged(
             .collect();
         let kept: Vec<&String> = gone.iter().filter(|n| listed(n, BOOKWORM)).collect();
         if missing.is_empty() && kept.is_empty() {
-            return;
+            return Ok(());
         }
-        assert!(
-            Instant::now() < deadline,
-            "round {round}: acknowledged pushes missing {missing:?}, acknowledged destroys still listed {kept:?}\n{}",
-            server.log()
-        );
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "acknowledged pushes missing {missing:?}, acknowledged destroys still listed {kept:?}\n{}",
+                server.log()
+            ));
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -143,33 +204,19 @@ async fn acknowledged_work_survives_sigkill_at_random_moments() {
     // A first deb and rpm, indexed before anything is killed, so apt and dnf have a repository.
     let mut present: BTreeMap<String, i64> = BTreeMap::new();
     let mut debs: Vec<(String, String)> = Vec::new();
-    let rpm = |name: &str| {
-        let spec = simple_spec(name, "1.0", "1", "x86_64");
-        let path = rpmbuild(work.path(), &spec, "x86_64", false).remove(0);
-        Push {
-            name: name.to_owned(),
-            distro: EL9,
-            filename: file_name(&path),
-            bytes: std::fs::read(&path).unwrap(),
-        }
-    };
-    let deb_push = |name: &str| Push {
-        name: name.to_owned(),
-        distro: BOOKWORM,
-        filename: deb_filename(name, "1.0", "amd64"),
-        bytes: deb(name, "1.0", "amd64"),
-    };
+    let rpm = |name: &str| Push::rpm(work.path(), name);
+    let deb_push = Push::deb;
     for first in [deb_push("base"), rpm("baserpm")] {
-        let (name, distro, filename) = push(&client, &server.base, &token, first)
+        let pushed = push(&client, &server.base, &token, first)
             .await
             .expect("the first pushes");
-        if distro == BOOKWORM {
-            debs.push((name.clone(), filename));
+        if pushed.distro == BOOKWORM {
+            debs.push((pushed.name.clone(), pushed.filename));
         }
-        present.insert(name, distro);
+        present.insert(pushed.name, pushed.distro);
     }
     let mut gone = BTreeSet::new();
-    converged(&client, &server, &present, &gone, 0).await;
+    converged(&client, &server, &present, &gone).await.unwrap();
     let armored = client
         .get(server.url("/admin/stable/gpgkey"))
         .send()
@@ -206,7 +253,7 @@ async fn acknowledged_work_survives_sigkill_at_random_moments() {
             let (client, base, token) = (client.clone(), server.base.clone(), token.clone());
             tasks.push(tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
-                (push(&client, &base, &token, upload).await, None)
+                (push(&client, &base, &token, upload).await.ok(), None)
             }));
         }
         // Destroys of packages pushed in earlier rounds.
@@ -229,11 +276,11 @@ async fn acknowledged_work_survives_sigkill_at_random_moments() {
         let _ = server.child.wait().await;
         for task in tasks {
             match task.await.unwrap() {
-                (Some((name, distro, filename)), _) => {
-                    if distro == BOOKWORM {
-                        debs.push((name.clone(), filename));
+                (Some(pushed), _) => {
+                    if pushed.distro == BOOKWORM {
+                        debs.push((pushed.name.clone(), pushed.filename));
                     }
-                    present.insert(name, distro);
+                    present.insert(pushed.name, pushed.distro);
                 }
                 // A destroy acknowledged must show; one cut short may or may not have happened.
                 (None, Some((name, true))) => {
@@ -244,7 +291,9 @@ async fn acknowledged_work_survives_sigkill_at_random_moments() {
         }
 
         server = deployment.serve_on("server", "all", port, ENV).await;
-        converged(&client, &server, &present, &gone, round).await;
+        if let Err(problem) = converged(&client, &server, &present, &gone).await {
+            panic!("round {round} (seed {round_seed}): {problem}");
+        }
         let fsck = deployment
             .command(&deployment.data_dir("server"))
             .arg("fsck")

@@ -81,42 +81,18 @@ impl Deployment {
         port: u16,
         env: &[(&str, &str)],
     ) -> Server {
-        let log = self.dir.path().join(format!("{name}.log"));
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let child = self
-            .command(&self.data_dir(name))
+        let mut command = self.command(&self.data_dir(name));
+        command
             .args(["serve", "--role", role, "--listen"])
             .arg(format!("127.0.0.1:{port}"))
-            .envs(env.iter().copied())
-            .stdout(log_file.try_clone().unwrap())
-            .stderr(log_file)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let server = Server {
-            name: name.to_owned(),
-            base: format!("http://127.0.0.1:{port}"),
-            child,
-            log,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(response) = reqwest::get(server.url("/readyz")).await
-                && response.status() == 200
-            {
-                return server;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name} did not become ready:\n{}",
-                server.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            .envs(env.iter().copied());
+        let server = Server::launch(name, command, port, self.dir.path());
+        assert!(
+            server.ready_within(Duration::from_secs(30)).await,
+            "{name} did not become ready:\n{}",
+            server.log()
+        );
+        server
     }
 
     /// A new API token for `admin`, made by `packyard admin create-token`.
@@ -153,6 +129,45 @@ pub struct Server {
 }
 
 impl Server {
+    /// Starts `command` (a `packyard serve` listening on `port`), its output in
+    /// `LOG_DIR/NAME.log`, without waiting for it.
+    pub fn launch(name: &str, mut command: Command, port: u16, log_dir: &Path) -> Server {
+        let log = log_dir.join(format!("{name}.log"));
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = command
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        Server {
+            name: name.to_owned(),
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+            log,
+        }
+    }
+
+    /// Whether `/readyz` answers 200 within `limit`.
+    pub async fn ready_within(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(response) = reqwest::get(self.url("/readyz")).await
+                && response.status() == 200
+            {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

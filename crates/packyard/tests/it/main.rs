@@ -23,6 +23,8 @@ mod logs;
 mod metrics;
 mod npm_client;
 mod operations;
+mod pg_restart;
+mod power_loss;
 mod python_client;
 mod registry;
 mod repo;

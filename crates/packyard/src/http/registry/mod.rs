@@ -122,7 +122,7 @@ impl From<ApiError> for RegistryError {
                 RegistryError::new(StatusCode::SERVICE_UNAVAILABLE, "TOOMANYREQUESTS", message)
                     .header(axum::http::header::RETRY_AFTER, "1".into())
             }
-            ApiError::StorageUnavailable(message) => {
+            ApiError::StorageUnavailable(message) | ApiError::DatabaseUnavailable(message) => {
                 RegistryError::new(StatusCode::SERVICE_UNAVAILABLE, "UNKNOWN", message)
                     .header(axum::http::header::RETRY_AFTER, "1".into())
             }

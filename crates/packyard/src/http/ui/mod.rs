@@ -222,6 +222,7 @@ impl From<ApiError> for UiError {
             | ApiError::RequestTimeout(m)
             | ApiError::InsufficientStorage(m)
             | ApiError::StorageUnavailable(m)
+            | ApiError::DatabaseUnavailable(m)
             | ApiError::Busy(m) => UiError::BadRequest(m),
             ApiError::Invalid { field, message } => {
                 UiError::BadRequest(format!("{field} {message}"))
