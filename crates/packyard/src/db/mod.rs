@@ -129,7 +129,9 @@ impl Db {
             .run(&pool)
             .await
             .context("migrating the database")?;
-        Ok(Db::Sqlite(pool))
+        let db = Db::Sqlite(pool);
+        tokens::fill_digests(&db).await?;
+        Ok(db)
     }
 
     /// Connects to PostgreSQL and brings its schema up to date.
@@ -144,7 +146,9 @@ impl Db {
             .run(&pool)
             .await
             .context("migrating the database")?;
-        Ok(Db::Postgres(pool))
+        let db = Db::Postgres(pool);
+        tokens::fill_digests(&db).await?;
+        Ok(db)
     }
 
     /// `sqlite` or `postgres`.

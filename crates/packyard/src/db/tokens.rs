@@ -8,6 +8,7 @@
 use anyhow::Result;
 use base64::Engine as _;
 use rand::RngCore;
+use subtle::ConstantTimeEq;
 
 use super::{Db, Tx, now, run, run_tx};
 
@@ -50,6 +51,57 @@ pub fn new_value() -> String {
     }
 }
 
+/// What a token is looked up by: the SHA-256 of its value.
+fn digest(value: &str) -> String {
+    packyard_formats::digest::sha256_hex(value.as_bytes())
+}
+
+/// Whether `stored` is `presented`, in time that does not depend on where they differ.
+fn same(stored: &str, presented: &str) -> bool {
+    bool::from(stored.as_bytes().ct_eq(presented.as_bytes()))
+}
+
+/// Fills in the digests of tokens made before they were kept (or by an older process during
+/// an upgrade); run when the database is opened.
+pub async fn fill_digests(db: &Db) -> Result<()> {
+    let masters: Vec<(i64, String, Option<String>)> = run!(
+        db,
+        sqlx::query_as(
+            "SELECT id, value, previous_value FROM master_tokens
+             WHERE value_sha256 IS NULL OR (previous_value IS NOT NULL AND previous_value_sha256 IS NULL)"
+        ),
+        fetch_all
+    )?;
+    for (id, value, previous) in masters {
+        run!(
+            db,
+            sqlx::query(
+                "UPDATE master_tokens SET value_sha256 = $2, previous_value_sha256 = $3 WHERE id = $1"
+            )
+            .bind(id)
+            .bind(digest(&value))
+            .bind(previous.as_deref())
+            .bind(previous.as_deref().map(digest)),
+            execute
+        )?;
+    }
+    let reads: Vec<(i64, String)> = run!(
+        db,
+        sqlx::query_as("SELECT id, value FROM read_tokens WHERE value_sha256 IS NULL"),
+        fetch_all
+    )?;
+    for (id, value) in reads {
+        run!(
+            db,
+            sqlx::query("UPDATE read_tokens SET value_sha256 = $2 WHERE id = $1")
+                .bind(id)
+                .bind(digest(&value)),
+            execute
+        )?;
+    }
+    Ok(())
+}
+
 /// Creates a master token; `Ok(None)` when the repository has one of that name already.
 pub async fn create_master(
     tx: &mut Tx,
@@ -57,15 +109,18 @@ pub async fn create_master(
     name: &str,
 ) -> Result<Option<MasterToken>> {
     let sql = format!(
-        "INSERT INTO master_tokens (repository_id, name, value, created_at) VALUES ($1, $2, $3, $4)
+        "INSERT INTO master_tokens (repository_id, name, value, value_sha256, created_at)
+         VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (repository_id, name) DO NOTHING RETURNING {MASTER_COLUMNS}"
     );
+    let value = new_value();
     Ok(run_tx!(
         tx,
         sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(repository_id)
             .bind(name)
-            .bind(new_value())
+            .bind(&value)
+            .bind(digest(&value))
             .bind(now()),
         fetch_optional
     )?)
@@ -85,13 +140,15 @@ pub async fn masters(db: &Db, repository_id: i64) -> Result<Vec<MasterToken>> {
 pub async fn master(db: &Db, repository_id: i64, id_or_value: &str) -> Result<Option<MasterToken>> {
     let id: i64 = id_or_value.parse().unwrap_or(-1);
     let sql = format!(
-        "SELECT {MASTER_COLUMNS} FROM master_tokens WHERE repository_id = $1 AND (id = $2 OR value = $3 OR name = $3)"
+        "SELECT {MASTER_COLUMNS} FROM master_tokens
+         WHERE repository_id = $1 AND (id = $2 OR value_sha256 = $3 OR name = $4)"
     );
     Ok(run!(
         db,
         sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(repository_id)
             .bind(id)
+            .bind(digest(id_or_value))
             .bind(id_or_value),
         fetch_optional
     )?)
@@ -102,18 +159,23 @@ pub async fn master(db: &Db, repository_id: i64, id_or_value: &str) -> Result<Op
 pub async fn master_by_value(db: &Db, value: &str) -> Result<Option<(MasterToken, bool)>> {
     let sql = format!(
         "SELECT {MASTER_COLUMNS} FROM master_tokens
-         WHERE value = $1 OR (previous_value = $1 AND previous_expires_at > $2)"
+         WHERE value_sha256 = $1 OR (previous_value_sha256 = $1 AND previous_expires_at > $2)"
     );
     let found: Option<MasterToken> = run!(
         db,
         sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(value)
+            .bind(digest(value))
             .bind(now()),
         fetch_optional
     )?;
-    Ok(found.map(|m| {
-        let previous = m.value != value;
-        (m, previous)
+    Ok(found.and_then(|m| {
+        if same(&m.value, value) {
+            Some((m, false))
+        } else if m.previous_value.as_deref().is_some_and(|p| same(p, value)) {
+            Some((m, true))
+        } else {
+            None
+        }
     }))
 }
 
@@ -133,7 +195,8 @@ pub async fn rotate_master(db: &Db, master: &MasterToken, grace_secs: i64) -> Re
         execute
     )?;
     let sql = format!(
-        "UPDATE master_tokens SET value = $2, previous_value = $3, previous_expires_at = $4
+        "UPDATE master_tokens SET value = $2, value_sha256 = $3, previous_value = $4,
+         previous_value_sha256 = $5, previous_expires_at = $6
          WHERE id = $1 RETURNING {MASTER_COLUMNS}"
     );
     let (previous, previous_expires) = if grace_secs > 0 {
@@ -141,12 +204,15 @@ pub async fn rotate_master(db: &Db, master: &MasterToken, grace_secs: i64) -> Re
     } else {
         (None, None)
     };
+    let value = new_value();
     let rotated = run_tx!(
         &mut tx,
         sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(master.id)
-            .bind(new_value())
-            .bind(previous)
+            .bind(&value)
+            .bind(digest(&value))
+            .bind(previous.as_deref())
+            .bind(previous.as_deref().map(digest))
             .bind(previous_expires),
         fetch_one
     )?;
@@ -208,15 +274,17 @@ pub async fn mint_read(
         return Ok(existing);
     }
     let sql = format!(
-        "INSERT INTO read_tokens (master_token_id, name, value, expires_at, created_at)
-         VALUES ($1, $2, $3, $4, $5) RETURNING {READ_COLUMNS}"
+        "INSERT INTO read_tokens (master_token_id, name, value, value_sha256, expires_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {READ_COLUMNS}"
     );
+    let value = new_value();
     Ok(run!(
         db,
         sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(master.id)
             .bind(name)
-            .bind(new_value())
+            .bind(&value)
+            .bind(digest(&value))
             .bind(expires_at)
             .bind(now()),
         fetch_one
@@ -240,17 +308,20 @@ pub async fn readable_repository(
     db: &Db,
     value: &str,
 ) -> Result<Option<(i64, String, Option<i64>)>> {
-    Ok(run!(
+    let found: Option<(i64, String, Option<i64>, String)> = run!(
         db,
         sqlx::query_as(
-            "SELECT m.repository_id, r.name, r.expires_at FROM read_tokens r
+            "SELECT m.repository_id, r.name, r.expires_at, r.value FROM read_tokens r
              JOIN master_tokens m ON m.id = r.master_token_id
-             WHERE r.value = $1 AND (r.expires_at IS NULL OR r.expires_at > $2)",
+             WHERE r.value_sha256 = $1 AND (r.expires_at IS NULL OR r.expires_at > $2)",
         )
-        .bind(value)
+        .bind(digest(value))
         .bind(now()),
         fetch_optional
-    )?)
+    )?;
+    Ok(found
+        .filter(|(.., stored)| same(stored, value))
+        .map(|(repository_id, name, expires_at, _)| (repository_id, name, expires_at)))
 }
 
 /// What a token value is, as the request path needs it: looked up once, then kept in the read

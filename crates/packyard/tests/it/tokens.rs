@@ -363,7 +363,8 @@ async fn private_reads_authorize_from_a_cache_that_token_changes_drop() {
     app.app
         .db
         .execute_sql(
-            "UPDATE read_tokens SET value = 'changed-behind-its-back' WHERE name = 'cached-host'",
+            "UPDATE read_tokens SET value = 'changed-behind-its-back', value_sha256 = 'x'
+             WHERE name = 'cached-host'",
         )
         .await
         .unwrap();
@@ -417,4 +418,58 @@ async fn private_reads_authorize_from_a_cache_that_token_changes_drop() {
         .unwrap();
     assert!(rotate.status().is_success(), "{:?}", rotate.text().await);
     assert_eq!(status_with(&app, &before, IN_RELEASE).await, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_looked_up_by_digest_and_older_rows_get_theirs() {
+    let app = TestApp::new().await;
+    app.create_repo("internal", true).await;
+    app.push_deb("internal", "hello", "1.0", "amd64").await;
+    app.wait_for_jobs().await;
+    let token = app.read_token("internal", "digest-host").await;
+    let value = token["value"].as_str().unwrap().to_owned();
+    let stored = app
+        .app
+        .db
+        .texts("SELECT value_sha256 FROM read_tokens WHERE name = 'digest-host'")
+        .await
+        .unwrap();
+    assert_eq!(
+        stored,
+        vec![packyard_formats::digest::sha256_hex(value.as_bytes())]
+    );
+    assert_eq!(status_with(&app, &value, IN_RELEASE).await, 200);
+
+    // Without its digest the token is not found, though its value is stored: lookups never
+    // compare stored values in the database.
+    app.app
+        .db
+        .execute_sql("UPDATE read_tokens SET value_sha256 = NULL")
+        .await
+        .unwrap();
+    app.app
+        .db
+        .execute_sql("UPDATE master_tokens SET value_sha256 = NULL")
+        .await
+        .unwrap();
+    app.app.tokens_changed().await.unwrap();
+    assert_eq!(status_with(&app, &value, IN_RELEASE).await, 404);
+
+    // What opening the database does for rows made before digests were kept.
+    packyard::db::tokens::fill_digests(&app.app.db)
+        .await
+        .unwrap();
+    app.app.tokens_changed().await.unwrap();
+    assert_eq!(status_with(&app, &value, IN_RELEASE).await, 200);
+    let master = app.master_token("internal", "default").await;
+    let minted = app
+        .client()
+        .get(app.url(
+            "/install/repositories/admin/internal/config_file.list?os=debian&dist=bookworm&name=host-2",
+        ))
+        .basic_auth(&master, Some(""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(minted.status(), 200, "the master token mints again");
 }
