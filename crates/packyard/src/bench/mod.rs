@@ -17,6 +17,7 @@ mod chart;
 mod client;
 mod images;
 pub mod inputs;
+pub mod load;
 pub mod memory;
 mod reference;
 mod registries;
@@ -166,6 +167,11 @@ pub async fn client_only(work: &Path) -> Result<()> {
     let rows = client::push(work).await?;
     println!("{}", markdown(&rows));
     Ok(())
+}
+
+/// The sustained load scenario, printed and not recorded (docs/TESTING.md keeps its figures).
+pub async fn load_only(work: &Path, secs: u64, clients: usize) -> Result<()> {
+    load::load(work, secs, clients, 1000).await
 }
 
 /// The container image scenario alone (skopeo against docker-registry), printed and not

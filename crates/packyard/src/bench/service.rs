@@ -73,7 +73,7 @@ impl Server {
         std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
     }
 
-    fn pid(&self) -> u32 {
+    pub(super) fn pid(&self) -> u32 {
         self.child.id()
     }
 
@@ -95,7 +95,7 @@ impl Server {
         Ok(token)
     }
 
-    fn push(&self, token: &str, file: &Path) -> Result<()> {
+    pub(super) fn push(&self, token: &str, file: &Path) -> Result<()> {
         curl(&[
             "-u",
             &format!("{token}:"),

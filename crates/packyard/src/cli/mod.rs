@@ -113,6 +113,16 @@ enum Command {
         /// against docker-registry), printed and not recorded
         #[arg(long)]
         images_only: bool,
+        /// Only the sustained load scenario (readers, a push every 100 ms and apt-get update in
+        /// a loop against a running server), printed and not recorded
+        #[arg(long)]
+        load_only: bool,
+        /// Seconds the load scenario runs
+        #[arg(long, default_value_t = 60)]
+        load_secs: u64,
+        /// Concurrent readers in the load scenario
+        #[arg(long, default_value_t = 200)]
+        load_clients: usize,
     },
     /// Bring the database schema up to date (safe to run again) and exit
     Migrate {
@@ -532,6 +542,13 @@ async fn run(cli: Cli) -> Result<()> {
             images_only: true,
             ..
         } => crate::bench::images_only(&work),
+        Command::Bench {
+            work,
+            load_only: true,
+            load_secs,
+            load_clients,
+            ..
+        } => crate::bench::load_only(&work, load_secs, load_clients).await,
         Command::Bench {
             work,
             sizes,
