@@ -200,7 +200,7 @@ fn apt_config(dir: &Path, source: &str, key: &str) -> Result<std::path::PathBuf>
     std::fs::write(
         &config,
         format!(
-            "Dir::Etc::sourcelist \"{d}/sources.list\";\nDir::Etc::sourceparts \"-\";\n\
+            "Dir::Etc::sourcelist \"{d}/sources.list\";\nDir::Etc::sourceparts \"{d}/parts\";\n\
              Dir::Etc::parts \"{d}/parts\";\nDir::Etc::trustedparts \"{d}/parts\";\n\
              Dir::State \"{d}/state\";\nDir::State::status \"{d}/status\";\nDir::Cache \"{d}/cache\";\n\
              APT::Architecture \"amd64\";\nAPT::Sandbox::User \"root\";\nDebug::NoLocking \"true\";\n\
@@ -239,7 +239,8 @@ fn apt_loop(config: &Path, until: Instant) -> (usize, Vec<String>) {
 /// The load scenario: `clients` readers and the rest for `secs` seconds against a fresh
 /// server holding `initial` packages. Prints the report; fails if anything failed.
 pub async fn load(work: &Path, secs: u64, clients: usize, initial: usize) -> Result<()> {
-    let root = work.join("load");
+    // Absolute: apt reads relative paths in its configuration from /etc/apt.
+    let root = std::path::absolute(work.join("load"))?;
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root)?;
     let debs = super::generate(
