@@ -15,6 +15,7 @@ mod faults;
 mod fixtures;
 mod handover;
 mod hardening;
+mod helm;
 mod install;
 mod jobs;
 mod keys;

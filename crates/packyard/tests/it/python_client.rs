@@ -33,24 +33,36 @@ pub fn venv() -> PathBuf {
             .unwrap();
         assert!(status.success(), "pip install twine build uv");
     }
-    // Libraries the tests parse and check with: feeds, webhook signatures, and the OCI
-    // artifact client.
+    // Libraries the tests parse and check with: feeds, webhook signatures, the OCI artifact
+    // client, and Helm's engine with the Kubernetes schemas for the chart.
     let present = |module: &str| {
         Command::new(dir.join("bin/python"))
             .args(["-c", &format!("import {module}")])
             .output()
             .is_ok_and(|o| o.status.success())
     };
-    let missing = !(present("feedparser") && present("standardwebhooks") && present("oras"));
-    if !*made && missing {
+    let modules = [
+        "feedparser",
+        "standardwebhooks",
+        "oras",
+        "helm_python",
+        "kubernetes_validate",
+    ];
+    let packages = [
+        "feedparser",
+        "standardwebhooks",
+        "oras",
+        "helm-python-sdk",
+        "kubernetes-validate",
+    ];
+    if !*made && !modules.into_iter().all(present) {
         let status = Command::new(dir.join("bin/pip"))
-            .args(["install", "-q", "feedparser", "standardwebhooks", "oras"])
+            .arg("install")
+            .arg("-q")
+            .args(packages)
             .status()
             .unwrap();
-        assert!(
-            status.success(),
-            "pip install feedparser standardwebhooks oras"
-        );
+        assert!(status.success(), "pip install {packages:?}");
     }
     *made = true;
     dir
