@@ -242,14 +242,14 @@ async fn dnf_reads_a_private_repository_through_config_file_repo() {
 
 /// A minimal Debian bookworm made with debootstrap, with /proc and /dev bound while the
 /// scripts run; both are unmounted when this is dropped.
-struct Chroot {
+pub struct Chroot {
     _dir: tempfile::TempDir,
-    root: PathBuf,
+    pub root: PathBuf,
     mounts: Vec<PathBuf>,
 }
 
 impl Chroot {
-    fn bookworm() -> Chroot {
+    pub fn bookworm() -> Chroot {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("root");
         let out = Command::new("debootstrap")
@@ -287,7 +287,7 @@ impl Chroot {
     }
 
     /// Runs `command` with bash inside the root; returns success and the combined output.
-    fn run(&self, command: &str) -> (bool, String) {
+    pub fn run(&self, command: &str) -> (bool, String) {
         let out = Command::new("chroot")
             .arg(&self.root)
             .args(["/bin/bash", "-c", command])
@@ -307,13 +307,13 @@ impl Chroot {
         (out.status.success(), text)
     }
 
-    fn ok(&self, command: &str) -> String {
+    pub fn ok(&self, command: &str) -> String {
         let (ok, text) = self.run(command);
         assert!(ok, "`{command}` failed in the chroot:\n{text}");
         text
     }
 
-    fn path(&self, inside: &str) -> PathBuf {
+    pub fn path(&self, inside: &str) -> PathBuf {
         self.root.join(inside.trim_start_matches('/'))
     }
 }

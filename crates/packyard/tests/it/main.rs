@@ -9,6 +9,7 @@ mod cli;
 mod client;
 mod crash_loop;
 mod deployment;
+mod dist;
 mod dnf_client;
 mod durability;
 mod faults;

@@ -1,0 +1,191 @@
+//! Packyard's own packages (`scripts/dist`), served by Packyard: the .deb installed with real
+//! apt through `script.deb.sh` in a debootstrapped Debian, its systemd units checked with
+//! `systemd-analyze verify`, and the installed binary run as the `packyard` user on its default
+//! configuration until `/readyz` answers; the .rpm listed by dnf from a Packyard repository
+//! with the files, configuration and scriptlets it must carry. The packages hold the test
+//! build of the binary (`--fast`): what is tested is the packaging, not the optimiser.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::deployment::BIN;
+use crate::dnf_client::Dnf;
+use crate::fixtures::BOOKWORM;
+use crate::install::Chroot;
+use crate::rpm_fixtures::EL9;
+use crate::support::{TestApp, free_port};
+
+/// Runs `scripts/dist --fast` on the test binary; the .deb and the .rpm.
+fn dist(out: &Path) -> (PathBuf, PathBuf) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let run = Command::new(root.join("scripts/dist"))
+        .args(["--fast", "--binary", BIN, "--out"])
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "scripts/dist: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let made: Vec<PathBuf> = String::from_utf8(run.stdout)
+        .unwrap()
+        .lines()
+        .map(PathBuf::from)
+        .collect();
+    assert_eq!(made.len(), 2, "{made:?}");
+    (made[0].clone(), made[1].clone())
+}
+
+/// Kills a process group when dropped.
+struct KillGroup(u32);
+
+impl Drop for KillGroup {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0)])
+            .status();
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packyard_installs_from_a_packyard_repository_and_serves_as_its_own_user() {
+    let out = tempfile::tempdir().unwrap();
+    let (deb, rpm) = dist(out.path());
+    let app = TestApp::new().await;
+    app.create_repo("tools", false).await;
+    app.push_ok(
+        "tools",
+        BOOKWORM,
+        &file_name(&deb),
+        std::fs::read(&deb).unwrap(),
+    )
+    .await;
+    app.push_ok("tools", EL9, &file_name(&rpm), std::fs::read(&rpm).unwrap())
+        .await;
+    app.wait_for_jobs().await;
+
+    let chroot = tokio::task::spawn_blocking(Chroot::bookworm).await.unwrap();
+    let host = app.base.trim_start_matches("http://").to_owned();
+    chroot.ok(&format!(
+        "curl -sSf http://{host}/install/repositories/admin/tools/script.deb.sh | bash"
+    ));
+    chroot.ok("apt-get install -y packyard");
+    assert!(chroot.path("/usr/bin/packyard").exists());
+    assert_eq!(
+        chroot.ok("stat -c '%U:%G %a' /var/lib/packyard").trim(),
+        "packyard:packyard 750"
+    );
+    let user = chroot.ok("getent passwd packyard");
+    assert!(
+        user.contains(":/var/lib/packyard:/usr/sbin/nologin"),
+        "{user}"
+    );
+
+    // The configuration is the administrator's once changed: a reinstall keeps it.
+    chroot.ok("echo '# changed here' >> /etc/packyard/packyard.toml");
+    chroot.ok("apt-get install -y --reinstall packyard");
+    assert!(
+        chroot
+            .ok("cat /etc/packyard/packyard.toml")
+            .contains("# changed here")
+    );
+
+    for unit in ["packyard.service", "packyard@.service"] {
+        let path = chroot.path(&format!("/lib/systemd/system/{unit}"));
+        let verify = Command::new("systemd-analyze")
+            // The units alone: the minimal root has no systemd of its own to load theirs from.
+            .args(["verify", "--recursive-errors=no"])
+            .arg(format!("--root={}", chroot.root.display()))
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&verify.stderr);
+        assert!(
+            verify.status.success() && !text.contains(unit),
+            "systemd-analyze verify {unit}:\n{text}"
+        );
+    }
+
+    // The installed binary on its default configuration, as its user, on a free port.
+    let port = free_port();
+    let server = tokio::process::Command::new("chroot")
+        .arg(&chroot.root)
+        .args(["runuser", "-u", "packyard", "--"])
+        .args([
+            "/usr/bin/packyard",
+            "serve",
+            "--config",
+            "/etc/packyard/packyard.toml",
+        ])
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        // A group of its own, killed whole: runuser leaves its child behind otherwise.
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let _group = KillGroup(server.id().unwrap());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the installed packyard did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        chroot.ok("stat -c %U /var/lib/packyard/packyard.db /var/lib/packyard/secret.key"),
+        "packyard\npackyard\n"
+    );
+
+    // The .rpm, as dnf sees it in a Packyard repository.
+    let key = app.text("/admin/tools/gpgkey").await;
+    let dnf = Dnf::new(
+        &[("tools", &app.url("/admin/tools/el/9/x86_64"))],
+        Some(&key),
+        "x86_64",
+    );
+    let listed = dnf
+        .ok(&["repoquery", "--qf", "%{name} %{evr} %{arch}", "packyard"])
+        .await;
+    assert_eq!(listed.trim(), "packyard 0.1.0-1 x86_64");
+    let requires = dnf.ok(&["repoquery", "--requires", "packyard"]).await;
+    assert!(requires.contains("glibc >= 2.34"), "{requires}");
+    let query = |args: &[&str]| {
+        let out = Command::new("rpm").args(args).arg(&rpm).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(
+        query(&["-qp", "--configfiles"]).trim(),
+        "/etc/packyard/packyard.toml"
+    );
+    let files = query(&["-qlpv"]);
+    assert!(
+        files.contains("/usr/lib/systemd/system/packyard@.service"),
+        "{files}"
+    );
+    assert!(
+        files.lines().any(|l| l.starts_with("drwxr-x---")
+            && l.contains("packyard packyard")
+            && l.ends_with("/var/lib/packyard")),
+        "{files}"
+    );
+    let scripts = query(&["-qp", "--scripts"]);
+    assert!(scripts.contains("useradd --system"), "{scripts}");
+}
