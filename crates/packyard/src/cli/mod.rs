@@ -148,6 +148,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Exit 0 when the server answers its readiness check, 1 otherwise: the health check of
+    /// the container image, which has no other HTTP client
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:8080/readyz")]
+        url: String,
+    },
     /// Failing jobs
     Jobs {
         #[command(subcommand)]
@@ -511,6 +517,20 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Backup(args) => ops::backup(args).await,
         Command::Restore { config, from, json } => ops::restore(config, &from, json).await,
         Command::Status { config, json } => ops::status(config, json).await,
+        Command::Healthcheck { url } => {
+            let ready = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(3))
+                .build()?
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == reqwest::StatusCode::OK);
+            if !ready {
+                eprintln!("{url} is not ready");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Jobs { command } => ops::jobs(command).await,
         Command::Fsck {
             config,

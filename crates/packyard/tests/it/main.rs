@@ -7,6 +7,7 @@ mod auth_matrix;
 mod backup;
 mod cli;
 mod client;
+mod container_image;
 mod crash_loop;
 mod deployment;
 mod dist;
