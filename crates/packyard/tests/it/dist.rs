@@ -1,8 +1,8 @@
 //! Packyard's own packages (`scripts/dist`), served by Packyard: the .deb installed with real
 //! apt through `script.deb.sh` in a debootstrapped Debian, its systemd units checked with
 //! `systemd-analyze verify`, and the installed binary run as the `packyard` user on its default
-//! configuration until `/readyz` answers; the .rpm listed by dnf from a Packyard repository
-//! with the files, configuration and scriptlets it must carry. The packages hold the test
+//! configuration until `/readyz` answers; the .rpm listed and downloaded by dnf from a Packyard
+//! repository and installed with rpm into the same root, its scriptlets making the user. The packages hold the test
 //! build of the binary (`--fast`): what is tested is the packaging, not the optimiser.
 
 use std::path::{Path, PathBuf};
@@ -133,7 +133,7 @@ async fn packyard_installs_from_a_packyard_repository_and_serves_as_its_own_user
         .process_group(0)
         .spawn()
         .unwrap();
-    let _group = KillGroup(server.id().unwrap());
+    let group = KillGroup(server.id().unwrap());
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         if reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
@@ -166,26 +166,74 @@ async fn packyard_installs_from_a_packyard_repository_and_serves_as_its_own_user
     assert_eq!(listed.trim(), "packyard 0.1.0-1 x86_64");
     let requires = dnf.ok(&["repoquery", "--requires", "packyard"]).await;
     assert!(requires.contains("glibc >= 2.34"), "{requires}");
+
+    // Fetched by dnf (checked against the signed metadata), then installed with rpm into the
+    // same Debian root once the .deb and its user are gone: a real /bin/sh and useradd run
+    // its scriptlets. (--nodeps: that root's rpm database knows nothing of its C library.)
+    let downloads = tempfile::tempdir().unwrap();
+    dnf.ok(&[
+        "download",
+        "--destdir",
+        downloads.path().to_str().unwrap(),
+        "packyard",
+    ])
+    .await;
+    let fetched = downloads.path().join(file_name(&rpm));
+    assert_eq!(
+        std::fs::read(&fetched).unwrap(),
+        std::fs::read(&rpm).unwrap()
+    );
+    drop(group);
+    chroot.ok(
+        "apt-get purge -y packyard && rm -rf /var/lib/packyard && \
+         for _ in 1 2 3 4 5 6 7 8 9 10; do userdel packyard 2>/dev/null && exit 0; sleep 0.5; done; exit 1",
+    );
+    let install = Command::new("rpm")
+        .arg(format!("--root={}", chroot.root.display()))
+        .args(["--nodeps", "-i"])
+        .arg(&fetched)
+        .output()
+        .unwrap();
+    assert!(
+        install.status.success(),
+        "rpm -i: {}",
+        String::from_utf8_lossy(&install.stderr)
+    );
+    let user = chroot.ok("getent passwd packyard");
+    assert!(
+        user.contains(":/var/lib/packyard:/usr/sbin/nologin"),
+        "{user}"
+    );
+    assert_eq!(
+        chroot.ok("stat -c '%U:%G %a' /var/lib/packyard").trim(),
+        "packyard:packyard 750"
+    );
+    assert!(
+        chroot
+            .path("/usr/lib/systemd/system/packyard@.service")
+            .exists()
+    );
     let query = |args: &[&str]| {
-        let out = Command::new("rpm").args(args).arg(&rpm).output().unwrap();
-        assert!(out.status.success());
-        String::from_utf8(out.stdout).unwrap()
+        let out = Command::new("rpm")
+            .arg(format!("--root={}", chroot.root.display()))
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            out.status.success(),
+            "rpm {args:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
     };
     assert_eq!(
-        query(&["-qp", "--configfiles"]).trim(),
+        query(&["-q", "--configfiles", "packyard"]).trim(),
         "/etc/packyard/packyard.toml"
     );
-    let files = query(&["-qlpv"]);
-    assert!(
-        files.contains("/usr/lib/systemd/system/packyard@.service"),
-        "{files}"
+    assert_eq!(
+        query(&["-V", "--nodeps", "packyard"]),
+        "",
+        "every file as the package has it"
     );
-    assert!(
-        files.lines().any(|l| l.starts_with("drwxr-x---")
-            && l.contains("packyard packyard")
-            && l.ends_with("/var/lib/packyard")),
-        "{files}"
-    );
-    let scripts = query(&["-qp", "--scripts"]);
-    assert!(scripts.contains("useradd --system"), "{scripts}");
 }
