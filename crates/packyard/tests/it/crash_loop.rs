@@ -181,6 +181,99 @@ pub async fn converged(
     }
 }
 
+/// The names and distributions of `pushed`, as `converged` takes them.
+pub fn listed(pushed: &[Pushed]) -> BTreeMap<String, i64> {
+    pushed.iter().map(|p| (p.name.clone(), p.distro)).collect()
+}
+
+/// `admin/stable` made on a fresh server, with a first deb and rpm indexed, and an apt and a
+/// dnf that trust its key: what the fault tests start from.
+pub struct Stable {
+    /// Where `Push::rpm` builds.
+    pub work: tempfile::TempDir,
+    pub first: Vec<Pushed>,
+    pub apt: Apt,
+    pub dnf: Dnf,
+}
+
+impl Stable {
+    pub async fn create(client: &reqwest::Client, server: &Server, token: &str) -> Stable {
+        let created = client
+            .post(server.url("/api/v1/repos.json"))
+            .basic_auth(token, Some(""))
+            .form(&[("repository[name]", "stable")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+        let work = tempfile::tempdir().unwrap();
+        let mut first = Vec::new();
+        for upload in [Push::deb("base"), Push::rpm(work.path(), "baserpm")] {
+            first.push(
+                push(client, &server.base, token, upload)
+                    .await
+                    .expect("the first pushes"),
+            );
+        }
+        converged(client, server, &listed(&first), &BTreeSet::new())
+            .await
+            .unwrap();
+        let armored = client
+            .get(server.url("/admin/stable/gpgkey"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let apt = Apt::new(
+            &server.url("/admin/stable/debian/"),
+            "bookworm",
+            &dearmor(&armored).await,
+        );
+        let dnf = Dnf::new(
+            &[("stable", &server.url("/admin/stable/el/9/x86_64"))],
+            Some(&armored),
+            "x86_64",
+        );
+        Stable {
+            work,
+            first,
+            apt,
+            dnf,
+        }
+    }
+
+    /// Ten pushes of round `round` (`rROUNDpI`, every fifth an rpm), each after a random delay
+    /// below `spread_ms`.
+    pub fn spawn_pushes(
+        &self,
+        rng: &mut impl Rng,
+        round: u64,
+        spread_ms: u64,
+        client: &reqwest::Client,
+        server: &Server,
+        token: &str,
+    ) -> Vec<tokio::task::JoinHandle<Result<Pushed, Refused>>> {
+        (0..10)
+            .map(|i| {
+                let name = format!("r{round}p{i}");
+                let upload = if i % 5 == 4 {
+                    Push::rpm(self.work.path(), &name)
+                } else {
+                    Push::deb(&name)
+                };
+                let delay = Duration::from_millis(rng.gen_range(0..spread_ms));
+                let (client, base, token) = (client.clone(), server.base.clone(), token.to_owned());
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    push(&client, &base, &token, upload).await
+                })
+            })
+            .collect()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_work_survives_sigkill_at_random_moments() {
     let rounds = env_number("PACKYARD_CRASH_ROUNDS").unwrap_or(3);
@@ -191,71 +284,28 @@ async fn acknowledged_work_survives_sigkill_at_random_moments() {
     let mut server = deployment.serve_on("server", "all", port, ENV).await;
     let token = deployment.create_token().await;
     let client = reqwest::Client::new();
-    let created = client
-        .post(server.url("/api/v1/repos.json"))
-        .basic_auth(&token, Some(""))
-        .form(&[("repository[name]", "stable")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let work = tempfile::tempdir().unwrap();
-
     // A first deb and rpm, indexed before anything is killed, so apt and dnf have a repository.
-    let mut present: BTreeMap<String, i64> = BTreeMap::new();
-    let mut debs: Vec<(String, String)> = Vec::new();
-    let rpm = |name: &str| Push::rpm(work.path(), name);
-    let deb_push = Push::deb;
-    for first in [deb_push("base"), rpm("baserpm")] {
-        let pushed = push(&client, &server.base, &token, first)
-            .await
-            .expect("the first pushes");
-        if pushed.distro == BOOKWORM {
-            debs.push((pushed.name.clone(), pushed.filename));
-        }
-        present.insert(pushed.name, pushed.distro);
-    }
+    let stable = Stable::create(&client, &server, &token).await;
+    let (apt, dnf) = (&stable.apt, &stable.dnf);
+    let mut present = listed(&stable.first);
+    let mut debs: Vec<(String, String)> = stable
+        .first
+        .iter()
+        .filter(|p| p.distro == BOOKWORM)
+        .map(|p| (p.name.clone(), p.filename.clone()))
+        .collect();
     let mut gone = BTreeSet::new();
-    converged(&client, &server, &present, &gone).await.unwrap();
-    let armored = client
-        .get(server.url("/admin/stable/gpgkey"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let apt = Apt::new(
-        &server.url("/admin/stable/debian/"),
-        "bookworm",
-        &dearmor(&armored).await,
-    );
-    let dnf = Dnf::new(
-        &[("stable", &server.url("/admin/stable/el/9/x86_64"))],
-        Some(&armored),
-        "x86_64",
-    );
 
     for round in 0..rounds {
         let round_seed = seed.wrapping_add(round);
         let mut rng = rand::rngs::StdRng::seed_from_u64(round_seed);
         let kill_after = Duration::from_millis(rng.gen_range(0..400));
         eprintln!("crash loop round {round}: seed {round_seed}, SIGKILL after {kill_after:?}");
-        let mut tasks = Vec::new();
-        for i in 0..10 {
-            let name = format!("r{round}p{i}");
-            let upload = if i % 5 == 4 {
-                rpm(&name)
-            } else {
-                deb_push(&name)
-            };
-            let delay = Duration::from_millis(rng.gen_range(0..300));
-            let (client, base, token) = (client.clone(), server.base.clone(), token.clone());
-            tasks.push(tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                (push(&client, &base, &token, upload).await.ok(), None)
-            }));
-        }
+        let mut tasks: Vec<_> = stable
+            .spawn_pushes(&mut rng, round, 300, &client, &server, &token)
+            .into_iter()
+            .map(|pushed| tokio::spawn(async move { (pushed.await.unwrap().ok(), None) }))
+            .collect();
         // Destroys of packages pushed in earlier rounds.
         for _ in 0..2 {
             if debs.len() < 3 {

@@ -9,7 +9,7 @@
 //! It runs the same on both passes of the suite: the cluster is its own, with the local data
 //! folder beside it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command as StdCommand;
 use std::time::Duration;
@@ -18,10 +18,9 @@ use rand::{Rng, SeedableRng};
 use tempfile::TempDir;
 use tokio::process::Command;
 
-use crate::apt_client::{Apt, combined, dearmor};
-use crate::crash_loop::{ENV, Push, Pushed, converged, push};
+use crate::apt_client::combined;
+use crate::crash_loop::{ENV, Push, Pushed, Refused, Stable, converged, listed, push};
 use crate::deployment::{BIN, Server};
-use crate::dnf_client::Dnf;
 use crate::support::free_port;
 
 /// A PostgreSQL cluster of this test's own, in a temporary folder, run by `pg_ctl` (as the
@@ -152,21 +151,15 @@ impl Drop for Cluster {
     }
 }
 
-/// Pushes into `admin/stable`, asserting the outcome is clear: the push (2xx) or 503 with
-/// `Retry-After`, whose message it returns.
-async fn push_clearly(
-    client: &reqwest::Client,
-    base: &str,
-    token: &str,
-    upload: Push,
-) -> Result<Pushed, String> {
-    let name = upload.name.clone();
-    push(client, base, token, upload).await.map_err(|refused| {
+/// A push's outcome, asserted clear: the push (2xx) or 503 with `Retry-After`, whose message
+/// it returns.
+fn clear_outcome(outcome: Result<Pushed, Refused>) -> Result<Pushed, String> {
+    outcome.map_err(|refused| {
         assert!(
             refused.status == Some(reqwest::StatusCode::SERVICE_UNAVAILABLE) && refused.retry_after,
-            "push of {name} while the database restarted: {refused:?}"
+            "a push while the database restarted: {refused:?}"
         );
-        format!("{name}: {}", refused.body["error"])
+        refused.body["error"].to_string()
     })
 }
 
@@ -209,66 +202,13 @@ async fn pushes_and_publishes_ride_out_a_postgresql_restart() {
     assert!(made.status.success(), "{}", combined(&made));
     let token = String::from_utf8(made.stdout).unwrap().trim().to_owned();
     let client = reqwest::Client::new();
-    let created = client
-        .post(server.url("/api/v1/repos.json"))
-        .basic_auth(&token, Some(""))
-        .form(&[("repository[name]", "stable")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let work = tempfile::tempdir().unwrap();
-    let mut acknowledged = Vec::new();
-    for first in [Push::deb("base"), Push::rpm(work.path(), "baserpm")] {
-        acknowledged.extend(push_clearly(&client, &server.base, &token, first).await);
-    }
-    assert_eq!(acknowledged.len(), 2);
-    let listed = |acknowledged: &[Pushed]| -> BTreeMap<String, i64> {
-        acknowledged
-            .iter()
-            .map(|p| (p.name.clone(), p.distro))
-            .collect()
-    };
-    converged(&client, &server, &listed(&acknowledged), &BTreeSet::new())
-        .await
-        .unwrap();
-    let armored = client
-        .get(server.url("/admin/stable/gpgkey"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let apt = Apt::new(
-        &server.url("/admin/stable/debian/"),
-        "bookworm",
-        &dearmor(&armored).await,
-    );
-    let dnf = Dnf::new(
-        &[("stable", &server.url("/admin/stable/el/9/x86_64"))],
-        Some(&armored),
-        "x86_64",
-    );
+    let mut stable = Stable::create(&client, &server, &token).await;
+    let mut acknowledged = std::mem::take(&mut stable.first);
 
     for round in 0..3 {
         let stop_after = Duration::from_millis(rng.gen_range(50..400));
         eprintln!("round {round}: PostgreSQL stopped after {stop_after:?}");
-        let mut pushes = Vec::new();
-        for i in 0..10 {
-            let name = format!("r{round}p{i}");
-            let upload = if i % 5 == 4 {
-                Push::rpm(work.path(), &name)
-            } else {
-                Push::deb(&name)
-            };
-            let delay = Duration::from_millis(rng.gen_range(0..500));
-            let (client, base, token) = (client.clone(), server.base.clone(), token.clone());
-            pushes.push(tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                push_clearly(&client, &base, &token, upload).await
-            }));
-        }
+        let pushes = stable.spawn_pushes(&mut rng, round, 500, &client, &server, &token);
         tokio::time::sleep(stop_after).await;
         cluster.stop_immediately();
         // Down: readiness says so at once, and a push waits for the database.
@@ -277,7 +217,9 @@ async fn pushes_and_publishes_ride_out_a_postgresql_restart() {
         let (client2, base, token2) = (client.clone(), server.base.clone(), token.clone());
         let waiting = Push::deb(&format!("r{round}down"));
         let while_down =
-            tokio::spawn(async move { push_clearly(&client2, &base, &token2, waiting).await });
+            tokio::spawn(
+                async move { clear_outcome(push(&client2, &base, &token2, waiting).await) },
+            );
         tokio::time::sleep(Duration::from_secs(1)).await;
         cluster.start();
         match while_down.await.unwrap() {
@@ -288,7 +230,7 @@ async fn pushes_and_publishes_ride_out_a_postgresql_restart() {
         }
         let mut refused = Vec::new();
         for pushed in pushes {
-            match pushed.await.unwrap() {
+            match clear_outcome(pushed.await.unwrap()) {
                 Ok(pushed) => acknowledged.push(pushed),
                 Err(message) => refused.push(message),
             }
@@ -317,7 +259,7 @@ async fn pushes_and_publishes_ride_out_a_postgresql_restart() {
             "round {round}: fsck\n{}",
             combined(&fsck)
         );
-        apt.update().await;
-        dnf.ok(&["makecache", "--refresh"]).await;
+        stable.apt.update().await;
+        stable.dnf.ok(&["makecache", "--refresh"]).await;
     }
 }

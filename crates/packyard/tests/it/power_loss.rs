@@ -14,7 +14,7 @@
 //! `PACKYARD_POWER_ROUNDS` (2 by default) and `PACKYARD_POWER_SEED` (printed) replay a run.
 //! The local backend on both passes of the suite: PostgreSQL and S3 have durability of their own.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command as StdCommand;
 use std::time::Duration;
@@ -23,8 +23,8 @@ use rand::{Rng, SeedableRng};
 use tempfile::TempDir;
 use tokio::process::Command;
 
-use crate::apt_client::{Apt, combined, dearmor};
-use crate::crash_loop::{ENV, Push, Pushed, converged, push};
+use crate::apt_client::{Apt, combined};
+use crate::crash_loop::{ENV, Pushed, Stable, converged, listed};
 use crate::deployment::{BIN, Server};
 use crate::dnf_client::Dnf;
 use crate::support::free_port;
@@ -179,11 +179,7 @@ async fn check(
     if !lost.is_empty() {
         return Err(format!("acknowledged pushes lost: {}", lost.join(", ")));
     }
-    let present: BTreeMap<String, i64> = acknowledged
-        .iter()
-        .map(|p| (p.name.clone(), p.distro))
-        .collect();
-    converged(client, server, &present, &BTreeSet::new()).await?;
+    converged(client, server, &listed(acknowledged), &BTreeSet::new()).await?;
     let fsck = packyard(disk, Syncs::Made)
         .arg("fsck")
         .output()
@@ -222,82 +218,37 @@ async fn power_cuts(syncs: Syncs, rounds: u64, seed: u64) -> Result<(), String> 
         .unwrap();
     assert!(made.status.success(), "{}", combined(&made));
     let token = String::from_utf8(made.stdout).unwrap().trim().to_owned();
-    let created = client
-        .post(server.url("/api/v1/repos.json"))
-        .basic_auth(&token, Some(""))
-        .form(&[("repository[name]", "stable")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let work = tempfile::tempdir().unwrap();
-
     // A first deb and rpm, indexed, so apt and dnf hold a repository and its key before the
     // first cut.
-    let mut acknowledged = Vec::new();
-    for first in [Push::deb("base"), Push::rpm(work.path(), "baserpm")] {
-        let pushed = push(&client, &server.base, &token, first)
-            .await
-            .expect("the first pushes");
-        acknowledged.push(pushed);
-    }
-    let first: BTreeMap<String, i64> = acknowledged
-        .iter()
-        .map(|p| (p.name.clone(), p.distro))
-        .collect();
-    converged(&client, &server, &first, &BTreeSet::new()).await?;
-    let armored = client
-        .get(server.url("/admin/stable/gpgkey"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let apt = Apt::new(
-        &server.url("/admin/stable/debian/"),
-        "bookworm",
-        &dearmor(&armored).await,
-    );
-    let dnf = Dnf::new(
-        &[("stable", &server.url("/admin/stable/el/9/x86_64"))],
-        Some(&armored),
-        "x86_64",
-    );
+    let mut stable = Stable::create(&client, &server, &token).await;
+    let mut acknowledged = std::mem::take(&mut stable.first);
 
     for round in 0..rounds {
         let round_seed = seed.wrapping_add(round);
         let mut rng = rand::rngs::StdRng::seed_from_u64(round_seed);
         let cut_after = Duration::from_millis(rng.gen_range(100..500));
         eprintln!("power loss round {round}: seed {round_seed}, power cut after {cut_after:?}");
-        let mut pushes = Vec::new();
-        for i in 0..10 {
-            let name = format!("r{round}p{i}");
-            let upload = if i % 5 == 4 {
-                Push::rpm(work.path(), &name)
-            } else {
-                Push::deb(&name)
-            };
-            let delay = Duration::from_millis(rng.gen_range(0..400));
-            let (client, base, token) = (client.clone(), server.base.clone(), token.clone());
-            pushes.push(tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                push(&client, &base, &token, upload).await.ok()
-            }));
-        }
+        let pushes = stable.spawn_pushes(&mut rng, round, 400, &client, &server, &token);
         tokio::time::sleep(cut_after).await;
         disk.cut_power();
         server.signal("-KILL").await;
         let _ = server.child.wait().await;
         for pushed in pushes {
-            acknowledged.extend(pushed.await.unwrap());
+            acknowledged.extend(pushed.await.unwrap().ok());
         }
         disk.unmount();
         disk.mount();
         server = serve(&disk, syncs, port);
-        check(&client, &server, &disk, &acknowledged, &apt, &dnf)
-            .await
-            .map_err(|problem| format!("round {round} (seed {round_seed}): {problem}"))?;
+        check(
+            &client,
+            &server,
+            &disk,
+            &acknowledged,
+            &stable.apt,
+            &stable.dnf,
+        )
+        .await
+        .map_err(|problem| format!("round {round} (seed {round_seed}): {problem}"))?;
     }
     Ok(())
 }
