@@ -10,8 +10,11 @@ use packyard_formats::{anyfile, pypi};
 fuzz_target!(|data: &[u8]| {
     let body = Bytes::copy_from_slice(data);
     let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
-    let limits = multer::Constraints::new()
-        .size_limit(multer::SizeLimit::new().whole_stream(1 << 20).per_field(1 << 20));
+    let limits = multer::Constraints::new().size_limit(
+        multer::SizeLimit::new()
+            .whole_stream(1 << 20)
+            .per_field(1 << 20),
+    );
     let mut multipart = multer::Multipart::with_constraints(stream, "packyard-boundary", limits);
     futures_executor::block_on(async {
         while let Ok(Some(field)) = multipart.next_field().await {

@@ -11,31 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::deployment::BIN;
-use crate::support::free_port;
-
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} runs (scripts/test installs it): {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Kills a process group when dropped.
-struct KillGroup(u32);
-
-impl Drop for KillGroup {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.0)])
-            .status();
-    }
-}
+use crate::support::{KillGroup, free_port, run_ok as run};
 
 #[tokio::test]
 async fn the_image_runs_packyard_as_its_own_user_with_a_health_check() {

@@ -14,7 +14,7 @@ use crate::dnf_client::Dnf;
 use crate::fixtures::BOOKWORM;
 use crate::install::Chroot;
 use crate::rpm_fixtures::EL9;
-use crate::support::{TestApp, free_port};
+use crate::support::{KillGroup, TestApp, free_port};
 
 /// Runs `scripts/dist --fast` on the test binary; the .deb and the .rpm.
 fn dist(out: &Path) -> (PathBuf, PathBuf) {
@@ -36,17 +36,6 @@ fn dist(out: &Path) -> (PathBuf, PathBuf) {
         .collect();
     assert_eq!(made.len(), 2, "{made:?}");
     (made[0].clone(), made[1].clone())
-}
-
-/// Kills a process group when dropped.
-struct KillGroup(u32);
-
-impl Drop for KillGroup {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.0)])
-            .status();
-    }
 }
 
 fn file_name(path: &Path) -> String {

@@ -15,6 +15,7 @@
 //! The local backend on both passes of the suite: PostgreSQL and S3 have durability of their own.
 
 use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::process::Command as StdCommand;
 use std::time::Duration;
@@ -27,7 +28,7 @@ use crate::apt_client::{Apt, combined};
 use crate::crash_loop::{ENV, Pushed, Stable, converged, listed};
 use crate::deployment::{BIN, Server};
 use crate::dnf_client::Dnf;
-use crate::support::free_port;
+use crate::support::{free_port, run_ok};
 
 /// A file system of its own, on a sparse image in a temporary folder that also keeps the logs.
 struct Disk {
@@ -35,18 +36,6 @@ struct Disk {
     image: PathBuf,
     mount: PathBuf,
     mounted: bool,
-}
-
-fn run(program: &str, args: &[&std::ffi::OsStr]) {
-    let out = StdCommand::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} runs (scripts/test installs it): {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 impl Disk {
@@ -57,7 +46,7 @@ impl Disk {
             .unwrap()
             .set_len(1 << 30)
             .unwrap();
-        run("mkfs.ext4", &["-q".as_ref(), "-F".as_ref(), image.as_ref()]);
+        run_ok::<&OsStr>("mkfs.ext4", &["-q".as_ref(), "-F".as_ref(), image.as_ref()]);
         let mount = dir.path().join("mnt");
         std::fs::create_dir(&mount).unwrap();
         let mut disk = Disk {
@@ -71,7 +60,7 @@ impl Disk {
     }
 
     fn mount(&mut self) {
-        run(
+        run_ok::<&OsStr>(
             "mount",
             &[
                 "-o".as_ref(),
@@ -85,7 +74,7 @@ impl Disk {
 
     /// The power goes: the file system stops without writing its journal.
     fn cut_power(&self) {
-        run(
+        run_ok::<&OsStr>(
             "xfs_io",
             &[
                 "-x".as_ref(),
@@ -97,7 +86,7 @@ impl Disk {
     }
 
     fn unmount(&mut self) {
-        run("umount", &[self.mount.as_ref()]);
+        run_ok::<&OsStr>("umount", &[self.mount.as_ref()]);
         self.mounted = false;
     }
 

@@ -649,3 +649,29 @@ fn count_files(dir: &std::path::Path) -> usize {
         })
         .sum()
 }
+
+/// Runs `program` and returns its output, failing the test if it fails.
+pub fn run_ok<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(program: &str, args: &[S]) -> String {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} runs (scripts/test installs it): {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Kills a process group (a process spawned with `process_group(0)` and what it started)
+/// when dropped.
+pub struct KillGroup(pub u32);
+
+impl Drop for KillGroup {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0)])
+            .status();
+    }
+}
