@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use sha2::{Digest, Sha256};
+use packyard_formats::digest::sha256_hex;
 
 use super::memory::memory_kib;
 use super::service::Server;
@@ -110,10 +110,6 @@ async fn get(client: &reqwest::Client, url: &str) -> Result<(bytes::Bytes, Durat
     }
     let body = response.bytes().await.map_err(|e| format!("{url}: {e}"))?;
     Ok((body, started.elapsed()))
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 /// One reader's loop, on a connection of its own.
@@ -409,7 +405,10 @@ pub async fn load(work: &Path, secs: u64, clients: usize, initial: usize) -> Res
             format!("{:.1}", mib(memory[at.saturating_sub(1)].1))
         })
         .collect();
-    println!("server RSS at each quarter of the run, MiB: {}", quarters.join(", "));
+    println!(
+        "server RSS at each quarter of the run, MiB: {}",
+        quarters.join(", ")
+    );
     anyhow::ensure!(
         last <= settled + (64 + 16) * 1024,
         "memory grew from {:.1} MiB to {:.1} MiB under steady load, past the read cache's cap",

@@ -6,11 +6,11 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::deployment::BIN;
+use crate::deployment::{BIN, ready_within};
 use crate::support::{KillGroup, free_port, run_ok as run};
 
 #[tokio::test]
@@ -91,17 +91,10 @@ async fn the_image_runs_packyard_as_its_own_user_with_a_health_check() {
         .spawn()
         .unwrap();
     let _group = KillGroup(server.id().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
-        .await
-        .is_ok_and(|r| r.status() == 200)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the image's packyard did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert!(
+        ready_within(&format!("http://127.0.0.1:{port}"), Duration::from_secs(60)).await,
+        "the image's packyard did not become ready"
+    );
     let url = format!("--url=http://127.0.0.1:{port}/readyz");
     let check = |url: &str| {
         Command::new("/usr/sbin/chroot")

@@ -68,7 +68,8 @@ pub struct Pushed {
     pub sha256: String,
 }
 
-fn env_number(name: &str) -> Option<u64> {
+/// A number from the environment, for the long variants of a test.
+pub fn env_number(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 

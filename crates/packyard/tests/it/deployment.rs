@@ -97,18 +97,38 @@ impl Deployment {
 
     /// A new API token for `admin`, made by `packyard admin create-token`.
     pub async fn create_token(&self) -> String {
-        let output = self
-            .command(&self.data_dir("admin"))
-            .args(["admin", "create-token"])
-            .output()
-            .await
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "admin create-token: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+        create_token(self.command(&self.data_dir("admin"))).await
+    }
+}
+
+/// `COMMAND admin create-token` (`command` being a `packyard` with its settings): the token.
+pub async fn create_token(mut command: Command) -> String {
+    let output = command
+        .args(["admin", "create-token"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "admin create-token: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// Whether `BASE/readyz` answers 200 within `limit`.
+pub async fn ready_within(base: &str, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(response) = reqwest::get(format!("{base}/readyz")).await
+            && response.status() == 200
+        {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -154,18 +174,7 @@ impl Server {
 
     /// Whether `/readyz` answers 200 within `limit`.
     pub async fn ready_within(&self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Ok(response) = reqwest::get(self.url("/readyz")).await
-                && response.status() == 200
-            {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        ready_within(&self.base, limit).await
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::deployment::BIN;
+use crate::deployment::{BIN, ready_within};
 use crate::dnf_client::Dnf;
 use crate::fixtures::BOOKWORM;
 use crate::install::Chroot;
@@ -123,20 +123,10 @@ async fn packyard_installs_from_a_packyard_repository_and_serves_as_its_own_user
         .spawn()
         .unwrap();
     let group = KillGroup(server.id().unwrap());
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the installed packyard did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert!(
+        ready_within(&format!("http://127.0.0.1:{port}"), Duration::from_secs(60)).await,
+        "the installed packyard did not become ready"
+    );
     assert_eq!(
         chroot.ok("stat -c %U /var/lib/packyard/packyard.db /var/lib/packyard/secret.key"),
         "packyard\npackyard\n"

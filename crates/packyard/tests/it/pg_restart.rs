@@ -19,8 +19,8 @@ use tempfile::TempDir;
 use tokio::process::Command;
 
 use crate::apt_client::combined;
-use crate::crash_loop::{ENV, Push, Pushed, Refused, Stable, converged, listed, push};
-use crate::deployment::{BIN, Server};
+use crate::crash_loop::{ENV, Push, Pushed, Refused, Stable, converged, env_number, listed, push};
+use crate::deployment::{BIN, Server, create_token};
 use crate::support::free_port;
 
 /// A PostgreSQL cluster of this test's own, in a temporary folder, run by `pg_ctl` (as the
@@ -165,10 +165,7 @@ fn clear_outcome(outcome: Result<Pushed, Refused>) -> Result<Pushed, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_and_publishes_ride_out_a_postgresql_restart() {
-    let seed: u64 = std::env::var("PACKYARD_PG_RESTART_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(rand::random);
+    let seed = env_number("PACKYARD_PG_RESTART_SEED").unwrap_or_else(rand::random);
     eprintln!("postgresql restart: PACKYARD_PG_RESTART_SEED={seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let cluster = Cluster::create();
@@ -194,13 +191,7 @@ async fn pushes_and_publishes_ride_out_a_postgresql_restart() {
         "{}",
         server.log()
     );
-    let made = packyard()
-        .args(["admin", "create-token"])
-        .output()
-        .await
-        .unwrap();
-    assert!(made.status.success(), "{}", combined(&made));
-    let token = String::from_utf8(made.stdout).unwrap().trim().to_owned();
+    let token = create_token(packyard()).await;
     let client = reqwest::Client::new();
     let mut stable = Stable::create(&client, &server, &token).await;
     let mut acknowledged = std::mem::take(&mut stable.first);

@@ -25,8 +25,8 @@ use tempfile::TempDir;
 use tokio::process::Command;
 
 use crate::apt_client::{Apt, combined};
-use crate::crash_loop::{ENV, Pushed, Stable, converged, listed};
-use crate::deployment::{BIN, Server};
+use crate::crash_loop::{ENV, Pushed, Stable, converged, env_number, listed};
+use crate::deployment::{BIN, Server, create_token};
 use crate::dnf_client::Dnf;
 use crate::support::{free_port, run_ok};
 
@@ -200,13 +200,7 @@ async fn power_cuts(syncs: Syncs, rounds: u64, seed: u64) -> Result<(), String> 
         "{}",
         server.log()
     );
-    let made = packyard(&disk, syncs)
-        .args(["admin", "create-token"])
-        .output()
-        .await
-        .unwrap();
-    assert!(made.status.success(), "{}", combined(&made));
-    let token = String::from_utf8(made.stdout).unwrap().trim().to_owned();
+    let token = create_token(packyard(&disk, syncs)).await;
     // A first deb and rpm, indexed, so apt and dnf hold a repository and its key before the
     // first cut.
     let mut stable = Stable::create(&client, &server, &token).await;
@@ -240,10 +234,6 @@ async fn power_cuts(syncs: Syncs, rounds: u64, seed: u64) -> Result<(), String> 
         .map_err(|problem| format!("round {round} (seed {round_seed}): {problem}"))?;
     }
     Ok(())
-}
-
-fn env_number(name: &str) -> Option<u64> {
-    std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
