@@ -1,9 +1,10 @@
 //! Packyard's own packages (`scripts/dist`), served by Packyard: the .deb installed with real
 //! apt through `script.deb.sh` in a debootstrapped Debian, its systemd units checked with
 //! `systemd-analyze verify`, and the installed binary run as the `packyard` user on its default
-//! configuration until `/readyz` answers; the .rpm listed and downloaded by dnf from a Packyard
-//! repository and installed with rpm into the same root, its scriptlets making the user. The packages hold the test
-//! build of the binary (`--fast`): what is tested is the packaging, not the optimiser.
+//! configuration until `/readyz` answers; the .rpm listed, downloaded and installed by dnf from a
+//! Packyard repository into an installroot (the same root), its scriptlets making the user. The
+//! packages hold the test build of the binary (`--fast`): what is tested is the packaging, not
+//! the optimiser.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,7 +15,7 @@ use crate::dnf_client::Dnf;
 use crate::fixtures::BOOKWORM;
 use crate::install::Chroot;
 use crate::rpm_fixtures::EL9;
-use crate::support::{KillGroup, TestApp, free_port};
+use crate::support::{KillGroup, TestApp, free_port, run_ok};
 
 /// Runs `scripts/dist --fast` on the test binary; the .deb and the .rpm.
 fn dist(out: &Path) -> (PathBuf, PathBuf) {
@@ -36,6 +37,35 @@ fn dist(out: &Path) -> (PathBuf, PathBuf) {
         .collect();
     assert_eq!(made.len(), 2, "{made:?}");
     (made[0].clone(), made[1].clone())
+}
+
+/// A package that holds no file and provides what the Debian root has of an EL base system:
+/// its C library (at its version), `/bin/sh` and the shadow tools.
+fn base_system_rpm(out: &Path, glibc: &str) -> PathBuf {
+    let top = out.join("base-rpm");
+    std::fs::create_dir_all(top.join("SPECS")).unwrap();
+    let spec = top.join("SPECS/base.spec");
+    std::fs::write(
+        &spec,
+        format!(
+            "Name: debian-base-system\nVersion: 12\nRelease: 1\nSummary: The root's own base system\n\
+             License: Public Domain\nBuildArch: noarch\nProvides: glibc = {glibc}\n\
+             Provides: /bin/sh\nProvides: shadow-utils\n\n%description\nNo files.\n\n%files\n"
+        ),
+    )
+    .unwrap();
+    let define = format!("_topdir {}", top.display());
+    run_ok(
+        "rpmbuild",
+        &[
+            "--define",
+            define.as_str(),
+            "-bb",
+            "--quiet",
+            spec.to_str().unwrap(),
+        ],
+    );
+    top.join("RPMS/noarch/debian-base-system-12-1.noarch.rpm")
 }
 
 fn file_name(path: &Path) -> String {
@@ -134,7 +164,7 @@ async fn packyard_installs_from_a_packyard_repository_and_serves_as_its_own_user
 
     // The .rpm, as dnf sees it in a Packyard repository.
     let key = app.text("/admin/tools/gpgkey").await;
-    let dnf = Dnf::new(
+    let mut dnf = Dnf::new(
         &[("tools", &app.url("/admin/tools/el/9/x86_64"))],
         Some(&key),
         "x86_64",
@@ -146,9 +176,7 @@ async fn packyard_installs_from_a_packyard_repository_and_serves_as_its_own_user
     let requires = dnf.ok(&["repoquery", "--requires", "packyard"]).await;
     assert!(requires.contains("glibc >= 2.34"), "{requires}");
 
-    // Fetched by dnf (checked against the signed metadata), then installed with rpm into the
-    // same Debian root once the .deb and its user are gone: a real /bin/sh and useradd run
-    // its scriptlets. (--nodeps: that root's rpm database knows nothing of its C library.)
+    // Fetched by dnf (checked against the signed metadata), byte for byte.
     let downloads = tempfile::tempdir().unwrap();
     dnf.ok(&[
         "download",
@@ -157,27 +185,31 @@ async fn packyard_installs_from_a_packyard_repository_and_serves_as_its_own_user
         "packyard",
     ])
     .await;
-    let fetched = downloads.path().join(file_name(&rpm));
     assert_eq!(
-        std::fs::read(&fetched).unwrap(),
+        std::fs::read(downloads.path().join(file_name(&rpm))).unwrap(),
         std::fs::read(&rpm).unwrap()
     );
+
+    // Installed by dnf from the Packyard repository into an installroot: the same Debian root
+    // once the .deb and its user are gone, so that a real /bin/sh and useradd run the
+    // scriptlets. No EL base repository is reachable from here, so the root's own C library,
+    // shell and shadow tools are entered in its rpm database by a package that provides them
+    // and holds no file (installed with `rpm --justdb`); dnf resolves the requirements against it.
     drop(group);
     chroot.ok(
         "apt-get purge -y packyard && rm -rf /var/lib/packyard && \
          for _ in 1 2 3 4 5 6 7 8 9 10; do userdel packyard 2>/dev/null && exit 0; sleep 0.5; done; exit 1",
     );
-    let install = Command::new("rpm")
-        .arg(format!("--root={}", chroot.root.display()))
-        .args(["--nodeps", "-i"])
-        .arg(&fetched)
-        .output()
-        .unwrap();
-    assert!(
-        install.status.success(),
-        "rpm -i: {}",
-        String::from_utf8_lossy(&install.stderr)
+    let glibc = chroot.ok("dpkg-query -W -f '${Version}' libc6");
+    let base = base_system_rpm(out.path(), glibc.split('-').next().unwrap());
+    let root = format!("--root={}", chroot.root.display());
+    run_ok(
+        "rpm",
+        &[root.as_str(), "--justdb", "-i", base.to_str().unwrap()],
     );
+    dnf.set_root(chroot.root.clone());
+    let installed = dnf.ok(&["install", "packyard"]).await;
+    assert!(installed.contains("packyard"), "{installed}");
     let user = chroot.ok("getent passwd packyard");
     assert!(
         user.contains(":/var/lib/packyard:/usr/sbin/nologin"),
@@ -211,7 +243,7 @@ async fn packyard_installs_from_a_packyard_repository_and_serves_as_its_own_user
         "/etc/packyard/packyard.toml"
     );
     assert_eq!(
-        query(&["-V", "--nodeps", "packyard"]),
+        query(&["-V", "packyard"]),
         "",
         "every file as the package has it"
     );

@@ -8,6 +8,7 @@ use tempfile::TempDir;
 
 pub struct Dnf {
     dir: TempDir,
+    root: PathBuf,
     arch: String,
 }
 
@@ -46,13 +47,20 @@ impl Dnf {
         .unwrap();
         std::fs::write(t.join("repos.d/test.repo"), repo_file).unwrap();
         Dnf {
+            root: t.join("root"),
             dir,
             arch: arch.to_owned(),
         }
     }
 
+    /// Installs into `root` from now on rather than into an empty folder of its own.
+    pub fn set_root(&mut self, root: PathBuf) {
+        self.stop_agents();
+        self.root = root;
+    }
+
     pub fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
+        self.root.clone()
     }
 
     pub async fn run(&self, args: &[&str]) -> Output {
@@ -61,7 +69,7 @@ impl Dnf {
         tokio::process::Command::new("dnf")
             .args(["-y", "-c"])
             .arg(t.join("dnf.conf"))
-            .arg(format!("--installroot={}", t.join("root").display()))
+            .arg(format!("--installroot={}", self.root.display()))
             .args(["--releasever=9", &format!("--forcearch={}", self.arch)])
             .arg(format!("--setopt=reposdir={}", t.join("repos.d").display()))
             .arg("--disableplugin=local,generate_completion_cache")
@@ -81,8 +89,14 @@ impl Dnf {
 
 impl Drop for Dnf {
     fn drop(&mut self) {
-        // Each repository with repo_gpgcheck leaves a gpg-agent behind.
-        if let Ok(entries) = std::fs::read_dir(self.dir.path().join("root/var/cache/dnf")) {
+        self.stop_agents();
+    }
+}
+
+impl Dnf {
+    /// Each repository with repo_gpgcheck leaves a gpg-agent behind.
+    fn stop_agents(&self) {
+        if let Ok(entries) = std::fs::read_dir(self.root.join("var/cache/dnf")) {
             for entry in entries.flatten() {
                 let pubring = entry.path().join("pubring");
                 if pubring.exists() {
