@@ -171,8 +171,14 @@ pub fn other_entry(p: &RpmPackage, sha256: &str) -> String {
 }
 
 /// The text before and after the package fragments of `part` (`primary`, `filelists` or
-/// `other`) holding `count` packages.
-pub fn xml_frame(part: &str, count: usize) -> (String, String) {
+/// `other`).
+///
+/// The root element carries no `packages` count. No client requires one: libsolv (and so dnf,
+/// dnf5 and zypper) and createrepo_c never read it, and EL7's yum-metadata-parser uses it only as
+/// the total of a progress callback, which it skips without one. Without it the head is the same
+/// in every publish, so the digests of the uncompressed files (`open-checksum`, which EL7's yum
+/// verifies) resume from the hash state after the last unchanged chunk instead of starting over.
+pub fn xml_frame(part: &str) -> (String, String) {
     let (root, namespaces) = match part {
         "primary" => (
             "metadata",
@@ -188,9 +194,7 @@ pub fn xml_frame(part: &str, count: usize) -> (String, String) {
         ),
     };
     (
-        format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{root} {namespaces} packages=\"{count}\">\n"
-        ),
+        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{root} {namespaces}>\n"),
         format!("</{root}>\n"),
     )
 }

@@ -90,6 +90,8 @@ impl Output {
 /// text, of the gzip stream and of the zstd stream.
 #[derive(Clone)]
 pub struct ChunkState {
+    /// The SHA-256 of the text before the chunks: a state is resumable only after the same head.
+    pub head: String,
     pub chunk_no: i64,
     pub fingerprint: String,
     pub state: MultiHasher,
@@ -236,6 +238,7 @@ impl ChunkCache {
             zst_hash: self.hasher(),
         };
         out.push_compressing(head);
+        let head_digest = sha256_hex(head.as_bytes());
         let resume = self.resume.remove(part).unwrap_or_default();
         let mut resumable = true;
         let mut states = Vec::new();
@@ -250,7 +253,11 @@ impl ChunkCache {
                 .remove(&(part.to_owned(), chunk_no))
                 .filter(|c| c.fingerprint == fingerprint && (!zstd || c.zst.is_some()));
             let resumed = resume.get(index).filter(|s| {
-                resumable && s.chunk_no == chunk_no && s.fingerprint == fingerprint && !keep_text
+                resumable
+                    && s.head == head_digest
+                    && s.chunk_no == chunk_no
+                    && s.fingerprint == fingerprint
+                    && !keep_text
             });
             let hash_compressed = resumed.is_none();
             let chunk = match (cached, resumed) {
@@ -288,6 +295,7 @@ impl ChunkCache {
             };
             out.push_compressed(&chunk.gz, chunk.zst.as_ref(), hash_compressed);
             states.push(ChunkState {
+                head: head_digest.clone(),
                 chunk_no,
                 fingerprint,
                 state: out.plain.clone(),
@@ -297,10 +305,7 @@ impl ChunkCache {
             self.live.push((part.to_owned(), chunk_no));
             self.used.push(chunk);
         }
-        // Hash states after a head that changes with every publish cannot be resumed.
-        if head.is_empty() {
-            self.states.insert(part.to_owned(), states);
-        }
+        self.states.insert(part.to_owned(), states);
         out.push_compressing(tail);
         if out.gz.is_empty() {
             // An empty index is still a valid compressed file.
@@ -498,5 +503,42 @@ pub fn file_digests(file: &IndexFile) -> FileDigests {
         sha1: file.sha1.clone(),
         sha256: file.sha256.clone(),
         sha512: file.sha512.clone(),
+    }
+}
+
+/// What the publishers' unit tests share.
+#[cfg(test)]
+pub mod testing {
+    use super::*;
+    use crate::db::repos::Repo;
+
+    pub fn repo() -> Repo {
+        Repo {
+            id: 1,
+            owner_id: 1,
+            owner: "acme".into(),
+            name: "stable".into(),
+            private: false,
+            index_zstd: true,
+            index_xz: false,
+            created_at: 0,
+            last_push_at: None,
+            keyring_version: 1,
+        }
+    }
+
+    /// The bytes a file is served as: its blob, or its segments' blobs concatenated.
+    pub fn stored_bytes(blobs: &[(BlobKey, Bytes)], file: &IndexFile) -> Vec<u8> {
+        let blob = |sha256: &str| {
+            let (_, bytes) = blobs.iter().find(|(k, _)| k.sha256() == sha256).unwrap();
+            bytes.to_vec()
+        };
+        if file.segments.is_empty() {
+            return blob(&file.blob_sha256);
+        }
+        file.segments
+            .iter()
+            .flat_map(|s| blob(&s.blob_sha256))
+            .collect()
     }
 }

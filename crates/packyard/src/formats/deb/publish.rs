@@ -280,6 +280,7 @@ mod tests {
     use std::io::Read;
 
     use super::*;
+    use crate::jobs::chunks::testing::{repo, stored_bytes};
     use crate::sign::{self, KeyAlgorithm};
 
     fn entry(id: i64, architecture: &str) -> IndexEntry {
@@ -292,42 +293,12 @@ mod tests {
         }
     }
 
-    fn repo() -> Repo {
-        Repo {
-            id: 1,
-            owner_id: 1,
-            owner: "acme".into(),
-            name: "stable".into(),
-            private: false,
-            index_zstd: true,
-            index_xz: false,
-            created_at: 0,
-            last_push_at: None,
-            keyring_version: 1,
-        }
-    }
-
     fn file<'a>(built: &'a Built, path: &str) -> &'a IndexFile {
         built.files.iter().find(|f| f.path == path).unwrap()
     }
 
-    /// The bytes a file is served as: its blob, or its segments' blobs concatenated.
     fn stored(built: &Built, file: &IndexFile) -> Vec<u8> {
-        let blob = |sha256: &str| {
-            let (_, bytes) = built
-                .blobs
-                .iter()
-                .find(|(k, _)| k.sha256() == sha256)
-                .unwrap();
-            bytes.to_vec()
-        };
-        if file.segments.is_empty() {
-            return blob(&file.blob_sha256);
-        }
-        file.segments
-            .iter()
-            .flat_map(|s| blob(&s.blob_sha256))
-            .collect()
+        stored_bytes(&built.blobs, file)
     }
 
     fn packages_gz(built: &Built, arch: &str) -> String {

@@ -17,7 +17,7 @@ use crate::db::{self, repos::Repo};
 use crate::distros;
 use crate::sign::Signer;
 
-use crate::jobs::chunks::{CHUNK_SPAN, ChunkCache, IndexFiles, commit_generation};
+use crate::jobs::chunks::{CHUNK_SPAN, ChunkCache, IndexFiles, PartStates, commit_generation};
 
 const PARTS: [&str; 3] = ["primary", "filelists", "other"];
 
@@ -44,15 +44,19 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         .iter()
         .filter(|e| listed_in(&target.arch, &e.architecture))
         .collect();
+    let list_ms = started.elapsed().as_millis() as u64;
     let kept = app.hash_states.take_chunks(target);
-    let cached = match (run.rebuild, kept) {
+    let (cached, states) = match (run.rebuild, kept) {
         // A rebuild renders every chunk again from the stored entries.
-        (true, _) => Vec::new(),
-        (false, Some(kept)) => kept,
-        (false, None) => db::generations::chunks(&app.db, target).await?,
+        (true, _) => (Vec::new(), HashMap::new()),
+        (false, Some(kept)) => (kept, app.hash_states.get(target)),
+        (false, None) => (
+            db::generations::chunks(&app.db, target).await?,
+            app.hash_states.get(target),
+        ),
     };
     // repomd.xml names SHA-256 digests only.
-    let chunks = ChunkCache::new(cached, CHUNK_SPAN, HashMap::new()).sha256_only();
+    let chunks = ChunkCache::new(cached, CHUNK_SPAN, states).sha256_only();
     let mut entries = Vec::with_capacity(PARTS.len());
     for part in PARTS {
         let mut part_entries: Vec<IndexEntry> = listed
@@ -64,7 +68,8 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
                 indexed: e.indexed,
             })
             .collect();
-        // Only the entries of chunks that changed; the others are decompressed.
+        // Only the entries from the first chunk that changed on: the hash states after the
+        // chunks before it are resumed, and the unchanged chunks after it are decompressed.
         let from = chunks.first_unreusable_id(part, &part_entries.iter().collect::<Vec<_>>());
         let bodies = db::packages::index_bodies(
             &app.db,
@@ -100,6 +105,7 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         build: run,
     };
     let generation_id = commit_generation(app, "rpm", &built.files.blobs, &generation).await?;
+    app.hash_states.set(target, built.hash_states);
     app.hash_states.keep_chunks(target, built.used_chunks);
     app.listings
         .keep(target, listing.watermark, listing.entries);
@@ -110,6 +116,7 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         generation_id,
         packages = built.newly_indexed.len(),
         chunks_compressed = built.changed_chunks.len(),
+        list_ms,
         read_ms,
         build_ms,
         write_ms = started.elapsed().as_millis() as u64 - read_ms - build_ms,
@@ -126,6 +133,8 @@ struct Built {
     newly_indexed: Vec<i64>,
     /// Every chunk the files consist of, kept for the next publish.
     used_chunks: Vec<Chunk>,
+    /// The hash states after each chunk, from which the next publish resumes.
+    hash_states: PartStates,
 }
 
 fn build(
@@ -135,12 +144,11 @@ fn build(
     signer: &Signer,
     revision: i64,
 ) -> Result<Built> {
-    // The head of each file counts its packages, so hashing restarts from the top every time.
     let mut files = IndexFiles::default();
     let mut records: Vec<(&str, IndexFile, u64, String)> = Vec::new();
     for (part, part_entries) in PARTS.iter().zip(entries) {
         let members: Vec<&IndexEntry> = part_entries.iter().collect();
-        let (head, tail) = xml_frame(part, members.len());
+        let (head, tail) = xml_frame(part);
         let built = chunks.build(part, &head, &members, &tail, repo.index_zstd, false)?;
         // EL7's yum reads only gzip, so zstd is a per-repository choice.
         let (segments, digests, name) = match (built.zst, built.zst_digests) {
@@ -172,10 +180,175 @@ fn build(
         changed_chunks: finished.changed,
         live_chunks: finished.live,
         used_chunks: finished.used,
+        hash_states: finished.states,
         newly_indexed: entries[0]
             .iter()
             .filter(|e| !e.indexed)
             .map(|e| e.id)
             .collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use packyard_formats::digest::sha256_hex;
+
+    use super::*;
+    use crate::jobs::chunks::testing::{repo, stored_bytes};
+    use crate::sign::{self, KeyAlgorithm};
+
+    fn entries(ids: &[i64], with_bodies_from: i64) -> Vec<Vec<IndexEntry>> {
+        PARTS
+            .iter()
+            .map(|part| {
+                ids.iter()
+                    .map(|&id| IndexEntry {
+                        id,
+                        architecture: "x86_64".into(),
+                        body: (id >= with_bodies_from)
+                            .then(|| format!("<package><name>p{id}</name><{part}/></package>\n")),
+                        indexed: false,
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn publish(
+        entries: &[Vec<IndexEntry>],
+        cached: Vec<Chunk>,
+        states: PartStates,
+        signer: &Signer,
+    ) -> Built {
+        let mut repo = repo();
+        repo.index_zstd = false;
+        build(
+            &repo,
+            entries,
+            ChunkCache::new(cached, 2, states).sha256_only(),
+            signer,
+            7,
+        )
+        .unwrap()
+    }
+
+    /// The `<data>` records of repomd.xml: (type, checksum, open-checksum, size, open-size).
+    fn records(built: &Built) -> Vec<(String, String, String, u64, u64)> {
+        let repomd = &built.documents[0].1;
+        repomd
+            .split("<data type=\"")
+            .skip(1)
+            .map(|data| {
+                let field = |open: &str, close: &str| {
+                    let from = data.find(open).unwrap() + open.len();
+                    data[from..from + data[from..].find(close).unwrap()].to_owned()
+                };
+                (
+                    data[..data.find('"').unwrap()].to_owned(),
+                    field("<checksum type=\"sha256\">", "<"),
+                    field("<open-checksum type=\"sha256\">", "<"),
+                    field("<size>", "<").parse().unwrap(),
+                    field("<open-size>", "<").parse().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_incremental_publish_resumes_hashing_and_matches_a_rebuild() {
+        let key = sign::generate("t <t@example.invalid>", KeyAlgorithm::Ed25519, 86_400).unwrap();
+        let signer = Signer::from_armored(&[key.secret_armored]).unwrap();
+        // Span 2: chunks 0 (id 1), 1 (2, 3), 2 (4, 5).
+        let first = publish(
+            &entries(&[1, 2, 3, 4, 5], 0),
+            vec![],
+            HashMap::new(),
+            &signer,
+        );
+        assert_eq!(first.changed_chunks.len(), 3 * 3);
+
+        // One more package (id 6, into chunk 3): the entries before it are not read at all,
+        // nothing but its chunk is compressed, and the hash states carry the digests.
+        let ids = [1, 2, 3, 4, 5, 6];
+        let second = publish(
+            &entries(&ids, 6),
+            first.used_chunks.clone(),
+            first.hash_states.clone(),
+            &signer,
+        );
+        let changed: Vec<i64> = second.changed_chunks.iter().map(|c| c.chunk_no).collect();
+        assert_eq!(changed, [3, 3, 3]);
+        // Resumed, the unchanged chunks are not even decompressed: with their bytes unreadable
+        // the publish still builds; without the hash states it cannot.
+        let unreadable: Vec<Chunk> = first
+            .used_chunks
+            .iter()
+            .map(|c| Chunk {
+                gz: crate::db::generations::Compressed::new(b"not gzip".to_vec()),
+                ..c.clone()
+            })
+            .collect();
+        let mut repo = repo();
+        repo.index_zstd = false;
+        let states = first.hash_states.clone();
+        let cache = |states| ChunkCache::new(unreadable.clone(), 2, states).sha256_only();
+        assert!(build(&repo, &entries(&ids, 6), cache(states), &signer, 7).is_ok());
+        assert!(build(&repo, &entries(&ids, 6), cache(HashMap::new()), &signer, 7).is_err());
+
+        // The same digests as a build from every entry, and as a worker without the hash
+        // states (restarted), which decompresses the unchanged chunks instead.
+        let from_scratch = publish(&entries(&ids, 0), vec![], HashMap::new(), &signer);
+        let restarted = publish(
+            &entries(&ids, 6),
+            first.used_chunks.clone(),
+            HashMap::new(),
+            &signer,
+        );
+        assert_eq!(records(&second), records(&from_scratch));
+        assert_eq!(records(&restarted), records(&from_scratch));
+        assert_ne!(records(&first), records(&second));
+
+        // And every digest describes the bytes served: the compressed file and its text.
+        for (kind, checksum, open_checksum, size, open_size) in records(&second) {
+            let file = second
+                .files
+                .files
+                .iter()
+                .find(|f| f.path.contains(&format!("-{kind}.xml")))
+                .unwrap();
+            let bytes = stored_bytes(&second.files.blobs, file);
+            assert_eq!(sha256_hex(&bytes), checksum, "{kind}");
+            assert_eq!(bytes.len() as u64, size, "{kind}");
+            let mut text = String::new();
+            flate2::read::MultiGzDecoder::new(&bytes[..])
+                .read_to_string(&mut text)
+                .unwrap();
+            assert_eq!(sha256_hex(text.as_bytes()), open_checksum, "{kind}");
+            assert_eq!(text.len() as u64, open_size, "{kind}");
+            assert_eq!(text.matches("<package>").count(), 6, "{kind}");
+            assert!(text.ends_with(&format!("<{kind}/></package>\n\n</{}>\n", root(&kind))));
+        }
+
+        // A package destroyed in the first chunk: everything after it is hashed again, still
+        // matching a rebuild.
+        let ids = [2, 3, 4, 5, 6];
+        let third = publish(
+            &entries(&ids, 0),
+            second.used_chunks.clone(),
+            second.hash_states.clone(),
+            &signer,
+        );
+        let rebuilt = publish(&entries(&ids, 0), vec![], HashMap::new(), &signer);
+        assert_eq!(records(&third), records(&rebuilt));
+    }
+
+    fn root(kind: &str) -> &'static str {
+        match kind {
+            "primary" => "metadata",
+            "filelists" => "filelists",
+            _ => "otherdata",
+        }
+    }
 }

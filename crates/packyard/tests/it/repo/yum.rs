@@ -334,3 +334,107 @@ async fn dnf_reads_zstd_repodata_when_the_repository_asks_for_it() {
         .await;
     assert_eq!(listed.lines().collect::<Vec<_>>(), ["one", "two"]);
 }
+
+/// The `open-checksum` of each part in a `repomd.xml`, by type.
+fn open_checksums(repomd: &str) -> Vec<(String, String)> {
+    repomd
+        .split("<data type=\"")
+        .skip(1)
+        .map(|data| {
+            let at = data.find("<open-checksum type=\"sha256\">").unwrap() + 29;
+            (
+                data[..data.find('"').unwrap()].to_owned(),
+                data[at..at + 64].to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_repodata_resumes_its_digests_and_matches_a_rebuild() {
+    let app = TestApp::new().await;
+    app.create_repo("stable", false).await;
+    let work = tempfile::tempdir().unwrap();
+    let build = |name: &str, version: &str| {
+        rpmbuild(
+            work.path(),
+            &simple_spec(name, version, "1", "x86_64"),
+            "x86_64",
+            false,
+        )
+        .remove(0)
+    };
+    push_rpm(&app, &build("hello", "0.9")).await;
+    app.wait_for_jobs().await;
+    // The next packages land chunks after the first one, so the next publishes resume hashing
+    // after it rather than starting from the top.
+    let skip = match app.app.db.kind() {
+        "sqlite" => "UPDATE sqlite_sequence SET seq = seq + 3000 WHERE name = 'packages'",
+        _ => {
+            "SELECT setval(pg_get_serial_sequence('packages', 'id'), \
+              (SELECT max(id) FROM packages) + 3000)"
+        }
+    };
+    app.app.db.execute_sql(skip).await.unwrap();
+    for (name, version) in [("hello", "1.0"), ("greeter", "0.1"), ("hello", "1.1")] {
+        push_rpm(&app, &build(name, version)).await;
+        app.wait_for_jobs().await;
+    }
+    let chunks = "SELECT count(DISTINCT chunk_no) FROM index_chunks WHERE part = 'primary'";
+    assert_eq!(app.app.db.scalar_i64(chunks).await.unwrap(), 2);
+
+    let repodata = "/admin/stable/el/9/x86_64/repodata";
+    let incremental = app.text(&format!("{repodata}/repomd.xml")).await;
+    assert!(!incremental.contains("packages=\""));
+    // The digests describe the bytes served, compressed and not.
+    for part in ["primary", "filelists", "other"] {
+        let at = incremental.find(&format!("-{part}.xml.gz")).unwrap();
+        let href = &incremental[at - 64..at + part.len() + 8];
+        let gz = app.bytes(&format!("{repodata}/{href}")).await;
+        assert_eq!(packyard_formats::digest::sha256_hex(&gz), href[..64]);
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&gz[..]), &mut text)
+            .unwrap();
+        let open = open_checksums(&incremental);
+        let (_, expected) = open.iter().find(|(kind, _)| kind == part).unwrap();
+        assert_eq!(
+            &packyard_formats::digest::sha256_hex(&text),
+            expected,
+            "{part}"
+        );
+    }
+    let key = app.text("/admin/stable/gpgkey").await;
+    let dnf = Dnf::new(&[("acme", &base(&app, "x86_64"))], Some(&key), "x86_64");
+    let query = ["repoquery", "--refresh", "--qf", "%{name} %{evr} %{arch}"];
+    let before = dnf.ok(&query).await;
+    assert_eq!(
+        before.lines().collect::<Vec<_>>(),
+        [
+            "admin-stable-archive-keyring 1-1 noarch",
+            "greeter 0.1-1 x86_64",
+            "hello 0.9-1 x86_64",
+            "hello 1.0-1 x86_64",
+            "hello 1.1-1 x86_64"
+        ]
+    );
+
+    // A rebuild from the stored entries alone writes the same texts.
+    let generations = "SELECT max(id) FROM generations";
+    let last = app.app.db.scalar_i64(generations).await.unwrap();
+    let reindexed = app
+        .authed(
+            reqwest::Method::POST,
+            "/api/v1/repos/admin/stable/reindex.json",
+        )
+        .form(&[("os", "el"), ("dist", "9")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reindexed.status(), 202);
+    app.wait_for_jobs().await;
+    let rebuilt = app.text(&format!("{repodata}/repomd.xml")).await;
+    assert!(app.app.db.scalar_i64(generations).await.unwrap() > last);
+    assert_eq!(open_checksums(&rebuilt), open_checksums(&incremental));
+    assert_eq!(open_checksums(&rebuilt).len(), 3);
+    assert_eq!(dnf.ok(&query).await, before);
+}
