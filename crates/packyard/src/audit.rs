@@ -45,6 +45,7 @@ impl Actor {
 }
 
 /// One change, as it goes into the log.
+#[derive(Clone)]
 pub struct Event {
     pub actor: Actor,
     pub ip: Option<IpAddr>,
@@ -135,7 +136,18 @@ impl Event {
 /// Writes `event`. A failure to write is logged, not returned: the change it describes has
 /// happened either way.
 pub async fn record(db: &db::Db, event: Event) {
-    let new = db::audit::NewEvent {
+    if let Err(e) = db::audit::insert(db, &new_event(&event)).await {
+        tracing::error!(error = %format!("{e:#}"), action = event.action, "writing an audit event failed");
+    }
+}
+
+/// Records `event` in `tx`, so it commits with the change it reports (one commit, not two).
+pub async fn record_tx(tx: &mut db::Tx, event: &Event) -> anyhow::Result<()> {
+    db::audit::insert_tx(tx, &new_event(event)).await
+}
+
+fn new_event(event: &Event) -> db::audit::NewEvent<'_> {
+    db::audit::NewEvent {
         at: db::now(),
         actor_kind: event.actor.kind(),
         actor: event.actor.name(),
@@ -145,9 +157,6 @@ pub async fn record(db: &db::Db, event: Event) {
         target: event.target.as_deref(),
         outcome: event.outcome.name(),
         details: event.details.to_string(),
-    };
-    if let Err(e) = db::audit::insert(db, &new).await {
-        tracing::error!(error = %format!("{e:#}"), action = event.action, "writing an audit event failed");
     }
 }
 

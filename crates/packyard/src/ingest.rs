@@ -137,12 +137,50 @@ pub async fn push(
     distro: &Distro,
     staged: &Staged,
 ) -> Result<(Package, bool), PushError> {
+    push_recorded(app, repo, distro, staged, None).await
+}
+
+/// As `push`; a new package's `event` (with its `package_details`) commits in the package's
+/// own transaction. The caller records every other outcome.
+pub async fn push_recorded(
+    app: &App,
+    repo: &Repo,
+    distro: &Distro,
+    staged: &Staged,
+    event: Option<&crate::audit::Event>,
+) -> Result<(Package, bool), PushError> {
+    let started = std::time::Instant::now();
     let parsed = parse(staged, distro).await?;
     if crate::keyring::is_keyring(repo, &parsed.name) {
         return Err(reserved(&parsed.name));
     }
     let keyring = crate::keyring::missing_in(app, repo, distro).await?;
-    store(app, repo, distro, staged, parsed, keyring.as_ref()).await
+    let parse_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let pushed = Pushed {
+        staged,
+        parsed,
+        keyring: keyring.as_ref(),
+        event,
+        parse_ms,
+    };
+    store(app, repo, distro, pushed).await
+}
+
+/// What the audit log says of a pushed package.
+pub fn package_details(package: &Package, is_new: bool) -> serde_json::Value {
+    serde_json::json!({
+        "name": package.name, "version": package.version, "architecture": package.architecture,
+        "sha256": package.sha256, "size": package.size, "new": is_new,
+    })
+}
+
+/// A parsed push on its way into the database.
+struct Pushed<'a> {
+    staged: &'a Staged,
+    parsed: Parsed,
+    keyring: Option<&'a crate::keyring::Prepared>,
+    event: Option<&'a crate::audit::Event>,
+    parse_ms: f64,
 }
 
 fn reserved(name: &str) -> PushError {
@@ -395,11 +433,18 @@ async fn store(
     app: &App,
     repo: &Repo,
     distro: &Distro,
-    staged: &Staged,
-    parsed: Parsed,
-    keyring: Option<&crate::keyring::Prepared>,
+    pushed: Pushed<'_>,
 ) -> Result<(Package, bool), PushError> {
+    let Pushed {
+        staged,
+        parsed,
+        keyring,
+        event,
+        parse_ms,
+    } = pushed;
+    let started = std::time::Instant::now();
     put_blobs(app, staged).await?;
+    let blobs_ms = started.elapsed().as_secs_f64() * 1000.0;
     let mut tx = app.db.begin_write().await?;
     // The collector deletes blobs under the write lock; check again now that we hold it.
     put_blobs_again(app, staged).await?;
@@ -426,12 +471,17 @@ async fn store(
             if let Some(keyring) = keyring {
                 crate::keyring::insert(app, &mut tx, repo, distro, keyring).await?;
             }
+            if let Some(event) = event {
+                let event = event.clone().details(package_details(&package, true));
+                crate::audit::record_tx(&mut tx, &event).await?;
+            }
             db::repos::touch_last_push(&mut tx, repo.id).await?;
             tx.commit().await.context("committing the package")?;
             app.queued();
             tracing::info!(repository = %format!("{}/{}", repo.owner, repo.name), distro = %format!("{}/{}", distro.os, distro.dist),
                 package = %package.name, version = %package.version, arch = %package.architecture,
-                size_bytes = package.size, "pushed package");
+                size_bytes = package.size, parse_ms, blobs_ms,
+                commit_ms = started.elapsed().as_secs_f64() * 1000.0 - blobs_ms, "pushed package");
             Ok((package, true))
         }
         Inserted::Conflict(existing) if existing.sha256 == d.sha256 => Ok((existing, false)),

@@ -300,6 +300,19 @@ impl Signer {
         Ok(message.to_armored_string(Default::default())?)
     }
 
+    /// `InRelease` (cleartext-signed) and `Release.gpg` (a detached signature) of one `Release`
+    /// text, made at the same time on two threads: with RSA-4096 each takes milliseconds.
+    pub fn release_signatures(&self, release: &str) -> Result<(String, String)> {
+        std::thread::scope(|scope| {
+            let detached = scope.spawn(|| self.detached(release.as_bytes()));
+            let clearsigned = self.clearsign(release);
+            let detached = detached
+                .join()
+                .map_err(|_| anyhow::anyhow!("the signing thread panicked"))?;
+            Ok((clearsigned?, detached?))
+        })
+    }
+
     /// An armored detached signature over `data`, as `Release.gpg` is.
     pub fn detached(&self, data: &[u8]) -> Result<String> {
         let signatures = self

@@ -15,6 +15,7 @@
 
 mod chart;
 mod client;
+mod end_to_end;
 mod images;
 pub mod inputs;
 pub mod load;
@@ -22,6 +23,7 @@ pub mod memory;
 mod reference;
 mod registries;
 mod service;
+mod throughput;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -53,7 +55,7 @@ pub struct Options {
 }
 
 /// One measured figure and the reference figures beside it.
-#[derive(Debug, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Row {
     pub scenario: String,
     pub format: String,
@@ -70,7 +72,9 @@ pub enum Unit {
     Seconds,
     MibPerSecond,
     RequestsPerSecond,
+    PackagesPerSecond,
     Mib,
+    Milliseconds,
 }
 
 impl Unit {
@@ -79,15 +83,19 @@ impl Unit {
             Unit::Seconds => format!("{value:.3} s"),
             Unit::MibPerSecond => format!("{value:.0} MiB/s"),
             Unit::RequestsPerSecond => format!("{value:.0} req/s"),
+            Unit::PackagesPerSecond => format!("{value:.0} packages/s"),
             Unit::Mib => format!("{value:.1} MiB"),
+            Unit::Milliseconds => format!("{value:.1} ms"),
         }
     }
 
     /// How many times better the first figure is than the second.
     fn advantage(self, packyard: f64, reference: f64) -> f64 {
         match self {
-            Unit::Seconds | Unit::Mib => reference / packyard,
-            Unit::MibPerSecond | Unit::RequestsPerSecond => packyard / reference,
+            Unit::Seconds | Unit::Mib | Unit::Milliseconds => reference / packyard,
+            Unit::MibPerSecond | Unit::RequestsPerSecond | Unit::PackagesPerSecond => {
+                packyard / reference
+            }
         }
     }
 }
@@ -129,6 +137,8 @@ pub async fn run(options: Options) -> Result<()> {
     eprintln!("bench: serving");
     rows.extend(service::serving(&options.work)?);
     rows.extend(registries_rows(&options.work, REGISTRY_FILES)?);
+    eprintln!("bench: push throughput");
+    rows.extend(throughput::throughput(&options.work, &gpg).await?);
     eprintln!("bench: client push against package_cloud's requests");
     rows.extend(client::push(&options.work).await?);
     eprintln!("bench: container images against docker-registry");
@@ -158,6 +168,74 @@ fn registries_rows(work: &Path, files: usize) -> Result<Vec<Row>> {
 /// printed and not recorded.
 pub fn registries_only(work: &Path, files: usize) -> Result<()> {
     let rows = registries_rows(work, files)?;
+    println!("{}", markdown(&rows));
+    Ok(())
+}
+
+/// The end-to-end scenarios alone at each of `sizes`, beside `reprepro includedeb` and
+/// `createrepo_c --update` on the same packages, printed and not recorded.
+/// With `packyard_only`, without the references.
+pub async fn end_to_end_only(
+    work: &Path,
+    sizes: &[usize],
+    samples: usize,
+    packyard_only: bool,
+) -> Result<()> {
+    let gpg = reference::Gpg::new(work)?;
+    let samples = samples.max(1);
+    let mut rows = Vec::new();
+    for &n in sizes {
+        let dir = work.join(format!("deb-{n}"));
+        let files = generate(&dir.join("pool"), n + samples, inputs::write_deb)?;
+        let (base, extras) = files.split_at(n);
+        let distro = distros::by_os_dist("debian", "bookworm").context("debian/bookworm")?;
+        eprintln!("bench: end to end, {n} debs");
+        let mut served = end_to_end::measure(&dir, PackageFormat::Deb, distro, base, extras)
+            .await?
+            .rows("deb", n);
+        if !packyard_only {
+            eprintln!("bench: seeding reprepro with {n} packages");
+            let reprepro = reference::Reprepro::seeded(&dir, &gpg, base)?;
+            let included = extras
+                .iter()
+                .map(|extra| reprepro.include(extra))
+                .collect::<Result<Vec<_>>>()?;
+            let first = served
+                .remove(0)
+                .against("reprepro includedeb", median(included));
+            served.insert(0, first);
+        }
+        rows.extend(served);
+
+        let dir = work.join(format!("rpm-{n}"));
+        let files = generate(&dir.join("repo"), n + samples, inputs::write_rpm)?;
+        let (base, extras) = files.split_at(n);
+        let distro = distros::by_os_dist("el", "9").context("el/9")?;
+        eprintln!("bench: end to end, {n} rpms");
+        let mut served = end_to_end::measure(&dir, PackageFormat::Rpm, distro, base, extras)
+            .await?
+            .rows("rpm", n);
+        if !packyard_only {
+            let createrepo = reference::Createrepo::new(&dir.join("repo"), &gpg);
+            let moved = set_aside(extras, &dir.join("extras"))?;
+            createrepo.run(false)?;
+            put_back(moved)?;
+            let updated = createrepo.run(true)?;
+            let first = served
+                .remove(0)
+                .against(format!("{} --update + gpg", createrepo.describe()), updated);
+            served.insert(0, first);
+        }
+        rows.extend(served);
+        println!("{}", markdown(&rows));
+    }
+    Ok(())
+}
+
+/// The push throughput scenario alone, printed and not recorded.
+pub async fn throughput_only(work: &Path) -> Result<()> {
+    let gpg = reference::Gpg::new(work)?;
+    let rows = throughput::throughput(work, &gpg).await?;
     println!("{}", markdown(&rows));
     Ok(())
 }
@@ -240,17 +318,18 @@ fn stage(path: &Path) -> Result<Staged> {
     ))
 }
 
-/// A fresh Packyard with one repository, `n` packages imported and published.
+/// A fresh Packyard in `data` with one repository `bench/repo` signed with a key of
+/// `algorithm`, and `files` imported.
 async fn packyard(
-    work: &Path,
+    data: &Path,
+    algorithm: KeyAlgorithm,
     distro: &Distro,
     files: &[PathBuf],
 ) -> Result<(App, db::repos::Repo)> {
-    let data = work.join("packyard");
-    let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_dir_all(data);
     let config = Config {
-        data_dir: data,
-        signing_key_algorithm: KeyAlgorithm::Ed25519,
+        data_dir: data.to_path_buf(),
+        signing_key_algorithm: algorithm,
         ..Config::default()
     };
     let app = App::open(config).await?;
@@ -358,19 +437,25 @@ async fn deb(options: &Options, n: usize, gpg: &reference::Gpg) -> Result<Vec<Ro
     let (base, extras) = files.split_at(n);
     let distro = distros::by_os_dist("debian", "bookworm").context("debian/bookworm")?;
 
-    let (app, repo) = packyard(&dir, distro, base).await?;
+    let data = dir.join("packyard");
+    let (app, repo) = packyard(&data, KeyAlgorithm::Ed25519, distro, base).await?;
     let target = Target::apt(repo.id, distro.id);
     publish(&app, &target, PackageFormat::Deb).await?;
     let incremental = incremental(&app, &repo, distro, &target, extras).await?;
     forget(&app, &target).await?;
     let full = timed(publish(&app, &target, PackageFormat::Deb)).await?;
     let pages = ui_pages(&app, n).await?;
+    drop(app);
+    eprintln!("bench: end to end, {n} debs");
+    let end_to_end = end_to_end::measure(&dir, PackageFormat::Deb, distro, base, extras).await?;
+    let mut served = end_to_end.rows("deb", n);
 
     if options.packyard_only {
         let mut rows = vec![
             Row::seconds("incremental publish", "deb", n, incremental),
             Row::seconds("full rebuild", "deb", n, full),
         ];
+        rows.extend(served);
         rows.extend(pages);
         return Ok(rows);
     }
@@ -393,7 +478,9 @@ async fn deb(options: &Options, n: usize, gpg: &reference::Gpg) -> Result<Vec<Ro
             .map(|extra| reprepro.include(extra))
             .collect::<Result<Vec<_>>>()?,
     );
-    let aptly = aptly.add_and_publish(&extras[0])?;
+    let aptly = aptly.add_and_publish(&extras[..1])?;
+    let first = served.remove(0).against("reprepro includedeb", reprepro);
+    served.insert(0, first);
     let ftp_warm = "apt-ftparchive (warm cache) + gzip + gpg";
     let rows = vec![
         Row::seconds("incremental publish", "deb", n, incremental)
@@ -404,7 +491,7 @@ async fn deb(options: &Options, n: usize, gpg: &reference::Gpg) -> Result<Vec<Ro
             .against("apt-ftparchive (cold cache) + gzip + gpg", ftp_cold)
             .against(ftp_warm, ftp_incremental),
     ];
-    Ok(rows.into_iter().chain(pages).collect())
+    Ok(rows.into_iter().chain(served).chain(pages).collect())
 }
 
 /// The longest a web UI page may take to render on the server.
@@ -479,7 +566,8 @@ async fn rpm(options: &Options, n: usize, gpg: &reference::Gpg) -> Result<Vec<Ro
     let (base, extras) = files.split_at(n);
     let distro = distros::by_os_dist("el", "9").context("el/9")?;
 
-    let (app, repo) = packyard(&dir, distro, base).await?;
+    let data = dir.join("packyard");
+    let (app, repo) = packyard(&data, KeyAlgorithm::Ed25519, distro, base).await?;
     let target = Target {
         repository_id: repo.id,
         distro_version_id: distro.id,
@@ -489,12 +577,18 @@ async fn rpm(options: &Options, n: usize, gpg: &reference::Gpg) -> Result<Vec<Ro
     let incremental = incremental(&app, &repo, distro, &target, extras).await?;
     forget(&app, &target).await?;
     let full = timed(publish(&app, &target, PackageFormat::Rpm)).await?;
+    drop(app);
+    eprintln!("bench: end to end, {n} rpms");
+    let end_to_end = end_to_end::measure(&dir, PackageFormat::Rpm, distro, base, extras).await?;
+    let mut served = end_to_end.rows("rpm", n);
 
     if options.packyard_only {
-        return Ok(vec![
+        let mut rows = vec![
             Row::seconds("incremental publish", "rpm", n, incremental),
             Row::seconds("full rebuild", "rpm", n, full),
-        ]);
+        ];
+        rows.extend(served);
+        return Ok(rows);
     }
     let createrepo = reference::Createrepo::new(&dir.join("repo"), gpg);
     let moved = set_aside(extras, &dir.join("extras"))?;
@@ -502,12 +596,17 @@ async fn rpm(options: &Options, n: usize, gpg: &reference::Gpg) -> Result<Vec<Ro
     put_back(moved)?;
     let update_reference = createrepo.run(true)?;
     let tool = createrepo.describe();
-    Ok(vec![
+    let first = served
+        .remove(0)
+        .against(format!("{tool} --update + gpg"), update_reference);
+    served.insert(0, first);
+    let rows = vec![
         Row::seconds("incremental publish", "rpm", n, incremental)
             .against(format!("{tool} --update + gpg"), update_reference),
         Row::seconds("full rebuild", "rpm", n, full)
             .against(format!("{tool} + gpg"), full_reference),
-    ])
+    ];
+    Ok(rows.into_iter().chain(served).collect())
 }
 
 fn markdown(rows: &[Row]) -> String {

@@ -245,7 +245,12 @@ impl<'a> Reprepro<'a> {
 
     /// `reprepro includedeb` of one more package, which exports and signs; the seconds it took.
     pub fn include(&self, file: &Path) -> Result<f64> {
-        timed(|| run(self.command().args(["includedeb", "bench"]).arg(file)))
+        self.include_all(std::slice::from_ref(&file.to_path_buf()))
+    }
+
+    /// `reprepro includedeb` of `files` in one call, which exports and signs once.
+    pub fn include_all(&self, files: &[PathBuf]) -> Result<f64> {
+        timed(|| run(self.command().args(["includedeb", "bench"]).args(files)))
     }
 }
 
@@ -296,10 +301,10 @@ impl<'a> Aptly<'a> {
         command
     }
 
-    /// `aptly repo add` of one more package and `aptly publish update`; the seconds it took.
-    pub fn add_and_publish(&self, file: &Path) -> Result<f64> {
+    /// `aptly repo add` of `files` and `aptly publish update`; the seconds it took.
+    pub fn add_and_publish(&self, files: &[PathBuf]) -> Result<f64> {
         timed(|| {
-            run(self.command().args(["repo", "add", "bench"]).arg(file))?;
+            run(self.command().args(["repo", "add", "bench"]).args(files))?;
             run(self.command().args([
                 "publish",
                 "update",

@@ -30,17 +30,34 @@ pub(super) struct Server {
 }
 
 impl Server {
-    /// Starts the server; returns it and the time until it answered `/readyz` with 200.
+    /// Starts the server (new keys Ed25519, warnings only); returns it and the time until it
+    /// answered `/readyz` with 200.
     pub(super) fn start(data: &Path) -> Result<(Server, Duration)> {
+        let mut command = Command::new(std::env::current_exe()?);
+        command
+            .env("PACKYARD_SIGNING_KEY_ALGORITHM", "ed25519")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null());
+        Server::spawn(command, data)
+    }
+
+    /// Starts the server on its default configuration, its log (JSON, `info`) in `log`.
+    pub(super) fn start_logged(data: &Path, log: &Path) -> Result<(Server, Duration)> {
+        let mut command = Command::new(std::env::current_exe()?);
+        command
+            .env("PACKYARD_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdout(std::fs::File::create(log)?);
+        Server::spawn(command, data)
+    }
+
+    fn spawn(mut command: Command, data: &Path) -> Result<(Server, Duration)> {
         let port = free_port()?;
         let started = Instant::now();
-        let child = Command::new(std::env::current_exe()?)
+        let child = command
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .arg("--data-dir")
             .arg(data)
-            .env("PACKYARD_SIGNING_KEY_ALGORITHM", "ed25519")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
             .spawn()
             .context("starting packyard serve")?;
         let server = Server {
@@ -77,14 +94,19 @@ impl Server {
         self.child.id()
     }
 
-    /// An API token, a repository `bench/bench`, and the token.
-    pub(super) fn with_repository(&self) -> Result<String> {
+    /// An API token of the user `bench`.
+    pub(super) fn token(&self) -> Result<String> {
         let out = Command::new(std::env::current_exe()?)
             .args(["admin", "create-token", "--user", "bench", "--data-dir"])
             .arg(&self.data)
             .output()?;
         anyhow::ensure!(out.status.success(), "admin create-token failed");
-        let token = String::from_utf8(out.stdout)?.trim().to_owned();
+        Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+    }
+
+    /// An API token, a repository `bench/bench`, and the token.
+    pub(super) fn with_repository(&self) -> Result<String> {
+        let token = self.token()?;
         curl(&[
             "-u",
             &format!("{token}:"),

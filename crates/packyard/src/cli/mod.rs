@@ -95,8 +95,9 @@ enum Command {
         /// Only Packyard's publish times, without the reference tools or server scenarios
         #[arg(long)]
         packyard_only: bool,
-        /// Incremental publishes measured per size (the median is reported)
-        #[arg(long, default_value_t = 3)]
+        /// Incremental publishes measured per size, in process and end to end (the median is
+        /// reported)
+        #[arg(long, default_value_t = 5)]
         samples: usize,
         /// Only the serving scenario (Packyard and nginx), printed and not recorded
         #[arg(long)]
@@ -109,6 +110,14 @@ enum Command {
         /// requests), printed and not recorded
         #[arg(long)]
         client_only: bool,
+        /// Only the end-to-end scenarios (a push over HTTP until served, at each of --sizes,
+        /// against reprepro and createrepo_c), printed and not recorded
+        #[arg(long)]
+        end_to_end_only: bool,
+        /// Only the push throughput scenario (1,000 debs from 16 clients, against reprepro
+        /// and aptly), printed and not recorded
+        #[arg(long)]
+        throughput_only: bool,
         /// Only the container image scenario (skopeo pushing and pulling a 200 MiB image,
         /// against docker-registry), printed and not recorded
         #[arg(long)]
@@ -562,6 +571,19 @@ async fn run(cli: Cli) -> Result<()> {
             images_only: true,
             ..
         } => crate::bench::images_only(&work),
+        Command::Bench {
+            work,
+            throughput_only: true,
+            ..
+        } => crate::bench::throughput_only(&work).await,
+        Command::Bench {
+            work,
+            sizes,
+            samples,
+            packyard_only,
+            end_to_end_only: true,
+            ..
+        } => crate::bench::end_to_end_only(&work, &sizes, samples, packyard_only).await,
         Command::Bench {
             work,
             load_only: true,

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use super::{Db, run};
+use super::{Db, Tx, run, run_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct AuditEvent {
@@ -32,8 +32,15 @@ pub struct NewEvent<'a> {
 }
 
 pub async fn insert(db: &Db, event: &NewEvent<'_>) -> Result<()> {
-    run!(
-        db,
+    let mut tx = db.begin_write().await?;
+    insert_tx(&mut tx, event).await?;
+    tx.commit().await
+}
+
+/// Inserts `event` in `tx`, so it commits with the change it records.
+pub async fn insert_tx(tx: &mut Tx, event: &NewEvent<'_>) -> Result<()> {
+    run_tx!(
+        tx,
         sqlx::query(
             "INSERT INTO audit_events (at, actor_kind, actor, ip_address, action, repository, target,
              outcome, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",

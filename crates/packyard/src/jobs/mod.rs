@@ -24,8 +24,9 @@ const POLL: Duration = Duration::from_secs(2);
 pub async fn run_worker(app: App, shutdown: CancellationToken) {
     let lease_secs = app.config.job_lease_secs as i64;
     while !shutdown.is_cancelled() {
+        let claiming = Instant::now();
         match db::jobs::claim(&app.db, lease_secs).await {
-            Ok(Some(job)) => run_job(&app, &job).await,
+            Ok(Some(job)) => run_job(&app, &job, claiming.elapsed()).await,
             Ok(None) => {
                 let wait = match db::jobs::next_run_in(&app.db).await {
                     Ok(Some(secs)) => POLL.min(Duration::from_secs(secs as u64)),
@@ -88,7 +89,7 @@ async fn relay_announcements(pool: &PgPool, app: &App) -> Result<Infallible, sql
 }
 
 /// Runs one job while a companion task renews its lease every third of the lease.
-async fn run_job(app: &App, job: &db::jobs::Job) {
+async fn run_job(app: &App, job: &db::jobs::Job, claimed_in: Duration) {
     let started = Instant::now();
     let claim = job.claim();
     let lease_secs = app.config.job_lease_secs as i64;
@@ -99,11 +100,12 @@ async fn run_job(app: &App, job: &db::jobs::Job) {
         None => Err(anyhow::anyhow!("unknown job kind {:?}", job.kind)),
     };
     renewal.abort();
-    let duration_ms = started.elapsed().as_millis() as u64;
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let claim_ms = claimed_in.as_secs_f64() * 1000.0;
     let outcome = match result {
         Ok(()) => {
             tracing::info!(job = job.id, kind = %job.kind, repository_id = job.repository_id,
-                distro_version_id = job.distro_version_id, arch = %job.arch, duration_ms, "job done");
+                distro_version_id = job.distro_version_id, arch = %job.arch, claim_ms, duration_ms, "job done");
             db::jobs::complete(&app.db, job).await
         }
         Err(e) => {

@@ -119,6 +119,7 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         list_ms,
         read_ms,
         build_ms,
+        sign_ms = built.sign_ms,
         write_ms = started.elapsed().as_millis() as u64 - read_ms - build_ms,
         "published yum repodata"
     );
@@ -126,6 +127,8 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
 }
 
 struct Built {
+    /// Time spent signing `repomd.xml`.
+    sign_ms: f64,
     documents: Vec<(&'static str, String)>,
     files: IndexFiles,
     changed_chunks: Vec<Chunk>,
@@ -172,9 +175,12 @@ fn build(
         })
         .collect();
     let repomd = render_repomd(revision, &records);
+    let signing = std::time::Instant::now();
     let signature = signer.detached(repomd.as_bytes())?;
+    let sign_ms = signing.elapsed().as_secs_f64() * 1000.0;
     let finished = chunks.finish();
     Ok(Built {
+        sign_ms,
         documents: vec![("repomd.xml", repomd), ("repomd.xml.asc", signature)],
         files,
         changed_chunks: finished.changed,

@@ -38,10 +38,13 @@ pub async fn push(
     headers: HeaderMap,
     multipart: Multipart,
 ) -> Result<(StatusCode, Json<api::Package>), ApiError> {
+    let started = std::time::Instant::now();
     let user = auth::require_user(&app, &headers, client.ip()).await?;
     let repo = auth::writable_repo(&app, &user, &owner, &name).await?;
     let wait = wait.limit()?;
+    let auth_ms = started.elapsed().as_secs_f64() * 1000.0;
     let form = read_form(&app, multipart).await?;
+    let upload_ms = started.elapsed().as_secs_f64() * 1000.0 - auth_ms;
 
     let (mut staged, _temp) = form
         .file
@@ -57,8 +60,12 @@ pub async fn push(
         .ok()
         .and_then(distros::by_id)
         .ok_or_else(|| ApiError::invalid("distro_version_id", format!("{distro_id:?} is not a known distribution version id; see /api/v1/distributions.json")))?;
+    let stored_at = std::time::Instant::now();
     let (mut package, _is_new) =
         push_staged(&app, &user, client.ip(), &repo, distro, &staged).await?;
+    // Where a push's time goes, beside the ingest's own line ("pushed package").
+    tracing::info!(package = %package.filename, auth_ms, upload_ms,
+        store_ms = stored_at.elapsed().as_secs_f64() * 1000.0, "push request");
     if let Some(limit) = wait.filter(|_| !package.indexed) {
         package.indexed = until_indexed(&app, package.id, limit).await?;
     }
@@ -79,12 +86,14 @@ pub async fn push_staged(
     distro: &Distro,
     staged: &Staged,
 ) -> Result<(Package, bool), ApiError> {
-    let pushed = ingest::push(app, repo, distro, staged).await;
+    let event = Event::new(Actor::User(user.name.clone()), "package.push")
+        .ip(ip)
+        .repository(&repo.owner, &repo.name)
+        .target(format!("{}/{}/{}", distro.os, distro.dist, staged.filename));
+    // A new package's event commits with it; every other outcome is recorded here.
+    let pushed = ingest::push_recorded(app, repo, distro, staged, Some(&event)).await;
     let details = match &pushed {
-        Ok((package, is_new)) => json!({
-            "name": package.name, "version": package.version, "architecture": package.architecture,
-            "sha256": package.sha256, "size": package.size, "new": is_new,
-        }),
+        Ok((package, is_new)) => ingest::package_details(package, *is_new),
         Err(_) => json!({ "filename": staged.filename }),
     };
     let refused = !matches!(pushed, Err(PushError::Internal(_)));
@@ -96,13 +105,9 @@ pub async fn push_staged(
     };
     let format = distro.format.name();
     metrics::counter!("packyard_pushes_total", "format" => format, "result" => result).increment(1);
-    let event = Event::new(Actor::User(user.name.clone()), "package.push")
-        .ip(ip)
-        .repository(&repo.owner, &repo.name)
-        .target(format!("{}/{}/{}", distro.os, distro.dist, staged.filename))
-        .details(details)
-        .result(&pushed, refused);
-    audit::record(&app.db, event).await;
+    if !matches!(pushed, Ok((_, true))) {
+        audit::record(&app.db, event.details(details).result(&pushed, refused)).await;
+    }
     pushed.map_err(|e| match e {
         PushError::BadPackage(m) => ApiError::invalid("package_file", m),
         PushError::BadFilename(m) => ApiError::invalid("filename", m),
