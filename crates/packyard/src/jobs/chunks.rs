@@ -9,6 +9,11 @@
 //! The digests of the uncompressed file are incremental too: the hash state after each chunk
 //! is kept in memory (`HashStates`), and a publish whose first chunks are unchanged resumes
 //! hashing after them, so it reads and hashes only the entries from its first changed chunk on.
+//!
+//! New packages have the highest ids, so a push usually adds entries to the end of the last
+//! chunk. Such a chunk is not compressed again: the new entries get a gzip member (and zstd
+//! frame) of their own after the chunk's, and only they are read. A chunk so appended to is
+//! compressed whole once a later chunk exists.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -203,18 +208,24 @@ impl ChunkCache {
     }
 
     /// The first package id of `part` whose entry must be read: every chunk before it is
-    /// cached, so its hash state is resumed or its text recovered from its gzip member.
-    /// `i64::MAX` when nothing must be read.
+    /// cached, so its hash state is resumed or its text recovered from its gzip member; and
+    /// when the last chunk only grew, only its new entries are read. `i64::MAX` when nothing
+    /// must be read.
     pub fn first_unreusable_id(&self, part: &str, members: &[&IndexEntry]) -> i64 {
-        for group in members.chunk_by(|a, b| a.id / self.span == b.id / self.span) {
+        let groups: Vec<&[&IndexEntry]> = members
+            .chunk_by(|a, b| a.id / self.span == b.id / self.span)
+            .collect();
+        for (index, group) in groups.iter().enumerate() {
             let chunk_no = group[0].id / self.span;
-            let compressed = self
-                .cached
-                .get(&(part.to_owned(), chunk_no))
-                .is_some_and(|c| c.fingerprint == fingerprint(group));
-            if !compressed {
-                return chunk_no * self.span;
+            let last = index + 1 == groups.len();
+            let cached = self.cached.get(&(part.to_owned(), chunk_no));
+            if cached.is_some_and(|c| reusable(c, group, last)) {
+                continue;
             }
+            return match cached.filter(|_| last).and_then(|c| appended_at(c, group)) {
+                Some(at) => group[at].id,
+                None => chunk_no * self.span,
+            };
         }
         i64::MAX
     }
@@ -242,18 +253,26 @@ impl ChunkCache {
         let resume = self.resume.remove(part).unwrap_or_default();
         let mut resumable = true;
         let mut states = Vec::new();
-        for (index, group) in members
+        let groups: Vec<&[&IndexEntry]> = members
             .chunk_by(|a, b| a.id / self.span == b.id / self.span)
-            .enumerate()
-        {
+            .collect();
+        for (index, &group) in groups.iter().enumerate() {
             let chunk_no = group[0].id / self.span;
+            let last = index + 1 == groups.len();
             let fingerprint = fingerprint(group);
-            let cached = self
+            let (cached, grown) = match self
                 .cached
                 .remove(&(part.to_owned(), chunk_no))
-                .filter(|c| c.fingerprint == fingerprint && (!zstd || c.zst.is_some()));
+                .filter(|c| !zstd || c.zst.is_some())
+            {
+                Some(c) if reusable(&c, group, last) => (Some(c), None),
+                Some(c) if last => (None, appended_at(&c, group).map(|at| (c, at))),
+                _ => (None, None),
+            };
+            // A hash state is resumed only past bytes reused as they were.
             let resumed = resume.get(index).filter(|s| {
                 resumable
+                    && cached.is_some()
                     && s.head == head_digest
                     && s.chunk_no == chunk_no
                     && s.fingerprint == fingerprint
@@ -261,6 +280,32 @@ impl ChunkCache {
             });
             let hash_compressed = resumed.is_none();
             let chunk = match (cached, resumed) {
+                // The last chunk grew by entries after the ones it held: its compressed forms
+                // are the ones it had followed by the new entries' own member and frame.
+                (None, _) if grown.is_some() => {
+                    let (old, at) = grown.expect("matched as present");
+                    resumable = false;
+                    out.push_text(&chunked::gunzip_text(&old.gz.bytes)?);
+                    let text = chunk_text(&group[at..])?;
+                    out.push_text(&text);
+                    let appended = |before: &Compressed, after: Vec<u8>| {
+                        Compressed::new([&before.bytes[..], &after].concat())
+                    };
+                    let chunk = Chunk {
+                        part: part.to_owned(),
+                        chunk_no,
+                        fingerprint: format!("{OPEN}{fingerprint}"),
+                        gz: appended(&old.gz, chunked::gzip_member(text.as_bytes())),
+                        zst: match (zstd, &old.zst) {
+                            (true, Some(before)) => {
+                                Some(appended(before, chunked::zstd_frame(text.as_bytes())))
+                            }
+                            _ => None,
+                        },
+                    };
+                    self.changed.push(chunk.clone());
+                    chunk
+                }
                 // Unchanged, and everything before it too: reuse the bytes and the hash state.
                 (Some(chunk), Some(state)) => {
                     out.plain = state.state.clone();
@@ -362,6 +407,33 @@ fn chunk_text(group: &[&IndexEntry]) -> Result<String> {
         text.push('\n');
     }
     Ok(text)
+}
+
+/// Marks the fingerprint of a last chunk whose compressed forms were appended to rather than
+/// made whole: it is reused only while it stays the last one, and compressed whole once a
+/// later chunk exists (a member per append compresses worse than one for the chunk).
+const OPEN: &str = "open:";
+
+/// The most entries a publish may add to the last chunk and still append them to it.
+const MAX_APPENDED: usize = 64;
+
+/// Whether `cached` holds exactly `group`.
+fn reusable(cached: &Chunk, group: &[&IndexEntry], last: bool) -> bool {
+    let whole = fingerprint(group);
+    cached.fingerprint == whole
+        || (last && cached.fingerprint.strip_prefix(OPEN) == Some(whole.as_str()))
+}
+
+/// Where the entries `cached` lacks begin, when `group` is what it holds followed by a few
+/// more (the usual publish of a push: new packages have the highest ids).
+fn appended_at(cached: &Chunk, group: &[&IndexEntry]) -> Option<usize> {
+    let held = cached
+        .fingerprint
+        .strip_prefix(OPEN)
+        .unwrap_or(&cached.fingerprint);
+    (group.len().saturating_sub(MAX_APPENDED).max(1)..group.len())
+        .rev()
+        .find(|&at| fingerprint(&group[..at]) == held)
 }
 
 /// Identifies the package set of a chunk; entries never change once stored, so ids suffice.

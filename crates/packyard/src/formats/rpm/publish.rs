@@ -317,22 +317,18 @@ mod tests {
         assert_ne!(records(&first), records(&second));
 
         // And every digest describes the bytes served: the compressed file and its text.
-        for (kind, checksum, open_checksum, size, open_size) in records(&second) {
+        assert_served(&second);
+        for (kind, ..) in records(&second) {
             let file = second
                 .files
                 .files
                 .iter()
                 .find(|f| f.path.contains(&format!("-{kind}.xml")))
                 .unwrap();
-            let bytes = stored_bytes(&second.files.blobs, file);
-            assert_eq!(sha256_hex(&bytes), checksum, "{kind}");
-            assert_eq!(bytes.len() as u64, size, "{kind}");
             let mut text = String::new();
-            flate2::read::MultiGzDecoder::new(&bytes[..])
+            flate2::read::MultiGzDecoder::new(&stored_bytes(&second.files.blobs, file)[..])
                 .read_to_string(&mut text)
                 .unwrap();
-            assert_eq!(sha256_hex(text.as_bytes()), open_checksum, "{kind}");
-            assert_eq!(text.len() as u64, open_size, "{kind}");
             assert_eq!(text.matches("<package>").count(), 6, "{kind}");
             assert!(text.ends_with(&format!("<{kind}/></package>\n\n</{}>\n", root(&kind))));
         }
@@ -348,6 +344,105 @@ mod tests {
         );
         let rebuilt = publish(&entries(&ids, 0), vec![], HashMap::new(), &signer);
         assert_eq!(records(&third), records(&rebuilt));
+    }
+
+    #[test]
+    fn a_growing_last_chunk_is_appended_to_then_compressed_whole() {
+        let key = sign::generate("t <t@example.invalid>", KeyAlgorithm::Ed25519, 86_400).unwrap();
+        let signer = Signer::from_armored(&[key.secret_armored]).unwrap();
+        let scratch = |ids: &[i64]| publish(&entries(ids, 0), vec![], HashMap::new(), &signer);
+        let first_needed = |built: &Built, ids: &[i64]| {
+            let cache = ChunkCache::new(built.used_chunks.clone(), 2, built.hash_states.clone());
+            let listed = entries(ids, i64::MAX);
+            cache.first_unreusable_id("primary", &listed[0].iter().collect::<Vec<_>>())
+        };
+        let changed = |built: &Built| -> Vec<(i64, bool)> {
+            built
+                .changed_chunks
+                .iter()
+                .filter(|c| c.part == "primary")
+                .map(|c| (c.chunk_no, c.fingerprint.starts_with("open:")))
+                .collect()
+        };
+        // Span 2: chunks 0 (1), 1 (2, 3), 2 (4, 5), 3 (6).
+        let first = scratch(&[1, 2, 3, 4, 5, 6]);
+
+        // 7 joins the last chunk: only its entry is read, and it is appended to the chunk.
+        let ids = [1, 2, 3, 4, 5, 6, 7];
+        assert_eq!(first_needed(&first, &ids), 7);
+        let second = publish(
+            &entries(&ids, 7),
+            first.used_chunks.clone(),
+            first.hash_states.clone(),
+            &signer,
+        );
+        assert_eq!(changed(&second), [(3, true)]);
+        assert_eq!(texts(&second), texts(&scratch(&ids)));
+        assert_served(&second);
+        let primary = second
+            .files
+            .files
+            .iter()
+            .find(|f| f.path.ends_with("-primary.xml.gz"))
+            .unwrap();
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(&stored_bytes(&second.files.blobs, primary)[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        assert!(text.contains("<name>p6</name>") && text.contains("<name>p7</name>"));
+
+        // Unchanged, it is reused as it is while it stays the last chunk.
+        let again = publish(
+            &entries(&ids, i64::MAX),
+            second.used_chunks.clone(),
+            second.hash_states.clone(),
+            &signer,
+        );
+        assert_eq!(changed(&again), []);
+        assert_eq!(records(&again), records(&second));
+
+        // 8 starts chunk 4: chunk 3 is no longer the last, and is compressed whole again from
+        // its entries.
+        let ids = [1, 2, 3, 4, 5, 6, 7, 8];
+        assert_eq!(first_needed(&second, &ids), 6);
+        let third = publish(
+            &entries(&ids, 6),
+            second.used_chunks.clone(),
+            second.hash_states.clone(),
+            &signer,
+        );
+        assert_eq!(changed(&third), [(3, false), (4, false)]);
+        assert_eq!(texts(&third), texts(&scratch(&ids)));
+        assert_served(&third);
+    }
+
+    /// What the uncompressed files hold: (type, open-checksum, open-size).
+    fn texts(built: &Built) -> Vec<(String, String, u64)> {
+        records(built)
+            .into_iter()
+            .map(|(kind, _, open, _, open_size)| (kind, open, open_size))
+            .collect()
+    }
+
+    /// Every digest of repomd.xml describes the bytes served, compressed and not.
+    fn assert_served(built: &Built) {
+        for (kind, checksum, open_checksum, size, open_size) in records(built) {
+            let file = built
+                .files
+                .files
+                .iter()
+                .find(|f| f.path.contains(&format!("-{kind}.xml")))
+                .unwrap();
+            let bytes = stored_bytes(&built.files.blobs, file);
+            assert_eq!(sha256_hex(&bytes), checksum, "{kind}");
+            assert_eq!(bytes.len() as u64, size, "{kind}");
+            let mut text = String::new();
+            flate2::read::MultiGzDecoder::new(&bytes[..])
+                .read_to_string(&mut text)
+                .unwrap();
+            assert_eq!(sha256_hex(text.as_bytes()), open_checksum, "{kind}");
+            assert_eq!(text.len() as u64, open_size, "{kind}");
+        }
     }
 
     fn root(kind: &str) -> &'static str {
