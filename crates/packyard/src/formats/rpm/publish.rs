@@ -319,16 +319,7 @@ mod tests {
         // And every digest describes the bytes served: the compressed file and its text.
         assert_served(&second);
         for (kind, ..) in records(&second) {
-            let file = second
-                .files
-                .files
-                .iter()
-                .find(|f| f.path.contains(&format!("-{kind}.xml")))
-                .unwrap();
-            let mut text = String::new();
-            flate2::read::MultiGzDecoder::new(&stored_bytes(&second.files.blobs, file)[..])
-                .read_to_string(&mut text)
-                .unwrap();
+            let text = served_text(&second, &kind);
             assert_eq!(text.matches("<package>").count(), 6, "{kind}");
             assert!(text.ends_with(&format!("<{kind}/></package>\n\n</{}>\n", root(&kind))));
         }
@@ -379,16 +370,7 @@ mod tests {
         assert_eq!(changed(&second), [(3, true)]);
         assert_eq!(texts(&second), texts(&scratch(&ids)));
         assert_served(&second);
-        let primary = second
-            .files
-            .files
-            .iter()
-            .find(|f| f.path.ends_with("-primary.xml.gz"))
-            .unwrap();
-        let mut text = String::new();
-        flate2::read::MultiGzDecoder::new(&stored_bytes(&second.files.blobs, primary)[..])
-            .read_to_string(&mut text)
-            .unwrap();
+        let text = served_text(&second, "primary");
         assert!(text.contains("<name>p6</name>") && text.contains("<name>p7</name>"));
 
         // Unchanged, it is reused as it is while it stays the last chunk.
@@ -424,22 +406,32 @@ mod tests {
             .collect()
     }
 
+    /// The bytes the `kind` file is served as.
+    fn served(built: &Built, kind: &str) -> Vec<u8> {
+        let file = built
+            .files
+            .files
+            .iter()
+            .find(|f| f.path.contains(&format!("-{kind}.xml")))
+            .unwrap();
+        stored_bytes(&built.files.blobs, file)
+    }
+
+    fn served_text(built: &Built, kind: &str) -> String {
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(&served(built, kind)[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        text
+    }
+
     /// Every digest of repomd.xml describes the bytes served, compressed and not.
     fn assert_served(built: &Built) {
         for (kind, checksum, open_checksum, size, open_size) in records(built) {
-            let file = built
-                .files
-                .files
-                .iter()
-                .find(|f| f.path.contains(&format!("-{kind}.xml")))
-                .unwrap();
-            let bytes = stored_bytes(&built.files.blobs, file);
+            let bytes = served(built, &kind);
             assert_eq!(sha256_hex(&bytes), checksum, "{kind}");
             assert_eq!(bytes.len() as u64, size, "{kind}");
-            let mut text = String::new();
-            flate2::read::MultiGzDecoder::new(&bytes[..])
-                .read_to_string(&mut text)
-                .unwrap();
+            let text = served_text(built, &kind);
             assert_eq!(sha256_hex(text.as_bytes()), open_checksum, "{kind}");
             assert_eq!(text.len() as u64, open_size, "{kind}");
         }
