@@ -205,6 +205,7 @@ pub async fn end_to_end_only(
                 .against("reprepro includedeb", median(included));
             served.insert(0, first);
         }
+        eprintln!("{}", markdown(&served));
         rows.extend(served);
 
         let dir = work.join(format!("rpm-{n}"));
