@@ -5,14 +5,14 @@
 //! request ("push request", "pushed package"), the worker's claim ("job done") and the publish
 //! ("published apt index", "published yum repodata").
 
-use std::io::Read;
+use packyard_formats::chunked;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
 use super::memory::{memory_kib, reset_peak_memory};
-use super::service::Server;
+use super::service::{Server, push_form};
 use super::{Row, Unit, median};
 use crate::db::generations::Target;
 use crate::distros::Distro;
@@ -150,12 +150,7 @@ pub(super) async fn measure(
             .into_owned();
         let bytes = std::fs::read(extra)?;
         let mut current = get(index.clone()).await?;
-        let form = reqwest::multipart::Form::new()
-            .text("package[distro_version_id]", distro.id.to_string())
-            .part(
-                "package[package_file]",
-                reqwest::multipart::Part::bytes(bytes).file_name(file_name.clone()),
-            );
+        let form = push_form(distro.id, file_name.clone(), bytes);
         let started = Instant::now();
         let response = client
             .post(server.url("/api/v1/repos/bench/repo/packages.json"))
@@ -180,7 +175,7 @@ pub(super) async fn measure(
             if served != current {
                 // Checked after the clock stopped: the index this document names lists it.
                 let listed = listing.path(&served)?;
-                if gunzip(&get(listed).await?)?.contains(&file_name) {
+                if chunked::gunzip_text(&get(listed).await?)?.contains(&file_name) {
                     visible.push(at);
                     break;
                 }
@@ -249,12 +244,6 @@ impl Listing {
             }
         }
     }
-}
-
-fn gunzip(bytes: &[u8]) -> Result<String> {
-    let mut text = String::new();
-    flate2::read::MultiGzDecoder::new(bytes).read_to_string(&mut text)?;
-    Ok(text)
 }
 
 /// The medians of the last `samples` log lines of each kind, as the steps of a push; what the

@@ -187,12 +187,7 @@ async fn push_deb(client: &reqwest::Client, url: &str, token: &str, file: &Path)
         .unwrap_or_default()
         .to_string_lossy()
         .into_owned();
-    let form = reqwest::multipart::Form::new()
-        .text("package[distro_version_id]", "12")
-        .part(
-            "package[package_file]",
-            reqwest::multipart::Part::bytes(tokio::fs::read(file).await?).file_name(name),
-        );
+    let form = super::service::push_form(12, name, tokio::fs::read(file).await?);
     let response = client
         .post(url)
         .basic_auth(token, Some(""))

@@ -137,6 +137,20 @@ impl Drop for Server {
     }
 }
 
+/// The multipart form of packagecloud's push of `bytes` as `name` to a distribution version.
+pub(super) fn push_form(
+    distro_version_id: i64,
+    name: String,
+    bytes: Vec<u8>,
+) -> reqwest::multipart::Form {
+    reqwest::multipart::Form::new()
+        .text("package[distro_version_id]", distro_version_id.to_string())
+        .part(
+            "package[package_file]",
+            reqwest::multipart::Part::bytes(bytes).file_name(name),
+        )
+}
+
 pub(super) fn curl(args: &[&str]) -> Result<()> {
     let out = Command::new("curl")
         .args(["-sS", "--fail-with-body", "-o", "/dev/null"])

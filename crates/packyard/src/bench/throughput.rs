@@ -3,14 +3,13 @@
 //! lists every one; against `reprepro includedeb` of the same files in one call and `aptly repo
 //! add` of them plus `aptly publish update`.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
 use super::reference::{Aptly, Gpg, Reprepro};
-use super::service::Server;
+use super::service::{Server, push_form};
 use super::{Row, Unit, generate, inputs};
 
 /// Packages pushed, and clients pushing them.
@@ -77,12 +76,7 @@ async fn packyard(dir: &Path, files: &[PathBuf]) -> Result<Duration> {
             let (client, url, token) = (client.clone(), push_url.clone(), token.clone());
             tokio::spawn(async move {
                 for (name, bytes) in mine {
-                    let form = reqwest::multipart::Form::new()
-                        .text("package[distro_version_id]", "12")
-                        .part(
-                            "package[package_file]",
-                            reqwest::multipart::Part::bytes(bytes).file_name(name),
-                        );
+                    let form = push_form(12, name, bytes);
                     let response = client
                         .post(&url)
                         .basic_auth(&token, Some(""))
@@ -107,9 +101,7 @@ async fn packyard(dir: &Path, files: &[PathBuf]) -> Result<Duration> {
         let served = client.get(&packages).send().await?;
         if served.status() == 200 {
             let at = started.elapsed();
-            let mut text = String::new();
-            flate2::read::MultiGzDecoder::new(&served.bytes().await?[..])
-                .read_to_string(&mut text)?;
+            let text = packyard_formats::chunked::gunzip_text(&served.bytes().await?)?;
             let listed = text
                 .lines()
                 .filter(|line| line.starts_with("Package: bench-pkg"))

@@ -197,7 +197,6 @@ fn build(
 
 #[cfg(test)]
 mod tests {
-    use std::io::Read;
 
     use packyard_formats::digest::sha256_hex;
 
@@ -418,11 +417,7 @@ mod tests {
     }
 
     fn served_text(built: &Built, kind: &str) -> String {
-        let mut text = String::new();
-        flate2::read::MultiGzDecoder::new(&served(built, kind)[..])
-            .read_to_string(&mut text)
-            .unwrap();
-        text
+        packyard_formats::chunked::gunzip_text(&served(built, kind)).unwrap()
     }
 
     /// Every digest of repomd.xml describes the bytes served, compressed and not.
