@@ -328,7 +328,10 @@ impl Signer {
         let signatures = self
             .keys
             .iter()
-            .map(|pair| pair.sign(data, SignatureType::Binary).map(DetachedSignature::new))
+            .map(|pair| {
+                pair.sign(data, SignatureType::Binary)
+                    .map(DetachedSignature::new)
+            })
             .collect::<pgp::errors::Result<Vec<_>>>()?;
         let mut out = Vec::new();
         pgp::armor::write(&signatures, BlockType::Signature, &mut out, None, true)?;
@@ -408,7 +411,9 @@ impl SigningKey for AwsLcRsa<'_> {
         let mut signature = vec![0; self.rsa.public_modulus_len()];
         digest::Digest::import_less_safe(digest, algorithm)
             .and_then(|digest| self.rsa.sign_digest(encoding, &digest, &mut signature))
-            .map_err(|_| pgp::errors::Error::from("aws-lc could not make an RSA signature".to_string()))?;
+            .map_err(|_| {
+                pgp::errors::Error::from("aws-lc could not make an RSA signature".to_string())
+            })?;
         Ok(SignatureBytes::Mpis(vec![Mpi::from_slice(&signature)]))
     }
 
@@ -443,7 +448,7 @@ impl KeyDetails for AwsLcRsa<'_> {
 
 /// A signature of `typ` by `signing_key` over `data`: SHA-512, with its creation time and issuer.
 fn signature(
-    signing_key: &(impl SigningKey + KeyDetails),
+    signing_key: &impl SigningKey,
     data: &[u8],
     typ: SignatureType,
 ) -> pgp::errors::Result<Signature> {
@@ -556,7 +561,10 @@ mod tests {
     fn rsa_signatures_are_made_by_aws_lc_and_verify() {
         let key = generate("Test <test@example.invalid>", KeyAlgorithm::Rsa4096, 86400).unwrap();
         let signer = Signer::from_armored(std::slice::from_ref(&key.secret_armored)).unwrap();
-        assert!(signer.keys[0].rsa.is_some(), "RSA-4096 is signed with aws-lc");
+        assert!(
+            signer.keys[0].rsa.is_some(),
+            "RSA-4096 is signed with aws-lc"
+        );
         let (public, _) = SignedPublicKey::from_string(&key.public_armored).unwrap();
 
         let text = "Origin: x\nLabel: y\n";

@@ -370,35 +370,8 @@ pub async fn publish(tx: &mut Tx, new: &NewGeneration<'_>) -> Result<(i64, Optio
         .bind(pushed_ms),
         fetch_one
     )?;
-    for (name, body) in new.documents {
-        run_tx!(
-            tx,
-            sqlx::query(
-                "INSERT INTO generation_documents (generation_id, name, body) VALUES ($1, $2, $3)",
-            )
-            .bind(generation_id)
-            .bind(name)
-            .bind(body),
-            execute
-        )?;
-    }
-    for file in new.files {
-        run_tx!(tx, sqlx::query(
-            "INSERT INTO generation_files (generation_id, path, size, md5, sha1, sha256, sha512,
-             blob_sha256, gunzip, segment_count) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(generation_id)
-        .bind(&file.path)
-        .bind(file.size)
-        .bind(&file.md5)
-        .bind(&file.sha1)
-        .bind(&file.sha256)
-        .bind(&file.sha512)
-        .bind(&file.blob_sha256)
-        .bind(file.gunzip)
-        .bind(file.segments.len() as i64), execute)?;
-        store_segments(tx, generation_id, file).await?;
-    }
+    store_documents(tx, generation_id, new.documents).await?;
+    store_files(tx, generation_id, new.files).await?;
     run_tx!(
         tx,
         sqlx::query(
@@ -428,29 +401,104 @@ pub async fn publish(tx: &mut Tx, new: &NewGeneration<'_>) -> Result<(i64, Optio
     Ok((generation_id, pushed_ms))
 }
 
-/// Segment rows per statement: well under either backend's limit on bound parameters.
+/// Rows per statement: well under either backend's limit on bound parameters. A publish
+/// writes its rows in a few statements, each a round trip to the database's thread or server.
+const FILE_ROWS_PER_INSERT: usize = 100;
 const SEGMENT_ROWS_PER_INSERT: usize = 500;
 
-async fn store_segments(tx: &mut Tx, generation_id: i64, file: &IndexFile) -> Result<()> {
-    for (batch_no, batch) in file.segments.chunks(SEGMENT_ROWS_PER_INSERT).enumerate() {
-        let first_seq = batch_no * SEGMENT_ROWS_PER_INSERT;
-        let rows: Vec<String> = (0..batch.len())
-            .map(|i| format!("($1, $2, ${}, ${}, ${})", 3 * i + 3, 3 * i + 4, 3 * i + 5))
-            .collect();
+/// `(first, ...), (next, ...)`: the VALUES of `rows` rows of `columns` parameters each,
+/// numbered from `$first`.
+fn value_rows(rows: usize, columns: usize, first: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let parameters: Vec<String> = (0..columns)
+                .map(|column| format!("${}", first + row * columns + column))
+                .collect();
+            format!("({})", parameters.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn store_documents(
+    tx: &mut Tx,
+    generation_id: i64,
+    documents: &[(&str, String)],
+) -> Result<()> {
+    if documents.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO generation_documents (generation_id, name, body) VALUES {}",
+        value_rows(documents.len(), 3, 1)
+    );
+    run_tx!(
+        tx,
+        {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+            for (name, body) in documents {
+                query = query.bind(generation_id).bind(*name).bind(body);
+            }
+            query
+        },
+        execute
+    )?;
+    Ok(())
+}
+
+async fn store_files(tx: &mut Tx, generation_id: i64, files: &[IndexFile]) -> Result<()> {
+    for batch in files.chunks(FILE_ROWS_PER_INSERT) {
         let sql = format!(
-            "INSERT INTO generation_file_segments (generation_id, path, seq, blob_sha256, size)
-             VALUES {}",
-            rows.join(", ")
+            "INSERT INTO generation_files (generation_id, path, size, md5, sha1, sha256, sha512,
+             blob_sha256, gunzip, segment_count) VALUES {}",
+            value_rows(batch.len(), 10, 1)
         );
         run_tx!(
             tx,
             {
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                    .bind(generation_id)
-                    .bind(&file.path);
-                for (i, segment) in batch.iter().enumerate() {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+                for file in batch {
                     query = query
-                        .bind((first_seq + i) as i64)
+                        .bind(generation_id)
+                        .bind(&file.path)
+                        .bind(file.size)
+                        .bind(&file.md5)
+                        .bind(&file.sha1)
+                        .bind(&file.sha256)
+                        .bind(&file.sha512)
+                        .bind(&file.blob_sha256)
+                        .bind(file.gunzip)
+                        .bind(file.segments.len() as i64);
+                }
+                query
+            },
+            execute
+        )?;
+    }
+    let segments: Vec<(&str, i64, &Segment)> = files
+        .iter()
+        .flat_map(|file| {
+            let path = file.path.as_str();
+            (0..)
+                .zip(&file.segments)
+                .map(move |(seq, s)| (path, seq, s))
+        })
+        .collect();
+    for batch in segments.chunks(SEGMENT_ROWS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO generation_file_segments (generation_id, path, seq, blob_sha256, size)
+             VALUES {}",
+            value_rows(batch.len(), 5, 1)
+        );
+        run_tx!(
+            tx,
+            {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+                for (path, seq, segment) in batch {
+                    query = query
+                        .bind(generation_id)
+                        .bind(*path)
+                        .bind(*seq)
                         .bind(&segment.blob_sha256)
                         .bind(segment.size);
                 }
@@ -516,8 +564,10 @@ async fn store_chunks(
         .bind(&t.arch),
         fetch_all
     )?;
+    let live: std::collections::HashSet<(&str, i64)> =
+        live.iter().map(|(part, n)| (part.as_str(), *n)).collect();
     for (part, chunk_no) in stored {
-        if !live.iter().any(|(p, n)| *p == part && *n == chunk_no) {
+        if !live.contains(&(part.as_str(), chunk_no)) {
             run_tx!(
                 tx,
                 sqlx::query(

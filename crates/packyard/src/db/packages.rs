@@ -260,33 +260,6 @@ pub struct IndexEntry {
     pub indexed: bool,
 }
 
-/// Every live package of a distribution version in id order, without entries.
-pub async fn index_list(
-    db: &Db,
-    repository_id: i64,
-    distro_version_id: i64,
-) -> Result<Vec<IndexEntry>> {
-    let listed: Vec<(i64, String, bool)> = run!(
-        db,
-        sqlx::query_as(
-            "SELECT id, architecture, indexed FROM packages
-             WHERE repository_id = $1 AND distro_version_id = $2 AND deleted_at IS NULL ORDER BY id",
-        )
-        .bind(repository_id)
-        .bind(distro_version_id),
-        fetch_all
-    )?;
-    Ok(listed
-        .into_iter()
-        .map(|(id, architecture, indexed)| IndexEntry {
-            id,
-            architecture,
-            body: None,
-            indexed,
-        })
-        .collect())
-}
-
 /// The entries for `part` of the live packages whose id is at least `from`, in id order.
 pub async fn index_bodies(
     db: &Db,
@@ -374,8 +347,9 @@ pub async fn committed_watermark(db: &Db) -> Result<i64> {
     Ok(max.unwrap_or(0))
 }
 
-/// The live packages of a distribution version with an id above `after`, in id order, and the
-/// number of its live packages in all, read in one snapshot.
+/// The live packages of a distribution version with an id above `after` (0: all of them), in
+/// id order, without entries; and how many packages were removed from it so far (deleted or
+/// destroyed, counted by triggers), read in the same snapshot.
 pub async fn index_list_since(
     db: &Db,
     repository_id: i64,
@@ -386,8 +360,8 @@ pub async fn index_list_since(
     let rows: Vec<(i64, String, bool, i64)> = run!(
         db,
         sqlx::query_as(
-            "SELECT -1, '', FALSE, COUNT(*) FROM packages
-             WHERE repository_id = $1 AND distro_version_id = $2 AND deleted_at IS NULL
+            "SELECT -1, '', FALSE, COALESCE((SELECT removals FROM package_removals
+                 WHERE repository_id = $1 AND distro_version_id = $2), 0)
              UNION ALL
              SELECT id, architecture, indexed, 0 FROM packages
              WHERE repository_id = $1 AND distro_version_id = $2 AND deleted_at IS NULL AND id > $3
@@ -399,7 +373,7 @@ pub async fn index_list_since(
         fetch_all
     )?;
     let mut rows = rows.into_iter();
-    let (_, _, _, live) = rows.next().context("the count row")?;
+    let (_, _, _, removals) = rows.next().context("the count row")?;
     let entries = rows
         .map(|(id, architecture, indexed, _)| IndexEntry {
             id,
@@ -408,7 +382,7 @@ pub async fn index_list_since(
             indexed,
         })
         .collect();
-    Ok((entries, live))
+    Ok((entries, removals))
 }
 
 /// The binary architectures a YUM distribution publishes: the defaults plus every architecture

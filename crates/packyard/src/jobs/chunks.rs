@@ -464,14 +464,17 @@ pub async fn commit_generation(
         .iter()
         .filter(|(key, _)| !current.contains(key.sha256()))
         .collect();
-    for (key, bytes) in &new {
-        app.blobs.put_bytes(key, bytes.clone()).await?;
-    }
+    // Written and synced together: the syncs of a publish's few blobs overlap.
+    let put_all = || {
+        futures::future::try_join_all(
+            new.iter()
+                .map(|(key, bytes)| app.blobs.put_bytes(key, bytes.clone())),
+        )
+    };
+    put_all().await?;
     super::failpoint_before_commit().await;
     let mut tx = app.db.begin_write().await?;
-    for (key, bytes) in &new {
-        app.blobs.put_bytes(key, bytes.clone()).await?;
-    }
+    put_all().await?;
     let (generation_id, pushed_ms) = crate::db::generations::publish(&mut tx, generation).await?;
     tx.commit().await?;
     app.cache.invalidate();

@@ -2,11 +2,12 @@
 //! a target asks the database only for packages added since, instead of listing all of them.
 //!
 //! A kept list is trusted only as far as it can be checked: it records the committed
-//! watermark it was brought up to (every package with a lower id had committed by then), the
-//! next publish reads the live packages above that watermark together with the live count,
-//! and if the merged list does not have exactly that many packages (a destroy, or an id
-//! reused on SQLite), the whole list is read again. Lists older than the index grace period
-//! are dropped, since the collector may have removed and reused ids they hold.
+//! watermark it was brought up to (every package with a lower id had committed by then) and
+//! the distribution version's removal count (packages deleted or destroyed, counted by
+//! triggers); the next publish reads the live packages above that watermark together with the
+//! removal count, and if anything was removed since, the whole list is read again. Counting
+//! the live packages instead would cost tens of milliseconds at a million. Lists older than
+//! the index grace period are dropped too.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,9 +21,16 @@ use crate::db::packages::{self, IndexEntry};
 
 struct Listing {
     taken_at: Instant,
-    watermark: i64,
+    at: ListedAt,
     /// In id order, without bodies.
     entries: Vec<IndexEntry>,
+}
+
+/// The committed watermark a list was brought up to, and the removal count it was read with.
+#[derive(Debug, Clone, Copy)]
+pub struct ListedAt {
+    pub watermark: i64,
+    removals: i64,
 }
 
 #[derive(Default)]
@@ -30,10 +38,10 @@ pub struct Listings {
     kept: Mutex<HashMap<Target, Listing>>,
 }
 
-/// A target's live packages, and the watermark to keep them under once published.
+/// A target's live packages, and what to keep them under once published.
 pub struct Listed {
     pub entries: Vec<IndexEntry>,
-    pub watermark: i64,
+    pub at: ListedAt,
     /// Whether only the packages above the kept list's watermark were read.
     pub incremental: bool,
 }
@@ -60,22 +68,32 @@ impl Listings {
         };
         let (repository_id, distro_version_id) = (target.repository_id, target.distro_version_id);
         if let Some(listing) = kept {
-            let (added, live) =
-                packages::index_list_since(db, repository_id, distro_version_id, listing.watermark)
-                    .await?;
-            let entries = merge(listing.entries, added);
-            if entries.len() as i64 == live {
+            let (added, removals) = packages::index_list_since(
+                db,
+                repository_id,
+                distro_version_id,
+                listing.at.watermark,
+            )
+            .await?;
+            if removals == listing.at.removals {
                 return Ok(Listed {
-                    entries,
-                    watermark,
+                    entries: merge(listing.entries, added),
+                    at: ListedAt {
+                        watermark,
+                        removals,
+                    },
                     incremental: true,
                 });
             }
         }
-        let entries = packages::index_list(db, repository_id, distro_version_id).await?;
+        let (entries, removals) =
+            packages::index_list_since(db, repository_id, distro_version_id, 0).await?;
         Ok(Listed {
             entries,
-            watermark,
+            at: ListedAt {
+                watermark,
+                removals,
+            },
             incremental: false,
         })
     }
@@ -88,14 +106,14 @@ impl Listings {
     }
 
     /// Keeps what a publish just committed: `entries` are all indexed now.
-    pub fn keep(&self, target: &Target, watermark: i64, mut entries: Vec<IndexEntry>) {
+    pub fn keep(&self, target: &Target, at: ListedAt, mut entries: Vec<IndexEntry>) {
         for entry in &mut entries {
             entry.body = None;
             entry.indexed = true;
         }
         let listing = Listing {
             taken_at: Instant::now(),
-            watermark,
+            at,
             entries,
         };
         self.kept

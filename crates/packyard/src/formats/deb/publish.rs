@@ -116,7 +116,7 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
     let commit_ms = committing.elapsed().as_millis() as u64;
     app.hash_states.set(target, built.hash_states);
     app.hash_states.keep_chunks(target, built.used_chunks);
-    app.listings.keep(target, listed.watermark, entries);
+    app.listings.keep(target, listed.at, entries);
     tracing::info!(
         repository_id,
         distro_version_id,
@@ -161,12 +161,12 @@ fn architectures(entries: &[IndexEntry]) -> BTreeSet<String> {
         .iter()
         .map(|a| a.to_string())
         .collect();
-    architectures.extend(
-        entries
-            .iter()
-            .filter(|e| e.architecture != "all" && e.architecture != SOURCE)
-            .map(|e| e.architecture.clone()),
-    );
+    for entry in entries {
+        let arch = entry.architecture.as_str();
+        if arch != "all" && arch != SOURCE && !architectures.contains(arch) {
+            architectures.insert(arch.to_owned());
+        }
+    }
     architectures
 }
 

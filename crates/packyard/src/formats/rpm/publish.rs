@@ -39,10 +39,9 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         app.listings.forget(target);
     }
     let listing = app.listings.list(&app.db, target, grace, watermark).await?;
-    let listed: Vec<&IndexEntry> = listing
-        .entries
-        .iter()
-        .filter(|e| listed_in(&target.arch, &e.architecture))
+    // Where the entries of this target's architecture are in the listing.
+    let listed_at: Vec<usize> = (0..listing.entries.len())
+        .filter(|&i| listed_in(&target.arch, &listing.entries[i].architecture))
         .collect();
     let list_ms = started.elapsed().as_millis() as u64;
     let kept = app.hash_states.take_chunks(target);
@@ -57,10 +56,16 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
     };
     // repomd.xml names SHA-256 digests only.
     let chunks = ChunkCache::new(cached, CHUNK_SPAN, states).sha256_only();
-    let mut entries = Vec::with_capacity(PARTS.len());
+    // Per part, the entries from the first chunk that changed on, with their bodies: the hash
+    // states after the chunks before it are resumed, and the unchanged chunks after it are
+    // decompressed. The listed entries before it are shared by the parts, without bodies.
+    let mut tails = Vec::with_capacity(PARTS.len());
     for part in PARTS {
-        let mut part_entries: Vec<IndexEntry> = listed
+        let members: Vec<&IndexEntry> = listed_at.iter().map(|&i| &listing.entries[i]).collect();
+        let from = chunks.first_unreusable_id(part, &members);
+        let mut tail: Vec<IndexEntry> = members
             .iter()
+            .filter(|e| e.id >= from)
             .map(|e| IndexEntry {
                 id: e.id,
                 architecture: e.architecture.clone(),
@@ -68,9 +73,6 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
                 indexed: e.indexed,
             })
             .collect();
-        // Only the entries from the first chunk that changed on: the hash states after the
-        // chunks before it are resumed, and the unchanged chunks after it are decompressed.
-        let from = chunks.first_unreusable_id(part, &part_entries.iter().collect::<Vec<_>>());
         let bodies = db::packages::index_bodies(
             &app.db,
             target.repository_id,
@@ -79,16 +81,29 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
             from,
         )
         .await?;
-        db::packages::attach_bodies(&mut part_entries, bodies);
-        entries.push(part_entries);
+        db::packages::attach_bodies(&mut tail, bodies);
+        tails.push((from, tail));
     }
     let secret_keys = crate::keys::signing_secret_keys(app, &repo).await?;
     let revision = db::now();
 
     let read_ms = started.elapsed().as_millis() as u64;
-    let built = tokio::task::spawn_blocking(move || {
+    let entries = listing.entries;
+    let (built, entries) = tokio::task::spawn_blocking(move || {
         let signer = Signer::from_armored(&secret_keys)?;
-        build(&repo, &entries, chunks, &signer, revision)
+        let parts: Vec<Vec<&IndexEntry>> = tails
+            .iter()
+            .map(|(from, tail)| {
+                listed_at
+                    .iter()
+                    .map(|&i| &entries[i])
+                    .take_while(|e| e.id < *from)
+                    .chain(tail)
+                    .collect()
+            })
+            .collect();
+        let built = build(&repo, &parts, chunks, &signer, revision)?;
+        anyhow::Ok((built, entries))
     })
     .await??;
     let build_ms = started.elapsed().as_millis() as u64 - read_ms;
@@ -107,8 +122,7 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
     let generation_id = commit_generation(app, "rpm", &built.files.blobs, &generation).await?;
     app.hash_states.set(target, built.hash_states);
     app.hash_states.keep_chunks(target, built.used_chunks);
-    app.listings
-        .keep(target, listing.watermark, listing.entries);
+    app.listings.keep(target, listing.at, entries);
     tracing::info!(
         repository_id = target.repository_id,
         distro_version_id = target.distro_version_id,
@@ -142,17 +156,16 @@ struct Built {
 
 fn build(
     repo: &Repo,
-    entries: &[Vec<IndexEntry>],
+    parts: &[Vec<&IndexEntry>],
     mut chunks: ChunkCache,
     signer: &Signer,
     revision: i64,
 ) -> Result<Built> {
     let mut files = IndexFiles::default();
     let mut records: Vec<(&str, IndexFile, u64, String)> = Vec::new();
-    for (part, part_entries) in PARTS.iter().zip(entries) {
-        let members: Vec<&IndexEntry> = part_entries.iter().collect();
+    for (part, members) in PARTS.iter().zip(parts) {
         let (head, tail) = xml_frame(part);
-        let built = chunks.build(part, &head, &members, &tail, repo.index_zstd, false)?;
+        let built = chunks.build(part, &head, members, &tail, repo.index_zstd, false)?;
         // EL7's yum reads only gzip, so zstd is a per-repository choice.
         let (segments, digests, name) = match (built.zst, built.zst_digests) {
             (Some(zst), Some(digests)) => (zst, digests, format!("{part}.xml.zst")),
@@ -187,7 +200,7 @@ fn build(
         live_chunks: finished.live,
         used_chunks: finished.used,
         hash_states: finished.states,
-        newly_indexed: entries[0]
+        newly_indexed: parts[0]
             .iter()
             .filter(|e| !e.indexed)
             .map(|e| e.id)
@@ -221,6 +234,10 @@ mod tests {
             .collect()
     }
 
+    fn refs(parts: &[Vec<IndexEntry>]) -> Vec<Vec<&IndexEntry>> {
+        parts.iter().map(|part| part.iter().collect()).collect()
+    }
+
     fn publish(
         entries: &[Vec<IndexEntry>],
         cached: Vec<Chunk>,
@@ -231,7 +248,7 @@ mod tests {
         repo.index_zstd = false;
         build(
             &repo,
-            entries,
+            &refs(entries),
             ChunkCache::new(cached, 2, states).sha256_only(),
             signer,
             7,
@@ -299,8 +316,17 @@ mod tests {
         repo.index_zstd = false;
         let states = first.hash_states.clone();
         let cache = |states| ChunkCache::new(unreadable.clone(), 2, states).sha256_only();
-        assert!(build(&repo, &entries(&ids, 6), cache(states), &signer, 7).is_ok());
-        assert!(build(&repo, &entries(&ids, 6), cache(HashMap::new()), &signer, 7).is_err());
+        assert!(build(&repo, &refs(&entries(&ids, 6)), cache(states), &signer, 7).is_ok());
+        assert!(
+            build(
+                &repo,
+                &refs(&entries(&ids, 6)),
+                cache(HashMap::new()),
+                &signer,
+                7
+            )
+            .is_err()
+        );
 
         // The same digests as a build from every entry, and as a worker without the hash
         // states (restarted), which decompresses the unchanged chunks instead.
