@@ -178,13 +178,14 @@ pub fn registries_only(work: &Path, files: usize) -> Result<()> {
 pub async fn end_to_end_only(
     work: &Path,
     sizes: &[usize],
+    formats: &[String],
     samples: usize,
     packyard_only: bool,
 ) -> Result<()> {
     let gpg = reference::Gpg::new(work)?;
     let samples = samples.max(1);
     let mut rows = Vec::new();
-    for &n in sizes {
+    for &n in sizes.iter().filter(|_| formats.iter().any(|f| f == "deb")) {
         let dir = work.join(format!("deb-{n}"));
         let files = generate(&dir.join("pool"), n + samples, inputs::write_deb)?;
         let (base, extras) = files.split_at(n);
@@ -207,7 +208,8 @@ pub async fn end_to_end_only(
         }
         eprintln!("{}", markdown(&served));
         rows.extend(served);
-
+    }
+    for &n in sizes.iter().filter(|_| formats.iter().any(|f| f == "rpm")) {
         let dir = work.join(format!("rpm-{n}"));
         let files = generate(&dir.join("repo"), n + samples, inputs::write_rpm)?;
         let (base, extras) = files.split_at(n);

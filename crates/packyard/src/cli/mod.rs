@@ -114,6 +114,9 @@ enum Command {
         /// against reprepro and createrepo_c), printed and not recorded
         #[arg(long)]
         end_to_end_only: bool,
+        /// The formats of the end-to-end scenarios
+        #[arg(long, value_delimiter = ',', default_value = "deb,rpm", value_parser = ["deb", "rpm"])]
+        formats: Vec<String>,
         /// Only the push throughput scenario (1,000 debs from 16 clients, against reprepro
         /// and aptly), printed and not recorded
         #[arg(long)]
@@ -582,8 +585,9 @@ async fn run(cli: Cli) -> Result<()> {
             samples,
             packyard_only,
             end_to_end_only: true,
+            formats,
             ..
-        } => crate::bench::end_to_end_only(&work, &sizes, samples, packyard_only).await,
+        } => crate::bench::end_to_end_only(&work, &sizes, &formats, samples, packyard_only).await,
         Command::Bench {
             work,
             load_only: true,
