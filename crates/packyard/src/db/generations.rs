@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use bytes::Bytes;
 use packyard_formats::digest::sha256_hex;
 
@@ -66,18 +66,48 @@ pub struct Segment {
 }
 
 /// Compressed bytes (a gzip member or a zstd frame) and their SHA-256, the name of their blob.
+/// A publish keeps the chunks it used as references, without their bytes (at a million
+/// packages they would be hundreds of MiB), and reads a chunk's bytes again from the database
+/// when it must hash, decompress or append to it.
 #[derive(Debug, Clone)]
 pub struct Compressed {
+    /// Empty while not known: a chunk listed from the database and not read yet.
     pub sha256: String,
-    pub bytes: Bytes,
+    pub size: usize,
+    pub bytes: Option<Bytes>,
 }
 
 impl Compressed {
     pub fn new(bytes: Vec<u8>) -> Compressed {
         Compressed {
             sha256: sha256_hex(&bytes),
-            bytes: Bytes::from(bytes),
+            size: bytes.len(),
+            bytes: Some(Bytes::from(bytes)),
         }
+    }
+
+    /// Stored, but neither read nor known yet.
+    fn unread() -> Compressed {
+        Compressed {
+            sha256: String::new(),
+            size: 0,
+            bytes: None,
+        }
+    }
+
+    /// The same blob without its bytes.
+    pub fn reference(&self) -> Compressed {
+        Compressed {
+            sha256: self.sha256.clone(),
+            size: self.size,
+            bytes: None,
+        }
+    }
+
+    pub fn bytes(&self) -> Result<&Bytes> {
+        self.bytes
+            .as_ref()
+            .with_context(|| format!("the bytes of chunk blob {} were not read", self.sha256))
     }
 }
 
@@ -89,6 +119,24 @@ pub struct Chunk {
     pub fingerprint: String,
     pub gz: Compressed,
     pub zst: Option<Compressed>,
+}
+
+impl Chunk {
+    /// Whether the bytes of every form are at hand.
+    pub fn is_read(&self) -> bool {
+        self.gz.bytes.is_some() && self.zst.as_ref().is_none_or(|z| z.bytes.is_some())
+    }
+
+    /// The same chunk without its bytes.
+    pub fn reference(&self) -> Chunk {
+        Chunk {
+            part: self.part.clone(),
+            chunk_no: self.chunk_no,
+            fingerprint: self.fingerprint.clone(),
+            gz: self.gz.reference(),
+            zst: self.zst.as_ref().map(Compressed::reference),
+        }
+    }
 }
 
 pub struct NewGeneration<'a> {
@@ -291,12 +339,13 @@ struct ChunkRow {
     zst: Option<Vec<u8>>,
 }
 
-/// The cached chunks of a target.
+/// The cached chunks of a target, unread: which there are, what each holds and whether it has
+/// a zstd form. `chunk` reads one.
 pub async fn chunks(db: &Db, target: &Target) -> Result<Vec<Chunk>> {
-    let rows: Vec<ChunkRow> = run!(
+    let rows: Vec<(String, i64, String, bool)> = run!(
         db,
         sqlx::query_as(
-            "SELECT part, chunk_no, fingerprint, gz, zst FROM index_chunks
+            "SELECT part, chunk_no, fingerprint, zst IS NOT NULL FROM index_chunks
          WHERE repository_id = $1 AND distro_version_id = $2 AND arch = $3",
         )
         .bind(target.repository_id)
@@ -306,14 +355,39 @@ pub async fn chunks(db: &Db, target: &Target) -> Result<Vec<Chunk>> {
     )?;
     Ok(rows
         .into_iter()
-        .map(|row| Chunk {
-            part: row.part,
-            chunk_no: row.chunk_no,
-            fingerprint: row.fingerprint,
-            gz: Compressed::new(row.gz),
-            zst: row.zst.map(Compressed::new),
+        .map(|(part, chunk_no, fingerprint, zst)| Chunk {
+            part,
+            chunk_no,
+            fingerprint,
+            gz: Compressed::unread(),
+            zst: zst.then(Compressed::unread),
         })
         .collect())
+}
+
+/// One cached chunk of a target with its bytes.
+pub async fn chunk(db: &Db, target: &Target, part: &str, chunk_no: i64) -> Result<Option<Chunk>> {
+    let row: Option<ChunkRow> = run!(
+        db,
+        sqlx::query_as(
+            "SELECT part, chunk_no, fingerprint, gz, zst FROM index_chunks
+         WHERE repository_id = $1 AND distro_version_id = $2 AND arch = $3
+           AND part = $4 AND chunk_no = $5",
+        )
+        .bind(target.repository_id)
+        .bind(target.distro_version_id)
+        .bind(&target.arch)
+        .bind(part)
+        .bind(chunk_no),
+        fetch_optional
+    )?;
+    Ok(row.map(|row| Chunk {
+        part: row.part,
+        chunk_no: row.chunk_no,
+        fingerprint: row.fingerprint,
+        gz: Compressed::new(row.gz),
+        zst: row.zst.map(Compressed::new),
+    }))
 }
 
 /// Stores a generation and makes it current within the caller's transaction: either every
@@ -538,6 +612,8 @@ async fn store_chunks(
     live: &[(String, i64)],
 ) -> Result<()> {
     for chunk in changed {
+        let gz = &chunk.gz.bytes()?[..];
+        let zst = chunk.zst.as_ref().map(Compressed::bytes).transpose()?;
         run_tx!(tx, sqlx::query(
             "INSERT INTO index_chunks (repository_id, distro_version_id, arch, part, chunk_no,
              fingerprint, gz, zst) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -550,8 +626,8 @@ async fn store_chunks(
         .bind(&chunk.part)
         .bind(chunk.chunk_no)
         .bind(&chunk.fingerprint)
-        .bind(&chunk.gz.bytes[..])
-        .bind(chunk.zst.as_ref().map(|z| &z.bytes[..])), execute)?;
+        .bind(gz)
+        .bind(zst.map(|z| &z[..])), execute)?;
     }
     let stored: Vec<(String, i64)> = run_tx!(
         tx,

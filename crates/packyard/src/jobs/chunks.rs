@@ -18,7 +18,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use bytes::Bytes;
 use packyard_formats::chunked;
 use packyard_formats::digest::{FileDigests, MultiHasher, sha256_hex};
@@ -63,9 +63,9 @@ impl Output {
     }
 
     /// Text outside the cached chunks (a head or tail), compressed as members of its own.
-    fn push_compressing(&mut self, text: &str) {
+    fn push_compressing(&mut self, text: &str) -> Result<()> {
         if text.is_empty() {
-            return;
+            return Ok(());
         }
         self.push_text(text);
         let gz = Compressed::new(chunked::gzip_member(text.as_bytes()));
@@ -73,21 +73,30 @@ impl Output {
             .zst
             .is_some()
             .then(|| Compressed::new(chunked::zstd_frame(text.as_bytes())));
-        self.push_compressed(&gz, zst.as_ref(), true);
+        self.push_compressed(&gz, zst.as_ref(), true, true)
     }
 
-    /// Appends compressed bytes, hashing them unless a resumed hash state already covers them.
-    fn push_compressed(&mut self, gz: &Compressed, zst: Option<&Compressed>, hash: bool) {
-        self.gz.push(gz.clone());
+    /// Appends compressed bytes, hashing them unless a resumed hash state already covers them;
+    /// without `keep_bytes` only a reference goes into the file (its blob is stored already).
+    fn push_compressed(
+        &mut self,
+        gz: &Compressed,
+        zst: Option<&Compressed>,
+        hash: bool,
+        keep_bytes: bool,
+    ) -> Result<()> {
+        let kept = |c: &Compressed| if keep_bytes { c.clone() } else { c.reference() };
         if hash {
-            self.gz_hash.update(&gz.bytes);
+            self.gz_hash.update(gz.bytes()?);
         }
+        self.gz.push(kept(gz));
         if let (Some(out), Some(frame)) = (self.zst.as_mut(), zst) {
-            out.push(frame.clone());
             if hash {
-                self.zst_hash.update(&frame.bytes);
+                self.zst_hash.update(frame.bytes()?);
             }
+            out.push(kept(frame));
         }
+        Ok(())
     }
 }
 
@@ -99,6 +108,8 @@ pub struct ChunkState {
     pub head: String,
     pub chunk_no: i64,
     pub fingerprint: String,
+    /// The blobs of the chunk the state was taken after: resumed only past the same bytes.
+    pub blobs: String,
     pub state: MultiHasher,
     pub gz: MultiHasher,
     pub zst: MultiHasher,
@@ -161,9 +172,17 @@ impl HashStates {
     }
 }
 
+/// Reads one cached chunk with its bytes, by part and number.
+pub type ChunkReader = Box<dyn FnMut(&str, i64) -> Result<Option<Chunk>> + Send>;
+
 pub struct ChunkCache {
     /// Whether the index files need only SHA-256 (YUM) rather than all four digests (APT).
     sha256_only: bool,
+    /// Where the bytes of chunks kept as references are read from.
+    reader: Option<ChunkReader>,
+    /// The blobs of the target's current generation: a reused chunk among them goes into the
+    /// files as a reference, so a publish never holds every chunk's bytes at once.
+    current: HashSet<String>,
     cached: HashMap<(String, i64), Chunk>,
     changed: Vec<Chunk>,
     /// Every chunk the built files consist of, reused or new.
@@ -183,6 +202,8 @@ impl ChunkCache {
             .collect();
         ChunkCache {
             sha256_only: false,
+            reader: None,
+            current: HashSet::new(),
             cached,
             changed: Vec::new(),
             used: Vec::new(),
@@ -197,6 +218,47 @@ impl ChunkCache {
     pub fn sha256_only(mut self) -> ChunkCache {
         self.sha256_only = true;
         self
+    }
+
+    /// Reads the bytes of chunks kept as references with `reader`; `current` are the blobs of
+    /// the target's current generation.
+    pub fn reading(mut self, reader: ChunkReader, current: HashSet<String>) -> ChunkCache {
+        self.reader = Some(reader);
+        self.current = current;
+        self
+    }
+
+    /// `chunk` with its bytes: as it is, or read again. A chunk stored since with other
+    /// contents fails the publish (to be retried from what is stored).
+    fn read(&mut self, chunk: Chunk) -> Result<Chunk> {
+        if chunk.is_read() {
+            return Ok(chunk);
+        }
+        let reader = self
+            .reader
+            .as_mut()
+            .context("a cached chunk's bytes are not kept and there is nowhere to read them")?;
+        let stored = reader(&chunk.part, chunk.chunk_no)?;
+        stored
+            .filter(|s| {
+                s.fingerprint == chunk.fingerprint
+                    && (chunk.gz.sha256.is_empty() || s.gz.sha256 == chunk.gz.sha256)
+                    && s.zst.is_some() == chunk.zst.is_some()
+            })
+            .with_context(|| {
+                format!(
+                    "chunk {} of {} changed since it was kept",
+                    chunk.chunk_no, chunk.part
+                )
+            })
+    }
+
+    /// Whether every blob of `chunk` belongs to the target's current generation.
+    fn in_current(&self, chunk: &Chunk) -> bool {
+        [Some(&chunk.gz), chunk.zst.as_ref()]
+            .into_iter()
+            .flatten()
+            .all(|c| self.current.contains(&c.sha256))
     }
 
     fn hasher(&self) -> MultiHasher {
@@ -248,7 +310,7 @@ impl ChunkCache {
             zst: zstd.then(Vec::new),
             zst_hash: self.hasher(),
         };
-        out.push_compressing(head);
+        out.push_compressing(head)?;
         let head_digest = sha256_hex(head.as_bytes());
         let resume = self.resume.remove(part).unwrap_or_default();
         let mut resumable = true;
@@ -272,7 +334,9 @@ impl ChunkCache {
             // A hash state is resumed only past bytes reused as they were.
             let resumed = resume.get(index).filter(|s| {
                 resumable
-                    && cached.is_some()
+                    && cached
+                        .as_ref()
+                        .is_some_and(|c| !c.gz.sha256.is_empty() && blob_names(c) == s.blobs)
                     && s.head == head_digest
                     && s.chunk_no == chunk_no
                     && s.fingerprint == fingerprint
@@ -284,21 +348,22 @@ impl ChunkCache {
                 // are the ones it had followed by the new entries' own member and frame.
                 (None, _) if grown.is_some() => {
                     let (old, at) = grown.expect("matched as present");
+                    let old = self.read(old)?;
                     resumable = false;
-                    out.push_text(&chunked::gunzip_text(&old.gz.bytes)?);
+                    out.push_text(&chunked::gunzip_text(old.gz.bytes()?)?);
                     let text = chunk_text(&group[at..])?;
                     out.push_text(&text);
-                    let appended = |before: &Compressed, after: Vec<u8>| {
-                        Compressed::new([&before.bytes[..], &after].concat())
+                    let appended = |before: &Compressed, after: Vec<u8>| -> Result<Compressed> {
+                        Ok(Compressed::new([&before.bytes()?[..], &after].concat()))
                     };
                     let chunk = Chunk {
                         part: part.to_owned(),
                         chunk_no,
                         fingerprint: format!("{OPEN}{fingerprint}"),
-                        gz: appended(&old.gz, chunked::gzip_member(text.as_bytes())),
+                        gz: appended(&old.gz, chunked::gzip_member(text.as_bytes()))?,
                         zst: match (zstd, &old.zst) {
                             (true, Some(before)) => {
-                                Some(appended(before, chunked::zstd_frame(text.as_bytes())))
+                                Some(appended(before, chunked::zstd_frame(text.as_bytes()))?)
                             }
                             _ => None,
                         },
@@ -316,47 +381,59 @@ impl ChunkCache {
                 // Unchanged, but what comes before it changed (or no hash state was kept): its
                 // text is what its gzip member holds, without reading its entries again.
                 (Some(chunk), None) if group.iter().any(|e| e.body.is_none()) => {
+                    let chunk = self.read(chunk)?;
                     resumable = false;
-                    out.push_text(&chunked::gunzip_text(&chunk.gz.bytes)?);
+                    out.push_text(&chunked::gunzip_text(chunk.gz.bytes()?)?);
                     chunk
                 }
-                (cached, _) => {
+                (Some(chunk), None) => {
+                    let chunk = self.read(chunk)?;
+                    resumable = false;
+                    out.push_text(&chunk_text(group)?);
+                    chunk
+                }
+                (None, _) => {
                     resumable = false;
                     let text = chunk_text(group)?;
                     out.push_text(&text);
-                    cached.unwrap_or_else(|| {
-                        let chunk = Chunk {
-                            part: part.to_owned(),
-                            chunk_no,
-                            fingerprint: fingerprint.clone(),
-                            gz: Compressed::new(chunked::gzip_member(text.as_bytes())),
-                            zst: zstd
-                                .then(|| Compressed::new(chunked::zstd_frame(text.as_bytes()))),
-                        };
-                        self.changed.push(chunk.clone());
-                        chunk
-                    })
+                    let chunk = Chunk {
+                        part: part.to_owned(),
+                        chunk_no,
+                        fingerprint: fingerprint.clone(),
+                        gz: Compressed::new(chunked::gzip_member(text.as_bytes())),
+                        zst: zstd.then(|| Compressed::new(chunked::zstd_frame(text.as_bytes()))),
+                    };
+                    self.changed.push(chunk.clone());
+                    chunk
                 }
             };
-            out.push_compressed(&chunk.gz, chunk.zst.as_ref(), hash_compressed);
+            // A chunk whose blobs the current generation holds goes in as a reference; only
+            // new blobs keep their bytes, to be written.
+            let keep_bytes = !self.in_current(&chunk);
+            let chunk = match keep_bytes {
+                true => self.read(chunk)?,
+                false => chunk,
+            };
+            out.push_compressed(&chunk.gz, chunk.zst.as_ref(), hash_compressed, keep_bytes)?;
             states.push(ChunkState {
                 head: head_digest.clone(),
                 chunk_no,
                 fingerprint,
+                blobs: blob_names(&chunk),
                 state: out.plain.clone(),
                 gz: out.gz_hash.clone(),
                 zst: out.zst_hash.clone(),
             });
             self.live.push((part.to_owned(), chunk_no));
-            self.used.push(chunk);
+            self.used.push(chunk.reference());
         }
         self.states.insert(part.to_owned(), states);
-        out.push_compressing(tail);
+        out.push_compressing(tail)?;
         if out.gz.is_empty() {
             // An empty index is still a valid compressed file.
             let zst = zstd.then(|| Compressed::new(chunked::zstd_frame(b"")));
             let gz = Compressed::new(chunked::gzip_member(b""));
-            out.push_compressed(&gz, zst.as_ref(), true);
+            out.push_compressed(&gz, zst.as_ref(), true, true)?;
         }
         Ok(BuiltIndex {
             plain: out.plain.finish(),
@@ -436,10 +513,46 @@ fn appended_at(cached: &Chunk, group: &[&IndexEntry]) -> Option<usize> {
         .find(|&at| fingerprint(&group[..at]) == held)
 }
 
+/// The names of a chunk's blobs, which identify its bytes.
+fn blob_names(chunk: &Chunk) -> String {
+    match &chunk.zst {
+        Some(zst) => format!("{} {}", chunk.gz.sha256, zst.sha256),
+        None => chunk.gz.sha256.clone(),
+    }
+}
+
 /// Identifies the package set of a chunk; entries never change once stored, so ids suffice.
 fn fingerprint(group: &[&IndexEntry]) -> String {
     let ids: Vec<u8> = group.iter().flat_map(|e| e.id.to_le_bytes()).collect();
     sha256_hex(&ids)
+}
+
+/// The chunk cache a publish of `target` starts from: the chunks its last publish here kept
+/// (as references) with their hash states, or else the chunks the database lists, read one by
+/// one when needed. A rebuild starts from nothing.
+pub async fn cache_for(
+    app: &crate::app::App,
+    target: &Target,
+    rebuild: bool,
+) -> Result<ChunkCache> {
+    let kept = app.hash_states.take_chunks(target);
+    if rebuild {
+        return Ok(ChunkCache::new(Vec::new(), CHUNK_SPAN, PartStates::new()));
+    }
+    let cached = match kept {
+        Some(kept) => kept,
+        None => crate::db::generations::chunks(&app.db, target).await?,
+    };
+    let current = crate::db::generations::current_blobs(&app.db, target).await?;
+    let reader: ChunkReader = {
+        let (db, target) = (app.db.clone(), target.clone());
+        let runtime = tokio::runtime::Handle::current();
+        // Called from the blocking thread that builds the index.
+        Box::new(move |part, chunk_no| {
+            runtime.block_on(crate::db::generations::chunk(&db, &target, part, chunk_no))
+        })
+    };
+    Ok(ChunkCache::new(cached, CHUNK_SPAN, app.hash_states.get(target)).reading(reader, current))
 }
 
 /// Writes a generation's blobs, then stores the generation and makes it current. The blobs
@@ -464,6 +577,20 @@ pub async fn commit_generation(
         .iter()
         .filter(|(key, _)| !current.contains(key.sha256()))
         .collect();
+    // A segment written by neither this publish nor the current generation (which another
+    // worker replaced since this one kept its chunks) would name a blob that may be gone.
+    let written: HashSet<&str> = blobs.iter().map(|(key, _)| key.sha256()).collect();
+    for file in generation.files {
+        if let Some(missing) = file.segments.iter().find(|s| {
+            !written.contains(s.blob_sha256.as_str()) && !current.contains(&s.blob_sha256)
+        }) {
+            anyhow::bail!(
+                "{} would refer to blob {}, which is neither written nor in the current generation",
+                file.path,
+                missing.blob_sha256
+            );
+        }
+    }
     // Written and synced together: the syncs of a publish's few blobs overlap.
     let put_all = || {
         futures::future::try_join_all(
@@ -522,13 +649,16 @@ impl IndexFiles {
             .iter()
             .map(|s| Segment {
                 blob_sha256: s.sha256.clone(),
-                size: s.bytes.len() as i64,
+                size: s.size as i64,
             })
             .collect();
+        // A segment without bytes is a blob of the current generation, not written again.
         for segment in segments {
-            if self.digests.insert(segment.sha256.clone()) {
+            if let Some(bytes) = segment.bytes
+                && self.digests.insert(segment.sha256.clone())
+            {
                 let key = BlobKey::from_sha256(&segment.sha256)?;
-                self.blobs.push((key, segment.bytes));
+                self.blobs.push((key, bytes));
             }
         }
         let file = index_file(path, &digests, &key, false, stored);
@@ -600,6 +730,25 @@ pub mod testing {
             last_push_at: None,
             keyring_version: 1,
         }
+    }
+
+    /// `chunks` with their bytes, from the blobs of the publish that kept them.
+    pub fn with_bytes(chunks: &[Chunk], blobs: &[(BlobKey, Bytes)]) -> Vec<Chunk> {
+        let read = |c: &Compressed| {
+            let (_, bytes) = blobs.iter().find(|(k, _)| k.sha256() == c.sha256).unwrap();
+            Compressed {
+                bytes: Some(bytes.clone()),
+                ..c.clone()
+            }
+        };
+        chunks
+            .iter()
+            .map(|c| Chunk {
+                gz: read(&c.gz),
+                zst: c.zst.as_ref().map(read),
+                ..c.clone()
+            })
+            .collect()
     }
 
     /// The bytes a file is served as: its blob, or its segments' blobs concatenated.

@@ -25,7 +25,7 @@ use crate::sign::Signer;
 use crate::storage::BlobKey;
 
 use crate::jobs::chunks::{
-    CHUNK_SPAN, ChunkCache, IndexFiles, PartStates, commit_generation, file_digests,
+    self, ChunkCache, IndexFiles, PartStates, commit_generation, file_digests,
 };
 
 /// Architectures every distribution lists, so `apt-get update` succeeds on these hosts even
@@ -51,18 +51,8 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
     let listed = app.listings.list(&app.db, target, grace, watermark).await?;
     let mut entries = listed.entries;
     let list_ms = started.elapsed().as_millis() as u64;
-    let kept = app.hash_states.take_chunks(target);
-    let (cached, states) = match (run.rebuild, kept) {
-        // A rebuild renders every chunk again from the stored entries.
-        (true, _) => (Vec::new(), Default::default()),
-        (false, Some(kept)) => (kept, app.hash_states.get(target)),
-        (false, None) => (
-            db::generations::chunks(&app.db, target).await?,
-            app.hash_states.get(target),
-        ),
-    };
+    let chunks = chunks::cache_for(app, target, run.rebuild).await?;
     let chunks_ms = started.elapsed().as_millis() as u64 - list_ms;
-    let chunks = ChunkCache::new(cached, CHUNK_SPAN, states);
     let architectures = architectures(&entries);
     let bodies_from = if repo.index_xz {
         0 // Packages.xz is compressed whole.

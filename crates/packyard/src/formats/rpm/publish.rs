@@ -4,8 +4,6 @@
 //! transaction. Because the data files are content-addressed, the flip of `repomd.xml` is the
 //! whole publish: a client holding the previous `repomd.xml` still finds every file it names.
 
-use std::collections::HashMap;
-
 use anyhow::{Context, Result};
 use packyard_formats::rpm::{RepomdRecord, render_repomd, xml_frame};
 
@@ -17,7 +15,7 @@ use crate::db::{self, repos::Repo};
 use crate::distros;
 use crate::sign::Signer;
 
-use crate::jobs::chunks::{CHUNK_SPAN, ChunkCache, IndexFiles, PartStates, commit_generation};
+use crate::jobs::chunks::{self, ChunkCache, IndexFiles, PartStates, commit_generation};
 
 const PARTS: [&str; 3] = ["primary", "filelists", "other"];
 
@@ -44,18 +42,10 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         .filter(|&i| listed_in(&target.arch, &listing.entries[i].architecture))
         .collect();
     let list_ms = started.elapsed().as_millis() as u64;
-    let kept = app.hash_states.take_chunks(target);
-    let (cached, states) = match (run.rebuild, kept) {
-        // A rebuild renders every chunk again from the stored entries.
-        (true, _) => (Vec::new(), HashMap::new()),
-        (false, Some(kept)) => (kept, app.hash_states.get(target)),
-        (false, None) => (
-            db::generations::chunks(&app.db, target).await?,
-            app.hash_states.get(target),
-        ),
-    };
     // repomd.xml names SHA-256 digests only.
-    let chunks = ChunkCache::new(cached, CHUNK_SPAN, states).sha256_only();
+    let chunks = chunks::cache_for(app, target, run.rebuild)
+        .await?
+        .sha256_only();
     // Per part, the entries from the first chunk that changed on, with their bodies: the hash
     // states after the chunks before it are resumed, and the unchanged chunks after it are
     // decompressed. The listed entries before it are shared by the parts, without bodies.
@@ -210,6 +200,7 @@ fn build(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{HashMap, HashSet};
 
     use packyard_formats::digest::sha256_hex;
 
@@ -232,6 +223,11 @@ mod tests {
                     .collect()
             })
             .collect()
+    }
+
+    /// The chunks a publish kept, with the bytes the database would give them.
+    fn kept(built: &Built) -> Vec<Chunk> {
+        crate::jobs::chunks::testing::with_bytes(&built.used_chunks, &built.files.blobs)
     }
 
     fn refs(parts: &[Vec<IndexEntry>]) -> Vec<Vec<&IndexEntry>> {
@@ -296,26 +292,32 @@ mod tests {
         let ids = [1, 2, 3, 4, 5, 6];
         let second = publish(
             &entries(&ids, 6),
-            first.used_chunks.clone(),
+            kept(&first),
             first.hash_states.clone(),
             &signer,
         );
         let changed: Vec<i64> = second.changed_chunks.iter().map(|c| c.chunk_no).collect();
         assert_eq!(changed, [3, 3, 3]);
-        // Resumed, the unchanged chunks are not even decompressed: with their bytes unreadable
-        // the publish still builds; without the hash states it cannot.
-        let unreadable: Vec<Chunk> = first
-            .used_chunks
+        // Resumed, the unchanged chunks are not even read: kept as references to blobs of the
+        // current generation, with nowhere to read their bytes from, the publish still builds;
+        // without the hash states it cannot.
+        let current: HashSet<String> = first
+            .files
+            .blobs
             .iter()
-            .map(|c| Chunk {
-                gz: crate::db::generations::Compressed::new(b"not gzip".to_vec()),
-                ..c.clone()
-            })
+            .map(|(key, _)| key.sha256().to_owned())
             .collect();
         let mut repo = repo();
         repo.index_zstd = false;
         let states = first.hash_states.clone();
-        let cache = |states| ChunkCache::new(unreadable.clone(), 2, states).sha256_only();
+        let cache = |states| {
+            ChunkCache::new(first.used_chunks.clone(), 2, states)
+                .sha256_only()
+                .reading(
+                    Box::new(|_, _| anyhow::bail!("unreadable")),
+                    current.clone(),
+                )
+        };
         assert!(build(&repo, &refs(&entries(&ids, 6)), cache(states), &signer, 7).is_ok());
         assert!(
             build(
@@ -331,12 +333,7 @@ mod tests {
         // The same digests as a build from every entry, and as a worker without the hash
         // states (restarted), which decompresses the unchanged chunks instead.
         let from_scratch = publish(&entries(&ids, 0), vec![], HashMap::new(), &signer);
-        let restarted = publish(
-            &entries(&ids, 6),
-            first.used_chunks.clone(),
-            HashMap::new(),
-            &signer,
-        );
+        let restarted = publish(&entries(&ids, 6), kept(&first), HashMap::new(), &signer);
         assert_eq!(records(&second), records(&from_scratch));
         assert_eq!(records(&restarted), records(&from_scratch));
         assert_ne!(records(&first), records(&second));
@@ -354,7 +351,7 @@ mod tests {
         let ids = [2, 3, 4, 5, 6];
         let third = publish(
             &entries(&ids, 0),
-            second.used_chunks.clone(),
+            kept(&second),
             second.hash_states.clone(),
             &signer,
         );
@@ -368,7 +365,7 @@ mod tests {
         let signer = Signer::from_armored(&[key.secret_armored]).unwrap();
         let scratch = |ids: &[i64]| publish(&entries(ids, 0), vec![], HashMap::new(), &signer);
         let first_needed = |built: &Built, ids: &[i64]| {
-            let cache = ChunkCache::new(built.used_chunks.clone(), 2, built.hash_states.clone());
+            let cache = ChunkCache::new(kept(built), 2, built.hash_states.clone());
             let listed = entries(ids, i64::MAX);
             cache.first_unreusable_id("primary", &listed[0].iter().collect::<Vec<_>>())
         };
@@ -388,7 +385,7 @@ mod tests {
         assert_eq!(first_needed(&first, &ids), 7);
         let second = publish(
             &entries(&ids, 7),
-            first.used_chunks.clone(),
+            kept(&first),
             first.hash_states.clone(),
             &signer,
         );
@@ -401,7 +398,7 @@ mod tests {
         // Unchanged, it is reused as it is while it stays the last chunk.
         let again = publish(
             &entries(&ids, i64::MAX),
-            second.used_chunks.clone(),
+            kept(&second),
             second.hash_states.clone(),
             &signer,
         );
@@ -414,7 +411,7 @@ mod tests {
         assert_eq!(first_needed(&second, &ids), 6);
         let third = publish(
             &entries(&ids, 6),
-            second.used_chunks.clone(),
+            kept(&second),
             second.hash_states.clone(),
             &signer,
         );
