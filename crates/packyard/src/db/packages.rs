@@ -1,6 +1,8 @@
 //! Package rows: one per pushed file, with its index entries rendered at upload.
 
-use anyhow::{Context, Result};
+use std::sync::Arc;
+
+use anyhow::Result;
 
 use super::{run, run_tx};
 
@@ -254,7 +256,8 @@ pub async fn mark_deleted(tx: &mut Tx, id: i64) -> Result<()> {
 #[derive(Debug, Clone)]
 pub struct IndexEntry {
     pub id: i64,
-    pub architecture: String,
+    /// Shared by the entries of one listing: at a million entries a string each would weigh.
+    pub architecture: Arc<str>,
     /// The entry's text, once `attach_bodies` gave it one: publishes read only what they rebuild.
     pub body: Option<String>,
     pub indexed: bool,
@@ -347,42 +350,71 @@ pub async fn committed_watermark(db: &Db) -> Result<i64> {
     Ok(max.unwrap_or(0))
 }
 
+/// Rows per statement when listing packages: a million are read in pages, so the rows never
+/// sit in memory twice over.
+const LIST_PAGE: i64 = 50_000;
+
 /// The live packages of a distribution version with an id above `after` (0: all of them), in
-/// id order, without entries; and how many packages were removed from it so far (deleted or
-/// destroyed, counted by triggers), read in the same snapshot.
+/// id order, without entries; and how many packages had been removed from it (deleted or
+/// destroyed, counted by triggers) before they were read: a removal while they are read
+/// makes the count stale, which the next publish notices.
 pub async fn index_list_since(
     db: &Db,
     repository_id: i64,
     distro_version_id: i64,
     after: i64,
 ) -> Result<(Vec<IndexEntry>, i64)> {
-    // The first row carries the count (id -1); one statement is one snapshot on both backends.
-    let rows: Vec<(i64, String, bool, i64)> = run!(
+    let removals: i64 = run!(
         db,
-        sqlx::query_as(
-            "SELECT -1, '', FALSE, COALESCE((SELECT removals FROM package_removals
-                 WHERE repository_id = $1 AND distro_version_id = $2), 0)
-             UNION ALL
-             SELECT id, architecture, indexed, 0 FROM packages
-             WHERE repository_id = $1 AND distro_version_id = $2 AND deleted_at IS NULL AND id > $3
-             ORDER BY 1",
+        sqlx::query_scalar(
+            "SELECT COALESCE(MAX(removals), 0) FROM package_removals
+             WHERE repository_id = $1 AND distro_version_id = $2",
         )
         .bind(repository_id)
-        .bind(distro_version_id)
-        .bind(after),
-        fetch_all
+        .bind(distro_version_id),
+        fetch_one
     )?;
-    let mut rows = rows.into_iter();
-    let (_, _, _, removals) = rows.next().context("the count row")?;
-    let entries = rows
-        .map(|(id, architecture, indexed, _)| IndexEntry {
-            id,
-            architecture,
-            body: None,
-            indexed,
-        })
-        .collect();
-    Ok((entries, removals))
+    // A handful of architectures, each shared by every entry that has it.
+    let mut architectures: Vec<Arc<str>> = Vec::new();
+    let mut entries = Vec::new();
+    let mut after = after;
+    loop {
+        let rows: Vec<(i64, String, bool)> = run!(
+            db,
+            sqlx::query_as(
+                "SELECT id, architecture, indexed FROM packages
+                 WHERE repository_id = $1 AND distro_version_id = $2 AND deleted_at IS NULL
+                   AND id > $3
+                 ORDER BY id LIMIT $4",
+            )
+            .bind(repository_id)
+            .bind(distro_version_id)
+            .bind(after)
+            .bind(LIST_PAGE),
+            fetch_all
+        )?;
+        let full = rows.len() as i64 == LIST_PAGE;
+        for (id, architecture, indexed) in rows {
+            let architecture = match architectures.iter().find(|a| ***a == *architecture) {
+                Some(shared) => shared.clone(),
+                None => {
+                    let shared: Arc<str> = architecture.into();
+                    architectures.push(shared.clone());
+                    shared
+                }
+            };
+            after = id;
+            entries.push(IndexEntry {
+                id,
+                architecture,
+                body: None,
+                indexed,
+            });
+        }
+        if !full {
+            return Ok((entries, removals));
+        }
+    }
 }
 
 /// The binary architectures a YUM distribution publishes: the defaults plus every architecture
@@ -1056,4 +1088,70 @@ pub async fn live_names_tx(
             .bind(distro_version_id),
         fetch_all
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sign::{self, KeyAlgorithm};
+
+    #[tokio::test]
+    async fn listings_span_pages_and_removals_are_counted_by_triggers() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open_sqlite(&dir.path().join("packyard.db"))
+            .await
+            .unwrap();
+        let user = crate::db::users::find_or_create(&db, "acme").await.unwrap();
+        let key = sign::generate("t <t@example.invalid>", KeyAlgorithm::Ed25519, 86_400).unwrap();
+        let new = crate::db::repos::NewRepo {
+            owner_id: user.id,
+            name: "stable",
+            private: false,
+            index_zstd: false,
+            index_xz: false,
+        };
+        let repository_id = crate::db::repos::create(&db, &new, &key)
+            .await
+            .unwrap()
+            .unwrap();
+        // Two and a half pages of packages, every third one for arm64.
+        let n = LIST_PAGE * 5 / 2;
+        let sql = format!(
+            "WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < {n})
+             INSERT INTO packages (repository_id, distro_version_id, format, name, version,
+               architecture, filename, size, md5, sha1, sha256, sha512, dependencies, created_at)
+             SELECT {repository_id}, 12, 'deb', 'p' || i, '1.0',
+               CASE WHEN i % 3 = 0 THEN 'arm64' ELSE 'amd64' END, 'p' || i || '.deb', 1,
+               '', '', printf('%064d', i), '', '', 0
+             FROM seq"
+        );
+        assert_eq!(db.execute_sql(&sql).await.unwrap() as i64, n);
+
+        let (all, removals) = index_list_since(&db, repository_id, 12, 0).await.unwrap();
+        assert_eq!(removals, 0);
+        assert_eq!(all.len() as i64, n);
+        assert!(all.windows(2).all(|w| w[0].id < w[1].id), "in id order");
+        assert_eq!(&*all[2].architecture, "arm64");
+        assert!(
+            Arc::ptr_eq(&all[0].architecture, &all[all.len() - 1].architecture),
+            "one architecture string for the whole listing"
+        );
+        let (above, _) = index_list_since(&db, repository_id, 12, all[LIST_PAGE as usize].id)
+            .await
+            .unwrap();
+        assert_eq!(above.len() as i64, n - LIST_PAGE - 1);
+
+        // A delete and a destroy each count.
+        let first = all[0].id;
+        let delete = format!("UPDATE packages SET deleted_at = 1 WHERE id = {first}");
+        db.execute_sql(&delete).await.unwrap();
+        let (listed, removals) = index_list_since(&db, repository_id, 12, 0).await.unwrap();
+        assert_eq!((listed.len() as i64, removals), (n - 1, 1));
+        let destroy = format!("DELETE FROM packages WHERE id = {first}");
+        db.execute_sql(&destroy).await.unwrap();
+        let (_, removals) = index_list_since(&db, repository_id, 12, 0).await.unwrap();
+        assert_eq!(removals, 2);
+        let (_, other) = index_list_since(&db, repository_id, 13, 0).await.unwrap();
+        assert_eq!(other, 0, "counted per distribution version");
+    }
 }

@@ -152,7 +152,7 @@ fn architectures(entries: &[IndexEntry]) -> BTreeSet<String> {
         .map(|a| a.to_string())
         .collect();
     for entry in entries {
-        let arch = entry.architecture.as_str();
+        let arch = &*entry.architecture;
         if arch != "all" && arch != SOURCE && !architectures.contains(arch) {
             architectures.insert(arch.to_owned());
         }
@@ -164,7 +164,7 @@ fn architectures(entries: &[IndexEntry]) -> BTreeSet<String> {
 fn members<'a>(entries: &'a [IndexEntry], arch: &str) -> Vec<&'a IndexEntry> {
     entries
         .iter()
-        .filter(|e| e.architecture == arch || (e.architecture == "all" && arch != SOURCE))
+        .filter(|e| *e.architecture == *arch || (&*e.architecture == "all" && arch != SOURCE))
         .collect()
 }
 
