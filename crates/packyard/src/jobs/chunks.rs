@@ -380,16 +380,14 @@ impl ChunkCache {
                 }
                 // Unchanged, but what comes before it changed (or no hash state was kept): its
                 // text is what its gzip member holds, without reading its entries again.
-                (Some(chunk), None) if group.iter().any(|e| e.body.is_none()) => {
-                    let chunk = self.read(chunk)?;
-                    resumable = false;
-                    out.push_text(&chunked::gunzip_text(chunk.gz.bytes()?)?);
-                    chunk
-                }
                 (Some(chunk), None) => {
                     let chunk = self.read(chunk)?;
                     resumable = false;
-                    out.push_text(&chunk_text(group)?);
+                    let text = match group.iter().any(|e| e.body.is_none()) {
+                        true => chunked::gunzip_text(chunk.gz.bytes()?)?,
+                        false => chunk_text(group)?,
+                    };
+                    out.push_text(&text);
                     chunk
                 }
                 (None, _) => {

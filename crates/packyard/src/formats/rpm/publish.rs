@@ -49,9 +49,9 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
     // Per part, the entries from the first chunk that changed on, with their bodies: the hash
     // states after the chunks before it are resumed, and the unchanged chunks after it are
     // decompressed. The listed entries before it are shared by the parts, without bodies.
+    let members: Vec<&IndexEntry> = listed_at.iter().map(|&i| &listing.entries[i]).collect();
     let mut tails = Vec::with_capacity(PARTS.len());
     for part in PARTS {
-        let members: Vec<&IndexEntry> = listed_at.iter().map(|&i| &listing.entries[i]).collect();
         let from = chunks.first_unreusable_id(part, &members);
         let mut tail: Vec<IndexEntry> = members
             .iter()
@@ -230,6 +230,16 @@ mod tests {
         crate::jobs::chunks::testing::with_bytes(&built.used_chunks, &built.files.blobs)
     }
 
+    /// The next publish after `previous`, from what it kept.
+    fn publish_after(previous: &Built, entries: &[Vec<IndexEntry>], signer: &Signer) -> Built {
+        publish(
+            entries,
+            kept(previous),
+            previous.hash_states.clone(),
+            signer,
+        )
+    }
+
     fn refs(parts: &[Vec<IndexEntry>]) -> Vec<Vec<&IndexEntry>> {
         parts.iter().map(|part| part.iter().collect()).collect()
     }
@@ -290,12 +300,7 @@ mod tests {
         // One more package (id 6, into chunk 3): the entries before it are not read at all,
         // nothing but its chunk is compressed, and the hash states carry the digests.
         let ids = [1, 2, 3, 4, 5, 6];
-        let second = publish(
-            &entries(&ids, 6),
-            kept(&first),
-            first.hash_states.clone(),
-            &signer,
-        );
+        let second = publish_after(&first, &entries(&ids, 6), &signer);
         let changed: Vec<i64> = second.changed_chunks.iter().map(|c| c.chunk_no).collect();
         assert_eq!(changed, [3, 3, 3]);
         // Resumed, the unchanged chunks are not even read: kept as references to blobs of the
@@ -349,12 +354,7 @@ mod tests {
         // A package destroyed in the first chunk: everything after it is hashed again, still
         // matching a rebuild.
         let ids = [2, 3, 4, 5, 6];
-        let third = publish(
-            &entries(&ids, 0),
-            kept(&second),
-            second.hash_states.clone(),
-            &signer,
-        );
+        let third = publish_after(&second, &entries(&ids, 0), &signer);
         let rebuilt = publish(&entries(&ids, 0), vec![], HashMap::new(), &signer);
         assert_eq!(records(&third), records(&rebuilt));
     }
@@ -383,12 +383,7 @@ mod tests {
         // 7 joins the last chunk: only its entry is read, and it is appended to the chunk.
         let ids = [1, 2, 3, 4, 5, 6, 7];
         assert_eq!(first_needed(&first, &ids), 7);
-        let second = publish(
-            &entries(&ids, 7),
-            kept(&first),
-            first.hash_states.clone(),
-            &signer,
-        );
+        let second = publish_after(&first, &entries(&ids, 7), &signer);
         assert_eq!(changed(&second), [(3, true)]);
         assert_eq!(texts(&second), texts(&scratch(&ids)));
         assert_served(&second);
@@ -396,12 +391,7 @@ mod tests {
         assert!(text.contains("<name>p6</name>") && text.contains("<name>p7</name>"));
 
         // Unchanged, it is reused as it is while it stays the last chunk.
-        let again = publish(
-            &entries(&ids, i64::MAX),
-            kept(&second),
-            second.hash_states.clone(),
-            &signer,
-        );
+        let again = publish_after(&second, &entries(&ids, i64::MAX), &signer);
         assert_eq!(changed(&again), []);
         assert_eq!(records(&again), records(&second));
 
@@ -409,12 +399,7 @@ mod tests {
         // its entries.
         let ids = [1, 2, 3, 4, 5, 6, 7, 8];
         assert_eq!(first_needed(&second, &ids), 6);
-        let third = publish(
-            &entries(&ids, 6),
-            kept(&second),
-            second.hash_states.clone(),
-            &signer,
-        );
+        let third = publish_after(&second, &entries(&ids, 6), &signer);
         assert_eq!(changed(&third), [(3, false), (4, false)]);
         assert_eq!(texts(&third), texts(&scratch(&ids)));
         assert_served(&third);
