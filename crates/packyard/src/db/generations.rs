@@ -200,14 +200,16 @@ pub async fn current_document(
     )?)
 }
 
-const FILE_COLUMNS: &str = "f.generation_id, f.segment_count, f.path, f.size, f.md5, f.sha1,
-    f.sha256, f.sha512, f.blob_sha256, f.gunzip";
+const FILE_COLUMNS: &str = "f.generation_id, f.segment_count, f.segments_of, f.path, f.size,
+    f.md5, f.sha1, f.sha256, f.sha512, f.blob_sha256, f.gunzip";
 
 /// An index file row as selected with `FILE_COLUMNS`.
 #[derive(sqlx::FromRow)]
 struct FileRow {
     generation_id: i64,
     segment_count: i64,
+    /// The file of the same generation whose segment rows this one shares.
+    segments_of: Option<String>,
     #[sqlx(flatten)]
     file: IndexFile,
 }
@@ -217,6 +219,7 @@ async fn with_segments(db: &Db, row: Option<FileRow>) -> Result<Option<IndexFile
     let Some(FileRow {
         generation_id,
         segment_count,
+        segments_of,
         mut file,
     }) = row
     else {
@@ -230,7 +233,7 @@ async fn with_segments(db: &Db, row: Option<FileRow>) -> Result<Option<IndexFile
                  WHERE generation_id = $1 AND path = $2 ORDER BY seq",
             )
             .bind(generation_id)
-            .bind(&file.path),
+            .bind(segments_of.as_ref().unwrap_or(&file.path)),
             fetch_all
         )?;
         anyhow::ensure!(
@@ -520,12 +523,25 @@ async fn store_documents(
     Ok(())
 }
 
+/// The file whose segment rows `file` can share: for an uncompressed APT index, its `.gz`
+/// sibling in the same generation when both consist of the same segments.
+fn shared_segments<'a>(file: &IndexFile, files: &'a [IndexFile]) -> Option<&'a str> {
+    if !file.gunzip || file.segments.is_empty() {
+        return None;
+    }
+    let sibling = format!("{}.gz", file.path);
+    files
+        .iter()
+        .find(|f| f.path == sibling && f.segments == file.segments)
+        .map(|f| f.path.as_str())
+}
+
 async fn store_files(tx: &mut Tx, generation_id: i64, files: &[IndexFile]) -> Result<()> {
     for batch in files.chunks(FILE_ROWS_PER_INSERT) {
         let sql = format!(
             "INSERT INTO generation_files (generation_id, path, size, md5, sha1, sha256, sha512,
-             blob_sha256, gunzip, segment_count) VALUES {}",
-            value_rows(batch.len(), 10, 1)
+             blob_sha256, gunzip, segment_count, segments_of) VALUES {}",
+            value_rows(batch.len(), 11, 1)
         );
         run_tx!(
             tx,
@@ -542,7 +558,8 @@ async fn store_files(tx: &mut Tx, generation_id: i64, files: &[IndexFile]) -> Re
                         .bind(&file.sha512)
                         .bind(&file.blob_sha256)
                         .bind(file.gunzip)
-                        .bind(file.segments.len() as i64);
+                        .bind(file.segments.len() as i64)
+                        .bind(shared_segments(file, files));
                 }
                 query
             },
@@ -551,6 +568,7 @@ async fn store_files(tx: &mut Tx, generation_id: i64, files: &[IndexFile]) -> Re
     }
     let segments: Vec<(&str, i64, &Segment)> = files
         .iter()
+        .filter(|file| shared_segments(file, files).is_none())
         .flat_map(|file| {
             let path = file.path.as_str();
             (0..)

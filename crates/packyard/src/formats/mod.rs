@@ -474,7 +474,9 @@ pub(crate) async fn commit_documents(
         newly_indexed,
         build,
     };
-    crate::jobs::chunks::commit_generation(app, format.name(), &[], &generation).await
+    // Nothing is written, so nothing needs telling apart from the current generation's blobs.
+    let current = std::collections::HashSet::new();
+    crate::jobs::chunks::commit_generation(app, format.name(), &[], &current, &generation).await
 }
 
 /// For formats whose documents are unsigned: the current generation is whole when it has

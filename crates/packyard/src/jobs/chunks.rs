@@ -47,6 +47,8 @@ pub struct BuiltIndex {
 /// An index file being assembled, with the running digests of each of its forms.
 struct Output {
     plain: MultiHasher,
+    /// Bytes of text hashed (rather than resumed past).
+    hashed: u64,
     text: Option<String>,
     gz: Vec<Compressed>,
     gz_hash: MultiHasher,
@@ -57,6 +59,7 @@ struct Output {
 impl Output {
     fn push_text(&mut self, text: &str) {
         self.plain.update(text.as_bytes());
+        self.hashed += text.len() as u64;
         if let Some(whole) = self.text.as_mut() {
             whole.push_str(text);
         }
@@ -188,6 +191,8 @@ pub struct ChunkCache {
     /// Every chunk the built files consist of, reused or new.
     used: Vec<Chunk>,
     live: Vec<(String, i64)>,
+    /// Bytes of text hashed by the files built so far.
+    hashed: u64,
     span: i64,
     resume: PartStates,
     states: PartStates,
@@ -208,6 +213,7 @@ impl ChunkCache {
             changed: Vec::new(),
             used: Vec::new(),
             live: Vec::new(),
+            hashed: 0,
             span,
             resume,
             states: HashMap::new(),
@@ -304,6 +310,7 @@ impl ChunkCache {
     ) -> Result<BuiltIndex> {
         let mut out = Output {
             plain: self.hasher(),
+            hashed: 0,
             text: keep_text.then(String::new),
             gz: Vec::new(),
             gz_hash: self.hasher(),
@@ -342,29 +349,59 @@ impl ChunkCache {
                     && s.fingerprint == fingerprint
                     && !keep_text
             });
-            let hash_compressed = resumed.is_none();
+            let mut hash_compressed = resumed.is_none();
             let chunk = match (cached, resumed) {
                 // The last chunk grew by entries after the ones it held: its compressed forms
                 // are the ones it had followed by the new entries' own member and frame.
                 (None, _) if grown.is_some() => {
                     let (old, at) = grown.expect("matched as present");
+                    // With everything before it reused as it was and the hash state after its
+                    // old bytes kept, only the appended entries and their member are hashed.
+                    let held = old
+                        .fingerprint
+                        .strip_prefix(OPEN)
+                        .unwrap_or(&old.fingerprint);
+                    let state = resume.get(index).filter(|s| {
+                        resumable
+                            && !old.gz.sha256.is_empty()
+                            && blob_names(&old) == s.blobs
+                            && s.head == head_digest
+                            && s.chunk_no == chunk_no
+                            && s.fingerprint == held
+                            && !keep_text
+                    });
                     let old = self.read(old)?;
                     resumable = false;
-                    out.push_text(&chunked::gunzip_text(old.gz.bytes()?)?);
                     let text = chunk_text(&group[at..])?;
+                    let member = chunked::gzip_member(text.as_bytes());
+                    let frame = match (zstd, &old.zst) {
+                        (true, Some(_)) => Some(chunked::zstd_frame(text.as_bytes())),
+                        _ => None,
+                    };
+                    match state {
+                        Some(state) => {
+                            out.plain = state.state.clone();
+                            out.gz_hash = state.gz.clone();
+                            out.zst_hash = state.zst.clone();
+                            out.gz_hash.update(&member);
+                            if let Some(frame) = &frame {
+                                out.zst_hash.update(frame);
+                            }
+                            hash_compressed = false;
+                        }
+                        None => out.push_text(&chunked::gunzip_text(old.gz.bytes()?)?),
+                    }
                     out.push_text(&text);
-                    let appended = |before: &Compressed, after: Vec<u8>| -> Result<Compressed> {
-                        Ok(Compressed::new([&before.bytes()?[..], &after].concat()))
+                    let appended = |before: &Compressed, after: &[u8]| -> Result<Compressed> {
+                        Ok(Compressed::new([&before.bytes()?[..], after].concat()))
                     };
                     let chunk = Chunk {
                         part: part.to_owned(),
                         chunk_no,
                         fingerprint: format!("{OPEN}{fingerprint}"),
-                        gz: appended(&old.gz, chunked::gzip_member(text.as_bytes()))?,
-                        zst: match (zstd, &old.zst) {
-                            (true, Some(before)) => {
-                                Some(appended(before, chunked::zstd_frame(text.as_bytes()))?)
-                            }
+                        gz: appended(&old.gz, &member)?,
+                        zst: match (&old.zst, &frame) {
+                            (Some(before), Some(frame)) => Some(appended(before, frame)?),
                             _ => None,
                         },
                     };
@@ -433,6 +470,7 @@ impl ChunkCache {
             let gz = Compressed::new(chunked::gzip_member(b""));
             out.push_compressed(&gz, zst.as_ref(), true, true)?;
         }
+        self.hashed += out.hashed;
         Ok(BuiltIndex {
             plain: out.plain.finish(),
             gz: out.gz,
@@ -451,6 +489,8 @@ impl ChunkCache {
             live: self.live,
             states: self.states,
             used: self.used,
+            hashed_bytes: self.hashed,
+            current: self.current,
         }
     }
 }
@@ -460,6 +500,10 @@ pub struct Finished {
     pub live: Vec<(String, i64)>,
     pub states: PartStates,
     pub used: Vec<Chunk>,
+    /// Bytes of uncompressed text hashed: what the kept hash states did not cover.
+    pub hashed_bytes: u64,
+    /// The blobs of the target's current generation the publish started from.
+    pub current: HashSet<String>,
 }
 
 /// The entries of a chunk, each followed by a newline (the blank line between APT stanzas;
@@ -557,20 +601,18 @@ pub async fn cache_for(
 /// are checked again under the write lock, which the collector holds while it deletes blobs,
 /// so a generation never commits pointing at a blob that is gone.
 ///
-/// Blobs the target's current generation refers to are neither written nor checked: the
-/// collector keeps them while that generation is current, and only this publish (holding the
-/// target's job) can replace it.
+/// Blobs the target's current generation refers to (`current`, as the publish's chunk cache
+/// read them) are neither written nor checked: the collector keeps them while that generation
+/// is current, and only this publish (holding the target's job) can replace it. A rebuild
+/// passes none: it trusts nothing the current generation stored, which may be what went
+/// missing.
 pub async fn commit_generation(
     app: &crate::app::App,
     format: &'static str,
     blobs: &[(BlobKey, Bytes)],
+    current: &HashSet<String>,
     generation: &crate::db::generations::NewGeneration<'_>,
 ) -> Result<i64> {
-    // A rebuild trusts nothing the current generation stored: it may be what went missing.
-    let current = match generation.build.rebuild {
-        true => Default::default(),
-        false => crate::db::generations::current_blobs(&app.db, generation.target).await?,
-    };
     let new: Vec<&(BlobKey, Bytes)> = blobs
         .iter()
         .filter(|(key, _)| !current.contains(key.sha256()))

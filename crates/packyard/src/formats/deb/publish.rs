@@ -6,7 +6,8 @@
 //! of packages in it changed. Unchanged chunks are reused from the cache byte for byte, so the
 //! `.gz` (and `.zst`) files are concatenations of independently compressed members.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -53,14 +54,12 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
     let list_ms = started.elapsed().as_millis() as u64;
     let chunks = chunks::cache_for(app, target, run.rebuild).await?;
     let chunks_ms = started.elapsed().as_millis() as u64 - list_ms;
-    let architectures = architectures(&entries);
     let bodies_from = if repo.index_xz {
         0 // Packages.xz is compressed whole.
     } else {
-        architectures
+        parts(&entries)
             .iter()
-            .chain([&SOURCE.to_owned()])
-            .map(|arch| chunks.first_unreusable_id(arch, &members(&entries, arch)))
+            .map(|(arch, members)| chunks.first_unreusable_id(arch, members))
             .min()
             .unwrap_or(0)
     };
@@ -102,7 +101,8 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         build: run,
     };
     let committing = std::time::Instant::now();
-    let generation_id = commit_generation(app, "deb", &built.blobs, &generation).await?;
+    let generation_id =
+        commit_generation(app, "deb", &built.blobs, &built.current_blobs, &generation).await?;
     let commit_ms = committing.elapsed().as_millis() as u64;
     app.hash_states.set(target, built.hash_states);
     app.hash_states.keep_chunks(target, built.used_chunks);
@@ -119,6 +119,7 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         list_ms,
         chunks_ms,
         build_ms,
+        hashed_bytes = built.hashed_bytes,
         sign_ms = built.sign_ms,
         commit_ms,
         write_ms = started.elapsed().as_millis() as u64 - read_ms - build_ms,
@@ -142,30 +143,46 @@ struct Built {
     package_count: usize,
     hash_states: PartStates,
     used_chunks: Vec<Chunk>,
+    /// Bytes of text hashed rather than resumed past.
+    hashed_bytes: u64,
+    /// The blobs of the current generation this publish started from.
+    current_blobs: HashSet<String>,
 }
 
-/// The binary architectures a distribution lists: the defaults and every one pushed (`all`
-/// packages go into each).
-fn architectures(entries: &[IndexEntry]) -> BTreeSet<String> {
-    let mut architectures: BTreeSet<String> = DEFAULT_ARCHITECTURES
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
+/// The index files of a distribution and their packages, in id order: the `Packages` of each
+/// binary architecture it lists (the defaults and every one pushed; `all` packages go into
+/// each), then `Sources` under `SOURCE`.
+fn parts(entries: &[IndexEntry]) -> Vec<(String, Vec<&IndexEntry>)> {
+    // A listing shares one string per architecture, so a run of entries of the same one is
+    // recognised by its pointer rather than looked up entry by entry.
+    let same = |a: &Option<&Arc<str>>, b: &Arc<str>| a.is_some_and(|a| Arc::ptr_eq(a, b));
+    let mut architectures: BTreeSet<&str> = DEFAULT_ARCHITECTURES.iter().copied().collect();
+    let mut previous = None;
     for entry in entries {
-        let arch = &*entry.architecture;
-        if arch != "all" && arch != SOURCE && !architectures.contains(arch) {
-            architectures.insert(arch.to_owned());
+        if !same(&previous, &entry.architecture) {
+            previous = Some(&entry.architecture);
+            if !matches!(&*entry.architecture, "all" | SOURCE) {
+                architectures.insert(&entry.architecture);
+            }
         }
     }
-    architectures
-}
-
-/// The packages in one architecture's `Packages`, or with `SOURCE` in `Sources`.
-fn members<'a>(entries: &'a [IndexEntry], arch: &str) -> Vec<&'a IndexEntry> {
-    entries
-        .iter()
-        .filter(|e| *e.architecture == *arch || (&*e.architecture == "all" && arch != SOURCE))
-        .collect()
+    let names: Vec<&str> = architectures.into_iter().chain([SOURCE]).collect();
+    let binary = names.len() - 1;
+    let mut members: Vec<Vec<&IndexEntry>> = vec![Vec::new(); names.len()];
+    // The file of the previous entry's architecture; `None` for `all`, which is in every one
+    // but `Sources`.
+    let (mut previous, mut file) = (None, None);
+    for entry in entries {
+        if !same(&previous, &entry.architecture) {
+            previous = Some(&entry.architecture);
+            file = names.iter().position(|n| **n == *entry.architecture);
+        }
+        match file {
+            Some(file) => members[file].push(entry),
+            None => members[..binary].iter_mut().for_each(|m| m.push(entry)),
+        }
+    }
+    names.into_iter().map(str::to_owned).zip(members).collect()
 }
 
 fn build(
@@ -176,24 +193,13 @@ fn build(
     signer: &Signer,
     date: &str,
 ) -> Result<Built> {
-    let architectures = architectures(entries);
+    let parts = parts(entries);
     let mut out = IndexFiles::default();
     // Sources is listed in every distribution, even empty: the deb-src line packagecloud's
     // configuration writes makes `apt-get update` fail on a Release without it.
-    let indexes = architectures
-        .iter()
-        .map(String::as_str)
-        .chain([SOURCE])
-        .map(|arch| (arch, AptPath::index_file(arch, Compression::None)));
-    for (arch, path) in indexes {
-        let built = chunks.build(
-            arch,
-            "",
-            &members(entries, arch),
-            "",
-            repo.index_zstd,
-            repo.index_xz,
-        )?;
+    for (arch, members) in &parts {
+        let path = AptPath::index_file(arch, Compression::None);
+        let built = chunks.build(arch, "", members, "", repo.index_zstd, repo.index_xz)?;
         // apt finds the compressed files only when Release lists the uncompressed one too.
         let gz = out.add_segmented(format!("{path}.gz"), built.gz, built.gz_digests)?;
         out.add_gunzipped(path.clone(), &built.plain, &gz)?;
@@ -221,7 +227,11 @@ fn build(
         })
         .collect();
     let label = format!("{}/{}", repo.owner, repo.name);
-    let architectures: Vec<String> = architectures.into_iter().collect();
+    let architectures: Vec<String> = parts
+        .into_iter()
+        .map(|(arch, _)| arch)
+        .filter(|arch| arch != SOURCE)
+        .collect();
     let description = format!("{label} for {}/{}", distro.os, distro.dist);
     let release = render_release(
         &ReleaseInfo {
@@ -256,6 +266,8 @@ fn build(
             .collect(),
         package_count: entries.len(),
         hash_states: finished.states,
+        hashed_bytes: finished.hashed_bytes,
+        current_blobs: finished.current,
     })
 }
 
@@ -328,6 +340,32 @@ mod tests {
             .unwrap()
             .sha512
             .clone()
+    }
+
+    fn members<'a>(entries: &'a [IndexEntry], arch: &str) -> Vec<&'a IndexEntry> {
+        let parts = parts(entries);
+        let (_, members) = parts.into_iter().find(|(a, _)| a == arch).unwrap();
+        members
+    }
+
+    #[test]
+    fn every_file_lists_its_architecture_and_all_in_id_order() {
+        // Entries sharing one string per architecture, as a listing's do, and one that does not.
+        let amd64: Arc<str> = "amd64".into();
+        let mut entries: Vec<IndexEntry> = [(1, "all"), (2, "amd64"), (3, "riscv64")]
+            .into_iter()
+            .chain([(4, SOURCE), (5, "all"), (6, "amd64"), (7, "riscv64")])
+            .map(|(id, arch)| entry(id, arch))
+            .collect();
+        entries[1].architecture = amd64.clone();
+        entries[5].architecture = amd64;
+        let ids = |arch| -> Vec<i64> { members(&entries, arch).iter().map(|e| e.id).collect() };
+        let names: Vec<String> = parts(&entries).into_iter().map(|(a, _)| a).collect();
+        assert_eq!(names, ["amd64", "arm64", "i386", "riscv64", SOURCE]);
+        assert_eq!(ids("amd64"), [1, 2, 5, 6]);
+        assert_eq!(ids("arm64"), [1, 5]);
+        assert_eq!(ids("riscv64"), [1, 3, 5, 7]);
+        assert_eq!(ids(SOURCE), [4]);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! transaction. Because the data files are content-addressed, the flip of `repomd.xml` is the
 //! whole publish: a client holding the previous `repomd.xml` still finds every file it names.
 
+use std::collections::HashSet;
+
 use anyhow::{Context, Result};
 use packyard_formats::rpm::{RepomdRecord, render_repomd, xml_frame};
 
@@ -109,7 +111,14 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         newly_indexed: &built.newly_indexed,
         build: run,
     };
-    let generation_id = commit_generation(app, "rpm", &built.files.blobs, &generation).await?;
+    let generation_id = commit_generation(
+        app,
+        "rpm",
+        &built.files.blobs,
+        &built.current_blobs,
+        &generation,
+    )
+    .await?;
     app.hash_states.set(target, built.hash_states);
     app.hash_states.keep_chunks(target, built.used_chunks);
     app.listings.keep(target, listing.at, entries);
@@ -123,6 +132,7 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         list_ms,
         read_ms,
         build_ms,
+        hashed_bytes = built.hashed_bytes,
         sign_ms = built.sign_ms,
         write_ms = started.elapsed().as_millis() as u64 - read_ms - build_ms,
         "published yum repodata"
@@ -142,6 +152,10 @@ struct Built {
     used_chunks: Vec<Chunk>,
     /// The hash states after each chunk, from which the next publish resumes.
     hash_states: PartStates,
+    /// Bytes of text hashed rather than resumed past.
+    hashed_bytes: u64,
+    /// The blobs of the current generation this publish started from.
+    current_blobs: HashSet<String>,
 }
 
 fn build(
@@ -190,6 +204,8 @@ fn build(
         live_chunks: finished.live,
         used_chunks: finished.used,
         hash_states: finished.states,
+        hashed_bytes: finished.hashed_bytes,
+        current_blobs: finished.current,
         newly_indexed: parts[0]
             .iter()
             .filter(|e| !e.indexed)
@@ -386,6 +402,24 @@ mod tests {
         let second = publish_after(&first, &entries(&ids, 7), &signer);
         assert_eq!(changed(&second), [(3, true)]);
         assert_eq!(texts(&second), texts(&scratch(&ids)));
+        // Past the hash state kept after chunk 3 as it was, only 7's entries (and each part's
+        // head and tail) are hashed; without the states, chunk 3 is decompressed and hashed.
+        let framed = |ids: &[i64]| -> u64 {
+            let parts = entries(ids, 0);
+            let text = |e: &IndexEntry| e.body.as_ref().unwrap().len() as u64 + 1;
+            PARTS
+                .iter()
+                .zip(&parts)
+                .map(|(part, entries)| {
+                    let (head, tail) = xml_frame(part);
+                    (head.len() + tail.len()) as u64 + entries.iter().map(text).sum::<u64>()
+                })
+                .sum()
+        };
+        assert_eq!(second.hashed_bytes, framed(&[7]));
+        let restarted = publish(&entries(&ids, 7), kept(&first), HashMap::new(), &signer);
+        assert_eq!(restarted.hashed_bytes, framed(&ids));
+        assert_eq!(texts(&restarted), texts(&second));
         assert_served(&second);
         let text = served_text(&second, "primary");
         assert!(text.contains("<name>p6</name>") && text.contains("<name>p7</name>"));

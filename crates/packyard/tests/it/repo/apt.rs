@@ -236,3 +236,57 @@ async fn apt_update_never_sees_a_hash_mismatch_while_packages_are_pushed() {
         "the last push is visible once the index settles"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_uncompressed_index_shares_the_segments_of_its_gz_sibling() {
+    let app = TestApp::new().await;
+    app.create_repo("stable", false).await;
+    for name in ["hello", "greeter"] {
+        app.push_deb("stable", name, "1.0", "amd64").await;
+        app.wait_for_jobs().await;
+    }
+    let current = "FROM generation_files f JOIN publish_targets t
+         ON t.current_generation_id = f.generation_id WHERE f.path = 'main/binary-amd64/Packages'";
+    let db = &app.app.db;
+    let sibling = db
+        .scalar_text(&format!("SELECT f.segments_of {current}"))
+        .await
+        .unwrap();
+    assert_eq!(sibling, "main/binary-amd64/Packages.gz");
+    let rows = |path: &str| {
+        format!(
+            "SELECT COUNT(*) FROM generation_file_segments s JOIN publish_targets t
+             ON t.current_generation_id = s.generation_id WHERE s.path = '{path}'"
+        )
+    };
+    assert_eq!(
+        db.scalar_i64(&rows("main/binary-amd64/Packages"))
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(
+        db.scalar_i64(&rows("main/binary-amd64/Packages.gz"))
+            .await
+            .unwrap()
+            > 0
+    );
+
+    // Served from the sibling's segments, decompressed, it is what Release describes.
+    let dist = "/admin/stable/debian/dists/bookworm";
+    let plain = app
+        .bytes(&format!("{dist}/main/binary-amd64/Packages"))
+        .await;
+    let text = std::str::from_utf8(&plain).unwrap();
+    assert!(text.contains("Package: hello\n") && text.contains("Package: greeter\n"));
+    let digest = packyard_formats::digest::sha256_hex(&plain);
+    let release = app.text(&format!("{dist}/Release")).await;
+    let listed: Vec<&str> = release
+        .lines()
+        .find(|line| line.contains(&digest))
+        .unwrap_or_else(|| panic!("{digest} not in\n{release}"))
+        .split_whitespace()
+        .collect();
+    let size = plain.len().to_string();
+    assert_eq!(listed, [&digest, &size, "main/binary-amd64/Packages"]);
+}
