@@ -638,11 +638,20 @@ pub async fn commit_generation(
                 .map(|(key, bytes)| app.blobs.put_bytes(key, bytes.clone())),
         )
     };
+    // The blobs are written and synced while the rows go in; the commit waits for both, so a
+    // generation never becomes durable before its blobs.
+    let rows = async {
+        super::failpoint_before_commit().await;
+        let mut tx = app.db.begin_write().await?;
+        let published = crate::db::generations::publish(&mut tx, generation).await?;
+        anyhow::Ok((tx, published))
+    };
+    let (written, rows) = futures::future::join(put_all(), rows).await;
+    written?;
+    let (tx, (generation_id, pushed_ms)) = rows?;
+    // The collector deletes blobs under the write lock: a blob written before this publish
+    // took it may have gone since, and is written again.
     put_all().await?;
-    super::failpoint_before_commit().await;
-    let mut tx = app.db.begin_write().await?;
-    put_all().await?;
-    let (generation_id, pushed_ms) = crate::db::generations::publish(&mut tx, generation).await?;
     tx.commit().await?;
     app.cache.invalidate();
     // From the oldest push this generation makes visible to its commit; a rebuild lists old
