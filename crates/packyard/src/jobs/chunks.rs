@@ -287,10 +287,13 @@ impl ChunkCache {
             let chunk_no = group[0].id / self.span;
             let last = index + 1 == groups.len();
             let cached = self.cached.get(&(part.to_owned(), chunk_no));
-            if cached.is_some_and(|c| reusable(c, group, last)) {
+            if cached.is_some_and(|c| reusable(c, &fingerprint(group, self.span), last)) {
                 continue;
             }
-            return match cached.filter(|_| last).and_then(|c| appended_at(c, group)) {
+            return match cached
+                .filter(|_| last)
+                .and_then(|c| appended_at(c, group, self.span))
+            {
                 Some(at) => group[at].id,
                 None => chunk_no * self.span,
             };
@@ -328,14 +331,14 @@ impl ChunkCache {
         for (index, &group) in groups.iter().enumerate() {
             let chunk_no = group[0].id / self.span;
             let last = index + 1 == groups.len();
-            let fingerprint = fingerprint(group);
+            let fingerprint = fingerprint(group, self.span);
             let (cached, grown) = match self
                 .cached
                 .remove(&(part.to_owned(), chunk_no))
                 .filter(|c| !zstd || c.zst.is_some())
             {
-                Some(c) if reusable(&c, group, last) => (Some(c), None),
-                Some(c) if last => (None, appended_at(&c, group).map(|at| (c, at))),
+                Some(c) if reusable(&c, &fingerprint, last) => (Some(c), None),
+                Some(c) if last => (None, appended_at(&c, group, self.span).map(|at| (c, at))),
                 _ => (None, None),
             };
             // A hash state is resumed only past bytes reused as they were.
@@ -536,23 +539,21 @@ const OPEN: &str = "open:";
 /// The most entries a publish may add to the last chunk and still append them to it.
 const MAX_APPENDED: usize = 64;
 
-/// Whether `cached` holds exactly `group`.
-fn reusable(cached: &Chunk, group: &[&IndexEntry], last: bool) -> bool {
-    let whole = fingerprint(group);
-    cached.fingerprint == whole
-        || (last && cached.fingerprint.strip_prefix(OPEN) == Some(whole.as_str()))
+/// Whether `cached` holds exactly the group of entries whose fingerprint is `whole`.
+fn reusable(cached: &Chunk, whole: &str, last: bool) -> bool {
+    cached.fingerprint == whole || (last && cached.fingerprint.strip_prefix(OPEN) == Some(whole))
 }
 
 /// Where the entries `cached` lacks begin, when `group` is what it holds followed by a few
 /// more (the usual publish of a push: new packages have the highest ids).
-fn appended_at(cached: &Chunk, group: &[&IndexEntry]) -> Option<usize> {
+fn appended_at(cached: &Chunk, group: &[&IndexEntry], span: i64) -> Option<usize> {
     let held = cached
         .fingerprint
         .strip_prefix(OPEN)
         .unwrap_or(&cached.fingerprint);
     (group.len().saturating_sub(MAX_APPENDED).max(1)..group.len())
         .rev()
-        .find(|&at| fingerprint(&group[..at]) == held)
+        .find(|&at| fingerprint(&group[..at], span) == held)
 }
 
 /// The names of a chunk's blobs, which identify its bytes.
@@ -563,10 +564,16 @@ fn blob_names(chunk: &Chunk) -> String {
     }
 }
 
-/// Identifies the package set of a chunk; entries never change once stored, so ids suffice.
-fn fingerprint(group: &[&IndexEntry]) -> String {
-    let ids: Vec<u8> = group.iter().flat_map(|e| e.id.to_le_bytes()).collect();
-    sha256_hex(&ids)
+/// Identifies the package set of a chunk (entries never change once stored, so ids suffice):
+/// the SHA-256 of the bitmap of its ids' places in the chunk's span, which costs a bit per
+/// id rather than hashing eight bytes of each.
+fn fingerprint(group: &[&IndexEntry], span: i64) -> String {
+    let mut bitmap = vec![0u8; (span as usize).div_ceil(8)];
+    for entry in group {
+        let place = entry.id.rem_euclid(span) as usize;
+        bitmap[place / 8] |= 1 << (place % 8);
+    }
+    sha256_hex(&bitmap)
 }
 
 /// The chunk cache a publish of `target` starts from: the chunks its last publish here kept
