@@ -263,43 +263,29 @@ pub struct IndexEntry {
     pub indexed: bool,
 }
 
-/// The entries for `part` of the live packages whose id is at least `from`, in id order.
+/// The entries for `part` of the live packages with ids in `from..to`, in id order.
 pub async fn index_bodies(
     db: &Db,
     repository_id: i64,
     distro_version_id: i64,
     part: &str,
-    from: i64,
+    ids: std::ops::Range<i64>,
 ) -> Result<Vec<(i64, String)>> {
-    if from == i64::MAX {
-        return Ok(Vec::new());
-    }
     Ok(run!(
         db,
         sqlx::query_as(
             "SELECT p.id, e.body FROM packages p
              JOIN package_entries e ON e.package_id = p.id AND e.part = $3
              WHERE p.repository_id = $1 AND p.distro_version_id = $2 AND p.deleted_at IS NULL
-             AND p.id >= $4 ORDER BY p.id",
+             AND p.id >= $4 AND p.id < $5 ORDER BY p.id",
         )
         .bind(repository_id)
         .bind(distro_version_id)
         .bind(part)
-        .bind(from),
+        .bind(ids.start)
+        .bind(ids.end),
         fetch_all
     )?)
-}
-
-/// Gives listed packages their entries; both are in id order. A package pushed between the
-/// two reads has an entry but no listing, and is left for the next publish.
-pub fn attach_bodies(entries: &mut [IndexEntry], bodies: Vec<(i64, String)>) {
-    let mut bodies = bodies.into_iter().peekable();
-    for entry in entries {
-        while bodies.next_if(|(id, _)| *id < entry.id).is_some() {}
-        if let Some((_, body)) = bodies.next_if(|(id, _)| *id == entry.id) {
-            entry.body = Some(body);
-        }
-    }
 }
 
 /// Marks packages indexed; returns when the oldest of them was pushed, in milliseconds.

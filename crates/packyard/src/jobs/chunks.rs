@@ -16,6 +16,7 @@
 //! compressed whole once a later chunk exists.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 use std::sync::Mutex;
 
 use anyhow::{Context, Result};
@@ -178,11 +179,19 @@ impl HashStates {
 /// Reads one cached chunk with its bytes, by part and number.
 pub type ChunkReader = Box<dyn FnMut(&str, i64) -> Result<Option<Chunk>> + Send>;
 
+/// Reads the entries for one index part of the live packages with ids in a range, in id order.
+pub type EntryReader = Box<dyn FnMut(&str, Range<i64>) -> Result<Vec<(i64, String)>> + Send>;
+
 pub struct ChunkCache {
     /// Whether the index files need only SHA-256 (YUM) rather than all four digests (APT).
     sha256_only: bool,
     /// Where the bytes of chunks kept as references are read from.
     reader: Option<ChunkReader>,
+    /// Where the entries of a chunk to compress are read from, a chunk at a time, when the
+    /// listing does not carry them: a publish never holds more than a chunk's entries.
+    entries: Option<EntryReader>,
+    /// Entries read so far.
+    entries_read: u64,
     /// The blobs of the target's current generation: a reused chunk among them goes into the
     /// files as a reference, so a publish never holds every chunk's bytes at once.
     current: HashSet<String>,
@@ -208,6 +217,8 @@ impl ChunkCache {
         ChunkCache {
             sha256_only: false,
             reader: None,
+            entries: None,
+            entries_read: 0,
             current: HashSet::new(),
             cached,
             changed: Vec::new(),
@@ -232,6 +243,25 @@ impl ChunkCache {
         self.reader = Some(reader);
         self.current = current;
         self
+    }
+
+    /// Reads the entries of chunks to compress with `reader`.
+    pub fn reading_entries(mut self, reader: EntryReader) -> ChunkCache {
+        self.entries = Some(reader);
+        self
+    }
+
+    /// The text of `group` of `part`: its entries, read when the listing does not carry them.
+    fn text(&mut self, part: &str, group: &[&IndexEntry]) -> Result<String> {
+        let read = match (group.iter().any(|e| e.body.is_none()), self.entries.as_mut()) {
+            (true, Some(reader)) => {
+                let ids = group[0].id..group[group.len() - 1].id + 1;
+                reader(part, ids)?
+            }
+            _ => Vec::new(),
+        };
+        self.entries_read += read.len() as u64;
+        chunk_text(group, read)
     }
 
     /// `chunk` with its bytes: as it is, or read again. A chunk stored since with other
@@ -273,32 +303,6 @@ impl ChunkCache {
         } else {
             MultiHasher::default()
         }
-    }
-
-    /// The first package id of `part` whose entry must be read: every chunk before it is
-    /// cached, so its hash state is resumed or its text recovered from its gzip member; and
-    /// when the last chunk only grew, only its new entries are read. `i64::MAX` when nothing
-    /// must be read.
-    pub fn first_unreusable_id(&self, part: &str, members: &[&IndexEntry]) -> i64 {
-        let groups: Vec<&[&IndexEntry]> = members
-            .chunk_by(|a, b| a.id / self.span == b.id / self.span)
-            .collect();
-        for (index, group) in groups.iter().enumerate() {
-            let chunk_no = group[0].id / self.span;
-            let last = index + 1 == groups.len();
-            let cached = self.cached.get(&(part.to_owned(), chunk_no));
-            if cached.is_some_and(|c| reusable(c, &fingerprint(group, self.span), last)) {
-                continue;
-            }
-            return match cached
-                .filter(|_| last)
-                .and_then(|c| appended_at(c, group, self.span))
-            {
-                Some(at) => group[at].id,
-                None => chunk_no * self.span,
-            };
-        }
-        i64::MAX
     }
 
     /// Builds the index file `part` from `members`, which are in id order.
@@ -375,7 +379,7 @@ impl ChunkCache {
                     });
                     let old = self.read(old)?;
                     resumable = false;
-                    let text = chunk_text(&group[at..])?;
+                    let text = self.text(part, &group[at..])?;
                     let member = chunked::gzip_member(text.as_bytes());
                     let frame = match (zstd, &old.zst) {
                         (true, Some(_)) => Some(chunked::zstd_frame(text.as_bytes())),
@@ -425,14 +429,14 @@ impl ChunkCache {
                     resumable = false;
                     let text = match group.iter().any(|e| e.body.is_none()) {
                         true => chunked::gunzip_text(chunk.gz.bytes()?)?,
-                        false => chunk_text(group)?,
+                        false => chunk_text(group, Vec::new())?,
                     };
                     out.push_text(&text);
                     chunk
                 }
                 (None, _) => {
                     resumable = false;
-                    let text = chunk_text(group)?;
+                    let text = self.text(part, group)?;
                     out.push_text(&text);
                     let chunk = Chunk {
                         part: part.to_owned(),
@@ -493,6 +497,7 @@ impl ChunkCache {
             states: self.states,
             used: self.used,
             hashed_bytes: self.hashed,
+            entries_read: self.entries_read,
             current: self.current,
         }
     }
@@ -505,23 +510,29 @@ pub struct Finished {
     pub used: Vec<Chunk>,
     /// Bytes of uncompressed text hashed: what the kept hash states did not cover.
     pub hashed_bytes: u64,
+    /// Entries read to compress chunks.
+    pub entries_read: u64,
     /// The blobs of the target's current generation the publish started from.
     pub current: HashSet<String>,
 }
 
 /// The entries of a chunk, each followed by a newline (the blank line between APT stanzas;
-/// XML fragments end in a newline of their own, so theirs is one blank line too).
-fn chunk_text(group: &[&IndexEntry]) -> Result<String> {
-    let mut text = String::with_capacity(
-        group
-            .iter()
-            .map(|e| e.body.as_ref().map_or(0, String::len) + 1)
-            .sum(),
-    );
+/// XML fragments end in a newline of their own, so theirs is one blank line too): the entry
+/// an `IndexEntry` carries, or else its entry among `read` (in id order).
+fn chunk_text(group: &[&IndexEntry], read: Vec<(i64, String)>) -> Result<String> {
+    let carried: usize = group
+        .iter()
+        .map(|e| e.body.as_ref().map_or(0, String::len) + 1)
+        .sum();
+    let fetched: usize = read.iter().map(|(_, body)| body.len()).sum();
+    let mut text = String::with_capacity(carried + fetched);
+    let mut read = read.into_iter().peekable();
     for entry in group {
-        let body = entry.body.as_deref().ok_or_else(|| {
+        while read.next_if(|(id, _)| *id < entry.id).is_some() {}
+        let fetched = read.next_if(|(id, _)| *id == entry.id).map(|(_, body)| body);
+        let body = entry.body.as_deref().or(fetched.as_deref()).ok_or_else(|| {
             anyhow::anyhow!(
-                "the entry of package {} was not read but its chunk must be rebuilt",
+                "the entry of package {} could not be read but its chunk must be rebuilt",
                 entry.id
             )
         })?;
@@ -578,30 +589,50 @@ fn fingerprint(group: &[&IndexEntry], span: i64) -> String {
 
 /// The chunk cache a publish of `target` starts from: the chunks its last publish here kept
 /// (as references) with their hash states, or else the chunks the database lists, read one by
-/// one when needed. A rebuild starts from nothing.
+/// one when needed. A rebuild starts from nothing. The entries of a chunk to compress are
+/// read from the database's part `entry_part(file part)`.
 pub async fn cache_for(
     app: &crate::app::App,
     target: &Target,
     rebuild: bool,
+    entry_part: fn(&str) -> &str,
 ) -> Result<ChunkCache> {
+    let runtime = tokio::runtime::Handle::current();
+    // Both readers are called from the blocking thread that builds the index.
+    let entries: EntryReader = {
+        let (db, target, runtime) = (app.db.clone(), target.clone(), runtime.clone());
+        Box::new(move |part, ids| {
+            let (repository, distro_version) = (target.repository_id, target.distro_version_id);
+            runtime.block_on(crate::db::packages::index_bodies(
+                &db,
+                repository,
+                distro_version,
+                entry_part(part),
+                ids,
+            ))
+        })
+    };
     let kept = app.hash_states.take_chunks(target);
     if rebuild {
-        return Ok(ChunkCache::new(Vec::new(), CHUNK_SPAN, PartStates::new()));
+        return Ok(ChunkCache::new(Vec::new(), CHUNK_SPAN, PartStates::new())
+            .reading_entries(entries));
     }
     let cached = match kept {
         Some(kept) => kept,
         None => crate::db::generations::chunks(&app.db, target).await?,
     };
     let current = crate::db::generations::current_blobs(&app.db, target).await?;
-    let reader: ChunkReader = {
+    let chunks: ChunkReader = {
         let (db, target) = (app.db.clone(), target.clone());
-        let runtime = tokio::runtime::Handle::current();
-        // Called from the blocking thread that builds the index.
         Box::new(move |part, chunk_no| {
             runtime.block_on(crate::db::generations::chunk(&db, &target, part, chunk_no))
         })
     };
-    Ok(ChunkCache::new(cached, CHUNK_SPAN, app.hash_states.get(target)).reading(reader, current))
+    Ok(
+        ChunkCache::new(cached, CHUNK_SPAN, app.hash_states.get(target))
+            .reading(chunks, current)
+            .reading_entries(entries),
+    )
 }
 
 /// Writes a generation's blobs, then stores the generation and makes it current. The blobs

@@ -41,8 +41,8 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
     let distro = distros::by_id(distro_version_id)
         .with_context(|| format!("unknown distribution version id {distro_version_id}"))?;
     let started = std::time::Instant::now();
-    // First the package list without entries, to see which chunks can be reused; then the
-    // entries from the first chunk that cannot.
+    // The package list without entries: the chunk cache reads the entries of the chunks it
+    // must compress, a chunk at a time.
     let grace = std::time::Duration::from_secs(app.config.index_grace_secs);
     let watermark = run.claim.map(|c| c.watermark);
     if run.rebuild {
@@ -50,28 +50,11 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         app.listings.forget(target);
     }
     let listed = app.listings.list(&app.db, target, grace, watermark).await?;
-    let mut entries = listed.entries;
+    let entries = listed.entries;
     let list_ms = started.elapsed().as_millis() as u64;
-    let chunks = chunks::cache_for(app, target, run.rebuild).await?;
+    // Every architecture's Packages and Sources consist of entries of the part "packages".
+    let chunks = chunks::cache_for(app, target, run.rebuild, |_| "packages").await?;
     let chunks_ms = started.elapsed().as_millis() as u64 - list_ms;
-    let bodies_from = if repo.index_xz {
-        0 // Packages.xz is compressed whole.
-    } else {
-        parts(&entries)
-            .iter()
-            .map(|(arch, members)| chunks.first_unreusable_id(arch, members))
-            .min()
-            .unwrap_or(0)
-    };
-    let bodies = db::packages::index_bodies(
-        &app.db,
-        repository_id,
-        distro_version_id,
-        "packages",
-        bodies_from,
-    )
-    .await?;
-    db::packages::attach_bodies(&mut entries, bodies);
     let secret_keys = crate::keys::signing_secret_keys(app, &repo).await?;
     let date = release_date();
     let read_ms = started.elapsed().as_millis() as u64;
@@ -113,7 +96,7 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         generation_id,
         packages = built.package_count,
         listed_incrementally = listed.incremental,
-        entries_read_from_id = bodies_from,
+        entries_read = built.entries_read,
         chunks_compressed = built.changed_chunks.len(),
         read_ms,
         list_ms,
@@ -145,6 +128,8 @@ struct Built {
     used_chunks: Vec<Chunk>,
     /// Bytes of text hashed rather than resumed past.
     hashed_bytes: u64,
+    /// Entries read to compress chunks.
+    entries_read: u64,
     /// The blobs of the current generation this publish started from.
     current_blobs: HashSet<String>,
 }
@@ -267,6 +252,7 @@ fn build(
         package_count: entries.len(),
         hash_states: finished.states,
         hashed_bytes: finished.hashed_bytes,
+        entries_read: finished.entries_read,
         current_blobs: finished.current,
     })
 }
@@ -287,6 +273,7 @@ mod tests {
     use std::io::Read;
 
     use super::*;
+    use crate::jobs::chunks::EntryReader;
     use crate::jobs::chunks::testing::{repo, stored_bytes};
     use crate::sign::{self, KeyAlgorithm};
 
@@ -401,12 +388,37 @@ mod tests {
         }
         let cached = first.changed_chunks.clone();
         let resumed = cache(cached.clone(), first.hash_states.clone());
-        assert_eq!(
-            resumed.first_unreusable_id("amd64", &members(&partial, "amd64")),
-            6
-        );
         let second = build(&repo(), distro, &partial, resumed, &signer, "d").unwrap();
         assert_eq!(changed(&second), [("amd64", 3)]);
+        // With no entries in the listing, the cache reads those of the one chunk it compresses.
+        let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let reader: EntryReader = {
+            let asked = asked.clone();
+            let stored: Vec<(i64, String)> = entries
+                .iter()
+                .map(|e| (e.id, e.body.clone().unwrap()))
+                .collect();
+            Box::new(move |part: &str, ids: std::ops::Range<i64>| {
+                asked.lock().unwrap().push((part.to_owned(), ids.clone()));
+                Ok(stored
+                    .iter()
+                    .filter(|(id, _)| ids.contains(id))
+                    .cloned()
+                    .collect())
+            })
+        };
+        let bare: Vec<IndexEntry> = entries
+            .iter()
+            .map(|e| IndexEntry {
+                body: None,
+                ..e.clone()
+            })
+            .collect();
+        let reading = cache(cached.clone(), first.hash_states.clone()).reading_entries(reader);
+        let read = build(&repo(), distro, &bare, reading, &signer, "d").unwrap();
+        assert_eq!(*asked.lock().unwrap(), [("amd64".to_owned(), 6..8)]);
+        assert_eq!(read.entries_read, 2);
+        assert_eq!(read.release, second.release);
         // Stored in segments, the unchanged chunks are the same blobs as before.
         let segments = |built: &Built| {
             file(built, "main/binary-amd64/Packages.gz")

@@ -44,38 +44,11 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         .filter(|&i| listed_in(&target.arch, &listing.entries[i].architecture))
         .collect();
     let list_ms = started.elapsed().as_millis() as u64;
-    // repomd.xml names SHA-256 digests only.
-    let chunks = chunks::cache_for(app, target, run.rebuild)
+    // repomd.xml names SHA-256 digests only. Each part's chunks consist of its own entries,
+    // which the cache reads a chunk at a time when it must compress one.
+    let chunks = chunks::cache_for(app, target, run.rebuild, |part| part)
         .await?
         .sha256_only();
-    // Per part, the entries from the first chunk that changed on, with their bodies: the hash
-    // states after the chunks before it are resumed, and the unchanged chunks after it are
-    // decompressed. The listed entries before it are shared by the parts, without bodies.
-    let members: Vec<&IndexEntry> = listed_at.iter().map(|&i| &listing.entries[i]).collect();
-    let mut tails = Vec::with_capacity(PARTS.len());
-    for part in PARTS {
-        let from = chunks.first_unreusable_id(part, &members);
-        let mut tail: Vec<IndexEntry> = members
-            .iter()
-            .filter(|e| e.id >= from)
-            .map(|e| IndexEntry {
-                id: e.id,
-                architecture: e.architecture.clone(),
-                body: None,
-                indexed: e.indexed,
-            })
-            .collect();
-        let bodies = db::packages::index_bodies(
-            &app.db,
-            target.repository_id,
-            target.distro_version_id,
-            part,
-            from,
-        )
-        .await?;
-        db::packages::attach_bodies(&mut tail, bodies);
-        tails.push((from, tail));
-    }
     let secret_keys = crate::keys::signing_secret_keys(app, &repo).await?;
     let revision = db::now();
 
@@ -83,18 +56,8 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
     let entries = listing.entries;
     let (built, entries) = tokio::task::spawn_blocking(move || {
         let signer = Signer::from_armored(&secret_keys)?;
-        let parts: Vec<Vec<&IndexEntry>> = tails
-            .iter()
-            .map(|(from, tail)| {
-                listed_at
-                    .iter()
-                    .map(|&i| &entries[i])
-                    .take_while(|e| e.id < *from)
-                    .chain(tail)
-                    .collect()
-            })
-            .collect();
-        let built = build(&repo, &parts, chunks, &signer, revision)?;
+        let members: Vec<&IndexEntry> = listed_at.iter().map(|&i| &entries[i]).collect();
+        let built = build(&repo, &[&members[..]; 3], chunks, &signer, revision)?;
         anyhow::Ok((built, entries))
     })
     .await??;
@@ -128,6 +91,7 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         arch = %target.arch,
         generation_id,
         packages = built.newly_indexed.len(),
+        entries_read = built.entries_read,
         chunks_compressed = built.changed_chunks.len(),
         list_ms,
         read_ms,
@@ -154,13 +118,15 @@ struct Built {
     hash_states: PartStates,
     /// Bytes of text hashed rather than resumed past.
     hashed_bytes: u64,
+    /// Entries read to compress chunks.
+    entries_read: u64,
     /// The blobs of the current generation this publish started from.
     current_blobs: HashSet<String>,
 }
 
-fn build(
+fn build<'a>(
     repo: &Repo,
-    parts: &[Vec<&IndexEntry>],
+    parts: &[impl AsRef<[&'a IndexEntry]>],
     mut chunks: ChunkCache,
     signer: &Signer,
     revision: i64,
@@ -169,7 +135,7 @@ fn build(
     let mut records: Vec<(&str, IndexFile, u64, String)> = Vec::new();
     for (part, members) in PARTS.iter().zip(parts) {
         let (head, tail) = xml_frame(part);
-        let built = chunks.build(part, &head, members, &tail, repo.index_zstd, false)?;
+        let built = chunks.build(part, &head, members.as_ref(), &tail, repo.index_zstd, false)?;
         // EL7's yum reads only gzip, so zstd is a per-repository choice.
         let (segments, digests, name) = match (built.zst, built.zst_digests) {
             (Some(zst), Some(digests)) => (zst, digests, format!("{part}.xml.zst")),
@@ -205,8 +171,10 @@ fn build(
         used_chunks: finished.used,
         hash_states: finished.states,
         hashed_bytes: finished.hashed_bytes,
+        entries_read: finished.entries_read,
         current_blobs: finished.current,
         newly_indexed: parts[0]
+            .as_ref()
             .iter()
             .filter(|e| !e.indexed)
             .map(|e| e.id)
@@ -380,11 +348,6 @@ mod tests {
         let key = sign::generate("t <t@example.invalid>", KeyAlgorithm::Ed25519, 86_400).unwrap();
         let signer = Signer::from_armored(&[key.secret_armored]).unwrap();
         let scratch = |ids: &[i64]| publish(&entries(ids, 0), vec![], HashMap::new(), &signer);
-        let first_needed = |built: &Built, ids: &[i64]| {
-            let cache = ChunkCache::new(kept(built), 2, built.hash_states.clone());
-            let listed = entries(ids, i64::MAX);
-            cache.first_unreusable_id("primary", &listed[0].iter().collect::<Vec<_>>())
-        };
         let changed = |built: &Built| -> Vec<(i64, bool)> {
             built
                 .changed_chunks
@@ -398,7 +361,6 @@ mod tests {
 
         // 7 joins the last chunk: only its entry is read, and it is appended to the chunk.
         let ids = [1, 2, 3, 4, 5, 6, 7];
-        assert_eq!(first_needed(&first, &ids), 7);
         let second = publish_after(&first, &entries(&ids, 7), &signer);
         assert_eq!(changed(&second), [(3, true)]);
         assert_eq!(texts(&second), texts(&scratch(&ids)));
@@ -432,7 +394,6 @@ mod tests {
         // 8 starts chunk 4: chunk 3 is no longer the last, and is compressed whole again from
         // its entries.
         let ids = [1, 2, 3, 4, 5, 6, 7, 8];
-        assert_eq!(first_needed(&second, &ids), 6);
         let third = publish_after(&second, &entries(&ids, 6), &signer);
         assert_eq!(changed(&third), [(3, false), (4, false)]);
         assert_eq!(texts(&third), texts(&scratch(&ids)));
