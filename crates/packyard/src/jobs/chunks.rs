@@ -329,9 +329,7 @@ impl ChunkCache {
         let resume = self.resume.remove(part).unwrap_or_default();
         let mut resumable = true;
         let mut states = Vec::new();
-        let groups: Vec<&[&IndexEntry]> = members
-            .chunk_by(|a, b| a.id / self.span == b.id / self.span)
-            .collect();
+        let groups = groups(members, self.span);
         for (index, &group) in groups.iter().enumerate() {
             let chunk_no = group[0].id / self.span;
             let last = index + 1 == groups.len();
@@ -575,13 +573,29 @@ fn blob_names(chunk: &Chunk) -> String {
     }
 }
 
+/// `members` (in id order) split into chunks of `span` consecutive ids. A million members
+/// cost a comparison each and a division per chunk.
+fn groups<'a, 'e>(members: &'a [&'e IndexEntry], span: i64) -> Vec<&'a [&'e IndexEntry]> {
+    let mut groups = Vec::new();
+    let mut rest = members;
+    while let Some(first) = rest.first() {
+        let end = first.id.div_euclid(span) * span + span;
+        let len = rest.partition_point(|e| e.id < end);
+        let (group, after) = rest.split_at(len);
+        groups.push(group);
+        rest = after;
+    }
+    groups
+}
+
 /// Identifies the package set of a chunk (entries never change once stored, so ids suffice):
 /// the SHA-256 of the bitmap of its ids' places in the chunk's span, which costs a bit per
 /// id rather than hashing eight bytes of each.
 fn fingerprint(group: &[&IndexEntry], span: i64) -> String {
     let mut bitmap = vec![0u8; (span as usize).div_ceil(8)];
+    let start = group.first().map_or(0, |e| e.id.div_euclid(span) * span);
     for entry in group {
-        let place = entry.id.rem_euclid(span) as usize;
+        let place = (entry.id - start) as usize;
         bitmap[place / 8] |= 1 << (place % 8);
     }
     sha256_hex(&bitmap)

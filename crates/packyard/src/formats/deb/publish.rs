@@ -153,15 +153,28 @@ fn parts(entries: &[IndexEntry]) -> Vec<(String, Vec<&IndexEntry>)> {
     }
     let names: Vec<&str> = architectures.into_iter().chain([SOURCE]).collect();
     let binary = names.len() - 1;
-    let mut members: Vec<Vec<&IndexEntry>> = vec![Vec::new(); names.len()];
-    // The file of the previous entry's architecture; `None` for `all`, which is in every one
-    // but `Sources`.
-    let (mut previous, mut file) = (None, None);
-    for entry in entries {
-        if !same(&previous, &entry.architecture) {
-            previous = Some(&entry.architecture);
-            file = names.iter().position(|n| **n == *entry.architecture);
+    // Each entry with its file: `None` for `all`, which is in every one but `Sources`. Counted
+    // first, so each list is allocated once at its size.
+    let lookup = &names;
+    let with_files = || {
+        let (mut previous, mut file) = (None, None);
+        entries.iter().map(move |entry| {
+            if !same(&previous, &entry.architecture) {
+                previous = Some(&entry.architecture);
+                file = lookup.iter().position(|n| **n == *entry.architecture);
+            }
+            (entry, file)
+        })
+    };
+    let mut sizes = vec![0; names.len()];
+    for (_, file) in with_files() {
+        match file {
+            Some(file) => sizes[file] += 1,
+            None => sizes[..binary].iter_mut().for_each(|s| *s += 1),
         }
+    }
+    let mut members: Vec<Vec<&IndexEntry>> = sizes.into_iter().map(Vec::with_capacity).collect();
+    for (entry, file) in with_files() {
         match file {
             Some(file) => members[file].push(entry),
             None => members[..binary].iter_mut().for_each(|m| m.push(entry)),
