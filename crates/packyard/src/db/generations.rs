@@ -200,8 +200,8 @@ pub async fn current_document(
     )?)
 }
 
-const FILE_COLUMNS: &str = "f.generation_id, f.segment_count, f.segments_of, f.path, f.size,
-    f.md5, f.sha1, f.sha256, f.sha512, f.blob_sha256, f.gunzip";
+const FILE_COLUMNS: &str = "f.generation_id, f.segment_count, f.segments_of, f.segments_base,
+    f.segments_reused, f.path, f.size, f.md5, f.sha1, f.sha256, f.sha512, f.blob_sha256, f.gunzip";
 
 /// An index file row as selected with `FILE_COLUMNS`.
 #[derive(sqlx::FromRow)]
@@ -210,6 +210,9 @@ struct FileRow {
     segment_count: i64,
     /// The file of the same generation whose segment rows this one shares.
     segments_of: Option<String>,
+    /// The generation whose same file holds the first `segments_reused` segments.
+    segments_base: Option<i64>,
+    segments_reused: i64,
     #[sqlx(flatten)]
     file: IndexFile,
 }
@@ -220,6 +223,8 @@ async fn with_segments(db: &Db, row: Option<FileRow>) -> Result<Option<IndexFile
         generation_id,
         segment_count,
         segments_of,
+        segments_base,
+        segments_reused,
         mut file,
     }) = row
     else {
@@ -229,11 +234,19 @@ async fn with_segments(db: &Db, row: Option<FileRow>) -> Result<Option<IndexFile
         file.segments = run!(
             db,
             sqlx::query_as(
-                "SELECT blob_sha256, size FROM generation_file_segments
-                 WHERE generation_id = $1 AND path = $2 ORDER BY seq",
+                "SELECT blob_sha256, size, seq FROM generation_file_segments
+                 WHERE generation_id = $1 AND path = $2 AND seq < $3
+                 UNION ALL
+                 SELECT blob_sha256, size, seq FROM generation_file_segments
+                 WHERE generation_id = $4 AND path = $2 ORDER BY seq",
             )
-            .bind(generation_id)
-            .bind(segments_of.as_ref().unwrap_or(&file.path)),
+            .bind(segments_base.unwrap_or(generation_id))
+            .bind(segments_of.as_ref().unwrap_or(&file.path))
+            .bind(match segments_base {
+                Some(_) => segments_reused,
+                None => 0,
+            })
+            .bind(generation_id),
             fetch_all
         )?;
         anyhow::ensure!(
@@ -448,7 +461,7 @@ pub async fn publish(tx: &mut Tx, new: &NewGeneration<'_>) -> Result<(i64, Optio
         fetch_one
     )?;
     store_documents(tx, generation_id, new.documents).await?;
-    store_files(tx, generation_id, new.files).await?;
+    store_files(tx, t, generation_id, new.files, new.build.rebuild).await?;
     run_tx!(
         tx,
         sqlx::query(
@@ -536,18 +549,95 @@ fn shared_segments<'a>(file: &IndexFile, files: &'a [IndexFile]) -> Option<&'a s
         .map(|f| f.path.as_str())
 }
 
-async fn store_files(tx: &mut Tx, generation_id: i64, files: &[IndexFile]) -> Result<()> {
-    for batch in files.chunks(FILE_ROWS_PER_INSERT) {
+/// Files of fewer segments are stored whole.
+const MIN_SEGMENTS_FOR_BASE: usize = 16;
+/// The most segments a file stores against a base: a file that changed further back (or a
+/// base that would serve for long) is stored whole, and is the base of the files after it.
+const MAX_SEGMENTS_PAST_BASE: usize = 64;
+
+/// Where `file` can take its first segments from: the same file of the generation the
+/// target's current one is based on (or of the current one, stored whole), and how many of its
+/// segments it shares with that one.
+async fn segment_base(tx: &mut Tx, t: &Target, file: &IndexFile) -> Result<Option<(i64, i64)>> {
+    if file.segments.len() < MIN_SEGMENTS_FOR_BASE {
+        return Ok(None);
+    }
+    let current: Option<(i64, Option<i64>)> = run_tx!(
+        tx,
+        sqlx::query_as(
+            "SELECT f.generation_id, f.segments_base FROM publish_targets t
+             JOIN generation_files f ON f.generation_id = t.current_generation_id
+             WHERE t.repository_id = $1 AND t.distro_version_id = $2 AND t.arch = $3
+             AND f.path = $4 AND f.segments_of IS NULL",
+        )
+        .bind(t.repository_id)
+        .bind(t.distro_version_id)
+        .bind(&t.arch)
+        .bind(&file.path),
+        fetch_optional
+    )?;
+    let Some((current, base)) = current else {
+        return Ok(None);
+    };
+    let base = base.unwrap_or(current);
+    let stored: Vec<Segment> = run_tx!(
+        tx,
+        sqlx::query_as(
+            "SELECT blob_sha256, size FROM generation_file_segments
+             WHERE generation_id = $1 AND path = $2 ORDER BY seq",
+        )
+        .bind(base)
+        .bind(&file.path),
+        fetch_all
+    )?;
+    let reused = stored
+        .iter()
+        .zip(&file.segments)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let past = file.segments.len() - reused;
+    Ok((reused > 0 && past <= MAX_SEGMENTS_PAST_BASE).then_some((base, reused as i64)))
+}
+
+async fn store_files(
+    tx: &mut Tx,
+    t: &Target,
+    generation_id: i64,
+    files: &[IndexFile],
+    rebuild: bool,
+) -> Result<()> {
+    // Per file: the file whose segment rows it shares, and the base its first ones are in. A
+    // rebuild stores every file whole, taking nothing from what was stored before.
+    let mut stored: Vec<(Option<&str>, Option<(i64, i64)>)> = Vec::with_capacity(files.len());
+    for file in files {
+        let shared = shared_segments(file, files);
+        let base = match shared {
+            None if !rebuild => segment_base(tx, t, file).await?,
+            _ => None, // A sibling's is taken below.
+        };
+        stored.push((shared, base));
+    }
+    for i in 0..files.len() {
+        if let Some(sibling) = stored[i].0 {
+            let at = files.iter().position(|f| f.path == sibling);
+            stored[i].1 = at.and_then(|at| stored[at].1);
+        }
+    }
+    for (batch, stored) in files
+        .chunks(FILE_ROWS_PER_INSERT)
+        .zip(stored.chunks(FILE_ROWS_PER_INSERT))
+    {
         let sql = format!(
             "INSERT INTO generation_files (generation_id, path, size, md5, sha1, sha256, sha512,
-             blob_sha256, gunzip, segment_count, segments_of) VALUES {}",
-            value_rows(batch.len(), 11, 1)
+             blob_sha256, gunzip, segment_count, segments_of, segments_base, segments_reused)
+             VALUES {}",
+            value_rows(batch.len(), 13, 1)
         );
         run_tx!(
             tx,
             {
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
-                for file in batch {
+                for (file, (shared, base)) in batch.iter().zip(stored) {
                     query = query
                         .bind(generation_id)
                         .bind(&file.path)
@@ -559,20 +649,26 @@ async fn store_files(tx: &mut Tx, generation_id: i64, files: &[IndexFile]) -> Re
                         .bind(&file.blob_sha256)
                         .bind(file.gunzip)
                         .bind(file.segments.len() as i64)
-                        .bind(shared_segments(file, files));
+                        .bind(shared)
+                        .bind(base.map(|(base, _)| base))
+                        .bind(base.map_or(0, |(_, reused)| reused));
                 }
                 query
             },
             execute
         )?;
     }
+    // A file's own rows: none when it shares its sibling's, those past its base's otherwise.
     let segments: Vec<(&str, i64, &Segment)> = files
         .iter()
-        .filter(|file| shared_segments(file, files).is_none())
-        .flat_map(|file| {
+        .zip(&stored)
+        .filter(|(_, (shared, _))| shared.is_none())
+        .flat_map(|(file, (_, base))| {
             let path = file.path.as_str();
+            let reused = base.map_or(0, |(_, reused)| reused);
             (0..)
                 .zip(&file.segments)
+                .skip(reused as usize)
                 .map(move |(seq, s)| (path, seq, s))
         })
         .collect();
@@ -608,6 +704,12 @@ const CURRENT_BLOBS: &str = "SELECT f.blob_sha256 FROM generation_files f JOIN p
      UNION
      SELECT s.blob_sha256 FROM generation_file_segments s JOIN publish_targets t
        ON s.generation_id = t.current_generation_id
+     WHERE t.repository_id = $1 AND t.distro_version_id = $2 AND t.arch = $3
+     UNION
+     SELECT s.blob_sha256 FROM generation_files f JOIN publish_targets t
+       ON f.generation_id = t.current_generation_id
+     JOIN generation_file_segments s ON s.generation_id = f.segments_base
+       AND s.path = COALESCE(f.segments_of, f.path) AND s.seq < f.segments_reused
      WHERE t.repository_id = $1 AND t.distro_version_id = $2 AND t.arch = $3";
 
 /// The blobs the target's current generation refers to: they stay while it is current.
@@ -709,11 +811,13 @@ pub async fn collect(tx: &mut Tx, grace_secs: i64) -> Result<Collected> {
         sqlx::query_scalar(
             "SELECT DISTINCT f.blob_sha256 FROM generation_files f
          JOIN generations g ON g.id = f.generation_id
-         WHERE g.superseded_at < $1
+         WHERE g.superseded_at < $1 AND NOT EXISTS (SELECT 1 FROM generation_files b
+             WHERE b.segments_base = g.id)
          UNION
          SELECT DISTINCT s.blob_sha256 FROM generation_file_segments s
          JOIN generations g ON g.id = s.generation_id
-         WHERE g.superseded_at < $1
+         WHERE g.superseded_at < $1 AND NOT EXISTS (SELECT 1 FROM generation_files b
+             WHERE b.segments_base = g.id)
          UNION
          SELECT DISTINCT sha256 FROM packages WHERE deleted_at IS NOT NULL AND deleted_at < $1
          UNION
@@ -725,7 +829,12 @@ pub async fn collect(tx: &mut Tx, grace_secs: i64) -> Result<Collected> {
     )?;
     let generations = run_tx!(
         tx,
-        sqlx::query("DELETE FROM generations WHERE superseded_at < $1").bind(cutoff),
+        // A generation whose segments later ones take theirs from stays while they do.
+        sqlx::query(
+            "DELETE FROM generations WHERE superseded_at < $1 AND NOT EXISTS (
+             SELECT 1 FROM generation_files b WHERE b.segments_base = generations.id)"
+        )
+        .bind(cutoff),
         execute
     )?;
     super::announce_change(tx).await?;

@@ -253,7 +253,10 @@ impl ChunkCache {
 
     /// The text of `group` of `part`: its entries, read when the listing does not carry them.
     fn text(&mut self, part: &str, group: &[&IndexEntry]) -> Result<String> {
-        let read = match (group.iter().any(|e| e.body.is_none()), self.entries.as_mut()) {
+        let read = match (
+            group.iter().any(|e| e.body.is_none()),
+            self.entries.as_mut(),
+        ) {
             (true, Some(reader)) => {
                 let ids = group[0].id..group[group.len() - 1].id + 1;
                 reader(part, ids)?
@@ -527,13 +530,19 @@ fn chunk_text(group: &[&IndexEntry], read: Vec<(i64, String)>) -> Result<String>
     let mut read = read.into_iter().peekable();
     for entry in group {
         while read.next_if(|(id, _)| *id < entry.id).is_some() {}
-        let fetched = read.next_if(|(id, _)| *id == entry.id).map(|(_, body)| body);
-        let body = entry.body.as_deref().or(fetched.as_deref()).ok_or_else(|| {
-            anyhow::anyhow!(
-                "the entry of package {} could not be read but its chunk must be rebuilt",
-                entry.id
-            )
-        })?;
+        let fetched = read
+            .next_if(|(id, _)| *id == entry.id)
+            .map(|(_, body)| body);
+        let body = entry
+            .body
+            .as_deref()
+            .or(fetched.as_deref())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the entry of package {} could not be read but its chunk must be rebuilt",
+                    entry.id
+                )
+            })?;
         text.push_str(body);
         text.push('\n');
     }
@@ -628,8 +637,9 @@ pub async fn cache_for(
     };
     let kept = app.hash_states.take_chunks(target);
     if rebuild {
-        return Ok(ChunkCache::new(Vec::new(), CHUNK_SPAN, PartStates::new())
-            .reading_entries(entries));
+        return Ok(
+            ChunkCache::new(Vec::new(), CHUNK_SPAN, PartStates::new()).reading_entries(entries)
+        );
     }
     let cached = match kept {
         Some(kept) => kept,

@@ -243,3 +243,128 @@ async fn package_ids_are_never_reused_after_the_collector_removes_the_highest_ro
         "id {third} was handed out again after {removed}"
     );
 }
+
+/// A segmented index file that changed only at its end stores the segments past those of its
+/// base generation; the base stays while a generation takes segments from it.
+#[tokio::test]
+async fn a_file_changed_at_its_end_stores_only_the_segments_past_its_base() {
+    use packyard::db::generations::{self, Build, IndexFile, NewGeneration, Segment};
+
+    let app = TestApp::builder().without_workers().start().await;
+    app.create_repo("stable", false).await;
+    let db = &app.app.db;
+    let repository_id = db
+        .scalar_i64("SELECT id FROM repositories WHERE name = 'stable'")
+        .await
+        .unwrap();
+    let target = Target::apt(repository_id, BOOKWORM);
+    let segment = |n: usize| Segment {
+        blob_sha256: format!("{n:064x}"),
+        size: 10 + n as i64,
+    };
+    let file = |path: &str, gunzip: bool, segments: &[Segment]| IndexFile {
+        path: path.to_owned(),
+        size: 1,
+        md5: String::new(),
+        sha1: String::new(),
+        sha256: "e".repeat(64),
+        sha512: String::new(),
+        blob_sha256: "e".repeat(64),
+        gunzip,
+        segments: segments.to_vec(),
+    };
+    let gz = "main/binary-amd64/Packages.gz";
+    let plain = "main/binary-amd64/Packages";
+    let publish = |segments: Vec<Segment>, rebuild: bool| {
+        let target = target.clone();
+        async move {
+            let files = [file(gz, false, &segments), file(plain, true, &segments)];
+            let build = Build::new("test", None).rebuilding(rebuild);
+            let generation = NewGeneration {
+                target: &target,
+                documents: &[],
+                files: &files,
+                changed_chunks: &[],
+                live_chunks: &[],
+                newly_indexed: &[],
+                build: &build,
+            };
+            let mut tx = db.begin_write().await.unwrap();
+            let (id, _) = generations::publish(&mut tx, &generation).await.unwrap();
+            tx.commit().await.unwrap();
+            // Both files read back whole, whatever rows hold them.
+            for path in [gz, plain] {
+                let served = generations::current_file(db, &target, path)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(served.segments, segments, "{path} of generation {id}");
+            }
+            id
+        }
+    };
+    let stored = |id: i64| async move {
+        let sql =
+            format!("SELECT COUNT(*) FROM generation_file_segments WHERE generation_id = {id}");
+        db.scalar_i64(&sql).await
+    };
+    let base_of = |id: i64| async move {
+        let sql = format!(
+            "SELECT COALESCE(segments_base, 0) FROM generation_files
+             WHERE generation_id = {id} AND path = '{gz}'"
+        );
+        db.scalar_i64(&sql).await
+    };
+
+    let first: Vec<Segment> = (0..20).map(segment).collect();
+    let g1 = publish(first.clone(), false).await;
+    assert_eq!(
+        (stored(g1).await.unwrap(), base_of(g1).await.unwrap()),
+        (20, 0)
+    );
+    // The last segment changed, then one more was added: both store what is past the first.
+    let mut grown = first[..19].to_vec();
+    grown.push(segment(100));
+    let g2 = publish(grown.clone(), false).await;
+    assert_eq!(
+        (stored(g2).await.unwrap(), base_of(g2).await.unwrap()),
+        (1, g1)
+    );
+    grown.push(segment(101));
+    let g3 = publish(grown.clone(), false).await;
+    assert_eq!(
+        (stored(g3).await.unwrap(), base_of(g3).await.unwrap()),
+        (2, g1)
+    );
+    // The current generation's blobs include those it takes from its base.
+    let current = generations::current_blobs(db, &target).await.unwrap();
+    assert!(grown.iter().all(|s| current.contains(&s.blob_sha256)));
+    // Changed at its start, or rebuilt, the file is stored whole.
+    let mut changed = grown.clone();
+    changed[0] = segment(200);
+    let g4 = publish(changed.clone(), false).await;
+    assert_eq!(
+        (stored(g4).await.unwrap(), base_of(g4).await.unwrap()),
+        (21, 0)
+    );
+    let g5 = publish(changed.clone(), true).await;
+    assert_eq!(
+        (stored(g5).await.unwrap(), base_of(g5).await.unwrap()),
+        (21, 0)
+    );
+
+    // Past the grace period, the base stays while a generation takes segments from it.
+    db.execute_sql("UPDATE generations SET superseded_at = superseded_at - 7200")
+        .await
+        .unwrap();
+    let left = || db.texts("SELECT CAST(id AS TEXT) FROM generations ORDER BY id");
+    packyard::jobs::gc::collect(&app.app, false).await.unwrap();
+    assert_eq!(left().await.unwrap(), [g1.to_string(), g5.to_string()]);
+    packyard::jobs::gc::collect(&app.app, false).await.unwrap();
+    assert_eq!(left().await.unwrap(), [g5.to_string()]);
+    let g6 = publish(changed, false).await;
+    assert_eq!(
+        (stored(g6).await.unwrap(), base_of(g6).await.unwrap()),
+        (0, g5)
+    );
+}
