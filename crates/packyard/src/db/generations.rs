@@ -608,7 +608,8 @@ async fn store_files(
 ) -> Result<()> {
     // Per file: the file whose segment rows it shares, and the base its first ones are in. A
     // rebuild stores every file whole, taking nothing from what was stored before.
-    let mut stored: Vec<(Option<&str>, Option<(i64, i64)>)> = Vec::with_capacity(files.len());
+    type Stored<'a> = (Option<&'a str>, Option<(i64, i64)>);
+    let mut stored: Vec<Stored<'_>> = Vec::with_capacity(files.len());
     for file in files {
         let shared = shared_segments(file, files);
         let base = match shared {
