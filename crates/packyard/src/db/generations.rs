@@ -201,7 +201,7 @@ pub async fn current_document(
 }
 
 const FILE_COLUMNS: &str = "f.generation_id, f.segment_count, f.segments_of, f.segments_base,
-    f.segments_reused, f.path, f.size, f.md5, f.sha1, f.sha256, f.sha512, f.blob_sha256, f.gunzip";
+    f.segments_base_path, f.segments_reused, f.path, f.size, f.md5, f.sha1, f.sha256, f.sha512, f.blob_sha256, f.gunzip";
 
 /// An index file row as selected with `FILE_COLUMNS`.
 #[derive(sqlx::FromRow)]
@@ -210,8 +210,9 @@ struct FileRow {
     segment_count: i64,
     /// The file of the same generation whose segment rows this one shares.
     segments_of: Option<String>,
-    /// The generation whose same file holds the first `segments_reused` segments.
+    /// The generation and file holding the first `segments_reused` segments.
     segments_base: Option<i64>,
+    segments_base_path: Option<String>,
     segments_reused: i64,
     #[sqlx(flatten)]
     file: IndexFile,
@@ -224,6 +225,7 @@ async fn with_segments(db: &Db, row: Option<FileRow>) -> Result<Option<IndexFile
         segment_count,
         segments_of,
         segments_base,
+        segments_base_path,
         segments_reused,
         mut file,
     }) = row
@@ -238,15 +240,16 @@ async fn with_segments(db: &Db, row: Option<FileRow>) -> Result<Option<IndexFile
                  WHERE generation_id = $1 AND path = $2 AND seq < $3
                  UNION ALL
                  SELECT blob_sha256, size, seq FROM generation_file_segments
-                 WHERE generation_id = $4 AND path = $2 ORDER BY seq",
+                 WHERE generation_id = $4 AND path = $5 ORDER BY seq",
             )
             .bind(segments_base.unwrap_or(generation_id))
-            .bind(segments_of.as_ref().unwrap_or(&file.path))
+            .bind(segments_base_path.as_ref().unwrap_or(&file.path))
             .bind(match segments_base {
                 Some(_) => segments_reused,
                 None => 0,
             })
-            .bind(generation_id),
+            .bind(generation_id)
+            .bind(segments_of.as_ref().unwrap_or(&file.path)),
             fetch_all
         )?;
         anyhow::ensure!(
@@ -555,39 +558,68 @@ const MIN_SEGMENTS_FOR_BASE: usize = 16;
 /// base that would serve for long) is stored whole, and is the base of the files after it.
 const MAX_SEGMENTS_PAST_BASE: usize = 64;
 
+/// Where a file's first segments are stored: in `path` of generation `generation`.
+#[derive(Clone)]
+struct Base {
+    generation: i64,
+    path: String,
+    reused: i64,
+}
+
+/// A file's folder and name without the digest a YUM data file's name starts with
+/// (`repodata/<sha256>-primary.xml.gz`): what stays the same from one publish to the next.
+fn unaddressed(path: &str) -> (&str, &str) {
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    match name.split_once('-') {
+        Some((digest, rest))
+            if digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            (dir, rest)
+        }
+        _ => (dir, name),
+    }
+}
+
 /// Where `file` can take its first segments from: the same file of the generation the
 /// target's current one is based on (or of the current one, stored whole), and how many of its
 /// segments it shares with that one.
-async fn segment_base(tx: &mut Tx, t: &Target, file: &IndexFile) -> Result<Option<(i64, i64)>> {
+async fn segment_base(tx: &mut Tx, t: &Target, file: &IndexFile) -> Result<Option<Base>> {
     if file.segments.len() < MIN_SEGMENTS_FOR_BASE {
         return Ok(None);
     }
-    let current: Option<(i64, Option<i64>)> = run_tx!(
+    let current: Vec<(i64, String, Option<i64>, Option<String>)> = run_tx!(
         tx,
         sqlx::query_as(
-            "SELECT f.generation_id, f.segments_base FROM publish_targets t
+            "SELECT f.generation_id, f.path, f.segments_base, f.segments_base_path
+             FROM publish_targets t
              JOIN generation_files f ON f.generation_id = t.current_generation_id
              WHERE t.repository_id = $1 AND t.distro_version_id = $2 AND t.arch = $3
-             AND f.path = $4 AND f.segments_of IS NULL",
+             AND f.segment_count > 0 AND f.segments_of IS NULL",
         )
         .bind(t.repository_id)
         .bind(t.distro_version_id)
-        .bind(&t.arch)
-        .bind(&file.path),
-        fetch_optional
+        .bind(&t.arch),
+        fetch_all
     )?;
-    let Some((current, base)) = current else {
+    let same = unaddressed(&file.path);
+    let Some((current, path, base, base_path)) = current
+        .into_iter()
+        .find(|(_, path, ..)| unaddressed(path) == same)
+    else {
         return Ok(None);
     };
-    let base = base.unwrap_or(current);
+    let (generation, path) = match (base, base_path) {
+        (Some(base), Some(base_path)) => (base, base_path),
+        _ => (current, path),
+    };
     let stored: Vec<Segment> = run_tx!(
         tx,
         sqlx::query_as(
             "SELECT blob_sha256, size FROM generation_file_segments
              WHERE generation_id = $1 AND path = $2 ORDER BY seq",
         )
-        .bind(base)
-        .bind(&file.path),
+        .bind(generation)
+        .bind(&path),
         fetch_all
     )?;
     let reused = stored
@@ -596,7 +628,13 @@ async fn segment_base(tx: &mut Tx, t: &Target, file: &IndexFile) -> Result<Optio
         .take_while(|(a, b)| a == b)
         .count();
     let past = file.segments.len() - reused;
-    Ok((reused > 0 && past <= MAX_SEGMENTS_PAST_BASE).then_some((base, reused as i64)))
+    Ok(
+        (reused > 0 && past <= MAX_SEGMENTS_PAST_BASE).then_some(Base {
+            generation,
+            path,
+            reused: reused as i64,
+        }),
+    )
 }
 
 async fn store_files(
@@ -608,7 +646,7 @@ async fn store_files(
 ) -> Result<()> {
     // Per file: the file whose segment rows it shares, and the base its first ones are in. A
     // rebuild stores every file whole, taking nothing from what was stored before.
-    type Stored<'a> = (Option<&'a str>, Option<(i64, i64)>);
+    type Stored<'a> = (Option<&'a str>, Option<Base>);
     let mut stored: Vec<Stored<'_>> = Vec::with_capacity(files.len());
     for file in files {
         let shared = shared_segments(file, files);
@@ -621,7 +659,7 @@ async fn store_files(
     for i in 0..files.len() {
         if let Some(sibling) = stored[i].0 {
             let at = files.iter().position(|f| f.path == sibling);
-            stored[i].1 = at.and_then(|at| stored[at].1);
+            stored[i].1 = at.and_then(|at| stored[at].1.clone());
         }
     }
     for (batch, stored) in files
@@ -630,9 +668,9 @@ async fn store_files(
     {
         let sql = format!(
             "INSERT INTO generation_files (generation_id, path, size, md5, sha1, sha256, sha512,
-             blob_sha256, gunzip, segment_count, segments_of, segments_base, segments_reused)
-             VALUES {}",
-            value_rows(batch.len(), 13, 1)
+             blob_sha256, gunzip, segment_count, segments_of, segments_base, segments_base_path,
+             segments_reused) VALUES {}",
+            value_rows(batch.len(), 14, 1)
         );
         run_tx!(
             tx,
@@ -651,8 +689,9 @@ async fn store_files(
                         .bind(file.gunzip)
                         .bind(file.segments.len() as i64)
                         .bind(shared)
-                        .bind(base.map(|(base, _)| base))
-                        .bind(base.map_or(0, |(_, reused)| reused));
+                        .bind(base.as_ref().map(|b| b.generation))
+                        .bind(base.as_ref().map(|b| &b.path))
+                        .bind(base.as_ref().map_or(0, |b| b.reused));
                 }
                 query
             },
@@ -666,7 +705,7 @@ async fn store_files(
         .filter(|(_, (shared, _))| shared.is_none())
         .flat_map(|(file, (_, base))| {
             let path = file.path.as_str();
-            let reused = base.map_or(0, |(_, reused)| reused);
+            let reused = base.as_ref().map_or(0, |b| b.reused);
             (0..)
                 .zip(&file.segments)
                 .skip(reused as usize)
@@ -710,7 +749,7 @@ const CURRENT_BLOBS: &str = "SELECT f.blob_sha256 FROM generation_files f JOIN p
      SELECT s.blob_sha256 FROM generation_files f JOIN publish_targets t
        ON f.generation_id = t.current_generation_id
      JOIN generation_file_segments s ON s.generation_id = f.segments_base
-       AND s.path = COALESCE(f.segments_of, f.path) AND s.seq < f.segments_reused
+       AND s.path = f.segments_base_path AND s.seq < f.segments_reused
      WHERE t.repository_id = $1 AND t.distro_version_id = $2 AND t.arch = $3";
 
 /// The blobs the target's current generation refers to: they stay while it is current.

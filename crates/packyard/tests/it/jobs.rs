@@ -275,10 +275,9 @@ async fn a_file_changed_at_its_end_stores_only_the_segments_past_its_base() {
     };
     let gz = "main/binary-amd64/Packages.gz";
     let plain = "main/binary-amd64/Packages";
-    let publish = |segments: Vec<Segment>, rebuild: bool| {
+    let publish_files = |files: Vec<IndexFile>, rebuild: bool| {
         let target = target.clone();
         async move {
-            let files = [file(gz, false, &segments), file(plain, true, &segments)];
             let build = Build::new("test", None).rebuilding(rebuild);
             let generation = NewGeneration {
                 target: &target,
@@ -292,20 +291,30 @@ async fn a_file_changed_at_its_end_stores_only_the_segments_past_its_base() {
             let mut tx = db.begin_write().await.unwrap();
             let (id, _) = generations::publish(&mut tx, &generation).await.unwrap();
             tx.commit().await.unwrap();
-            // Both files read back whole, whatever rows hold them.
-            for path in [gz, plain] {
-                let served = generations::current_file(db, &target, path)
+            // Every file reads back whole, whatever rows hold it.
+            for file in &files {
+                let served = generations::current_file(db, &target, &file.path)
                     .await
                     .unwrap()
                     .unwrap();
-                assert_eq!(served.segments, segments, "{path} of generation {id}");
+                assert_eq!(served.segments, file.segments, "{} of {id}", file.path);
             }
             id
         }
     };
+    let publish = |segments: Vec<Segment>, rebuild: bool| {
+        let files = vec![file(gz, false, &segments), file(plain, true, &segments)];
+        publish_files(files, rebuild)
+    };
     let stored = |id: i64| async move {
         let sql =
             format!("SELECT COUNT(*) FROM generation_file_segments WHERE generation_id = {id}");
+        db.scalar_i64(&sql).await
+    };
+    let base_of_any = |id: i64| async move {
+        let sql = format!(
+            "SELECT COALESCE(MAX(segments_base), 0) FROM generation_files WHERE generation_id = {id}"
+        );
         db.scalar_i64(&sql).await
     };
     let base_of = |id: i64| async move {
@@ -362,9 +371,34 @@ async fn a_file_changed_at_its_end_stores_only_the_segments_past_its_base() {
     assert_eq!(left().await.unwrap(), [g1.to_string(), g5.to_string()]);
     packyard::jobs::gc::collect(&app.app, false).await.unwrap();
     assert_eq!(left().await.unwrap(), [g5.to_string()]);
-    let g6 = publish(changed, false).await;
+    let g6 = publish(changed.clone(), false).await;
     assert_eq!(
         (stored(g6).await.unwrap(), base_of(g6).await.unwrap()),
         (0, g5)
+    );
+
+    // A YUM data file's name carries its digest: its base is the file of the same name past it.
+    let addressed = |digest: char, segments: &[Segment]| {
+        let path = format!("repodata/{}-primary.xml.gz", digest.to_string().repeat(64));
+        file(&path, false, segments)
+    };
+    let g7 = publish_files(vec![addressed('a', &changed)], false).await;
+    assert_eq!(stored(g7).await.unwrap(), 21);
+    let mut longer = changed.clone();
+    longer.push(segment(300));
+    let g8 = publish_files(vec![addressed('b', &longer)], false).await;
+    assert_eq!(stored(g8).await.unwrap(), 1);
+    let based = db
+        .scalar_text(&format!(
+            "SELECT segments_base_path FROM generation_files WHERE generation_id = {g8}"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(based, addressed('a', &[]).path);
+    longer.push(segment(301));
+    let g9 = publish_files(vec![addressed('c', &longer)], false).await;
+    assert_eq!(
+        (stored(g9).await.unwrap(), base_of_any(g9).await.unwrap()),
+        (2, g7)
     );
 }
