@@ -258,7 +258,8 @@ pub struct IndexEntry {
     pub id: i64,
     /// Shared by the entries of one listing: at a million entries a string each would weigh.
     pub architecture: Arc<str>,
-    /// The entry's text, once `attach_bodies` gave it one: publishes read only what they rebuild.
+    /// The entry's text, when the listing carries it; publishes leave it to the chunk cache,
+    /// which reads the entries of a chunk only when it compresses that chunk.
     pub body: Option<String>,
     pub indexed: bool,
 }

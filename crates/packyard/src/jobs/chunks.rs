@@ -346,17 +346,22 @@ impl ChunkCache {
                 Some(c) if last => (None, appended_at(&c, group, self.span).map(|at| (c, at))),
                 _ => (None, None),
             };
-            // A hash state is resumed only past bytes reused as they were.
-            let resumed = resume.get(index).filter(|s| {
-                resumable
-                    && cached
-                        .as_ref()
-                        .is_some_and(|c| !c.gz.sha256.is_empty() && blob_names(c) == s.blobs)
-                    && s.head == head_digest
-                    && s.chunk_no == chunk_no
-                    && s.fingerprint == fingerprint
-                    && !keep_text
-            });
+            // A hash state is resumed only past bytes reused as they were, after the same head
+            // and with everything before them resumed too.
+            let resumable_past = |chunk: &Chunk, held: &str| {
+                resume.get(index).filter(|s| {
+                    !chunk.gz.sha256.is_empty()
+                        && blob_names(chunk) == s.blobs
+                        && s.head == head_digest
+                        && s.chunk_no == chunk_no
+                        && s.fingerprint == held
+                })
+            };
+            let resuming = resumable && !keep_text;
+            let resumed = cached
+                .as_ref()
+                .filter(|_| resuming)
+                .and_then(|c| resumable_past(c, &fingerprint));
             let mut hash_compressed = resumed.is_none();
             let chunk = match (cached, resumed) {
                 // The last chunk grew by entries after the ones it held: its compressed forms
@@ -369,15 +374,7 @@ impl ChunkCache {
                         .fingerprint
                         .strip_prefix(OPEN)
                         .unwrap_or(&old.fingerprint);
-                    let state = resume.get(index).filter(|s| {
-                        resumable
-                            && !old.gz.sha256.is_empty()
-                            && blob_names(&old) == s.blobs
-                            && s.head == head_digest
-                            && s.chunk_no == chunk_no
-                            && s.fingerprint == held
-                            && !keep_text
-                    });
+                    let state = resumable_past(&old, held).filter(|_| resuming);
                     let old = self.read(old)?;
                     resumable = false;
                     let text = self.text(part, &group[at..])?;
