@@ -61,6 +61,36 @@ impl MultiHasher {
         )
     }
 
+    /// This state as two hashers of about equal cost that carry on with part of its digests
+    /// each, to hash the same bytes on two threads; `join` makes one of them again.
+    pub fn split(self) -> (MultiHasher, MultiHasher) {
+        let mut first = self.clone();
+        first.which &= MD5 | SHA256;
+        let mut second = self;
+        second.which &= SHA1 | SHA512;
+        (first, second)
+    }
+
+    /// Joins the two hashers `split` made, after they hashed the same bytes.
+    pub fn join(self, other: MultiHasher) -> MultiHasher {
+        debug_assert_eq!(self.size, other.size, "both hashed the same bytes");
+        let mut joined = self;
+        if other.which & MD5 != 0 {
+            joined.md5 = other.md5;
+        }
+        if other.which & SHA1 != 0 {
+            joined.sha1 = other.sha1;
+        }
+        if other.which & SHA256 != 0 {
+            joined.sha256 = other.sha256;
+        }
+        if other.which & SHA512 != 0 {
+            joined.sha512 = other.sha512;
+        }
+        joined.which |= other.which;
+        joined
+    }
+
     pub fn update(&mut self, data: &[u8]) {
         self.size += data.len() as u64;
         if self.which & MD5 != 0 {
@@ -145,6 +175,19 @@ mod tests {
         h.update(b"hello ");
         h.update(b"world");
         assert_eq!(h.finish(), FileDigests::of(b"hello world"));
+    }
+
+    #[test]
+    fn a_split_state_hashed_on_in_halves_joins_into_the_whole() {
+        for whole in [MultiHasher::default(), MultiHasher::sha256_only()] {
+            let mut whole = whole;
+            whole.update(b"hello ");
+            let (mut a, mut b) = whole.clone().split();
+            whole.update(b"world");
+            a.update(b"world");
+            b.update(b"world");
+            assert_eq!(a.join(b).finish(), whole.finish());
+        }
     }
 
     #[test]

@@ -94,13 +94,18 @@ pub async fn reindex(app: &App, scope: &Scope<'_>, rerender: bool) -> Result<Rep
         let kind = distro.format.publish_job();
         db::jobs::enqueue_rebuild(&mut tx, kind, target).await?;
     }
-    db::packages::mark_unindexed(
-        &mut tx,
-        repo.id,
-        scope.distro.map(|d| d.id),
-        package.as_ref().map(|p| p.id),
-    )
-    .await?;
+    // Entries rendered again are not served until the rebuild lists them; without that, the
+    // served index already lists every package the rebuild will (a million rows updated
+    // twice for nothing at a million packages).
+    if rerender {
+        db::packages::mark_unindexed(
+            &mut tx,
+            repo.id,
+            scope.distro.map(|d| d.id),
+            package.as_ref().map(|p| p.id),
+        )
+        .await?;
+    }
     tx.commit().await?;
     app.queued();
     report.targets_queued = targets.len();

@@ -60,6 +60,14 @@ struct Output {
 impl Output {
     fn push_text(&mut self, text: &str) {
         self.plain.update(text.as_bytes());
+        self.push_hashed_text(text, None);
+    }
+
+    /// Appends text already hashed elsewhere: `plain` is the state after it.
+    fn push_hashed_text(&mut self, text: &str, plain: Option<MultiHasher>) {
+        if let Some(plain) = plain {
+            self.plain = plain;
+        }
         self.hashed += text.len() as u64;
         if let Some(whole) = self.text.as_mut() {
             whole.push_str(text);
@@ -179,8 +187,12 @@ impl HashStates {
 /// Reads one cached chunk with its bytes, by part and number.
 pub type ChunkReader = Box<dyn FnMut(&str, i64) -> Result<Option<Chunk>> + Send>;
 
-/// Reads the entries for one index part of the live packages with ids in a range, in id order.
-pub type EntryReader = Box<dyn FnMut(&str, Range<i64>) -> Result<Vec<(i64, String)>> + Send>;
+/// Starts reading the entries for one index part of the live packages with ids in a range;
+/// what it returns waits for them, in id order.
+pub type EntryReader = Box<dyn FnMut(&str, Range<i64>) -> PendingEntries + Send>;
+
+/// Entries being read: waits for them.
+pub type PendingEntries = Box<dyn FnOnce() -> Result<Vec<(i64, String)>> + Send>;
 
 pub struct ChunkCache {
     /// Whether the index files need only SHA-256 (YUM) rather than all four digests (APT).
@@ -192,6 +204,8 @@ pub struct ChunkCache {
     entries: Option<EntryReader>,
     /// Entries read so far.
     entries_read: u64,
+    /// Entries being read for the chunks compressed next: their part and ids.
+    prefetched: Option<(String, Range<i64>, PendingEntries)>,
     /// The blobs of the target's current generation: a reused chunk among them goes into the
     /// files as a reference, so a publish never holds every chunk's bytes at once.
     current: HashSet<String>,
@@ -219,6 +233,7 @@ impl ChunkCache {
             reader: None,
             entries: None,
             entries_read: 0,
+            prefetched: None,
             current: HashSet::new(),
             cached,
             changed: Vec::new(),
@@ -253,18 +268,89 @@ impl ChunkCache {
 
     /// The text of `group` of `part`: its entries, read when the listing does not carry them.
     fn text(&mut self, part: &str, group: &[&IndexEntry]) -> Result<String> {
-        let read = match (
-            group.iter().any(|e| e.body.is_none()),
-            self.entries.as_mut(),
-        ) {
-            (true, Some(reader)) => {
-                let ids = group[0].id..group[group.len() - 1].id + 1;
-                reader(part, ids)?
+        Ok(self.texts(part, &[group])?.remove(0))
+    }
+
+    /// The texts of consecutive `groups` of `part`, their entries read in one statement when
+    /// the listing does not carry them (or taken from the reading started for them).
+    fn texts(&mut self, part: &str, groups: &[&[&IndexEntry]]) -> Result<Vec<String>> {
+        let carried = groups.iter().all(|g| g.iter().all(|e| e.body.is_some()));
+        let read = match (carried, groups.first(), groups.last()) {
+            (false, Some(first), Some(last)) => {
+                let ids = first[0].id..last[last.len() - 1].id + 1;
+                let pending = match self.prefetched.take_if(|(p, r, _)| p == part && *r == ids) {
+                    Some((_, _, pending)) => Some(pending),
+                    None => self.start_reading(part, ids),
+                };
+                match pending {
+                    Some(pending) => pending()?,
+                    None => Vec::new(),
+                }
             }
             _ => Vec::new(),
         };
         self.entries_read += read.len() as u64;
-        chunk_text(group, read)
+        let mut rest = read;
+        groups
+            .iter()
+            .map(|group| {
+                let end = group[group.len() - 1].id + 1;
+                let after = rest.split_off(rest.partition_point(|(id, _)| *id < end));
+                chunk_text(group, std::mem::replace(&mut rest, after))
+            })
+            .collect()
+    }
+
+    fn start_reading(&mut self, part: &str, ids: Range<i64>) -> Option<PendingEntries> {
+        self.entries.as_mut().map(|reader| reader(part, ids))
+    }
+
+    /// Groups `from..` that have nothing cached (`from` itself need not, when `first_too` is
+    /// false), at most `COMPRESSED_AHEAD` of them.
+    fn uncached_run(
+        &self,
+        part: &str,
+        groups: &[&[&IndexEntry]],
+        from: usize,
+        first_too: bool,
+    ) -> Range<usize> {
+        let uncached = |i: &usize| {
+            let chunk_no = groups[*i][0].id / self.span;
+            (*i == from && !first_too) || !self.cached.contains_key(&(part.to_owned(), chunk_no))
+        };
+        let len = (from..groups.len())
+            .take_while(uncached)
+            .take(COMPRESSED_AHEAD)
+            .count();
+        from..from + len
+    }
+
+    /// The chunks to compress from group `from` on, as many as follow it with nothing cached
+    /// (at most `COMPRESSED_AHEAD`): their texts, then compressed on every core while the
+    /// texts are hashed on from `plain`, the state before group `from`. The entries of the
+    /// chunks after them are read meanwhile.
+    fn compress_ahead(
+        &mut self,
+        part: &str,
+        groups: &[&[&IndexEntry]],
+        from: usize,
+        zstd: bool,
+        plain: &MultiHasher,
+    ) -> Result<HashMap<usize, Fresh>> {
+        let batch = self.uncached_run(part, groups, from, false);
+        let texts = self.texts(part, &groups[batch.clone()])?;
+        let next = &groups[self.uncached_run(part, groups, batch.end, true)];
+        if let (Some(first), Some(last)) = (next.first(), next.last())
+            && next.iter().any(|g| g.iter().any(|e| e.body.is_none()))
+        {
+            let ids = first[0].id..last[last.len() - 1].id + 1;
+            self.prefetched = self
+                .start_reading(part, ids.clone())
+                .map(|pending| (part.to_owned(), ids, pending));
+        }
+        Ok(batch
+            .zip(compress_all(texts, zstd, plain.clone()))
+            .collect())
     }
 
     /// `chunk` with its bytes: as it is, or read again. A chunk stored since with other
@@ -333,6 +419,8 @@ impl ChunkCache {
         let mut resumable = true;
         let mut states = Vec::new();
         let groups = groups(members, self.span);
+        // Chunks to compress, compressed ahead of the loop by group index.
+        let mut ahead = HashMap::new();
         for (index, &group) in groups.iter().enumerate() {
             let chunk_no = group[0].id / self.span;
             let last = index + 1 == groups.len();
@@ -434,14 +522,17 @@ impl ChunkCache {
                 }
                 (None, _) => {
                     resumable = false;
-                    let text = self.text(part, group)?;
-                    out.push_text(&text);
+                    if !ahead.contains_key(&index) {
+                        ahead = self.compress_ahead(part, &groups, index, zstd, &out.plain)?;
+                    }
+                    let fresh = ahead.remove(&index).expect("compressed ahead just now");
+                    out.push_hashed_text(&fresh.text, Some(fresh.plain));
                     let chunk = Chunk {
                         part: part.to_owned(),
                         chunk_no,
                         fingerprint: fingerprint.clone(),
-                        gz: Compressed::new(chunked::gzip_member(text.as_bytes())),
-                        zst: zstd.then(|| Compressed::new(chunked::zstd_frame(text.as_bytes()))),
+                        gz: Compressed::new(fresh.gz),
+                        zst: fresh.zst.map(Compressed::new),
                     };
                     self.changed.push(chunk.clone());
                     chunk
@@ -512,6 +603,83 @@ pub struct Finished {
     pub entries_read: u64,
     /// The blobs of the target's current generation the publish started from.
     pub current: HashSet<String>,
+}
+
+/// Chunks a publish compresses together, on every core: enough to keep two cores busy
+/// whatever the chunks' sizes, few enough that their texts stay small (a chunk of debs holds
+/// about 900 KB of text).
+const COMPRESSED_AHEAD: usize = 8;
+
+/// A chunk's text with its compressed forms, and the state of the file's plain digests after
+/// its text.
+struct Fresh {
+    text: String,
+    plain: MultiHasher,
+    gz: Vec<u8>,
+    zst: Option<Vec<u8>>,
+}
+
+/// Compresses `texts` and hashes them in order from `plain`, on as many threads as there are
+/// cores (and texts). On two or more, two threads each hash with half of the digests, then
+/// join the others in compressing; each thread compresses the next text not yet taken, so
+/// uneven texts balance out.
+fn compress_all(texts: Vec<String>, zstd: bool, plain: MultiHasher) -> Vec<Fresh> {
+    let hash = |mut plain: MultiHasher| -> Vec<MultiHasher> {
+        texts
+            .iter()
+            .map(|text| {
+                plain.update(text.as_bytes());
+                plain.clone()
+            })
+            .collect()
+    };
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let compress = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(text) = texts.get(i).map(String::as_bytes) else {
+                return done;
+            };
+            let gz = chunked::gzip_member(text);
+            done.push((i, gz, zstd.then(|| chunked::zstd_frame(text))));
+        }
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(texts.len());
+    let (states, mut compressed) = match threads {
+        0 | 1 => (hash(plain), compress()),
+        _ => std::thread::scope(|scope| {
+            let (first, second) = plain.split();
+            let second = scope.spawn(|| {
+                let states = hash(second);
+                (states, compress())
+            });
+            let helpers: Vec<_> = (2..threads).map(|_| scope.spawn(compress)).collect();
+            let states = hash(first);
+            let mut done = compress();
+            let (seconds, theirs) = second.join().expect("hashing in memory does not panic");
+            done.extend(theirs);
+            for helper in helpers {
+                done.extend(helper.join().expect("compressing in memory does not panic"));
+            }
+            let states = states.into_iter().zip(seconds).map(|(a, b)| a.join(b));
+            (states.collect(), done)
+        }),
+    };
+    compressed.sort_unstable_by_key(|(i, ..)| *i);
+    texts
+        .into_iter()
+        .zip(states)
+        .zip(compressed)
+        .map(|((text, plain), (_, gz, zst))| Fresh {
+            text,
+            plain,
+            gz,
+            zst,
+        })
+        .collect()
 }
 
 /// The entries of a chunk, each followed by a newline (the blank line between APT stanzas;
@@ -622,14 +790,14 @@ pub async fn cache_for(
     let entries: EntryReader = {
         let (db, target, runtime) = (app.db.clone(), target.clone(), runtime.clone());
         Box::new(move |part, ids| {
+            let (db, part) = (db.clone(), entry_part(part).to_owned());
             let (repository, distro_version) = (target.repository_id, target.distro_version_id);
-            runtime.block_on(crate::db::packages::index_bodies(
-                &db,
-                repository,
-                distro_version,
-                entry_part(part),
-                ids,
-            ))
+            let reading = runtime.spawn(async move {
+                crate::db::packages::index_bodies(&db, repository, distro_version, &part, ids)
+                    .await
+            });
+            let runtime = runtime.clone();
+            Box::new(move || runtime.block_on(reading)?)
         })
     };
     let kept = app.hash_states.take_chunks(target);
@@ -672,9 +840,10 @@ pub async fn commit_generation(
     current: &HashSet<String>,
     generation: &crate::db::generations::NewGeneration<'_>,
 ) -> Result<i64> {
-    let new: Vec<&(BlobKey, Bytes)> = blobs
+    let new: Vec<(BlobKey, Bytes)> = blobs
         .iter()
         .filter(|(key, _)| !current.contains(key.sha256()))
+        .cloned()
         .collect();
     // A segment written by neither this publish nor the current generation (which another
     // worker replaced since this one kept its chunks) would name a blob that may be gone.
@@ -690,13 +859,6 @@ pub async fn commit_generation(
             );
         }
     }
-    // Written and synced together: the syncs of a publish's few blobs overlap.
-    let put_all = || {
-        futures::future::try_join_all(
-            new.iter()
-                .map(|(key, bytes)| app.blobs.put_bytes(key, bytes.clone())),
-        )
-    };
     // The blobs are written and synced while the rows go in; the commit waits for both, so a
     // generation never becomes durable before its blobs.
     let rows = async {
@@ -705,12 +867,16 @@ pub async fn commit_generation(
         let published = crate::db::generations::publish(&mut tx, generation).await?;
         anyhow::Ok((tx, published))
     };
-    let (written, rows) = futures::future::join(put_all(), rows).await;
+    let (written, rows) = futures::future::join(app.blobs.put_many(&new), rows).await;
     written?;
     let (tx, (generation_id, pushed_ms)) = rows?;
     // The collector deletes blobs under the write lock: a blob written before this publish
-    // took it may have gone since, and is written again.
-    put_all().await?;
+    // took it may have gone since, and is written again (one still there was synced above).
+    futures::future::try_join_all(
+        new.iter()
+            .map(|(key, bytes)| app.blobs.put_bytes_again(key, bytes.clone())),
+    )
+    .await?;
     tx.commit().await?;
     app.cache.invalidate();
     // From the oldest push this generation makes visible to its commit; a rebuild lists old

@@ -369,6 +369,69 @@ mod tests {
     }
 
     #[test]
+    fn a_rebuild_reads_entries_a_batch_ahead_of_compressing_and_matches_carried_ones() {
+        let key = sign::generate("t <t@example.invalid>", KeyAlgorithm::Ed25519, 86_400).unwrap();
+        let signer = Signer::from_armored(&[key.secret_armored]).unwrap();
+        let distro = distros::by_id(12).unwrap();
+        let entries: Vec<IndexEntry> = (1..=40).map(|id| entry(id, "amd64")).collect();
+        let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let reader: EntryReader = {
+            let asked = asked.clone();
+            let stored: Vec<(i64, String)> = entries
+                .iter()
+                .map(|e| (e.id, e.body.clone().unwrap()))
+                .collect();
+            Box::new(move |part: &str, ids: std::ops::Range<i64>| {
+                asked.lock().unwrap().push((part.to_owned(), ids.clone()));
+                let read: Vec<(i64, String)> = stored
+                    .iter()
+                    .filter(|(id, _)| ids.contains(id))
+                    .cloned()
+                    .collect();
+                Box::new(move || Ok(read))
+            })
+        };
+        let bare: Vec<IndexEntry> = entries
+            .iter()
+            .map(|e| IndexEntry {
+                body: None,
+                ..e.clone()
+            })
+            .collect();
+        let reading = cache(vec![], HashMap::new()).reading_entries(reader);
+        let read = build(&repo(), distro, &bare, reading, &signer, "d").unwrap();
+        // Span 2: 21 chunks, read eight at a time in one statement each, the next eight while
+        // the last are compressed.
+        let amd64 = |ids| ("amd64".to_owned(), ids);
+        assert_eq!(
+            *asked.lock().unwrap(),
+            [amd64(1..16), amd64(16..32), amd64(32..41)]
+        );
+        assert_eq!(read.entries_read, 40);
+        assert_eq!(read.changed_chunks.len(), 21);
+        // The same files, bytes and digests as a build from entries the listing carries.
+        let carried = build(
+            &repo(),
+            distro,
+            &entries,
+            cache(vec![], HashMap::new()),
+            &signer,
+            "d",
+        )
+        .unwrap();
+        assert_eq!(read.release, carried.release);
+        for file in read.files.iter().filter(|f| !f.gunzip) {
+            assert_eq!(
+                FileDigests::of(&stored(&read, file)).sha512,
+                file.sha512,
+                "{}",
+                file.path
+            );
+        }
+        assert_eq!(packages_gz(&read, "amd64"), packages_gz(&carried, "amd64"));
+    }
+
+    #[test]
     fn only_changed_chunks_are_compressed_and_read_again() {
         let key = sign::generate("t <t@example.invalid>", KeyAlgorithm::Ed25519, 86_400).unwrap();
         let signer = Signer::from_armored(&[key.secret_armored]).unwrap();
@@ -413,11 +476,12 @@ mod tests {
                 .collect();
             Box::new(move |part: &str, ids: std::ops::Range<i64>| {
                 asked.lock().unwrap().push((part.to_owned(), ids.clone()));
-                Ok(stored
+                let read: Vec<(i64, String)> = stored
                     .iter()
                     .filter(|(id, _)| ids.contains(id))
                     .cloned()
-                    .collect())
+                    .collect();
+                Box::new(move || Ok(read))
             })
         };
         let bare: Vec<IndexEntry> = entries
