@@ -221,7 +221,9 @@ impl Blobs {
         let Some(root) = self.local_root.clone() else {
             for batch in blobs.chunks(PUTS_IN_FLIGHT) {
                 futures::future::try_join_all(
-                    batch.iter().map(|(key, bytes)| self.put_bytes(key, bytes.clone())),
+                    batch
+                        .iter()
+                        .map(|(key, bytes)| self.put_bytes(key, bytes.clone())),
                 )
                 .await?;
             }
@@ -229,8 +231,12 @@ impl Blobs {
         };
         // A blob another writer has just stored may not be synced yet: it is synced here too.
         for batch in blobs.chunks(PUTS_IN_FLIGHT) {
-            futures::future::try_join_all(batch.iter().map(|(key, bytes)| self.put_unsynced(key, bytes.clone())))
-                .await?;
+            futures::future::try_join_all(
+                batch
+                    .iter()
+                    .map(|(key, bytes)| self.put_unsynced(key, bytes.clone())),
+            )
+            .await?;
         }
         let paths: Vec<PathBuf> = blobs.iter().map(|(key, _)| root.join(key.path())).collect();
         tokio::task::spawn_blocking(move || sync_together(&root, &paths))
@@ -475,7 +481,10 @@ mod tests {
         for (few, count) in [(true, 3), (false, SYNCFS_OVER * 2)] {
             let offset = if few { 0 } else { 100 };
             let batch: Vec<_> = (offset..offset + count).map(blob).collect();
-            blobs.put_bytes(&batch[0].0, batch[0].1.clone()).await.unwrap();
+            blobs
+                .put_bytes(&batch[0].0, batch[0].1.clone())
+                .await
+                .unwrap();
             blobs.put_many(&batch).await.unwrap();
             for (key, bytes) in &batch {
                 assert_eq!(&blobs.get_bytes(key).await.unwrap(), bytes);

@@ -252,15 +252,16 @@ pub async fn mark_deleted(tx: &mut Tx, id: i64) -> Result<()> {
     Ok(())
 }
 
-/// What the indexer needs of one package for one index part.
+/// What the indexer needs of one package for one index part. A publish holds one for every
+/// package of its target, so it is kept to 40 bytes: 40 MB at a million packages.
 #[derive(Debug, Clone)]
 pub struct IndexEntry {
     pub id: i64,
-    /// Shared by the entries of one listing: at a million entries a string each would weigh.
-    pub architecture: Arc<str>,
+    /// Shared by the entries of one listing (a thin pointer: half of an `Arc<str>`).
+    pub architecture: Arc<String>,
     /// The entry's text, when the listing carries it; publishes leave it to the chunk cache,
     /// which reads the entries of a chunk only when it compresses that chunk.
-    pub body: Option<String>,
+    pub body: Option<Box<str>>,
     pub indexed: bool,
 }
 
@@ -362,8 +363,16 @@ pub async fn index_list_since(
         fetch_one
     )?;
     // A handful of architectures, each shared by every entry that has it.
-    let mut architectures: Vec<Arc<str>> = Vec::new();
-    let mut entries = Vec::new();
+    let mut architectures: Vec<Arc<String>> = Vec::new();
+    // A whole list is allocated at its size with room for the pushes of a while (grown by
+    // doubling, its last copy would hold one and a half lists at once, and a list of a
+    // million would take two million's room).
+    let mut entries = match after {
+        0 => Vec::with_capacity(with_room(
+            live_count(db, repository_id, distro_version_id).await?,
+        )),
+        _ => Vec::new(),
+    };
     let mut after = after;
     loop {
         let rows: Vec<(i64, String, bool)> = run!(
@@ -385,7 +394,7 @@ pub async fn index_list_since(
             let architecture = match architectures.iter().find(|a| ***a == *architecture) {
                 Some(shared) => shared.clone(),
                 None => {
-                    let shared: Arc<str> = architecture.into();
+                    let shared = Arc::new(architecture);
                     architectures.push(shared.clone());
                     shared
                 }
@@ -402,6 +411,26 @@ pub async fn index_list_since(
             return Ok((entries, removals));
         }
     }
+}
+
+/// Room for `len` entries and some to add: a thirty-second more, and at least a thousand.
+pub fn with_room(len: usize) -> usize {
+    len + (len / 32).max(1024)
+}
+
+/// How many live packages a distribution version of a repository has.
+async fn live_count(db: &Db, repository_id: i64, distro_version_id: i64) -> Result<usize> {
+    let count: i64 = run!(
+        db,
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM packages
+             WHERE repository_id = $1 AND distro_version_id = $2 AND deleted_at IS NULL",
+        )
+        .bind(repository_id)
+        .bind(distro_version_id),
+        fetch_one
+    )?;
+    Ok(usize::try_from(count)?)
 }
 
 /// The binary architectures a YUM distribution publishes: the defaults plus every architecture

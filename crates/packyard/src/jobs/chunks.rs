@@ -15,6 +15,7 @@
 //! frame) of their own after the chunk's, and only they are read. A chunk so appended to is
 //! compressed whole once a later chunk exists.
 
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::Mutex;
@@ -267,17 +268,19 @@ impl ChunkCache {
     }
 
     /// The text of `group` of `part`: its entries, read when the listing does not carry them.
-    fn text(&mut self, part: &str, group: &[&IndexEntry]) -> Result<String> {
+    fn text<E: Entry>(&mut self, part: &str, group: &[E]) -> Result<String> {
         Ok(self.texts(part, &[group])?.remove(0))
     }
 
     /// The texts of consecutive `groups` of `part`, their entries read in one statement when
     /// the listing does not carry them (or taken from the reading started for them).
-    fn texts(&mut self, part: &str, groups: &[&[&IndexEntry]]) -> Result<Vec<String>> {
-        let carried = groups.iter().all(|g| g.iter().all(|e| e.body.is_some()));
+    fn texts<E: Entry>(&mut self, part: &str, groups: &[&[E]]) -> Result<Vec<String>> {
+        let carried = groups
+            .iter()
+            .all(|g| g.iter().all(|e| e.borrow().body.is_some()));
         let read = match (carried, groups.first(), groups.last()) {
             (false, Some(first), Some(last)) => {
-                let ids = first[0].id..last[last.len() - 1].id + 1;
+                let ids = id_range(first, last);
                 let pending = match self.prefetched.take_if(|(p, r, _)| p == part && *r == ids) {
                     Some((_, _, pending)) => Some(pending),
                     None => self.start_reading(part, ids),
@@ -294,7 +297,7 @@ impl ChunkCache {
         groups
             .iter()
             .map(|group| {
-                let end = group[group.len() - 1].id + 1;
+                let end = group[group.len() - 1].borrow().id + 1;
                 let after = rest.split_off(rest.partition_point(|(id, _)| *id < end));
                 chunk_text(group, std::mem::replace(&mut rest, after))
             })
@@ -307,15 +310,15 @@ impl ChunkCache {
 
     /// Groups `from..` that have nothing cached (`from` itself need not, when `first_too` is
     /// false), at most `COMPRESSED_AHEAD` of them.
-    fn uncached_run(
+    fn uncached_run<E: Entry>(
         &self,
         part: &str,
-        groups: &[&[&IndexEntry]],
+        groups: &[&[E]],
         from: usize,
         first_too: bool,
     ) -> Range<usize> {
         let uncached = |i: &usize| {
-            let chunk_no = groups[*i][0].id / self.span;
+            let chunk_no = groups[*i][0].borrow().id / self.span;
             (*i == from && !first_too) || !self.cached.contains_key(&(part.to_owned(), chunk_no))
         };
         let len = (from..groups.len())
@@ -329,10 +332,10 @@ impl ChunkCache {
     /// (at most `COMPRESSED_AHEAD`): their texts, then compressed on every core while the
     /// texts are hashed on from `plain`, the state before group `from`. The entries of the
     /// chunks after them are read meanwhile.
-    fn compress_ahead(
+    fn compress_ahead<E: Entry>(
         &mut self,
         part: &str,
-        groups: &[&[&IndexEntry]],
+        groups: &[&[E]],
         from: usize,
         zstd: bool,
         plain: &MultiHasher,
@@ -341,9 +344,11 @@ impl ChunkCache {
         let texts = self.texts(part, &groups[batch.clone()])?;
         let next = &groups[self.uncached_run(part, groups, batch.end, true)];
         if let (Some(first), Some(last)) = (next.first(), next.last())
-            && next.iter().any(|g| g.iter().any(|e| e.body.is_none()))
+            && next
+                .iter()
+                .any(|g| g.iter().any(|e| e.borrow().body.is_none()))
         {
-            let ids = first[0].id..last[last.len() - 1].id + 1;
+            let ids = id_range(first, last);
             self.prefetched = self
                 .start_reading(part, ids.clone())
                 .map(|pending| (part.to_owned(), ids, pending));
@@ -395,11 +400,11 @@ impl ChunkCache {
     }
 
     /// Builds the index file `part` from `members`, which are in id order.
-    pub fn build(
+    pub fn build<E: Entry>(
         &mut self,
         part: &str,
         head: &str,
-        members: &[&IndexEntry],
+        members: &[E],
         tail: &str,
         zstd: bool,
         keep_text: bool,
@@ -422,7 +427,7 @@ impl ChunkCache {
         // Chunks to compress, compressed ahead of the loop by group index.
         let mut ahead = HashMap::new();
         for (index, &group) in groups.iter().enumerate() {
-            let chunk_no = group[0].id / self.span;
+            let chunk_no = group[0].borrow().id / self.span;
             let last = index + 1 == groups.len();
             let fingerprint = fingerprint(group, self.span);
             let (cached, grown) = match self
@@ -513,7 +518,7 @@ impl ChunkCache {
                 (Some(chunk), None) => {
                     let chunk = self.read(chunk)?;
                     resumable = false;
-                    let text = match group.iter().any(|e| e.body.is_none()) {
+                    let text = match group.iter().any(|e| e.borrow().body.is_none()) {
                         true => chunked::gunzip_text(chunk.gz.bytes()?)?,
                         false => chunk_text(group, Vec::new())?,
                     };
@@ -682,18 +687,29 @@ fn compress_all(texts: Vec<String>, zstd: bool, plain: MultiHasher) -> Vec<Fresh
         .collect()
 }
 
+/// An index entry, or a reference to one: a file whose members are every listed entry is
+/// built from the list itself, without a million references to it.
+pub trait Entry: Borrow<IndexEntry> + Sync {}
+
+impl<E: Borrow<IndexEntry> + Sync> Entry for E {}
+
+/// The ids from the first entry of `first` to the last of `last`.
+fn id_range<E: Entry>(first: &[E], last: &[E]) -> Range<i64> {
+    first[0].borrow().id..last[last.len() - 1].borrow().id + 1
+}
+
 /// The entries of a chunk, each followed by a newline (the blank line between APT stanzas;
 /// XML fragments end in a newline of their own, so theirs is one blank line too): the entry
 /// an `IndexEntry` carries, or else its entry among `read` (in id order).
-fn chunk_text(group: &[&IndexEntry], read: Vec<(i64, String)>) -> Result<String> {
+fn chunk_text<E: Entry>(group: &[E], read: Vec<(i64, String)>) -> Result<String> {
     let carried: usize = group
         .iter()
-        .map(|e| e.body.as_ref().map_or(0, String::len) + 1)
+        .map(|e| e.borrow().body.as_ref().map_or(0, |b| b.len()) + 1)
         .sum();
     let fetched: usize = read.iter().map(|(_, body)| body.len()).sum();
     let mut text = String::with_capacity(carried + fetched);
     let mut read = read.into_iter().peekable();
-    for entry in group {
+    for entry in group.iter().map(Borrow::borrow) {
         while read.next_if(|(id, _)| *id < entry.id).is_some() {}
         let fetched = read
             .next_if(|(id, _)| *id == entry.id)
@@ -729,7 +745,7 @@ fn reusable(cached: &Chunk, whole: &str, last: bool) -> bool {
 
 /// Where the entries `cached` lacks begin, when `group` is what it holds followed by a few
 /// more (the usual publish of a push: new packages have the highest ids).
-fn appended_at(cached: &Chunk, group: &[&IndexEntry], span: i64) -> Option<usize> {
+fn appended_at<E: Entry>(cached: &Chunk, group: &[E], span: i64) -> Option<usize> {
     let held = cached
         .fingerprint
         .strip_prefix(OPEN)
@@ -749,12 +765,12 @@ fn blob_names(chunk: &Chunk) -> String {
 
 /// `members` (in id order) split into chunks of `span` consecutive ids. A million members
 /// cost a comparison each and a division per chunk.
-fn groups<'a, 'e>(members: &'a [&'e IndexEntry], span: i64) -> Vec<&'a [&'e IndexEntry]> {
+fn groups<E: Entry>(members: &[E], span: i64) -> Vec<&[E]> {
     let mut groups = Vec::new();
     let mut rest = members;
     while let Some(first) = rest.first() {
-        let end = first.id.div_euclid(span) * span + span;
-        let len = rest.partition_point(|e| e.id < end);
+        let end = first.borrow().id.div_euclid(span) * span + span;
+        let len = rest.partition_point(|e| e.borrow().id < end);
         let (group, after) = rest.split_at(len);
         groups.push(group);
         rest = after;
@@ -765,11 +781,13 @@ fn groups<'a, 'e>(members: &'a [&'e IndexEntry], span: i64) -> Vec<&'a [&'e Inde
 /// Identifies the package set of a chunk (entries never change once stored, so ids suffice):
 /// the SHA-256 of the bitmap of its ids' places in the chunk's span, which costs a bit per
 /// id rather than hashing eight bytes of each.
-fn fingerprint(group: &[&IndexEntry], span: i64) -> String {
+fn fingerprint<E: Entry>(group: &[E], span: i64) -> String {
     let mut bitmap = vec![0u8; (span as usize).div_ceil(8)];
-    let start = group.first().map_or(0, |e| e.id.div_euclid(span) * span);
+    let start = group
+        .first()
+        .map_or(0, |e| e.borrow().id.div_euclid(span) * span);
     for entry in group {
-        let place = (entry.id - start) as usize;
+        let place = (entry.borrow().id - start) as usize;
         bitmap[place / 8] |= 1 << (place % 8);
     }
     sha256_hex(&bitmap)
@@ -793,8 +811,7 @@ pub async fn cache_for(
             let (db, part) = (db.clone(), entry_part(part).to_owned());
             let (repository, distro_version) = (target.repository_id, target.distro_version_id);
             let reading = runtime.spawn(async move {
-                crate::db::packages::index_bodies(&db, repository, distro_version, &part, ids)
-                    .await
+                crate::db::packages::index_bodies(&db, repository, distro_version, &part, ids).await
             });
             let runtime = runtime.clone();
             Box::new(move || runtime.block_on(reading)?)

@@ -132,7 +132,12 @@ fn merge(kept: Vec<IndexEntry>, added: Vec<IndexEntry>) -> Vec<IndexEntry> {
     let mut kept = kept;
     let tail = kept.split_off(split);
     let mut merged = kept;
-    merged.reserve(tail.len() + added.len());
+    // Out of room, the list grows by a little rather than doubling: at a million entries
+    // doubling would hold 120 MB at once for 40 MB of list.
+    let needed = merged.len() + tail.len() + added.len();
+    if needed > merged.capacity() {
+        merged.reserve_exact(packages::with_room(needed) - merged.len());
+    }
     let mut tail = tail.into_iter().peekable();
     for entry in added {
         while let Some(older) = tail.next_if(|e| e.id < entry.id) {
@@ -153,7 +158,7 @@ mod tests {
         ids.iter()
             .map(|&id| IndexEntry {
                 id,
-                architecture: "amd64".into(),
+                architecture: std::sync::Arc::new("amd64".to_owned()),
                 body: None,
                 indexed: true,
             })
@@ -162,6 +167,23 @@ mod tests {
 
     fn ids(entries: &[IndexEntry]) -> Vec<i64> {
         entries.iter().map(|e| e.id).collect()
+    }
+
+    #[test]
+    fn a_list_out_of_room_grows_by_a_thirty_second_not_by_doubling() {
+        let mut kept = entries(&(1..=40_000).collect::<Vec<_>>());
+        kept.shrink_to_fit();
+        let merged = merge(kept, entries(&[40_001]));
+        assert_eq!(merged.len(), 40_001);
+        assert!(
+            (41_000..42_000).contains(&merged.capacity()),
+            "{}",
+            merged.capacity()
+        );
+        // With room left, nothing moves.
+        let capacity = merged.capacity();
+        let merged = merge(merged, entries(&[40_002, 40_003]));
+        assert_eq!(merged.capacity(), capacity);
     }
 
     #[test]

@@ -136,17 +136,18 @@ struct Built {
 
 /// The index files of a distribution and their packages, in id order: the `Packages` of each
 /// binary architecture it lists (the defaults and every one pushed; `all` packages go into
-/// each), then `Sources` under `SOURCE`.
-fn parts(entries: &[IndexEntry]) -> Vec<(String, Vec<&IndexEntry>)> {
+/// each), then `Sources` under `SOURCE`. A file of every entry (the one architecture of most
+/// repositories) has `None` rather than a reference to each.
+fn parts(entries: &[IndexEntry]) -> Vec<(String, Option<Vec<&IndexEntry>>)> {
     // A listing shares one string per architecture, so a run of entries of the same one is
     // recognised by its pointer rather than looked up entry by entry.
-    let same = |a: &Option<&Arc<str>>, b: &Arc<str>| a.is_some_and(|a| Arc::ptr_eq(a, b));
+    let same = |a: &Option<&Arc<String>>, b: &Arc<String>| a.is_some_and(|a| Arc::ptr_eq(a, b));
     let mut architectures: BTreeSet<&str> = DEFAULT_ARCHITECTURES.iter().copied().collect();
     let mut previous = None;
     for entry in entries {
         if !same(&previous, &entry.architecture) {
             previous = Some(&entry.architecture);
-            if !matches!(&*entry.architecture, "all" | SOURCE) {
+            if !matches!(entry.architecture.as_str(), "all" | SOURCE) {
                 architectures.insert(&entry.architecture);
             }
         }
@@ -173,11 +174,22 @@ fn parts(entries: &[IndexEntry]) -> Vec<(String, Vec<&IndexEntry>)> {
             None => sizes[..binary].iter_mut().for_each(|s| *s += 1),
         }
     }
-    let mut members: Vec<Vec<&IndexEntry>> = sizes.into_iter().map(Vec::with_capacity).collect();
-    for (entry, file) in with_files() {
-        match file {
-            Some(file) => members[file].push(entry),
-            None => members[..binary].iter_mut().for_each(|m| m.push(entry)),
+    let every = |size: usize| size == entries.len() && size > 0;
+    let mut members: Vec<Option<Vec<&IndexEntry>>> = sizes
+        .into_iter()
+        .map(|size| (!every(size)).then(|| Vec::with_capacity(size)))
+        .collect();
+    if members.iter().any(Option::is_some) {
+        let mut push = |file: usize, entry| {
+            if let Some(members) = members[file].as_mut() {
+                members.push(entry);
+            }
+        };
+        for (entry, file) in with_files() {
+            match file {
+                Some(file) => push(file, entry),
+                None => (0..binary).for_each(|file| push(file, entry)),
+            }
         }
     }
     names.into_iter().map(str::to_owned).zip(members).collect()
@@ -197,7 +209,11 @@ fn build(
     // configuration writes makes `apt-get update` fail on a Release without it.
     for (arch, members) in &parts {
         let path = AptPath::index_file(arch, Compression::None);
-        let built = chunks.build(arch, "", members, "", repo.index_zstd, repo.index_xz)?;
+        let (zstd, xz) = (repo.index_zstd, repo.index_xz);
+        let built = match members {
+            Some(members) => chunks.build(arch, "", members, "", zstd, xz)?,
+            None => chunks.build(arch, "", entries, "", zstd, xz)?,
+        };
         // apt finds the compressed files only when Release lists the uncompressed one too.
         let gz = out.add_segmented(format!("{path}.gz"), built.gz, built.gz_digests)?;
         out.add_gunzipped(path.clone(), &built.plain, &gz)?;
@@ -294,8 +310,8 @@ mod tests {
         let stanza = format!("Package: p{id}\nVersion: 1.0\nArchitecture: {architecture}\n");
         IndexEntry {
             id,
-            architecture: architecture.into(),
-            body: Some(stanza),
+            architecture: Arc::new(architecture.to_owned()),
+            body: Some(stanza.into()),
             indexed: false,
         }
     }
@@ -342,16 +358,20 @@ mod tests {
             .clone()
     }
 
+    fn ids_of(members: &[&IndexEntry]) -> Vec<i64> {
+        members.iter().map(|e| e.id).collect()
+    }
+
     fn members<'a>(entries: &'a [IndexEntry], arch: &str) -> Vec<&'a IndexEntry> {
         let parts = parts(entries);
         let (_, members) = parts.into_iter().find(|(a, _)| a == arch).unwrap();
-        members
+        members.unwrap_or_else(|| entries.iter().collect())
     }
 
     #[test]
     fn every_file_lists_its_architecture_and_all_in_id_order() {
         // Entries sharing one string per architecture, as a listing's do, and one that does not.
-        let amd64: Arc<str> = "amd64".into();
+        let amd64 = Arc::new("amd64".to_owned());
         let mut entries: Vec<IndexEntry> = [(1, "all"), (2, "amd64"), (3, "riscv64")]
             .into_iter()
             .chain([(4, SOURCE), (5, "all"), (6, "amd64"), (7, "riscv64")])
@@ -363,6 +383,13 @@ mod tests {
         let names: Vec<String> = parts(&entries).into_iter().map(|(a, _)| a).collect();
         assert_eq!(names, ["amd64", "arm64", "i386", "riscv64", SOURCE]);
         assert_eq!(ids("amd64"), [1, 2, 5, 6]);
+        // A file of every entry refers to the list itself.
+        let amd64_only: Vec<IndexEntry> = (1..=3).map(|id| entry(id, "amd64")).collect();
+        let parts_of = parts(&amd64_only);
+        let only = |arch: &str| parts_of.iter().find(|(a, _)| a == arch).unwrap().1.clone();
+        assert!(only("amd64").is_none());
+        assert_eq!(only("arm64").map(|m| m.len()), Some(0));
+        assert_eq!(ids_of(&members(&amd64_only, "amd64")), [1, 2, 3]);
         assert_eq!(ids("arm64"), [1, 5]);
         assert_eq!(ids("riscv64"), [1, 3, 5, 7]);
         assert_eq!(ids(SOURCE), [4]);
@@ -379,7 +406,7 @@ mod tests {
             let asked = asked.clone();
             let stored: Vec<(i64, String)> = entries
                 .iter()
-                .map(|e| (e.id, e.body.clone().unwrap()))
+                .map(|e| (e.id, e.body.clone().unwrap().into()))
                 .collect();
             Box::new(move |part: &str, ids: std::ops::Range<i64>| {
                 asked.lock().unwrap().push((part.to_owned(), ids.clone()));
@@ -472,7 +499,7 @@ mod tests {
             let asked = asked.clone();
             let stored: Vec<(i64, String)> = entries
                 .iter()
-                .map(|e| (e.id, e.body.clone().unwrap()))
+                .map(|e| (e.id, e.body.clone().unwrap().into()))
                 .collect();
             Box::new(move |part: &str, ids: std::ops::Range<i64>| {
                 asked.lock().unwrap().push((part.to_owned(), ids.clone()));

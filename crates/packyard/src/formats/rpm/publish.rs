@@ -199,9 +199,10 @@ mod tests {
                 ids.iter()
                     .map(|&id| IndexEntry {
                         id,
-                        architecture: "x86_64".into(),
-                        body: (id >= with_bodies_from)
-                            .then(|| format!("<package><name>p{id}</name><{part}/></package>\n")),
+                        architecture: std::sync::Arc::new("x86_64".to_owned()),
+                        body: (id >= with_bodies_from).then(|| {
+                            format!("<package><name>p{id}</name><{part}/></package>\n").into()
+                        }),
                         indexed: false,
                     })
                     .collect()

@@ -13,7 +13,7 @@ use axum::http::header::{
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use packyard_formats::digest::sha256_hex;
 
 use crate::app::App;
@@ -282,32 +282,61 @@ pub async fn send(app: &App, request: &Request<'_>, mut file: File) -> Result<Re
         }
         Source::Segments(segments) => {
             let wanted = range.unwrap_or(0..file.size);
-            Body::from_stream(segment_stream(app.clone(), segments, wanted))
+            let keep = app.cache.keeps(file.size);
+            Body::from_stream(segment_stream(app.clone(), segments, wanted, keep))
         }
-        Source::Gunzip(keys) => {
-            let mut compressed = Vec::new();
-            for key in &keys {
-                compressed.extend_from_slice(&app.blobs.get_bytes(key).await?);
-            }
-            let expected = file.size;
-            let plain = tokio::task::spawn_blocking(move || {
-                let mut out = Vec::with_capacity(expected as usize);
-                flate2::read::MultiGzDecoder::new(&compressed[..])
-                    .take(expected + 1)
-                    .read_to_end(&mut out)?;
-                anyhow::ensure!(
-                    out.len() as u64 == expected,
-                    "decompressed index has {} bytes, expected {expected}",
-                    out.len()
-                );
-                Ok(out)
-            })
-            .await
-            .map_err(anyhow::Error::from)??;
-            Body::from(plain)
-        }
+        Source::Gunzip(keys) => Body::from_stream(gunzip_stream(app.clone(), keys, file.size)),
     };
     Ok((status, headers, body).into_response())
+}
+
+/// The text of the gzip members in the blobs `keys`, of `expected` bytes, decompressed a
+/// blob at a time (a segment holds whole members): an index of a million packages is served
+/// without holding its 900 MB of text. More or fewer bytes than recorded end the response in
+/// an error, and a blob never decompresses to more than `expected`.
+fn gunzip_stream(
+    app: App,
+    keys: Vec<BlobKey>,
+    expected: u64,
+) -> impl futures::Stream<Item = std::io::Result<Bytes>> {
+    let pieces = futures::stream::iter(keys)
+        .map(move |key| {
+            let app = app.clone();
+            async move {
+                let compressed = app.blobs.get_bytes(&key).await?;
+                let plain = tokio::task::spawn_blocking(move || {
+                    let mut out = Vec::new();
+                    flate2::read::MultiGzDecoder::new(&compressed[..])
+                        .take(expected + 1)
+                        .read_to_end(&mut out)?;
+                    std::io::Result::Ok(Bytes::from(out))
+                })
+                .await??;
+                anyhow::Ok(plain)
+            }
+        })
+        .buffered(SEGMENTS_AHEAD)
+        .map_err(std::io::Error::other);
+    futures::stream::try_unfold(
+        (Box::pin(pieces), 0u64),
+        move |(mut pieces, sent)| async move {
+            match pieces.try_next().await? {
+                Some(piece) => {
+                    let sent = sent + piece.len() as u64;
+                    if sent > expected {
+                        return Err(std::io::Error::other(format!(
+                            "decompressed index exceeds the {expected} bytes recorded"
+                        )));
+                    }
+                    Ok(Some((piece, (pieces, sent))))
+                }
+                None if sent == expected => Ok(None),
+                None => Err(std::io::Error::other(format!(
+                    "decompressed index has {sent} bytes, expected {expected}"
+                ))),
+            }
+        },
+    )
 }
 
 /// Segments read ahead of the one being sent.
@@ -318,6 +347,7 @@ fn segment_stream(
     app: App,
     segments: Vec<(BlobKey, u64)>,
     wanted: Range<u64>,
+    keep: bool,
 ) -> impl futures::Stream<Item = std::io::Result<Bytes>> {
     let mut start = 0;
     let pieces: Vec<(BlobKey, u64, Range<u64>)> = segments
@@ -333,7 +363,7 @@ fn segment_stream(
         .map(move |(key, size, part)| {
             let app = app.clone();
             async move {
-                read_segment(&app, &key, size, part)
+                read_segment(&app, &key, size, part, keep)
                     .await
                     .map_err(std::io::Error::other)
             }
@@ -347,8 +377,13 @@ async fn read_segment(
     key: &BlobKey,
     size: u64,
     part: Range<u64>,
+    keep: bool,
 ) -> anyhow::Result<Bytes> {
-    let bytes = match app.cache.small_blob(&app.blobs, key, size).await? {
+    let kept = match keep {
+        true => app.cache.small_blob(&app.blobs, key, size).await?,
+        false => None,
+    };
+    let bytes = match kept {
         Some(bytes) => bytes,
         None => app.blobs.get_bytes(key).await?,
     };
