@@ -138,10 +138,16 @@ pub async fn insert(tx: &mut Tx, new: &NewPackage<'_>) -> Result<Inserted> {
             Ok(Inserted::New(package))
         }
         None => {
+            // Two lookups, one per unique index: with an OR between them SQLite walked every
+            // live package of the distribution in id order (4 s at a million, holding the
+            // write lock).
             let sql = format!(
-                "SELECT {COLUMNS} FROM packages WHERE repository_id = $1 AND distro_version_id = $2
-                 AND deleted_at IS NULL
-                 AND ((name = $3 AND version = $4 AND architecture = $5) OR filename = $6)
+                "SELECT {COLUMNS} FROM packages WHERE id IN (
+                   SELECT id FROM packages WHERE repository_id = $1 AND distro_version_id = $2
+                     AND deleted_at IS NULL AND name = $3 AND version = $4 AND architecture = $5
+                   UNION ALL
+                   SELECT id FROM packages WHERE repository_id = $1 AND distro_version_id = $2
+                     AND deleted_at IS NULL AND filename = $6)
                  ORDER BY id LIMIT 1"
             );
             let existing = run_tx!(
