@@ -358,6 +358,38 @@ mod tests {
             .clone()
     }
 
+    /// A reader of the bodies of `entries` that records what it is asked for, and `entries`
+    /// without their bodies.
+    fn recording_reader(entries: &[IndexEntry]) -> (EntryReader, Asked, Vec<IndexEntry>) {
+        let asked = Asked::default();
+        let reader: EntryReader = {
+            let asked = asked.clone();
+            let stored: Vec<(i64, String)> = entries
+                .iter()
+                .map(|e| (e.id, e.body.clone().unwrap().into()))
+                .collect();
+            Box::new(move |part: &str, ids: std::ops::Range<i64>| {
+                asked.lock().unwrap().push((part.to_owned(), ids.clone()));
+                let read: Vec<(i64, String)> = stored
+                    .iter()
+                    .filter(|(id, _)| ids.contains(id))
+                    .cloned()
+                    .collect();
+                Box::new(move || Ok(read))
+            })
+        };
+        let bare = entries
+            .iter()
+            .map(|e| IndexEntry {
+                body: None,
+                ..e.clone()
+            })
+            .collect();
+        (reader, asked, bare)
+    }
+
+    type Asked = Arc<std::sync::Mutex<Vec<(String, std::ops::Range<i64>)>>>;
+
     fn ids_of(members: &[&IndexEntry]) -> Vec<i64> {
         members.iter().map(|e| e.id).collect()
     }
@@ -401,30 +433,7 @@ mod tests {
         let signer = Signer::from_armored(&[key.secret_armored]).unwrap();
         let distro = distros::by_id(12).unwrap();
         let entries: Vec<IndexEntry> = (1..=40).map(|id| entry(id, "amd64")).collect();
-        let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let reader: EntryReader = {
-            let asked = asked.clone();
-            let stored: Vec<(i64, String)> = entries
-                .iter()
-                .map(|e| (e.id, e.body.clone().unwrap().into()))
-                .collect();
-            Box::new(move |part: &str, ids: std::ops::Range<i64>| {
-                asked.lock().unwrap().push((part.to_owned(), ids.clone()));
-                let read: Vec<(i64, String)> = stored
-                    .iter()
-                    .filter(|(id, _)| ids.contains(id))
-                    .cloned()
-                    .collect();
-                Box::new(move || Ok(read))
-            })
-        };
-        let bare: Vec<IndexEntry> = entries
-            .iter()
-            .map(|e| IndexEntry {
-                body: None,
-                ..e.clone()
-            })
-            .collect();
+        let (reader, asked, bare) = recording_reader(&entries);
         let reading = cache(vec![], HashMap::new()).reading_entries(reader);
         let read = build(&repo(), distro, &bare, reading, &signer, "d").unwrap();
         // Span 2: 21 chunks, read eight at a time in one statement each, the next eight while
@@ -494,30 +503,7 @@ mod tests {
         let second = build(&repo(), distro, &partial, resumed, &signer, "d").unwrap();
         assert_eq!(changed(&second), [("amd64", 3)]);
         // With no entries in the listing, the cache reads those of the one chunk it compresses.
-        let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let reader: EntryReader = {
-            let asked = asked.clone();
-            let stored: Vec<(i64, String)> = entries
-                .iter()
-                .map(|e| (e.id, e.body.clone().unwrap().into()))
-                .collect();
-            Box::new(move |part: &str, ids: std::ops::Range<i64>| {
-                asked.lock().unwrap().push((part.to_owned(), ids.clone()));
-                let read: Vec<(i64, String)> = stored
-                    .iter()
-                    .filter(|(id, _)| ids.contains(id))
-                    .cloned()
-                    .collect();
-                Box::new(move || Ok(read))
-            })
-        };
-        let bare: Vec<IndexEntry> = entries
-            .iter()
-            .map(|e| IndexEntry {
-                body: None,
-                ..e.clone()
-            })
-            .collect();
+        let (reader, asked, bare) = recording_reader(&entries);
         let reading = cache(cached.clone(), first.hash_states.clone()).reading_entries(reader);
         let read = build(&repo(), distro, &bare, reading, &signer, "d").unwrap();
         assert_eq!(*asked.lock().unwrap(), [("amd64".to_owned(), 6..8)]);
