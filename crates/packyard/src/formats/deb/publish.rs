@@ -388,6 +388,19 @@ mod tests {
         (reader, asked, bare)
     }
 
+    /// A build with nothing cached.
+    fn from_nothing(distro: &Distro, entries: &[IndexEntry], signer: &Signer) -> Built {
+        build(
+            &repo(),
+            distro,
+            entries,
+            cache(vec![], HashMap::new()),
+            signer,
+            "d",
+        )
+        .unwrap()
+    }
+
     type Asked = Arc<std::sync::Mutex<Vec<(String, std::ops::Range<i64>)>>>;
 
     fn ids_of(members: &[&IndexEntry]) -> Vec<i64> {
@@ -446,15 +459,7 @@ mod tests {
         assert_eq!(read.entries_read, 40);
         assert_eq!(read.changed_chunks.len(), 21);
         // The same files, bytes and digests as a build from entries the listing carries.
-        let carried = build(
-            &repo(),
-            distro,
-            &entries,
-            cache(vec![], HashMap::new()),
-            &signer,
-            "d",
-        )
-        .unwrap();
+        let carried = from_nothing(distro, &entries, &signer);
         assert_eq!(read.release, carried.release);
         for file in read.files.iter().filter(|f| !f.gunzip) {
             assert_eq!(
@@ -476,15 +481,7 @@ mod tests {
         entries.push(entry(7, "all"));
 
         // Span 2: chunks 0 (id 1), 1 (2, 3), 2 (4, 5) and 3 (7) for amd64; chunk 3 for the rest.
-        let first = build(
-            &repo(),
-            distro,
-            &entries,
-            cache(vec![], HashMap::new()),
-            &signer,
-            "d",
-        )
-        .unwrap();
+        let first = from_nothing(distro, &entries, &signer);
         assert_eq!(first.changed_chunks.len(), 4 + 2);
         assert_eq!(first.newly_indexed, [1, 2, 3, 4, 5, 7]);
 
