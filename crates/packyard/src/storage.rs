@@ -218,26 +218,20 @@ impl Blobs {
     /// thousand chunks) by syncing the filesystem once, which costs one flush rather than
     /// five syncs a blob.
     pub async fn put_many(&self, blobs: &[(BlobKey, Bytes)]) -> Result<()> {
-        let Some(root) = self.local_root.clone() else {
-            for batch in blobs.chunks(PUTS_IN_FLIGHT) {
-                futures::future::try_join_all(
-                    batch
-                        .iter()
-                        .map(|(key, bytes)| self.put_bytes(key, bytes.clone())),
-                )
-                .await?;
-            }
-            return Ok(());
-        };
-        // A blob another writer has just stored may not be synced yet: it is synced here too.
+        // Locally a blob another writer has just stored may not be synced yet: it is synced
+        // below with the others.
         for batch in blobs.chunks(PUTS_IN_FLIGHT) {
-            futures::future::try_join_all(
-                batch
-                    .iter()
-                    .map(|(key, bytes)| self.put_unsynced(key, bytes.clone())),
-            )
+            futures::future::try_join_all(batch.iter().map(|(key, bytes)| async move {
+                match self.local_root {
+                    Some(_) => self.put_unsynced(key, bytes.clone()).await,
+                    None => self.put_bytes(key, bytes.clone()).await,
+                }
+            }))
             .await?;
         }
+        let Some(root) = self.local_root.clone() else {
+            return Ok(());
+        };
         let paths: Vec<PathBuf> = blobs.iter().map(|(key, _)| root.join(key.path())).collect();
         tokio::task::spawn_blocking(move || sync_together(&root, &paths))
             .await?

@@ -61,14 +61,11 @@ struct Output {
 impl Output {
     fn push_text(&mut self, text: &str) {
         self.plain.update(text.as_bytes());
-        self.push_hashed_text(text, None);
+        self.append_text(text);
     }
 
-    /// Appends text already hashed elsewhere: `plain` is the state after it.
-    fn push_hashed_text(&mut self, text: &str, plain: Option<MultiHasher>) {
-        if let Some(plain) = plain {
-            self.plain = plain;
-        }
+    /// Appends text whose hashing `plain` already holds.
+    fn append_text(&mut self, text: &str) {
         self.hashed += text.len() as u64;
         if let Some(whole) = self.text.as_mut() {
             whole.push_str(text);
@@ -275,10 +272,7 @@ impl ChunkCache {
     /// The texts of consecutive `groups` of `part`, their entries read in one statement when
     /// the listing does not carry them (or taken from the reading started for them).
     fn texts<E: Entry>(&mut self, part: &str, groups: &[&[E]]) -> Result<Vec<String>> {
-        let carried = groups
-            .iter()
-            .all(|g| g.iter().all(|e| e.borrow().body.is_some()));
-        let read = match (carried, groups.first(), groups.last()) {
+        let read = match (carried(groups), groups.first(), groups.last()) {
             (false, Some(first), Some(last)) => {
                 let ids = id_range(first, last);
                 let pending = match self.prefetched.take_if(|(p, r, _)| p == part && *r == ids) {
@@ -344,9 +338,7 @@ impl ChunkCache {
         let texts = self.texts(part, &groups[batch.clone()])?;
         let next = &groups[self.uncached_run(part, groups, batch.end, true)];
         if let (Some(first), Some(last)) = (next.first(), next.last())
-            && next
-                .iter()
-                .any(|g| g.iter().any(|e| e.borrow().body.is_none()))
+            && !carried(next)
         {
             let ids = id_range(first, last);
             self.prefetched = self
@@ -518,9 +510,9 @@ impl ChunkCache {
                 (Some(chunk), None) => {
                     let chunk = self.read(chunk)?;
                     resumable = false;
-                    let text = match group.iter().any(|e| e.borrow().body.is_none()) {
-                        true => chunked::gunzip_text(chunk.gz.bytes()?)?,
-                        false => chunk_text(group, Vec::new())?,
+                    let text = match carried(&[group]) {
+                        false => chunked::gunzip_text(chunk.gz.bytes()?)?,
+                        true => chunk_text(group, Vec::new())?,
                     };
                     out.push_text(&text);
                     chunk
@@ -531,7 +523,8 @@ impl ChunkCache {
                         ahead = self.compress_ahead(part, &groups, index, zstd, &out.plain)?;
                     }
                     let fresh = ahead.remove(&index).expect("compressed ahead just now");
-                    out.push_hashed_text(&fresh.text, Some(fresh.plain));
+                    out.plain = fresh.plain;
+                    out.append_text(&fresh.text);
                     let chunk = Chunk {
                         part: part.to_owned(),
                         chunk_no,
@@ -692,6 +685,13 @@ fn compress_all(texts: Vec<String>, zstd: bool, plain: MultiHasher) -> Vec<Fresh
 pub trait Entry: Borrow<IndexEntry> + Sync {}
 
 impl<E: Borrow<IndexEntry> + Sync> Entry for E {}
+
+/// Whether the listing carries the text of every entry of `groups`.
+fn carried<E: Entry>(groups: &[&[E]]) -> bool {
+    groups
+        .iter()
+        .all(|g| g.iter().all(|e| e.borrow().body.is_some()))
+}
 
 /// The ids from the first entry of `first` to the last of `last`.
 fn id_range<E: Entry>(first: &[E], last: &[E]) -> Range<i64> {
