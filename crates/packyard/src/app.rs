@@ -92,11 +92,12 @@ impl App {
 
 impl App {
     /// After committing a change that queued publish jobs: wakes this process's workers and
-    /// drops what the read cache holds, since packages (and a repository's last push) changed.
-    /// Other processes hear of it through the job queue's announcement.
+    /// drops what the read cache holds of packages (and a repository's last push), which
+    /// changed; what it holds of tokens stays. Other processes hear of it through the job
+    /// queue's announcement.
     pub fn queued(&self) {
         self.wake.notify_one();
-        self.cache.invalidate();
+        self.cache.packages_changed();
     }
 
     /// A permit to receive an upload, or `Busy` when this process receives as many as it may.

@@ -59,7 +59,7 @@ pub async fn backup(app: &App, dir: &Path, include_secret: bool) -> Result<Backu
         .with_context(|| format!("creating {}", dir.display()))?;
     let mut files = BTreeMap::new();
     let database = match &app.db {
-        Db::Sqlite(_) => {
+        Db::Sqlite(..) => {
             let dest = dir.join(SQLITE_FILE);
             let partial = dir.join("database/packyard.sqlite.partial");
             let _ = std::fs::remove_file(&partial);
@@ -243,7 +243,7 @@ async fn pg_dump(app: &App, dest: &Path) -> Result<()> {
 /// Empties the database a failed restore filled, so it can run again.
 async fn undo(app: &App) -> Result<()> {
     match &app.db {
-        Db::Sqlite(pool) => {
+        Db::Sqlite(pool, _) => {
             pool.close().await;
             let path = app.config.data_dir.join("packyard.db");
             for suffix in ["", "-wal", "-shm"] {
@@ -341,7 +341,7 @@ pub async fn restore(config: Config, dir: &Path) -> Result<RestoreReport> {
             "the configured database is not empty; restore into an empty data folder or database"
         );
         match (&db, manifest.database.as_str()) {
-            (Db::Sqlite(pool), "sqlite") => {
+            (Db::Sqlite(pool, _), "sqlite") => {
                 pool.close().await;
                 let path = config.data_dir.join("packyard.db");
                 anyhow::ensure!(

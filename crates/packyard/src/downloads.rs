@@ -82,13 +82,13 @@ impl DownloadLog {
 async fn write_batches(db: Db, mut records: mpsc::Receiver<Record>) {
     let mut batch = Vec::with_capacity(BATCH);
     while records.recv_many(&mut batch, BATCH).await > 0 {
-        let deadline = tokio::time::Instant::now() + LINGER;
+        // Others join the batch while this task sleeps, not waiting on the queue: a waiting
+        // receiver is woken by every record, a wake-up of this task per download served.
+        tokio::time::sleep(LINGER).await;
         while batch.len() < BATCH {
-            let room = BATCH - batch.len();
-            let more = records.recv_many(&mut batch, room);
-            match tokio::time::timeout_at(deadline, more).await {
-                Ok(received) if received > 0 => {}
-                _ => break,
+            match records.try_recv() {
+                Ok(record) => batch.push(record),
+                Err(_) => break,
             }
         }
         let (mut downloads, mut fetches) = (Vec::new(), Vec::new());

@@ -446,6 +446,8 @@ async fn store(
     put_blobs(app, staged).await?;
     let blobs_ms = started.elapsed().as_secs_f64() * 1000.0;
     let mut tx = app.db.begin_write().await?;
+    // Waiting for the write turn, apart from the time holding it (`commit_ms`).
+    let turn_wait_ms = started.elapsed().as_secs_f64() * 1000.0 - blobs_ms;
     // The collector deletes blobs under the write lock; check again now that we hold it.
     put_blobs_again(app, staged).await?;
     let d = &staged.digests;
@@ -480,8 +482,9 @@ async fn store(
             app.queued();
             tracing::info!(repository = %format!("{}/{}", repo.owner, repo.name), distro = %format!("{}/{}", distro.os, distro.dist),
                 package = %package.name, version = %package.version, arch = %package.architecture,
-                size_bytes = package.size, parse_ms, blobs_ms,
-                commit_ms = started.elapsed().as_secs_f64() * 1000.0 - blobs_ms, "pushed package");
+                size_bytes = package.size, parse_ms, blobs_ms, turn_wait_ms,
+                commit_ms = started.elapsed().as_secs_f64() * 1000.0 - blobs_ms - turn_wait_ms,
+                "pushed package");
             Ok((package, true))
         }
         Inserted::Conflict(existing) if existing.sha256 == d.sha256 => Ok((existing, false)),

@@ -4,7 +4,11 @@
 //!
 //! Everything but blob bytes describes state that changes, and is dropped wholesale whenever
 //! it may have: this process bumps the epoch after it publishes, destroys or moves a package,
-//! and on PostgreSQL after another process announces a change (`LISTEN`); while that
+//! and on PostgreSQL after another process announces a change (`LISTEN`). Credentials have an
+//! epoch of their own, which packages changing does not move: a push or a publish leaves what
+//! tokens are alone, so pushes do not look their token up again after every other push.
+//! Changes of tokens and users (`App::tokens_changed`) and every announcement from another
+//! process move both; while that
 //! connection is down nothing is kept. What no announcement reaches (another process on the
 //! same SQLite file) is seen once entries expire (`cache_ttl_ms`). An entry loaded before a bump is never stored
 //! after it, so a slow read cannot bring back what the bump dropped.
@@ -55,6 +59,8 @@ pub enum FileKey {
 
 pub struct ReadCache {
     epoch: AtomicU64,
+    /// The epoch of `credentials`: moved by `invalidate` but not by `packages_changed`.
+    credentials_epoch: AtomicU64,
     /// Woken at every invalidation, for requests that wait for a publish (`?wait=`).
     changed: tokio::sync::Notify,
     /// The longest an entry is trusted without an announcement of change.
@@ -79,6 +85,7 @@ impl ReadCache {
     pub fn new(budget: usize, ttl: Duration, enabled: bool) -> ReadCache {
         ReadCache {
             epoch: AtomicU64::new(0),
+            credentials_epoch: AtomicU64::new(0),
             changed: tokio::sync::Notify::new(),
             ttl,
             enabled: AtomicBool::new(enabled),
@@ -94,6 +101,13 @@ impl ReadCache {
 
     /// Drops everything that describes changing state.
     pub fn invalidate(&self) {
+        self.credentials_epoch.fetch_add(1, Ordering::AcqRel);
+        self.packages_changed();
+    }
+
+    /// Drops everything that describes changing state but credentials: after a commit that
+    /// changed packages or what is published, and nothing of tokens or users.
+    pub fn packages_changed(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         self.changed.notify_waiters();
     }
@@ -131,10 +145,9 @@ impl ReadCache {
     where
         F: Future<Output = Result<Option<Credential>>>,
     {
-        self.through(&self.credentials, key, async {
-            Ok(load.await?.map(Arc::new))
-        })
-        .await
+        let load = async { Ok(load.await?.map(Arc::new)) };
+        self.through_at(&self.credentials, &self.credentials_epoch, key, load)
+            .await
     }
 
     /// A repository's live packages counted by target, architecture and format. A push
@@ -233,14 +246,30 @@ impl ReadCache {
         V: Clone,
         F: Future<Output = Result<Option<V>>>,
     {
+        self.through_at(shelf, &self.epoch, key, load).await
+    }
+
+    /// As `through`, for a shelf whose entries last until `current` moves.
+    async fn through_at<K, V, F>(
+        &self,
+        shelf: &Shelf<K, V>,
+        current: &AtomicU64,
+        key: K,
+        load: F,
+    ) -> Result<Option<V>>
+    where
+        K: Hash + Eq,
+        V: Clone,
+        F: Future<Output = Result<Option<V>>>,
+    {
         let enabled = self.enabled.load(Ordering::Acquire);
-        let epoch = self.epoch.load(Ordering::Acquire);
+        let epoch = current.load(Ordering::Acquire);
         if enabled && let Some(value) = shelf.get(&key, epoch, self.ttl) {
             return Ok(Some(value));
         }
         let value = load.await?;
         if enabled && let Some(value) = &value {
-            shelf.put(key, value.clone(), epoch, &self.epoch, self.ttl);
+            shelf.put(key, value.clone(), epoch, current, self.ttl);
         }
         Ok(value)
     }
@@ -385,6 +414,39 @@ mod tests {
         assert_eq!(cached_id(&cache, 2).await, 1, "the first load is kept");
         cache.invalidate();
         assert_eq!(cached_id(&cache, 3).await, 3, "an invalidation drops it");
+    }
+
+    async fn cached_reader(cache: &ReadCache, repository_id: i64) -> i64 {
+        let read = Credential::Read {
+            repository_id,
+            name: "ci".into(),
+            expires_at: None,
+        };
+        let found = cache.credential("k".into(), async { Ok(Some(read)) }).await;
+        match found.unwrap().unwrap().as_ref() {
+            Credential::Read { repository_id, .. } => *repository_id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn credentials_outlive_changes_of_packages_but_not_invalidations() {
+        let cache = ReadCache::new(1 << 20, HOUR, true);
+        assert_eq!(cached_reader(&cache, 1).await, 1);
+        assert_eq!(cached_id(&cache, 1).await, 1);
+        cache.packages_changed();
+        assert_eq!(
+            cached_reader(&cache, 2).await,
+            1,
+            "a push keeps what tokens are"
+        );
+        assert_eq!(cached_id(&cache, 2).await, 2, "but drops repositories");
+        cache.invalidate();
+        assert_eq!(
+            cached_reader(&cache, 3).await,
+            3,
+            "a change of tokens drops them"
+        );
     }
 
     #[tokio::test]

@@ -166,7 +166,7 @@ pub async fn claim(db: &Db, lease_secs: i64) -> Result<Option<Job>> {
     // On PostgreSQL concurrent claimers skip each other's candidate rows; SQLite has one
     // writer at a time anyway.
     let lock = match db {
-        Db::Sqlite(_) => "",
+        Db::Sqlite(..) => "",
         Db::Postgres(_) => " FOR UPDATE SKIP LOCKED",
     };
     let sql = format!(

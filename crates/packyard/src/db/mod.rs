@@ -33,18 +33,32 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-/// A connection pool of either backend.
+/// A connection pool of either backend. SQLite's comes with the turn its writers queue for.
 #[derive(Clone)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePool, WriteTurns),
     Postgres(PgPool),
 }
 
-/// A write transaction of either backend.
+/// A write transaction of either backend; SQLite's holds the process's write turn until it
+/// ends.
 pub enum Tx {
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Sqlite(
+        sqlx::Transaction<'static, sqlx::Sqlite>,
+        tokio::sync::OwnedMutexGuard<()>,
+    ),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
+
+/// The queue of this process's SQLite writers, served in arrival order.
+///
+/// SQLite admits one writer at a time, and one that finds the lock taken sleeps in its busy
+/// handler for 1, 2, 5, then up to 100 ms before it looks again, holding a pooled connection
+/// all the while. Under concurrent pushes the lock then sat free between writers that were
+/// asleep, and readers waited for connections held by sleeping writers. Writers of this
+/// process wait here instead, without a connection, and each begins the moment the one before
+/// it ends; writers of other processes on the same file (the CLI's) still meet the busy handler.
+pub type WriteTurns = std::sync::Arc<tokio::sync::Mutex<()>>;
 
 /// Runs a query built by `$query` on the pool of `$db` (a `&Db`) with the executor method
 /// `$method` (`fetch_one`, `fetch_optional`, `fetch_all`, or `execute`, which yields the
@@ -52,13 +66,15 @@ pub enum Tx {
 macro_rules! run {
     ($db:expr, $query:expr, execute) => {
         match $db {
-            $crate::db::Db::Sqlite(pool) => $query.execute(pool).await.map(|r| r.rows_affected()),
+            $crate::db::Db::Sqlite(pool, _) => {
+                $query.execute(pool).await.map(|r| r.rows_affected())
+            }
             $crate::db::Db::Postgres(pool) => $query.execute(pool).await.map(|r| r.rows_affected()),
         }
     };
     ($db:expr, $query:expr, $method:ident) => {
         match $db {
-            $crate::db::Db::Sqlite(pool) => $query.$method(pool).await,
+            $crate::db::Db::Sqlite(pool, _) => $query.$method(pool).await,
             $crate::db::Db::Postgres(pool) => $query.$method(pool).await,
         }
     };
@@ -68,7 +84,7 @@ macro_rules! run {
 macro_rules! run_tx {
     ($tx:expr, $query:expr, execute) => {
         match $tx {
-            $crate::db::Tx::Sqlite(tx) => {
+            $crate::db::Tx::Sqlite(tx, _) => {
                 $query.execute(&mut **tx).await.map(|r| r.rows_affected())
             }
             $crate::db::Tx::Postgres(tx) => {
@@ -78,7 +94,7 @@ macro_rules! run_tx {
     };
     ($tx:expr, $query:expr, $method:ident) => {
         match $tx {
-            $crate::db::Tx::Sqlite(tx) => $query.$method(&mut **tx).await,
+            $crate::db::Tx::Sqlite(tx, _) => $query.$method(&mut **tx).await,
             $crate::db::Tx::Postgres(tx) => $query.$method(&mut **tx).await,
         }
     };
@@ -133,7 +149,7 @@ impl Db {
             .run(&pool)
             .await
             .context("migrating the database")?;
-        let db = Db::Sqlite(pool);
+        let db = Db::Sqlite(pool, WriteTurns::default());
         tokens::fill_digests(&db).await?;
         Ok(db)
     }
@@ -158,7 +174,7 @@ impl Db {
     /// `sqlite` or `postgres`.
     pub fn kind(&self) -> &'static str {
         match self {
-            Db::Sqlite(_) => "sqlite",
+            Db::Sqlite(..) => "sqlite",
             Db::Postgres(_) => "postgres",
         }
     }
@@ -168,7 +184,10 @@ impl Db {
     /// PostgreSQL the transaction shares the advisory write lock with other writers.
     pub async fn begin_write(&self) -> Result<Tx> {
         match self {
-            Db::Sqlite(pool) => Ok(Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?)),
+            Db::Sqlite(pool, turns) => {
+                let turn = turns.clone().lock_owned().await;
+                Ok(Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?, turn))
+            }
             Db::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
@@ -184,7 +203,10 @@ impl Db {
     /// unreferenced stays unreferenced until it commits) and for claiming jobs.
     pub async fn begin_exclusive(&self) -> Result<Tx> {
         match self {
-            Db::Sqlite(pool) => Ok(Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?)),
+            Db::Sqlite(pool, turns) => {
+                let turn = turns.clone().lock_owned().await;
+                Ok(Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?, turn))
+            }
             Db::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -252,7 +274,7 @@ impl Db {
 impl Tx {
     pub async fn commit(self) -> Result<()> {
         match self {
-            Tx::Sqlite(tx) => tx.commit().await?,
+            Tx::Sqlite(tx, _) => tx.commit().await?,
             Tx::Postgres(tx) => tx.commit().await?,
         }
         Ok(())
@@ -260,7 +282,7 @@ impl Tx {
 
     pub async fn rollback(self) -> Result<()> {
         match self {
-            Tx::Sqlite(tx) => tx.rollback().await?,
+            Tx::Sqlite(tx, _) => tx.rollback().await?,
             Tx::Postgres(tx) => tx.rollback().await?,
         }
         Ok(())
@@ -309,4 +331,59 @@ pub fn now() -> i64 {
 /// Milliseconds since the Unix epoch, for columns named `_ms`.
 pub fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writers waiting for their turn hold no connection: with more of them waiting than the
+    /// pool has connections, a read still runs, and every writer gets its turn in order.
+    #[tokio::test]
+    async fn sqlite_writers_queue_for_their_turn_without_holding_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open_sqlite(&dir.path().join("packyard.db"))
+            .await
+            .unwrap();
+        db.execute_sql("CREATE TABLE turns (n INTEGER NOT NULL)")
+            .await
+            .unwrap();
+        let first = db.begin_write().await.unwrap();
+        let waiting: Vec<_> = (0..12)
+            .map(|n: i64| {
+                let db = db.clone();
+                let writer = tokio::spawn(async move {
+                    let mut tx = db.begin_write().await?;
+                    run_tx!(
+                        &mut tx,
+                        sqlx::query("INSERT INTO turns (n) VALUES ($1)").bind(n),
+                        execute
+                    )?;
+                    tx.commit().await
+                });
+                (n, writer)
+            })
+            .collect();
+        // Let every writer reach the queue (a pool's connections are eight).
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        let read = tokio::time::timeout(
+            Duration::from_secs(10),
+            db.scalar_i64("SELECT COUNT(*) FROM turns"),
+        );
+        let count = read.await.expect("a read beside queued writers").unwrap();
+        assert_eq!(count, 0, "no writer went before the first ended");
+        first.commit().await.unwrap();
+        for (_, writer) in waiting {
+            writer.await.unwrap().unwrap();
+        }
+        let order = run!(
+            &db,
+            sqlx::query_scalar::<_, i64>("SELECT n FROM turns ORDER BY rowid"),
+            fetch_all
+        )
+        .unwrap();
+        assert_eq!(order, (0..12).collect::<Vec<_>>(), "turns in arrival order");
+    }
 }

@@ -895,7 +895,7 @@ pub async fn commit_generation(
     )
     .await?;
     tx.commit().await?;
-    app.cache.invalidate();
+    app.cache.packages_changed();
     // From the oldest push this generation makes visible to its commit; a rebuild lists old
     // packages again, which says nothing about how fast pushes become visible.
     if let (Some(pushed_ms), false) = (pushed_ms, generation.build.rebuild) {

@@ -194,7 +194,7 @@ async fn segment_blobs(db: &db::Db, join: &str) -> Vec<String> {
         "SELECT s.blob_sha256 FROM generation_file_segments s {join} GROUP BY s.blob_sha256"
     );
     match db {
-        db::Db::Sqlite(pool) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        db::Db::Sqlite(pool, _) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .fetch_all(pool)
             .await
             .unwrap(),

@@ -236,7 +236,7 @@ async fn two_api_and_two_worker_processes_index_a_thousand_concurrent_pushes_exa
         .fetch_all(pool)
         .await
         .unwrap(),
-        packyard::db::Db::Sqlite(_) => unreachable!("this test runs on PostgreSQL"),
+        packyard::db::Db::Sqlite(..) => unreachable!("this test runs on PostgreSQL"),
     };
     for pair in builds.windows(2) {
         let (previous, next) = (&pair[0], &pair[1]);
