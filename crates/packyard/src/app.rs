@@ -48,6 +48,8 @@ pub struct AppState {
     pub started: std::time::Instant,
     /// Set when shutdown begins: `/readyz` answers 503 and responses close their connections.
     pub draining: std::sync::atomic::AtomicBool,
+    /// Pushes waiting to be committed together.
+    pub push_groups: crate::ingest::group::Groups,
 }
 
 impl App {
@@ -86,6 +88,7 @@ impl App {
             oci_uploads: Default::default(),
             started: std::time::Instant::now(),
             draining: Default::default(),
+            push_groups: Default::default(),
         })))
     }
 }

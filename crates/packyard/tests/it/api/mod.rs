@@ -4,4 +4,5 @@ mod gpg_keys;
 mod listing;
 mod packages;
 mod push_errors;
+mod push_groups;
 mod repos;

@@ -21,6 +21,8 @@ use crate::distros::Distro;
 use crate::formats::PackageFormat;
 use crate::storage::BlobKey;
 
+pub mod group;
+
 /// An uploaded file, staged on local disk and hashed.
 pub struct Staged {
     pub path: PathBuf,
@@ -156,14 +158,25 @@ pub async fn push_recorded(
     }
     let keyring = crate::keyring::missing_in(app, repo, distro).await?;
     let parse_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let pushed = Pushed {
-        staged,
+    let blobs = std::iter::once(staged)
+        .chain(&staged.source_files)
+        .map(|file| {
+            Ok((
+                BlobKey::from_sha256(&file.digests.sha256)?,
+                file.path.clone(),
+            ))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let push = group::Push {
+        repo: repo.clone(),
+        distro: *distro,
+        blobs,
+        digests: staged.digests.clone(),
         parsed,
-        keyring: keyring.as_ref(),
-        event,
-        parse_ms,
+        keyring,
+        event: event.cloned(),
     };
-    store(app, repo, distro, pushed).await
+    store(app, staged, push, parse_ms).await
 }
 
 /// What the audit log says of a pushed package.
@@ -172,15 +185,6 @@ pub fn package_details(package: &Package, is_new: bool) -> serde_json::Value {
         "name": package.name, "version": package.version, "architecture": package.architecture,
         "sha256": package.sha256, "size": package.size, "new": is_new,
     })
-}
-
-/// A parsed push on its way into the database.
-struct Pushed<'a> {
-    staged: &'a Staged,
-    parsed: Parsed,
-    keyring: Option<&'a crate::keyring::Prepared>,
-    event: Option<&'a crate::audit::Event>,
-    parse_ms: f64,
 }
 
 fn reserved(name: &str) -> PushError {
@@ -216,7 +220,7 @@ pub async fn insert_prepared(
     let parsed = &prepared.0;
     let dependencies =
         serde_json::to_string(&parsed.dependencies).context("encoding dependencies")?;
-    let new = new_package(repo, distro, staged, parsed, &dependencies);
+    let new = new_package(repo, distro, &staged.digests, parsed, &dependencies);
     match db::packages::insert(tx, &new).await? {
         Inserted::New(package) => {
             enqueue_publishes(tx, repo, distro, &package.name, &package.architecture).await?;
@@ -348,7 +352,7 @@ pub async fn import(
         put_blobs_again(app, staged).await?;
         let dependencies =
             serde_json::to_string(&parsed.dependencies).context("encoding dependencies")?;
-        let new = new_package(repo, distro, staged, parsed, &dependencies);
+        let new = new_package(repo, distro, &staged.digests, parsed, &dependencies);
         if let Inserted::New(package) = db::packages::insert(&mut tx, &new).await? {
             added += 1;
             // Targets follow the architecture, and for per-name indexes the name too.
@@ -381,11 +385,11 @@ pub async fn import(
 fn new_package<'a>(
     repo: &Repo,
     distro: &Distro,
-    staged: &'a Staged,
+    digests: &'a FileDigests,
     parsed: &'a Parsed,
     dependencies: &'a str,
 ) -> NewPackage<'a> {
-    let d = &staged.digests;
+    let d = digests;
     NewPackage {
         repository_id: repo.id,
         distro_version_id: distro.id,
@@ -429,85 +433,30 @@ fn check_kind(staged: &Staged, distro: &Distro, format: PackageFormat) -> Result
     }
 }
 
+/// Stores the blobs of a parsed push, then commits it with whatever pushes wait beside it.
 async fn store(
     app: &App,
-    repo: &Repo,
-    distro: &Distro,
-    pushed: Pushed<'_>,
+    staged: &Staged,
+    push: group::Push,
+    parse_ms: f64,
 ) -> Result<(Package, bool), PushError> {
-    let Pushed {
-        staged,
-        parsed,
-        keyring,
-        event,
-        parse_ms,
-    } = pushed;
     let started = std::time::Instant::now();
     put_blobs(app, staged).await?;
     let blobs_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let mut tx = app.db.begin_write().await?;
-    // Waiting for the write turn, apart from the time holding it (`commit_ms`).
-    let turn_wait_ms = started.elapsed().as_secs_f64() * 1000.0 - blobs_ms;
-    // The collector deletes blobs under the write lock; check again now that we hold it.
-    put_blobs_again(app, staged).await?;
-    let d = &staged.digests;
-    for file in &parsed.files {
-        let held = db::packages::live_companion_sha256(&mut tx, repo.id, distro.id, &file.filename)
-            .await?;
-        if held.is_some_and(|sha256| sha256 != file.sha256) {
-            return Err(PushError::Conflict(format!(
-                "has already been taken: {}/{} already has a different {}",
-                distro.os, distro.dist, file.filename
-            )));
-        }
+    let (repository, distro) = (
+        format!("{}/{}", push.repo.owner, push.repo.name),
+        format!("{}/{}", push.distro.os, push.distro.dist),
+    );
+    let committed = app.push_groups.commit(app, push).await?;
+    let package = committed.package;
+    if committed.new {
+        // From joining the queue to the commit that held it.
+        let commit_ms = started.elapsed().as_secs_f64() * 1000.0 - blobs_ms;
+        tracing::info!(%repository, %distro, package = %package.name, version = %package.version,
+            arch = %package.architecture, size_bytes = package.size, parse_ms, blobs_ms, commit_ms,
+            group = committed.group, "pushed package");
     }
-    let dependencies =
-        serde_json::to_string(&parsed.dependencies).context("encoding dependencies")?;
-    let new = new_package(repo, distro, staged, &parsed, &dependencies);
-    match db::packages::insert(&mut tx, &new).await? {
-        Inserted::New(package) => {
-            enqueue_publishes(&mut tx, repo, distro, &package.name, &package.architecture).await?;
-            let repository = format!("{}/{}", repo.owner, repo.name);
-            let data = crate::webhooks::package_data(&repository, &package);
-            crate::webhooks::emit_tx(&mut tx, repo.id, "package.pushed", data).await?;
-            if let Some(keyring) = keyring {
-                crate::keyring::insert(app, &mut tx, repo, distro, keyring).await?;
-            }
-            if let Some(event) = event {
-                let event = event.clone().details(package_details(&package, true));
-                crate::audit::record_tx(&mut tx, &event).await?;
-            }
-            db::repos::touch_last_push(&mut tx, repo.id).await?;
-            tx.commit().await.context("committing the package")?;
-            app.queued();
-            tracing::info!(repository = %format!("{}/{}", repo.owner, repo.name), distro = %format!("{}/{}", distro.os, distro.dist),
-                package = %package.name, version = %package.version, arch = %package.architecture,
-                size_bytes = package.size, parse_ms, blobs_ms, turn_wait_ms,
-                commit_ms = started.elapsed().as_secs_f64() * 1000.0 - blobs_ms - turn_wait_ms,
-                "pushed package");
-            Ok((package, true))
-        }
-        Inserted::Conflict(existing) if existing.sha256 == d.sha256 => Ok((existing, false)),
-        Inserted::Conflict(existing) => {
-            let target = format!("{}/{}", distro.os, distro.dist);
-            let same_identity = existing.name == parsed.name
-                && existing.version == parsed.version
-                && existing.architecture == parsed.architecture;
-            let message = if same_identity {
-                format!(
-                    "has already been taken: {} {} ({}) is already in {target} with different contents ({}); \
-                     destroy it first or push a new version",
-                    parsed.name, parsed.version, parsed.architecture, existing.filename
-                )
-            } else {
-                format!(
-                    "has already been taken: {target} already has a file named {}",
-                    existing.filename
-                )
-            };
-            Err(PushError::Conflict(message))
-        }
-    }
+    Ok((package, committed.new))
 }
 
 /// Queues a publish of every target a package `name` of `architecture` appears in.
