@@ -4,6 +4,7 @@
 //! transaction. Because the data files are content-addressed, the flip of `repomd.xml` is the
 //! whole publish: a client holding the previous `repomd.xml` still finds every file it names.
 
+use std::borrow::Borrow;
 use std::collections::HashSet;
 
 use anyhow::{Context, Result};
@@ -17,7 +18,7 @@ use crate::db::{self, repos::Repo};
 use crate::distros;
 use crate::sign::Signer;
 
-use crate::jobs::chunks::{self, ChunkCache, IndexFiles, PartStates, commit_generation};
+use crate::jobs::chunks::{self, ChunkCache, Entry, IndexFiles, PartStates, commit_generation};
 
 const PARTS: [&str; 3] = ["primary", "filelists", "other"];
 
@@ -39,10 +40,6 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         app.listings.forget(target);
     }
     let listing = app.listings.list(&app.db, target, grace, watermark).await?;
-    // Where the entries of this target's architecture are in the listing.
-    let listed_at: Vec<usize> = (0..listing.entries.len())
-        .filter(|&i| listed_in(&target.arch, &listing.entries[i].architecture))
-        .collect();
     let list_ms = started.elapsed().as_millis() as u64;
     // repomd.xml names SHA-256 digests only. Each part's chunks consist of its own entries,
     // which the cache reads a chunk at a time when it must compress one.
@@ -54,10 +51,16 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
 
     let read_ms = started.elapsed().as_millis() as u64;
     let entries = listing.entries;
+    let arch = target.arch.clone();
     let (built, entries) = tokio::task::spawn_blocking(move || {
         let signer = Signer::from_armored(&secret_keys)?;
-        let members: Vec<&IndexEntry> = listed_at.iter().map(|&i| &entries[i]).collect();
-        let built = build(&repo, &[&members[..]; 3], chunks, &signer, revision)?;
+        // The three parts list the entries of this target's architecture (and noarch): every
+        // entry of the list, unless the distribution has packages of other architectures. A
+        // list of a million entries is then built from without a reference to each.
+        let built = match members(&arch, &entries) {
+            None => build(&repo, &[&entries[..]; 3], chunks, &signer, revision)?,
+            Some(members) => build(&repo, &[&members[..]; 3], chunks, &signer, revision)?,
+        };
         anyhow::Ok((built, entries))
     })
     .await??;
@@ -124,9 +127,18 @@ struct Built {
     current_blobs: HashSet<String>,
 }
 
-fn build<'a>(
+/// The entries of `entries` listed in a target of `arch`, or `None` when that is every one.
+fn members<'a>(arch: &str, entries: &'a [IndexEntry]) -> Option<Vec<&'a IndexEntry>> {
+    if entries.iter().all(|e| listed_in(arch, &e.architecture)) {
+        return None;
+    }
+    let listed = entries.iter().filter(|e| listed_in(arch, &e.architecture));
+    Some(listed.collect())
+}
+
+fn build<E: Entry>(
     repo: &Repo,
-    parts: &[impl AsRef<[&'a IndexEntry]>],
+    parts: &[&[E]],
     mut chunks: ChunkCache,
     signer: &Signer,
     revision: i64,
@@ -135,7 +147,7 @@ fn build<'a>(
     let mut records: Vec<(&str, IndexFile, u64, String)> = Vec::new();
     for (part, members) in PARTS.iter().zip(parts) {
         let (head, tail) = xml_frame(part);
-        let built = chunks.build(part, &head, members.as_ref(), &tail, repo.index_zstd, false)?;
+        let built = chunks.build(part, &head, members, &tail, repo.index_zstd, false)?;
         // EL7's yum reads only gzip, so zstd is a per-repository choice.
         let (segments, digests, name) = match (built.zst, built.zst_digests) {
             (Some(zst), Some(digests)) => (zst, digests, format!("{part}.xml.zst")),
@@ -174,9 +186,9 @@ fn build<'a>(
         entries_read: finished.entries_read,
         current_blobs: finished.current,
         newly_indexed: parts[0]
-            .as_ref()
             .iter()
-            .filter(|e| !e.indexed)
+            .map(Borrow::borrow)
+            .filter(|e: &&IndexEntry| !e.indexed)
             .map(|e| e.id)
             .collect(),
     })
@@ -225,8 +237,22 @@ mod tests {
         )
     }
 
-    fn refs(parts: &[Vec<IndexEntry>]) -> Vec<Vec<&IndexEntry>> {
-        parts.iter().map(|part| part.iter().collect()).collect()
+    fn refs(parts: &[Vec<IndexEntry>]) -> Vec<&[IndexEntry]> {
+        parts.iter().map(|part| &part[..]).collect()
+    }
+
+    #[test]
+    fn a_target_of_every_listed_entry_builds_from_the_list_itself() {
+        let arch = |a: &str, id| IndexEntry {
+            architecture: std::sync::Arc::new(a.to_owned()),
+            ..entries(&[id], 0).remove(0).remove(0)
+        };
+        let one_arch = [arch("x86_64", 1), arch("noarch", 2), arch("x86_64", 3)];
+        assert!(members("x86_64", &one_arch).is_none(), "every entry");
+        let mixed = [arch("x86_64", 1), arch("aarch64", 2), arch("noarch", 3)];
+        let ids = |m: Option<Vec<&IndexEntry>>| m.unwrap().iter().map(|e| e.id).collect::<Vec<_>>();
+        assert_eq!(ids(members("x86_64", &mixed)), [1, 3]);
+        assert_eq!(ids(members("aarch64", &mixed)), [2, 3]);
     }
 
     fn publish(
