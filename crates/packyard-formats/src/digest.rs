@@ -18,9 +18,16 @@ pub struct MultiHasher {
     size: u64,
     /// Which digests are computed (`MD5 | SHA1 | SHA256 | SHA512`); the rest finish empty.
     which: u8,
+    sha256: sha2::Sha256,
+    /// The other three, held only when one of them is computed: a SHA-256 state (YUM keeps
+    /// three for every chunk of every index it published) is then a quarter of the size.
+    others: Option<Box<Others>>,
+}
+
+#[derive(Clone, Default)]
+struct Others {
     md5: md5::Md5,
     sha1: sha1::Sha1,
-    sha256: sha2::Sha256,
     sha512: sha2::Sha512,
 }
 
@@ -40,10 +47,8 @@ impl MultiHasher {
         MultiHasher {
             size: 0,
             which,
-            md5: Default::default(),
-            sha1: Default::default(),
             sha256: Default::default(),
-            sha512: Default::default(),
+            others: (which & !SHA256 != 0).then(Box::default),
         }
     }
 
@@ -75,17 +80,20 @@ impl MultiHasher {
     pub fn join(self, other: MultiHasher) -> MultiHasher {
         debug_assert_eq!(self.size, other.size, "both hashed the same bytes");
         let mut joined = self;
-        if other.which & MD5 != 0 {
-            joined.md5 = other.md5;
-        }
-        if other.which & SHA1 != 0 {
-            joined.sha1 = other.sha1;
-        }
         if other.which & SHA256 != 0 {
             joined.sha256 = other.sha256;
         }
-        if other.which & SHA512 != 0 {
-            joined.sha512 = other.sha512;
+        if let Some(theirs) = other.others {
+            let ours = joined.others.get_or_insert_with(Box::default);
+            if other.which & MD5 != 0 {
+                ours.md5 = theirs.md5;
+            }
+            if other.which & SHA1 != 0 {
+                ours.sha1 = theirs.sha1;
+            }
+            if other.which & SHA512 != 0 {
+                ours.sha512 = theirs.sha512;
+            }
         }
         joined.which |= other.which;
         joined
@@ -93,17 +101,19 @@ impl MultiHasher {
 
     pub fn update(&mut self, data: &[u8]) {
         self.size += data.len() as u64;
-        if self.which & MD5 != 0 {
-            self.md5.update(data);
-        }
-        if self.which & SHA1 != 0 {
-            self.sha1.update(data);
-        }
         if self.which & SHA256 != 0 {
             self.sha256.update(data);
         }
-        if self.which & SHA512 != 0 {
-            self.sha512.update(data);
+        if let Some(others) = &mut self.others {
+            if self.which & MD5 != 0 {
+                others.md5.update(data);
+            }
+            if self.which & SHA1 != 0 {
+                others.sha1.update(data);
+            }
+            if self.which & SHA512 != 0 {
+                others.sha512.update(data);
+            }
         }
     }
 
@@ -116,12 +126,13 @@ impl MultiHasher {
                 String::new()
             }
         };
+        let others = self.others.map(|others| *others).unwrap_or_default();
         FileDigests {
             size: self.size,
-            md5: hex_if(MD5, &self.md5.finalize()),
-            sha1: hex_if(SHA1, &self.sha1.finalize()),
+            md5: hex_if(MD5, &others.md5.finalize()),
+            sha1: hex_if(SHA1, &others.sha1.finalize()),
             sha256: hex_if(SHA256, &self.sha256.finalize()),
-            sha512: hex_if(SHA512, &self.sha512.finalize()),
+            sha512: hex_if(SHA512, &others.sha512.finalize()),
         }
     }
 }
@@ -201,9 +212,20 @@ mod tests {
         );
 
         let mut only = MultiHasher::sha256_only();
-        only.update(b"hello world");
-        let only = only.finish();
+        only.update(b"hello");
+        let (first, mut second) = only.split();
+        let mut first = first.join(second.clone());
+        first.update(b" world");
+        second.update(b" world");
+        assert!(first.others.is_none() && second.others.is_none());
+        let only = first.finish();
         assert_eq!(only.sha256, FileDigests::of(b"hello world").sha256);
         assert_eq!((only.md5.as_str(), only.sha512.as_str()), ("", ""));
+        // Kept for every chunk, a SHA-256 state holds no room for the other three.
+        let size = std::mem::size_of::<MultiHasher>();
+        assert!(
+            size < std::mem::size_of::<sha2::Sha256>() + 32,
+            "{size} bytes"
+        );
     }
 }

@@ -214,8 +214,6 @@ impl ReadCache {
             .await
     }
 
-    /// The bytes of a blob of `size` bytes, when it is small enough to keep; `None` for a
-    /// larger one, which is streamed instead. Errors when the blob is missing.
     /// Whether a file of `size` bytes is small enough to keep: the segments of a larger one are
     /// read without keeping them, as its whole would push out what is kept and be gone itself
     /// before its next reading.
@@ -223,6 +221,8 @@ impl ReadCache {
         size <= self.blobs.max_item() as u64
     }
 
+    /// The bytes of a blob of `size` bytes, when it is small enough to keep; `None` for a
+    /// larger one, which is streamed instead. Errors when the blob is missing.
     pub async fn small_blob(
         &self,
         blobs: &Blobs,

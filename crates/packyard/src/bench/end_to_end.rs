@@ -175,8 +175,18 @@ pub(super) async fn measure(
             if served != current {
                 // Checked after the clock stopped: the index this document names lists it.
                 let listed = listing.path(&served)?;
+                // The server's memory before the listing is fetched, so a peak can be placed.
+                let (rss, peak) = memory_kib(server.pid())?;
                 if chunked::gunzip_text(&get(listed).await?)?.contains(&file_name) {
                     visible.push(at);
+                    let (_, fetched) = memory_kib(server.pid())?;
+                    eprintln!(
+                        "bench: {file_name} served after {at:?}; server RSS {:.1} MiB, peak {:.1} \
+                         MiB, {:.1} MiB after fetching the listing",
+                        rss as f64 / 1024.0,
+                        peak as f64 / 1024.0,
+                        fetched as f64 / 1024.0
+                    );
                     break;
                 }
                 current = served;

@@ -1,5 +1,6 @@
 //! The reference tools, driven the way an operator scripts them, each timed end to end.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,8 +36,17 @@ pub struct Gpg {
 impl Gpg {
     pub fn new(work: &Path) -> Result<Gpg> {
         let home = work.join("gnupg");
+        // The agent of an earlier run in this folder would outlive its socket and keep a new
+        // one from starting.
+        let _ = Command::new("gpgconf")
+            .env("GNUPGHOME", &home)
+            .args(["--kill", "gpg-agent"])
+            .output();
         let _ = std::fs::remove_dir_all(&home);
-        std::fs::create_dir_all(&home)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&home)?;
         let gpg = Gpg { home };
         run(gpg.command().args([
             "--quick-gen-key",

@@ -14,7 +14,7 @@
 //! writers side by side, so there each push commits alone, at once. A push whose client went
 //! away while it waited is committed all the same; pushed again, it is an identical re-push.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -23,7 +23,7 @@ use anyhow::Context;
 use packyard_formats::digest::FileDigests;
 use tokio::sync::oneshot;
 
-use super::{Parsed, PushError, enqueue_publishes, new_package, package_details};
+use super::{Changed, Parsed, PushError, new_package, package_details};
 use crate::app::App;
 use crate::audit::Event;
 use crate::db::packages::{Inserted, Package};
@@ -199,31 +199,15 @@ async fn commit_together(app: &App, pushes: &[&Push]) -> Result<Vec<Committed>, 
         committed.push(insert(app, &mut tx, push, &mut hooked).await?);
     }
     // One publish job per target and one last push per repository, however many pushes.
-    let mut members = BTreeSet::new();
+    let mut changed = Changed::default();
     for (push, committed) in pushes.iter().zip(&committed) {
         if committed.new {
-            let package = &committed.package;
-            // Targets follow the architecture, and for per-name indexes the name too.
-            let name = match push.distro.format.indexes_by_name() {
-                true => package.name.as_str(),
-                false => "",
-            };
-            members.insert((push.repo.id, push.distro.id, name, &package.architecture));
+            changed.add(&push.repo, &push.distro, &committed.package);
         }
     }
-    for &(repository_id, distro_id, name, architecture) in &members {
-        let push = pushes
-            .iter()
-            .find(|p| p.repo.id == repository_id && p.distro.id == distro_id)
-            .expect("a push of each member");
-        enqueue_publishes(&mut tx, &push.repo, &push.distro, name, architecture).await?;
-    }
-    let repositories: BTreeSet<i64> = members.iter().map(|m| m.0).collect();
-    for repository_id in repositories {
-        db::repos::touch_last_push(&mut tx, repository_id).await?;
-    }
+    changed.enqueue(&mut tx).await?;
     tx.commit().await.context("committing the package")?;
-    if !members.is_empty() {
+    if changed.added > 0 {
         app.queued();
     }
     let group = pushes.len();

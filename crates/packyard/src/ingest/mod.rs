@@ -6,7 +6,7 @@
 //! SHA-256, and the row and the jobs are committed in one transaction, so a failure at any
 //! step leaves nothing visible.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -344,9 +344,7 @@ pub async fn import(
     if let Some(keyring) = &keyring {
         crate::keyring::insert(app, &mut tx, repo, distro, keyring).await?;
     }
-    let mut added = 0;
-    // One publish per target, however many packages it gains.
-    let mut members: std::collections::BTreeSet<(String, String)> = Default::default();
+    let mut changed = Changed::default();
     for (staged, parsed) in files.iter().zip(&parsed) {
         // The collector deletes blobs under the write lock; check again now that we hold it.
         put_blobs_again(app, staged).await?;
@@ -354,32 +352,63 @@ pub async fn import(
             serde_json::to_string(&parsed.dependencies).context("encoding dependencies")?;
         let new = new_package(repo, distro, &staged.digests, parsed, &dependencies);
         if let Inserted::New(package) = db::packages::insert(&mut tx, &new).await? {
-            added += 1;
-            // Targets follow the architecture, and for per-name indexes the name too.
-            let name = match distro.format.indexes_by_name() {
-                true => package.name,
-                false => String::new(),
-            };
-            members.insert((name, package.architecture));
+            changed.add(repo, distro, &package);
         }
     }
-    let mut queued = Vec::new();
-    for (name, architecture) in &members {
-        for target in distro
-            .format
-            .targets_of(&mut tx, repo.id, distro, name, architecture)
-            .await?
-        {
-            if !queued.contains(&target) {
-                db::jobs::enqueue(&mut tx, distro.format.publish_job(), &target).await?;
-                queued.push(target);
+    changed.enqueue(&mut tx).await?;
+    tx.commit().await?;
+    if changed.added > 0 {
+        app.queued();
+    }
+    Ok(changed.added)
+}
+
+/// What the new packages of one transaction change: a publish of each target they appear in
+/// and the last push of each repository, each once however many packages.
+#[derive(Default)]
+pub struct Changed {
+    /// Packages added.
+    pub added: usize,
+    /// Repository, distribution, name (for per-name indexes, otherwise empty), architecture.
+    members: BTreeMap<(i64, i64, String, String), (Repo, Distro)>,
+}
+
+impl Changed {
+    /// Notes `package`, new in `repo` for `distro`.
+    pub fn add(&mut self, repo: &Repo, distro: &Distro, package: &Package) {
+        self.added += 1;
+        // Targets follow the architecture, and for per-name indexes the name too.
+        let name = match distro.format.indexes_by_name() {
+            true => package.name.clone(),
+            false => String::new(),
+        };
+        let member = (repo.id, distro.id, name, package.architecture.clone());
+        self.members
+            .entry(member)
+            .or_insert_with(|| (repo.clone(), *distro));
+    }
+
+    /// Queues the publishes and marks the repositories pushed to, in `tx`.
+    pub async fn enqueue(&self, tx: &mut Tx) -> anyhow::Result<()> {
+        let mut queued = Vec::new();
+        for ((_, _, name, architecture), (repo, distro)) in &self.members {
+            let format = distro.format;
+            for target in format
+                .targets_of(tx, repo.id, distro, name, architecture)
+                .await?
+            {
+                if !queued.contains(&target) {
+                    db::jobs::enqueue(tx, format.publish_job(), &target).await?;
+                    queued.push(target);
+                }
             }
         }
+        let repositories: BTreeSet<i64> = self.members.keys().map(|member| member.0).collect();
+        for repository_id in repositories {
+            db::repos::touch_last_push(tx, repository_id).await?;
+        }
+        Ok(())
     }
-    db::repos::touch_last_push(&mut tx, repo.id).await?;
-    tx.commit().await?;
-    app.queued();
-    Ok(added)
 }
 
 fn new_package<'a>(

@@ -139,12 +139,14 @@ pub struct HashStates {
 }
 
 impl HashStates {
-    pub fn get(&self, target: &Target) -> PartStates {
-        let states = self
+    /// The hash states of the target's last publish here, taken out: the publish that resumes
+    /// from them moves them into the states it keeps, rather than holding two copies.
+    pub fn take(&self, target: &Target) -> PartStates {
+        let mut states = self
             .states
             .lock()
             .expect("the hash state lock is never poisoned");
-        states.get(target).cloned().unwrap_or_default()
+        states.remove(target).unwrap_or_default()
     }
 
     pub fn set(&self, target: &Target, parts: PartStates) {
@@ -412,10 +414,14 @@ impl ChunkCache {
         };
         out.push_compressing(head)?;
         let head_digest = sha256_hex(head.as_bytes());
-        let resume = self.resume.remove(part).unwrap_or_default();
+        let mut resume: Vec<Option<ChunkState>> = (self.resume.remove(part))
+            .unwrap_or_default()
+            .into_iter()
+            .map(Some)
+            .collect();
         let mut resumable = true;
-        let mut states = Vec::new();
         let groups = groups(members, self.span);
+        let mut states = Vec::with_capacity(groups.len());
         // Chunks to compress, compressed ahead of the loop by group index.
         let mut ahead = HashMap::new();
         for (index, &group) in groups.iter().enumerate() {
@@ -434,7 +440,7 @@ impl ChunkCache {
             // A hash state is resumed only past bytes reused as they were, after the same head
             // and with everything before them resumed too.
             let resumable_past = |chunk: &Chunk, held: &str| {
-                resume.get(index).filter(|s| {
+                resume.get(index).and_then(Option::as_ref).filter(|s| {
                     !chunk.gz.sha256.is_empty()
                         && blob_names(chunk) == s.blobs
                         && s.head == head_digest
@@ -448,6 +454,7 @@ impl ChunkCache {
                 .filter(|_| resuming)
                 .and_then(|c| resumable_past(c, &fingerprint));
             let mut hash_compressed = resumed.is_none();
+            let resumed_past = resumed.is_some();
             let chunk = match (cached, resumed) {
                 // The last chunk grew by entries after the ones it held: its compressed forms
                 // are the ones it had followed by the new entries' own member and frame.
@@ -544,15 +551,20 @@ impl ChunkCache {
                 false => chunk,
             };
             out.push_compressed(&chunk.gz, chunk.zst.as_ref(), hash_compressed, keep_bytes)?;
-            states.push(ChunkState {
-                head: head_digest.clone(),
-                chunk_no,
-                fingerprint,
-                blobs: blob_names(&chunk),
-                state: out.plain.clone(),
-                gz: out.gz_hash.clone(),
-                zst: out.zst_hash.clone(),
-            });
+            let state = match resumed_past {
+                // The state after a chunk resumed past is the one kept for it, moved.
+                true => resume[index].take().expect("the state resumed past"),
+                false => ChunkState {
+                    head: head_digest.clone(),
+                    chunk_no,
+                    fingerprint,
+                    blobs: blob_names(&chunk),
+                    state: out.plain.clone(),
+                    gz: out.gz_hash.clone(),
+                    zst: out.zst_hash.clone(),
+                },
+            };
+            states.push(state);
             self.live.push((part.to_owned(), chunk_no));
             self.used.push(chunk.reference());
         }
@@ -835,7 +847,7 @@ pub async fn cache_for(
         })
     };
     Ok(
-        ChunkCache::new(cached, CHUNK_SPAN, app.hash_states.get(target))
+        ChunkCache::new(cached, CHUNK_SPAN, app.hash_states.take(target))
             .reading(chunks, current)
             .reading_entries(entries),
     )
