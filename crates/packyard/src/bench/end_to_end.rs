@@ -32,6 +32,8 @@ pub(super) struct EndToEnd {
     /// A reindex of the target (every chunk compressed again from the stored entries) asked
     /// over the API, until the served signed index changed.
     pub rebuild: Duration,
+    /// The server's peak resident memory during that reindex, MiB.
+    pub rebuild_peak_mib: f64,
     /// Start-up until ready and resident memory when idle, on the same data folder.
     pub footprint: Vec<Row>,
 }
@@ -68,6 +70,17 @@ impl EndToEnd {
                 format: format.into(),
                 packages: n,
                 packyard: self.peak_mib,
+                unit: Unit::Mib,
+                reference: Vec::new(),
+            }
+            .against("target", 100.0),
+        );
+        rows.push(
+            Row {
+                scenario: "server peak memory during the full rebuild".into(),
+                format: format.into(),
+                packages: n,
+                packyard: self.rebuild_peak_mib,
                 unit: Unit::Mib,
                 reference: Vec::new(),
             }
@@ -198,6 +211,7 @@ pub(super) async fn measure(
 
     let before = get(index.clone()).await?;
     let (os, dist) = (distro.os.to_string(), distro.dist.to_string());
+    reset_peak_memory(server.pid())?;
     let started = Instant::now();
     let response = client
         .post(server.url("/api/v1/repos/bench/repo/reindex.json"))
@@ -214,6 +228,7 @@ pub(super) async fn measure(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let rebuild = started.elapsed();
+    let (_, rebuild_peak) = memory_kib(server.pid())?;
     // The reindex queued every target of the distribution; the one measured is served, and the
     // others finish here, so the footprint below is measured on a server with nothing to do.
     let db = crate::db::Db::open_sqlite(&data.join("packyard.db")).await?;
@@ -241,6 +256,7 @@ pub(super) async fn measure(
         split,
         peak_mib: peak as f64 / 1024.0,
         rebuild,
+        rebuild_peak_mib: rebuild_peak as f64 / 1024.0,
         footprint: super::service::footprint(&data, base.len() + extras.len())?,
     })
 }

@@ -259,15 +259,16 @@ pub async fn mark_deleted(tx: &mut Tx, id: i64) -> Result<()> {
 }
 
 /// What the indexer needs of one package for one index part. A publish holds one for every
-/// package of its target, so it is kept to 40 bytes: 40 MB at a million packages.
+/// package of its target, so it is kept to 32 bytes: 32 MB at a million packages.
 #[derive(Debug, Clone)]
 pub struct IndexEntry {
     pub id: i64,
     /// Shared by the entries of one listing (a thin pointer: half of an `Arc<str>`).
     pub architecture: Arc<String>,
     /// The entry's text, when the listing carries it; publishes leave it to the chunk cache,
-    /// which reads the entries of a chunk only when it compresses that chunk.
-    pub body: Option<Box<str>>,
+    /// which reads the entries of a chunk only when it compresses that chunk. A thin pointer
+    /// too, as nearly every entry holds none.
+    pub body: Option<Box<String>>,
     pub indexed: bool,
 }
 

@@ -729,6 +729,7 @@ fn chunk_text<E: Entry>(group: &[E], read: Vec<(i64, String)>) -> Result<String>
         let body = entry
             .body
             .as_deref()
+            .map(String::as_str)
             .or(fetched.as_deref())
             .ok_or_else(|| {
                 anyhow::anyhow!(

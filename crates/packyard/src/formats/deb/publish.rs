@@ -366,7 +366,7 @@ mod tests {
             let asked = asked.clone();
             let stored: Vec<(i64, String)> = entries
                 .iter()
-                .map(|e| (e.id, e.body.clone().unwrap().into()))
+                .map(|e| (e.id, *e.body.clone().unwrap()))
                 .collect();
             Box::new(move |part: &str, ids: std::ops::Range<i64>| {
                 asked.lock().unwrap().push((part.to_owned(), ids.clone()));

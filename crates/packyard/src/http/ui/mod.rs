@@ -19,7 +19,7 @@ pub(crate) mod view;
 use askama::Template;
 use axum::Router;
 use axum::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, REFERRER_POLICY,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, REFERRER_POLICY, RETRY_AFTER,
     X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::http::{HeaderValue, StatusCode};
@@ -200,6 +200,12 @@ pub enum UiError {
     /// A form post from elsewhere, or without its token.
     CrossSite(String),
     BadRequest(String),
+    /// Refused with the status the API gives the same refusal: a conflict (409), an upload too
+    /// large (413), too slow (408) or for a full disk (507).
+    Refused(StatusCode, String),
+    /// The database or the blob storage did not answer, or the process is at its limit of
+    /// uploads: 503 with `Retry-After`, as the API answers.
+    Unavailable(String),
     TooManyRequests,
     Internal(anyhow::Error),
 }
@@ -216,14 +222,23 @@ impl From<ApiError> for UiError {
             ApiError::NotFound(_) => UiError::NotFound,
             ApiError::Unauthenticated => UiError::SignIn,
             ApiError::Forbidden(m) => UiError::Forbidden(m),
-            ApiError::BadRequest(m)
-            | ApiError::Conflict(m)
-            | ApiError::PayloadTooLarge(m)
-            | ApiError::RequestTimeout(m)
-            | ApiError::InsufficientStorage(m)
-            | ApiError::StorageUnavailable(m)
-            | ApiError::DatabaseUnavailable(m)
-            | ApiError::Busy(m) => UiError::BadRequest(m),
+            ApiError::BadRequest(m) => UiError::BadRequest(m),
+            ApiError::Conflict(m) => UiError::Refused(StatusCode::CONFLICT, m),
+            ApiError::PayloadTooLarge(m) => UiError::Refused(StatusCode::PAYLOAD_TOO_LARGE, m),
+            ApiError::RequestTimeout(m) => UiError::Refused(StatusCode::REQUEST_TIMEOUT, m),
+            ApiError::InsufficientStorage(m) => {
+                tracing::error!(error = %m, "an upload found the disk full");
+                UiError::Refused(StatusCode::INSUFFICIENT_STORAGE, m)
+            }
+            ApiError::Busy(m) => UiError::Unavailable(m),
+            ApiError::StorageUnavailable(m) => {
+                tracing::error!(error = %m, "the blob storage failed a request");
+                UiError::Unavailable(m)
+            }
+            ApiError::DatabaseUnavailable(m) => {
+                tracing::error!(error = %m, "the database failed a request");
+                UiError::Unavailable(m)
+            }
             ApiError::Invalid { field, message } => {
                 UiError::BadRequest(format!("{field} {message}"))
             }
@@ -301,6 +316,14 @@ impl IntoResponse for UiError {
                 format!("{m}. Go back, reload the page and try again."),
             ),
             UiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "That did not work", m),
+            UiError::Refused(status, m) => (status, "That did not work", m),
+            UiError::Unavailable(m) => {
+                let status = StatusCode::SERVICE_UNAVAILABLE;
+                let mut page = error_page(status, "Try again shortly", m, None);
+                page.headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                return page;
+            }
             UiError::TooManyRequests => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many attempts",
@@ -317,5 +340,32 @@ impl IntoResponse for UiError {
             }
         };
         error_page(status, heading, message, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A page refused for the database, the storage or a full disk says so with the status the
+    /// API gives, not as a bad request.
+    #[test]
+    fn refusals_keep_the_status_the_api_gives_them() {
+        let cases = [
+            (ApiError::DatabaseUnavailable("down".into()), 503),
+            (ApiError::StorageUnavailable("down".into()), 503),
+            (ApiError::Busy("busy".into()), 503),
+            (ApiError::InsufficientStorage("full".into()), 507),
+            (ApiError::PayloadTooLarge("big".into()), 413),
+            (ApiError::RequestTimeout("slow".into()), 408),
+            (ApiError::Conflict("taken".into()), 409),
+            (ApiError::BadRequest("bad".into()), 400),
+        ];
+        for (error, status) in cases {
+            let response = UiError::from(error).into_response();
+            assert_eq!(response.status().as_u16(), status);
+            let retry = response.headers().get(RETRY_AFTER);
+            assert_eq!(retry.is_some(), status == 503, "Retry-After with {status}");
+        }
     }
 }
