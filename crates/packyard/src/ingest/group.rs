@@ -231,9 +231,7 @@ async fn insert(
         ..
     } = push;
     // The collector deletes blobs under the write lock; check again now that we hold it.
-    for (key, path) in &push.blobs {
-        app.blobs.put_file_again(key, path).await?;
-    }
+    super::put_blobs_again(app, &push.blobs).await?;
     for file in &parsed.files {
         let held =
             db::packages::live_companion_sha256(tx, repo.id, distro.id, &file.filename).await?;

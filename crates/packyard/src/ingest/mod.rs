@@ -44,20 +44,31 @@ impl Staged {
     }
 }
 
+/// The blobs of an upload, its own and those of its source files, with where each is staged.
+fn blobs_of(staged: &Staged) -> anyhow::Result<Vec<(BlobKey, PathBuf)>> {
+    std::iter::once(staged)
+        .chain(&staged.source_files)
+        .map(|file| {
+            Ok((
+                BlobKey::from_sha256(&file.digests.sha256)?,
+                file.path.clone(),
+            ))
+        })
+        .collect()
+}
+
 /// Stores the blobs of an upload: its own and those of its source files.
-async fn put_blobs(app: &App, staged: &Staged) -> anyhow::Result<()> {
-    for file in std::iter::once(staged).chain(&staged.source_files) {
-        let key = BlobKey::from_sha256(&file.digests.sha256)?;
-        app.blobs.put_file(&key, &file.path).await?;
+async fn put_blobs(app: &App, blobs: &[(BlobKey, PathBuf)]) -> anyhow::Result<()> {
+    for (key, path) in blobs {
+        app.blobs.put_file(key, path).await?;
     }
     Ok(())
 }
 
 /// `put_blobs` again inside the write transaction: only blobs the collector took since.
-async fn put_blobs_again(app: &App, staged: &Staged) -> anyhow::Result<()> {
-    for file in std::iter::once(staged).chain(&staged.source_files) {
-        let key = BlobKey::from_sha256(&file.digests.sha256)?;
-        app.blobs.put_file_again(&key, &file.path).await?;
+async fn put_blobs_again(app: &App, blobs: &[(BlobKey, PathBuf)]) -> anyhow::Result<()> {
+    for (key, path) in blobs {
+        app.blobs.put_file_again(key, path).await?;
     }
     Ok(())
 }
@@ -158,25 +169,16 @@ pub async fn push_recorded(
     }
     let keyring = crate::keyring::missing_in(app, repo, distro).await?;
     let parse_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let blobs = std::iter::once(staged)
-        .chain(&staged.source_files)
-        .map(|file| {
-            Ok((
-                BlobKey::from_sha256(&file.digests.sha256)?,
-                file.path.clone(),
-            ))
-        })
-        .collect::<anyhow::Result<_>>()?;
     let push = group::Push {
         repo: repo.clone(),
         distro: *distro,
-        blobs,
+        blobs: blobs_of(staged)?,
         digests: staged.digests.clone(),
         parsed,
         keyring,
         event: event.cloned(),
     };
-    store(app, staged, push, parse_ms).await
+    store(app, push, parse_ms).await
 }
 
 /// What the audit log says of a pushed package.
@@ -201,7 +203,7 @@ pub struct Prepared(Parsed);
 /// transaction of its own (`insert_prepared`).
 pub async fn prepare(app: &App, distro: &Distro, staged: &Staged) -> Result<Prepared, PushError> {
     let parsed = parse(staged, distro).await?;
-    put_blobs(app, staged).await?;
+    put_blobs(app, &blobs_of(staged)?).await?;
     Ok(Prepared(parsed))
 }
 
@@ -216,7 +218,7 @@ pub async fn insert_prepared(
     prepared: &Prepared,
 ) -> Result<Package, PushError> {
     // The collector deletes blobs under the write lock; check again now that we hold it.
-    put_blobs_again(app, staged).await?;
+    put_blobs_again(app, &blobs_of(staged)?).await?;
     let parsed = &prepared.0;
     let dependencies =
         serde_json::to_string(&parsed.dependencies).context("encoding dependencies")?;
@@ -337,7 +339,7 @@ pub async fn import(
             return Err(reserved(&package.name));
         }
         parsed.push(package);
-        put_blobs(app, staged).await?;
+        put_blobs(app, &blobs_of(staged)?).await?;
     }
     let keyring = crate::keyring::missing_in(app, repo, distro).await?;
     let mut tx = app.db.begin_write().await?;
@@ -347,7 +349,7 @@ pub async fn import(
     let mut changed = Changed::default();
     for (staged, parsed) in files.iter().zip(&parsed) {
         // The collector deletes blobs under the write lock; check again now that we hold it.
-        put_blobs_again(app, staged).await?;
+        put_blobs_again(app, &blobs_of(staged)?).await?;
         let dependencies =
             serde_json::to_string(&parsed.dependencies).context("encoding dependencies")?;
         let new = new_package(repo, distro, &staged.digests, parsed, &dependencies);
@@ -463,14 +465,9 @@ fn check_kind(staged: &Staged, distro: &Distro, format: PackageFormat) -> Result
 }
 
 /// Stores the blobs of a parsed push, then commits it with whatever pushes wait beside it.
-async fn store(
-    app: &App,
-    staged: &Staged,
-    push: group::Push,
-    parse_ms: f64,
-) -> Result<(Package, bool), PushError> {
+async fn store(app: &App, push: group::Push, parse_ms: f64) -> Result<(Package, bool), PushError> {
     let started = std::time::Instant::now();
-    put_blobs(app, staged).await?;
+    put_blobs(app, &push.blobs).await?;
     let blobs_ms = started.elapsed().as_secs_f64() * 1000.0;
     let (repository, distro) = (
         format!("{}/{}", push.repo.owner, push.repo.name),
