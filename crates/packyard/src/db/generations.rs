@@ -147,6 +147,8 @@ pub struct NewGeneration<'a> {
     /// Chunks to store (new or changed), and the keys `(part, chunk_no)` of all still in use.
     pub changed_chunks: &'a [Chunk],
     pub live_chunks: &'a [(String, i64)],
+    /// Chunks the publish stored while it built (`store_chunks_ahead`), as references.
+    pub written_chunks: &'a [Chunk],
     /// Packages that become visible with this generation.
     pub newly_indexed: &'a [i64],
     pub build: &'a Build,
@@ -415,13 +417,7 @@ pub async fn chunk(db: &Db, target: &Target, part: &str, chunk_no: i64) -> Resul
 pub async fn publish(tx: &mut Tx, new: &NewGeneration<'_>) -> Result<(i64, Option<i64>)> {
     let t = new.target;
     if let Some(claim) = &new.build.claim {
-        // Fencing: a worker whose lease ran out and whose job another worker took over must
-        // not put its older build over the newer one.
-        anyhow::ensure!(
-            super::jobs::holds(tx, claim).await?,
-            "job {} was taken over by another worker after its lease ran out; this build is dropped",
-            claim.job_id
-        );
+        ensure_held(tx, claim).await?;
     }
     // Strictly increasing per target: the `Last-Modified` of InRelease and repomd.xml is this
     // time, and a client revalidating with If-Modified-Since must see two publishes in one
@@ -765,13 +761,36 @@ pub async fn current_blobs(db: &Db, target: &Target) -> Result<HashSet<String>> 
     Ok(digests.into_iter().collect())
 }
 
-async fn store_chunks(
-    tx: &mut Tx,
+/// Stores chunks of a publish before its commit, in a transaction of their own, as long as the
+/// publish's worker still holds its job.
+pub async fn store_chunks_ahead(
+    db: &Db,
     t: &Target,
-    changed: &[Chunk],
-    live: &[(String, i64)],
+    claim: Option<Claim>,
+    chunks: &[Chunk],
 ) -> Result<()> {
-    for chunk in changed {
+    let mut tx = db.begin_write().await?;
+    if let Some(claim) = &claim {
+        ensure_held(&mut tx, claim).await?;
+    }
+    insert_chunks(&mut tx, t, chunks).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Fencing: a worker whose lease ran out and whose job another worker took over must not put
+/// its older build over the newer one.
+async fn ensure_held(tx: &mut Tx, claim: &Claim) -> Result<()> {
+    anyhow::ensure!(
+        super::jobs::holds(tx, claim).await?,
+        "job {} was taken over by another worker after its lease ran out; this build is dropped",
+        claim.job_id
+    );
+    Ok(())
+}
+
+async fn insert_chunks(tx: &mut Tx, t: &Target, chunks: &[Chunk]) -> Result<()> {
+    for chunk in chunks {
         let gz = &chunk.gz.bytes()?[..];
         let zst = chunk.zst.as_ref().map(Compressed::bytes).transpose()?;
         run_tx!(tx, sqlx::query(
@@ -789,6 +808,16 @@ async fn store_chunks(
         .bind(gz)
         .bind(zst.map(|z| &z[..])), execute)?;
     }
+    Ok(())
+}
+
+async fn store_chunks(
+    tx: &mut Tx,
+    t: &Target,
+    changed: &[Chunk],
+    live: &[(String, i64)],
+) -> Result<()> {
+    insert_chunks(tx, t, changed).await?;
     let stored: Vec<(String, i64)> = run_tx!(
         tx,
         sqlx::query_as(

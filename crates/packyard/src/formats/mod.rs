@@ -471,6 +471,7 @@ pub(crate) async fn commit_documents(
         files: &[],
         changed_chunks: &[],
         live_chunks: &[],
+        written_chunks: &[],
         newly_indexed,
         build,
     };

@@ -194,6 +194,9 @@ pub type EntryReader = Box<dyn FnMut(&str, Range<i64>) -> PendingEntries + Send>
 /// Entries being read: waits for them.
 pub type PendingEntries = Box<dyn FnOnce() -> Result<Vec<(i64, String)>> + Send>;
 
+/// Stores chunks a publish compressed before its commit: their blobs and their rows.
+pub type ChunkWriter = Box<dyn FnMut(&[Chunk]) -> Result<()> + Send>;
+
 pub struct ChunkCache {
     /// Whether the index files need only SHA-256 (YUM) rather than all four digests (APT).
     sha256_only: bool,
@@ -210,7 +213,15 @@ pub struct ChunkCache {
     /// files as a reference, so a publish never holds every chunk's bytes at once.
     current: HashSet<String>,
     cached: HashMap<(String, i64), Chunk>,
+    /// Chunks compressed by this publish and not stored yet, with their bytes.
     changed: Vec<Chunk>,
+    /// The bytes held in `changed`.
+    changed_bytes: usize,
+    /// Where chunks compressed by this publish are stored while it builds, once they hold
+    /// that many bytes.
+    writer: Option<(ChunkWriter, usize)>,
+    /// Chunks compressed by this publish and stored already, as references.
+    written: Vec<Chunk>,
     /// Every chunk the built files consist of, reused or new.
     used: Vec<Chunk>,
     live: Vec<(String, i64)>,
@@ -237,6 +248,9 @@ impl ChunkCache {
             current: HashSet::new(),
             cached,
             changed: Vec::new(),
+            changed_bytes: 0,
+            writer: None,
+            written: Vec::new(),
             used: Vec::new(),
             live: Vec::new(),
             hashed: 0,
@@ -264,6 +278,30 @@ impl ChunkCache {
     pub fn reading_entries(mut self, reader: EntryReader) -> ChunkCache {
         self.entries = Some(reader);
         self
+    }
+
+    /// Stores the chunks this publish compresses with `writer` whenever they hold `bytes`,
+    /// rather than holding them all until the commit (a rebuild of a million rpms compresses
+    /// 164 MB of them).
+    pub fn writing_ahead(mut self, writer: ChunkWriter, bytes: usize) -> ChunkCache {
+        self.writer = Some((writer, bytes));
+        self
+    }
+
+    /// Keeps a chunk this publish compressed, to be stored; stores what it holds once that
+    /// reaches the bytes given with its writer.
+    fn compressed(&mut self, chunk: Chunk) -> Result<()> {
+        self.changed_bytes += chunk.gz.size + chunk.zst.as_ref().map_or(0, |z| z.size);
+        self.changed.push(chunk);
+        if let Some((writer, bytes)) = self.writer.as_mut()
+            && self.changed_bytes >= *bytes
+        {
+            writer(&self.changed)?;
+            let written = self.changed.drain(..).map(|c| c.reference());
+            self.written.extend(written);
+            self.changed_bytes = 0;
+        }
+        Ok(())
     }
 
     /// The text of `group` of `part`: its entries, read when the listing does not carry them.
@@ -455,7 +493,8 @@ impl ChunkCache {
                 .and_then(|c| resumable_past(c, &fingerprint));
             let mut hash_compressed = resumed.is_none();
             let resumed_past = resumed.is_some();
-            let chunk = match (cached, resumed) {
+            // Whether this publish compressed the chunk (wholly or in part).
+            let (chunk, compressed) = match (cached, resumed) {
                 // The last chunk grew by entries after the ones it held: its compressed forms
                 // are the ones it had followed by the new entries' own member and frame.
                 (None, _) if grown.is_some() => {
@@ -502,15 +541,14 @@ impl ChunkCache {
                             _ => None,
                         },
                     };
-                    self.changed.push(chunk.clone());
-                    chunk
+                    (chunk, true)
                 }
                 // Unchanged, and everything before it too: reuse the bytes and the hash state.
                 (Some(chunk), Some(state)) => {
                     out.plain = state.state.clone();
                     out.gz_hash = state.gz.clone();
                     out.zst_hash = state.zst.clone();
-                    chunk
+                    (chunk, false)
                 }
                 // Unchanged, but what comes before it changed (or no hash state was kept): its
                 // text is what its gzip member holds, without reading its entries again.
@@ -522,7 +560,7 @@ impl ChunkCache {
                         true => chunk_text(group, Vec::new())?,
                     };
                     out.push_text(&text);
-                    chunk
+                    (chunk, false)
                 }
                 (None, _) => {
                     resumable = false;
@@ -539,13 +577,13 @@ impl ChunkCache {
                         gz: Compressed::new(fresh.gz),
                         zst: fresh.zst.map(Compressed::new),
                     };
-                    self.changed.push(chunk.clone());
-                    chunk
+                    (chunk, true)
                 }
             };
-            // A chunk whose blobs the current generation holds goes in as a reference; only
-            // new blobs keep their bytes, to be written.
-            let keep_bytes = !self.in_current(&chunk);
+            // A chunk whose blobs the current generation holds goes in as a reference, and so
+            // does one compressed now, whose bytes are stored with it; only other new blobs
+            // keep their bytes in the file, to be written.
+            let keep_bytes = !compressed && !self.in_current(&chunk);
             let chunk = match keep_bytes {
                 true => self.read(chunk)?,
                 false => chunk,
@@ -567,6 +605,9 @@ impl ChunkCache {
             states.push(state);
             self.live.push((part.to_owned(), chunk_no));
             self.used.push(chunk.reference());
+            if compressed {
+                self.compressed(chunk)?;
+            }
         }
         self.states.insert(part.to_owned(), states);
         out.push_compressing(tail)?;
@@ -592,6 +633,7 @@ impl ChunkCache {
     pub fn finish(self) -> Finished {
         Finished {
             changed: self.changed,
+            written: self.written,
             live: self.live,
             states: self.states,
             used: self.used,
@@ -603,7 +645,10 @@ impl ChunkCache {
 }
 
 pub struct Finished {
+    /// Chunks compressed by this publish and not stored yet, with their bytes.
     pub changed: Vec<Chunk>,
+    /// Chunks compressed by this publish and stored while it built, as references.
+    pub written: Vec<Chunk>,
     pub live: Vec<(String, i64)>,
     pub states: PartStates,
     pub used: Vec<Chunk>,
@@ -813,7 +858,7 @@ fn fingerprint<E: Entry>(group: &[E], span: i64) -> String {
 pub async fn cache_for(
     app: &crate::app::App,
     target: &Target,
-    rebuild: bool,
+    run: &crate::db::generations::Build,
     entry_part: fn(&str) -> &str,
 ) -> Result<ChunkCache> {
     let runtime = tokio::runtime::Handle::current();
@@ -830,11 +875,17 @@ pub async fn cache_for(
             Box::new(move || runtime.block_on(reading)?)
         })
     };
+    let writer: ChunkWriter = {
+        let (app, target, claim, runtime) =
+            (app.clone(), target.clone(), run.claim, runtime.clone());
+        Box::new(move |chunks| runtime.block_on(write_ahead(&app, &target, claim, chunks)))
+    };
+    let ahead = usize::try_from(app.config.index_write_ahead_mib << 20).unwrap_or(usize::MAX);
     let kept = app.hash_states.take_chunks(target);
-    if rebuild {
-        return Ok(
-            ChunkCache::new(Vec::new(), CHUNK_SPAN, PartStates::new()).reading_entries(entries)
-        );
+    if run.rebuild {
+        return Ok(ChunkCache::new(Vec::new(), CHUNK_SPAN, PartStates::new())
+            .reading_entries(entries)
+            .writing_ahead(writer, ahead));
     }
     let cached = match kept {
         Some(kept) => kept,
@@ -850,7 +901,8 @@ pub async fn cache_for(
     Ok(
         ChunkCache::new(cached, CHUNK_SPAN, app.hash_states.take(target))
             .reading(chunks, current)
-            .reading_entries(entries),
+            .reading_entries(entries)
+            .writing_ahead(writer, ahead),
     )
 }
 
@@ -877,7 +929,9 @@ pub async fn commit_generation(
         .collect();
     // A segment written by neither this publish nor the current generation (which another
     // worker replaced since this one kept its chunks) would name a blob that may be gone.
-    let written: HashSet<&str> = blobs.iter().map(|(key, _)| key.sha256()).collect();
+    let written: HashSet<&str> = (blobs.iter().map(|(key, _)| key.sha256()))
+        .chain(written_ahead(generation.written_chunks).map(|(c, _)| c.sha256.as_str()))
+        .collect();
     for file in generation.files {
         if let Some(missing) = file.segments.iter().find(|s| {
             !written.contains(s.blob_sha256.as_str()) && !current.contains(&s.blob_sha256)
@@ -907,6 +961,8 @@ pub async fn commit_generation(
             .map(|(key, bytes)| app.blobs.put_bytes_again(key, bytes.clone())),
     )
     .await?;
+    // So may a chunk's blob written while the publish built.
+    restore_written(app, generation.target, generation.written_chunks).await?;
     tx.commit().await?;
     app.cache.packages_changed();
     // From the oldest push this generation makes visible to its commit; a rebuild lists old
@@ -916,6 +972,66 @@ pub async fn commit_generation(
         metrics::histogram!("packyard_publish_lag_seconds", "format" => format).record(lag);
     }
     Ok(generation_id)
+}
+
+/// The blobs of chunks, each with its chunk.
+fn written_ahead(chunks: &[Chunk]) -> impl Iterator<Item = (&Compressed, &Chunk)> {
+    chunks.iter().flat_map(|chunk| {
+        std::iter::once(&chunk.gz)
+            .chain(&chunk.zst)
+            .map(move |c| (c, chunk))
+    })
+}
+
+/// Writes again, from their rows, the blobs of `chunks` of `target` that are gone: chunks a
+/// publish stored while it built, whose blobs the collector may have deleted since (one that
+/// only a collected generation named). The commit calls it under the write lock, which the
+/// collector holds while it deletes.
+pub async fn restore_written(
+    app: &crate::app::App,
+    target: &Target,
+    chunks: &[Chunk],
+) -> Result<()> {
+    let restore = written_ahead(chunks).map(|(compressed, chunk)| async move {
+        let key = BlobKey::from_sha256(&compressed.sha256)?;
+        if app.blobs.exists(&key).await? {
+            return anyhow::Ok(());
+        }
+        let stored = crate::db::generations::chunk(&app.db, target, &chunk.part, chunk.chunk_no)
+            .await?
+            .into_iter()
+            .flat_map(|c| [Some(c.gz), c.zst])
+            .flatten()
+            .find(|c| c.sha256 == compressed.sha256)
+            .with_context(|| {
+                format!(
+                    "blob {} of chunk {} of {} went missing, and its row holds other bytes",
+                    compressed.sha256, chunk.chunk_no, chunk.part
+                )
+            })?;
+        app.blobs.put_bytes(&key, stored.bytes()?.clone()).await
+    });
+    futures::future::try_join_all(restore).await?;
+    Ok(())
+}
+
+/// Stores chunks a publish compressed, before its commit: their blobs, synced, and their rows
+/// (which carry the bytes too, for a later publish to read). Nothing serves them until the
+/// generation that names them commits; the rows are a cache a publish checks against its
+/// fingerprints, and rows no generation uses are dropped at the next commit.
+async fn write_ahead(
+    app: &crate::app::App,
+    target: &Target,
+    claim: Option<crate::db::jobs::Claim>,
+    chunks: &[Chunk],
+) -> Result<()> {
+    let blobs = written_ahead(chunks)
+        .map(|(c, _)| anyhow::Ok((BlobKey::from_sha256(&c.sha256)?, c.bytes()?.clone())))
+        .collect::<Result<Vec<_>>>()?;
+    let rows = crate::db::generations::store_chunks_ahead(&app.db, target, claim, chunks);
+    let (written, stored) = futures::future::join(app.blobs.put_many(&blobs), rows).await;
+    written?;
+    stored
 }
 
 /// The files a publish writes: rows for the generation and the blobs behind them.
@@ -956,18 +1072,35 @@ impl IndexFiles {
                 size: s.size as i64,
             })
             .collect();
-        // A segment without bytes is a blob of the current generation, not written again.
-        for segment in segments {
-            if let Some(bytes) = segment.bytes
-                && self.digests.insert(segment.sha256.clone())
-            {
-                let key = BlobKey::from_sha256(&segment.sha256)?;
-                self.blobs.push((key, bytes));
-            }
+        // A segment without bytes is a blob of the current generation or a chunk's, which
+        // comes with the chunk.
+        for segment in &segments {
+            self.add_blob(segment)?;
         }
         let file = index_file(path, &digests, &key, false, stored);
         self.files.push(file.clone());
         Ok(file)
+    }
+
+    /// Adds the blobs of chunks the publish compressed and has not stored yet.
+    pub fn add_chunks(&mut self, chunks: &[Chunk]) -> Result<()> {
+        for chunk in chunks {
+            for compressed in std::iter::once(&chunk.gz).chain(&chunk.zst) {
+                self.add_blob(compressed)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds `compressed` to the blobs to write, if it carries its bytes.
+    fn add_blob(&mut self, compressed: &Compressed) -> Result<()> {
+        if let Some(bytes) = &compressed.bytes
+            && self.digests.insert(compressed.sha256.clone())
+        {
+            let key = BlobKey::from_sha256(&compressed.sha256)?;
+            self.blobs.push((key, bytes.clone()));
+        }
+        Ok(())
     }
 
     /// Adds an uncompressed file that is served by decompressing its gzip sibling `gz`.

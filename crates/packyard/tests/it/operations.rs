@@ -26,6 +26,8 @@ pub(crate) async fn app() -> TestApp {
 pub(crate) async fn packyard(app: &TestApp, args: &[&str]) -> Output {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_packyard"));
     command.args(args).arg("--data-dir").arg(app.data_dir());
+    let write_ahead = app.app.config.index_write_ahead_mib.to_string();
+    command.env("PACKYARD_INDEX_WRITE_AHEAD_MIB", write_ahead);
     if let Some(url) = &app.app.config.database_url {
         command.arg("--database-url").arg(url);
     }
@@ -101,7 +103,13 @@ async fn delete_blob(app: &TestApp, sha256: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reindex_rebuilds_indexes_whose_files_are_all_gone() {
-    let app = app().await;
+    // Every publish stores each chunk as soon as it compresses it, as a rebuild of a large
+    // repository does every 16 MiB.
+    let app = TestApp::builder()
+        .key_algorithm(KeyAlgorithm::Ed25519)
+        .configure(|c| c.index_write_ahead_mib = 0)
+        .start()
+        .await;
     let keyring = published(&app).await;
     let (apt, dnf) = clients(&app, &keyring).await;
     apt.update().await;

@@ -53,7 +53,7 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
     let entries = listed.entries;
     let list_ms = started.elapsed().as_millis() as u64;
     // Every architecture's Packages and Sources consist of entries of the part "packages".
-    let chunks = chunks::cache_for(app, target, run.rebuild, |_| "packages").await?;
+    let chunks = chunks::cache_for(app, target, run, |_| "packages").await?;
     let chunks_ms = started.elapsed().as_millis() as u64 - list_ms;
     let secret_keys = crate::keys::signing_secret_keys(app, &repo).await?;
     let date = release_date();
@@ -80,6 +80,7 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         files: &built.files,
         changed_chunks: &built.changed_chunks,
         live_chunks: &built.live_chunks,
+        written_chunks: &built.written_chunks,
         newly_indexed: &built.newly_indexed,
         build: run,
     };
@@ -121,6 +122,8 @@ struct Built {
     files: Vec<IndexFile>,
     blobs: Vec<(BlobKey, Bytes)>,
     changed_chunks: Vec<Chunk>,
+    /// Chunks stored while the publish built, as references.
+    written_chunks: Vec<Chunk>,
     live_chunks: Vec<(String, i64)>,
     newly_indexed: Vec<i64>,
     package_count: usize,
@@ -225,6 +228,7 @@ fn build(
         }
     }
     let finished = chunks.finish();
+    out.add_chunks(&finished.changed)?;
     let IndexFiles {
         mut files, blobs, ..
     } = out;
@@ -271,6 +275,7 @@ fn build(
         files,
         blobs,
         changed_chunks: finished.changed,
+        written_chunks: finished.written,
         live_chunks: finished.live,
         used_chunks: finished.used,
         newly_indexed: entries

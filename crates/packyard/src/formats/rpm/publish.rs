@@ -43,7 +43,7 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
     let list_ms = started.elapsed().as_millis() as u64;
     // repomd.xml names SHA-256 digests only. Each part's chunks consist of its own entries,
     // which the cache reads a chunk at a time when it must compress one.
-    let chunks = chunks::cache_for(app, target, run.rebuild, |part| part)
+    let chunks = chunks::cache_for(app, target, run, |part| part)
         .await?
         .sha256_only();
     let secret_keys = crate::keys::signing_secret_keys(app, &repo).await?;
@@ -74,6 +74,7 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         files: &built.files.files,
         changed_chunks: &built.changed_chunks,
         live_chunks: &built.live_chunks,
+        written_chunks: &built.written_chunks,
         newly_indexed: &built.newly_indexed,
         build: run,
     };
@@ -113,6 +114,8 @@ struct Built {
     documents: Vec<(&'static str, String)>,
     files: IndexFiles,
     changed_chunks: Vec<Chunk>,
+    /// Chunks stored while the publish built, as references.
+    written_chunks: Vec<Chunk>,
     live_chunks: Vec<(String, i64)>,
     newly_indexed: Vec<i64>,
     /// Every chunk the files consist of, kept for the next publish.
@@ -174,11 +177,13 @@ fn build<E: Entry>(
     let signature = signer.detached(repomd.as_bytes())?;
     let sign_ms = signing.elapsed().as_secs_f64() * 1000.0;
     let finished = chunks.finish();
+    files.add_chunks(&finished.changed)?;
     Ok(Built {
         sign_ms,
         documents: vec![("repomd.xml", repomd), ("repomd.xml.asc", signature)],
         files,
         changed_chunks: finished.changed,
+        written_chunks: finished.written,
         live_chunks: finished.live,
         used_chunks: finished.used,
         hash_states: finished.states,
@@ -425,6 +430,65 @@ mod tests {
         assert_eq!(changed(&third), [(3, false), (4, false)]);
         assert_eq!(texts(&third), texts(&scratch(&ids)));
         assert_served(&third);
+    }
+
+    #[test]
+    fn chunks_written_ahead_are_not_held_until_the_commit() {
+        let key = sign::generate("t <t@example.invalid>", KeyAlgorithm::Ed25519, 86_400).unwrap();
+        let signer = Signer::from_armored(&[key.secret_armored]).unwrap();
+        let parts = entries(&(1..=9).collect::<Vec<_>>(), 0);
+        let held = publish(&parts, vec![], HashMap::new(), &signer);
+        assert_eq!(held.changed_chunks.len(), 5 * 3);
+        let but_last: usize = held.changed_chunks[..14].iter().map(|c| c.gz.size).sum();
+        // Every chunk stored as soon as it is compressed, all but the last together, none.
+        for (at_bytes, written) in [(0, 15), (but_last, 14), (usize::MAX, 0)] {
+            let stored = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let writer: chunks::ChunkWriter = {
+                let stored = stored.clone();
+                Box::new(move |chunks| {
+                    stored.lock().unwrap().push(chunks.to_vec());
+                    Ok(())
+                })
+            };
+            let mut repo = repo();
+            repo.index_zstd = false;
+            let cache = ChunkCache::new(vec![], 2, HashMap::new())
+                .sha256_only()
+                .writing_ahead(writer, at_bytes);
+            let ahead = build(&repo, &refs(&parts), cache, &signer, 7).unwrap();
+            let stored = stored.lock().unwrap().concat();
+            assert_eq!(stored.len(), written, "{at_bytes}");
+            assert_eq!(ahead.written_chunks.len(), written, "{at_bytes}");
+            assert_eq!(ahead.changed_chunks.len(), 15 - written, "{at_bytes}");
+            // What was written is held neither as a chunk nor as a blob to write at the commit.
+            assert!(ahead.written_chunks.iter().all(|c| !c.gz.bytes.is_some()));
+            let at_commit: HashSet<&str> =
+                ahead.files.blobs.iter().map(|(k, _)| k.sha256()).collect();
+            assert!(
+                stored
+                    .iter()
+                    .all(|c| c.is_read() && !at_commit.contains(c.gz.sha256.as_str()))
+            );
+            // The same files, served from the blobs written at the commit and those ahead of it.
+            assert_eq!(records(&ahead), records(&held));
+            let mut blobs = ahead.files.blobs.clone();
+            for chunk in &stored {
+                let key = crate::storage::BlobKey::from_sha256(&chunk.gz.sha256).unwrap();
+                blobs.push((key, chunk.gz.bytes().unwrap().clone()));
+            }
+            for file in &ahead.files.files {
+                let same = held
+                    .files
+                    .files
+                    .iter()
+                    .find(|f| f.path == file.path)
+                    .unwrap();
+                assert_eq!(
+                    stored_bytes(&blobs, file),
+                    stored_bytes(&held.files.blobs, same)
+                );
+            }
+        }
     }
 
     /// What the uncompressed files hold: (type, open-checksum, open-size).

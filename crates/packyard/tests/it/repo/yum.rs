@@ -352,7 +352,12 @@ fn open_checksums(repomd: &str) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incremental_repodata_resumes_its_digests_and_matches_a_rebuild() {
-    let app = TestApp::new().await;
+    // Every publish stores each chunk as soon as it compresses it, as a rebuild of a large
+    // repository does every 16 MiB.
+    let app = TestApp::builder()
+        .configure(|c| c.index_write_ahead_mib = 0)
+        .start()
+        .await;
     app.create_repo("stable", false).await;
     let work = tempfile::tempdir().unwrap();
     let build = |name: &str, version: &str| {
@@ -435,4 +440,46 @@ async fn incremental_repodata_resumes_its_digests_and_matches_a_rebuild() {
     assert_eq!(open_checksums(&rebuilt), open_checksums(&incremental));
     assert_eq!(open_checksums(&rebuilt).len(), 3);
     assert_eq!(dnf.ok(&query).await, before);
+
+    // A blob stored before the commit that the collector deleted meanwhile (one that only a
+    // collected generation named) is written again from its chunk's row.
+    let target = packyard::db::generations::Target {
+        repository_id: app
+            .app
+            .db
+            .scalar_i64("SELECT max(repository_id) FROM index_chunks")
+            .await
+            .unwrap(),
+        distro_version_id: app
+            .app
+            .db
+            .scalar_i64("SELECT max(distro_version_id) FROM index_chunks")
+            .await
+            .unwrap(),
+        arch: "x86_64".into(),
+    };
+    let chunk = packyard::db::generations::chunk(&app.app.db, &target, "primary", 0)
+        .await
+        .unwrap()
+        .unwrap();
+    let key = packyard::storage::BlobKey::from_sha256(&chunk.gz.sha256).unwrap();
+    assert!(rebuilt.contains("primary.xml.gz"));
+    app.app.blobs.delete(&key).await.unwrap();
+    assert!(!app.app.blobs.exists(&key).await.unwrap());
+    let restore = packyard::jobs::chunks::restore_written;
+    restore(&app.app, &target, &[chunk.reference()])
+        .await
+        .unwrap();
+    assert_eq!(
+        &app.app.blobs.get_bytes(&key).await.unwrap(),
+        chunk.gz.bytes().unwrap()
+    );
+    // One whose row holds other bytes is not made up.
+    let mut other = chunk.reference();
+    other.gz.sha256 = "0".repeat(64);
+    let refused = restore(&app.app, &target, &[other]).await.unwrap_err();
+    assert!(
+        format!("{refused:#}").contains("its row holds other bytes"),
+        "{refused:#}"
+    );
 }
