@@ -285,6 +285,7 @@ async fn a_file_changed_at_its_end_stores_only_the_segments_past_its_base() {
                 files: &files,
                 changed_chunks: &[],
                 live_chunks: &[],
+                written_chunks: &[],
                 newly_indexed: &[],
                 build: &build,
             };
