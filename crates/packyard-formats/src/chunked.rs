@@ -17,12 +17,14 @@ pub fn gzip_member(data: &[u8]) -> Vec<u8> {
     encoder
         .write_all(data)
         .expect("writing to a Vec cannot fail");
-    encoder.finish().expect("writing to a Vec cannot fail")
+    exact(encoder.finish().expect("writing to a Vec cannot fail"))
 }
 
 /// Compresses one chunk as a complete zstd frame.
 pub fn zstd_frame(data: &[u8]) -> Vec<u8> {
-    zstd::bulk::compress(data, 9).expect("zstd compression of an in-memory buffer cannot fail")
+    exact(
+        zstd::bulk::compress(data, 9).expect("zstd compression of an in-memory buffer cannot fail"),
+    )
 }
 
 /// Compresses a whole file as a single xz stream.
@@ -31,7 +33,16 @@ pub fn xz_stream(data: &[u8]) -> Vec<u8> {
     encoder
         .write_all(data)
         .expect("writing to a Vec cannot fail");
-    encoder.finish().expect("writing to a Vec cannot fail")
+    exact(encoder.finish().expect("writing to a Vec cannot fail"))
+}
+
+/// Compressed bytes without the room reserved for them. A publish holds the chunks it
+/// compresses until it stores them, and index text compresses about tenfold: a buffer reserved
+/// at a quarter of the text (or zstd's bound, more than the text) would hold three to twelve
+/// times the bytes.
+fn exact(mut compressed: Vec<u8>) -> Vec<u8> {
+    compressed.shrink_to_fit();
+    compressed
 }
 
 /// The text of gzip members this process wrote (`gzip_member`): index chunks are decompressed
@@ -47,6 +58,27 @@ pub fn gunzip_text(data: &[u8]) -> std::io::Result<String> {
 mod tests {
     use super::*;
     use std::io::Read;
+
+    #[test]
+    fn compressed_chunks_hold_no_more_memory_than_their_bytes() {
+        let text: String = (0..5000)
+            .map(|i| format!("Package: p{i}\nVersion: 1.{i}\nArchitecture: amd64\n\n"))
+            .collect();
+        let compressed = [
+            gzip_member(text.as_bytes()),
+            zstd_frame(text.as_bytes()),
+            xz_stream(text.as_bytes()),
+        ];
+        for bytes in compressed {
+            assert!(
+                bytes.len() * 8 < text.len(),
+                "{} of {}",
+                bytes.len(),
+                text.len()
+            );
+            assert_eq!(bytes.capacity(), bytes.len());
+        }
+    }
 
     #[test]
     fn concatenated_gzip_members_decompress_to_the_concatenation() {

@@ -172,6 +172,43 @@ impl Blobs {
         Ok(self.size(key).await?.is_some())
     }
 
+    /// Those of `keys` that do not exist. Locally one blocking thread looks at every file;
+    /// elsewhere `PUTS_IN_FLIGHT` requests run at once. A rebuild checks thousands of blobs
+    /// under the write lock, and asking about all at once would start a blocking thread for
+    /// each (and keep them, with their memory, for a while after).
+    pub async fn missing<'a>(&self, keys: &'a [BlobKey]) -> Result<Vec<&'a BlobKey>> {
+        if let Some(root) = self.local_root.clone() {
+            let paths: Vec<PathBuf> = keys.iter().map(|key| root.join(key.path())).collect();
+            let gone = tokio::task::spawn_blocking(move || {
+                let mut gone = Vec::new();
+                for (i, path) in paths.iter().enumerate() {
+                    match std::fs::metadata(path) {
+                        Ok(_) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => gone.push(i),
+                        Err(e) => {
+                            return Err(anyhow::Error::new(e)
+                                .context(format!("looking for {}", path.display())));
+                        }
+                    }
+                }
+                Ok(gone)
+            })
+            .await??;
+            return Ok(gone.into_iter().map(|i| &keys[i]).collect());
+        }
+        let mut gone = Vec::new();
+        for batch in keys.chunks(PUTS_IN_FLIGHT) {
+            let asked = futures::future::try_join_all(batch.iter().map(|key| self.exists(key)));
+            let answers = asked.await?;
+            gone.extend(
+                (batch.iter().zip(answers))
+                    .filter(|(_, exists)| !exists)
+                    .map(|(key, _)| key),
+            );
+        }
+        Ok(gone)
+    }
+
     /// The stored size of a blob, or `None` when it does not exist.
     pub async fn size(&self, key: &BlobKey) -> Result<Option<u64>> {
         match self.store.head(&self.path(key)).await {

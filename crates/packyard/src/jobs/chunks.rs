@@ -663,7 +663,7 @@ pub struct Finished {
 /// Chunks a publish compresses together, on every core: enough to keep two cores busy
 /// whatever the chunks' sizes, few enough that their texts stay small (a chunk of debs holds
 /// about 900 KB of text).
-const COMPRESSED_AHEAD: usize = 8;
+const COMPRESSED_AHEAD: usize = 4;
 
 /// A chunk's text with its compressed forms, and the state of the file's plain digests after
 /// its text.
@@ -956,11 +956,14 @@ pub async fn commit_generation(
     let (tx, (generation_id, pushed_ms)) = rows?;
     // The collector deletes blobs under the write lock: a blob written before this publish
     // took it may have gone since, and is written again (one still there was synced above).
-    futures::future::try_join_all(
-        new.iter()
-            .map(|(key, bytes)| app.blobs.put_bytes_again(key, bytes.clone())),
-    )
-    .await?;
+    let keys: Vec<BlobKey> = new.iter().map(|(key, _)| key.clone()).collect();
+    for gone in app.blobs.missing(&keys).await? {
+        let (key, bytes) = new
+            .iter()
+            .find(|(key, _)| key == gone)
+            .expect("one of them");
+        app.blobs.put_bytes(key, bytes.clone()).await?;
+    }
     // So may a chunk's blob written while the publish built.
     restore_written(app, generation.target, generation.written_chunks).await?;
     tx.commit().await?;
@@ -992,11 +995,12 @@ pub async fn restore_written(
     target: &Target,
     chunks: &[Chunk],
 ) -> Result<()> {
-    let restore = written_ahead(chunks).map(|(compressed, chunk)| async move {
-        let key = BlobKey::from_sha256(&compressed.sha256)?;
-        if app.blobs.exists(&key).await? {
-            return anyhow::Ok(());
-        }
+    let blobs: Vec<(&Compressed, &Chunk)> = written_ahead(chunks).collect();
+    let keys = (blobs.iter())
+        .map(|(c, _)| BlobKey::from_sha256(&c.sha256))
+        .collect::<Result<Vec<_>>>()?;
+    for key in app.blobs.missing(&keys).await? {
+        let (compressed, chunk) = blobs[keys.iter().position(|k| k == key).expect("one of them")];
         let stored = crate::db::generations::chunk(&app.db, target, &chunk.part, chunk.chunk_no)
             .await?
             .into_iter()
@@ -1009,9 +1013,8 @@ pub async fn restore_written(
                     compressed.sha256, chunk.chunk_no, chunk.part
                 )
             })?;
-        app.blobs.put_bytes(&key, stored.bytes()?.clone()).await
-    });
-    futures::future::try_join_all(restore).await?;
+        app.blobs.put_bytes(key, stored.bytes()?.clone()).await?;
+    }
     Ok(())
 }
 

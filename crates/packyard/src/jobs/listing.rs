@@ -98,6 +98,15 @@ impl Listings {
         })
     }
 
+    /// How many entries the list kept for `target` holds, if one is kept.
+    pub fn kept_entries(&self, target: &Target) -> Option<usize> {
+        let kept = self
+            .kept
+            .lock()
+            .expect("the listing lock is never poisoned");
+        kept.get(target).map(|listing| listing.entries.len())
+    }
+
     pub fn forget(&self, target: &Target) {
         self.kept
             .lock()

@@ -98,7 +98,7 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         packages = built.package_count,
         listed_incrementally = listed.incremental,
         entries_read = built.entries_read,
-        chunks_compressed = built.changed_chunks.len(),
+        chunks_compressed = built.changed_chunks.len() + built.written_chunks.len(),
         read_ms,
         list_ms,
         chunks_ms,

@@ -57,9 +57,26 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         // The three parts list the entries of this target's architecture (and noarch): every
         // entry of the list, unless the distribution has packages of other architectures. A
         // list of a million entries is then built from without a reference to each.
-        let built = match members(&arch, &entries) {
-            None => build(&repo, &[&entries[..]; 3], chunks, &signer, revision)?,
-            Some(members) => build(&repo, &[&members[..]; 3], chunks, &signer, revision)?,
+        let (built, entries) = match members(&arch, &entries) {
+            None => (
+                build(&repo, &[&entries[..]; 3], chunks, &signer, revision)?,
+                entries,
+            ),
+            Some(members) => {
+                let built = build(&repo, &[&members[..]; 3], chunks, &signer, revision)?;
+                // The list kept for the next publish is this target's alone: that of a target
+                // holding a few noarch packages beside a million of another architecture is a
+                // few entries, not a second million. Entries listed since are added to it and
+                // told apart again.
+                drop(members);
+                let listed = entries
+                    .into_iter()
+                    .filter(|e| listed_in(&arch, &e.architecture));
+                let mut listed: Vec<IndexEntry> = listed.collect();
+                // Collected in place, it would keep the whole list's room.
+                listed.shrink_to_fit();
+                (built, listed)
+            }
         };
         anyhow::Ok((built, entries))
     })
@@ -96,7 +113,7 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         generation_id,
         packages = built.newly_indexed.len(),
         entries_read = built.entries_read,
-        chunks_compressed = built.changed_chunks.len(),
+        chunks_compressed = built.changed_chunks.len() + built.written_chunks.len(),
         list_ms,
         read_ms,
         build_ms,
@@ -461,7 +478,7 @@ mod tests {
             assert_eq!(ahead.written_chunks.len(), written, "{at_bytes}");
             assert_eq!(ahead.changed_chunks.len(), 15 - written, "{at_bytes}");
             // What was written is held neither as a chunk nor as a blob to write at the commit.
-            assert!(ahead.written_chunks.iter().all(|c| !c.gz.bytes.is_some()));
+            assert!(ahead.written_chunks.iter().all(|c| c.gz.bytes.is_none()));
             let at_commit: HashSet<&str> =
                 ahead.files.blobs.iter().map(|(k, _)| k.sha256()).collect();
             assert!(

@@ -81,6 +81,27 @@ async fn dnf_installs_downgrades_and_sees_destroys() {
     let arm = Dnf::new(&[("acme", &base(&app, "$basearch"))], Some(&key), "aarch64");
     let listed = arm.ok(&["repoquery", "--qf", "%{name}", "greeter"]).await;
     assert_eq!(listed.trim(), "greeter");
+    // Each target keeps the list of its own packages for its next publish: aarch64's holds
+    // the noarch ones alone (the repository's keyring package and greeter).
+    let sql = "SELECT max(distro_version_id) FROM publish_targets";
+    let (repository_id, distro_version_id) = (
+        app.app
+            .db
+            .scalar_i64("SELECT max(id) FROM repositories")
+            .await
+            .unwrap(),
+        app.app.db.scalar_i64(sql).await.unwrap(),
+    );
+    let kept = |arch: &str| {
+        let target = packyard::db::generations::Target {
+            repository_id,
+            distro_version_id,
+            arch: arch.to_owned(),
+        };
+        app.app.listings.kept_entries(&target)
+    };
+    assert_eq!(kept("x86_64"), Some(4));
+    assert_eq!(kept("aarch64"), Some(2));
 
     assert_eq!(
         app.destroy("stable", "el/9", "hello-0.9-1.x86_64.rpm")
