@@ -454,12 +454,19 @@ mod tests {
         let (reader, asked, bare) = recording_reader(&entries);
         let reading = cache(vec![], HashMap::new()).reading_entries(reader);
         let read = build(&repo(), distro, &bare, reading, &signer, "d").unwrap();
-        // Span 2: 21 chunks, read eight at a time in one statement each, the next eight while
+        // Span 2: 21 chunks, read four at a time in one statement each, the next four while
         // the last are compressed.
         let amd64 = |ids| ("amd64".to_owned(), ids);
         assert_eq!(
             *asked.lock().unwrap(),
-            [amd64(1..16), amd64(16..32), amd64(32..41)]
+            [
+                amd64(1..8),
+                amd64(8..16),
+                amd64(16..24),
+                amd64(24..32),
+                amd64(32..40),
+                amd64(40..41)
+            ]
         );
         assert_eq!(read.entries_read, 40);
         assert_eq!(read.changed_chunks.len(), 21);
