@@ -178,7 +178,7 @@ impl Default for Config {
             s3_request_timeout_secs: 30,
             job_lease_secs: 60,
             cache_mib: 64,
-            index_write_ahead_mib: 16,
+            index_write_ahead_mib: 4,
             cache_ttl_ms: 1000,
             metrics_token: None,
             shutdown_drain_ms: 2000,

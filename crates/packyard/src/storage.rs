@@ -172,14 +172,14 @@ impl Blobs {
         Ok(self.size(key).await?.is_some())
     }
 
-    /// Those of `keys` that do not exist. Locally one blocking thread looks at every file;
-    /// elsewhere `PUTS_IN_FLIGHT` requests run at once. A rebuild checks thousands of blobs
-    /// under the write lock, and asking about all at once would start a blocking thread for
-    /// each (and keep them, with their memory, for a while after).
-    pub async fn missing<'a>(&self, keys: &'a [BlobKey]) -> Result<Vec<&'a BlobKey>> {
+    /// The places in `keys` of the blobs that do not exist. Locally one blocking thread looks
+    /// at every file; elsewhere `PUTS_IN_FLIGHT` requests run at once. A rebuild checks
+    /// thousands of blobs under the write lock, and asking about all at once would start a
+    /// blocking thread for each (and keep them, with their memory, for a while after).
+    pub async fn missing(&self, keys: &[BlobKey]) -> Result<Vec<usize>> {
         if let Some(root) = self.local_root.clone() {
             let paths: Vec<PathBuf> = keys.iter().map(|key| root.join(key.path())).collect();
-            let gone = tokio::task::spawn_blocking(move || {
+            return tokio::task::spawn_blocking(move || {
                 let mut gone = Vec::new();
                 for (i, path) in paths.iter().enumerate() {
                     match std::fs::metadata(path) {
@@ -193,17 +193,17 @@ impl Blobs {
                 }
                 Ok(gone)
             })
-            .await??;
-            return Ok(gone.into_iter().map(|i| &keys[i]).collect());
+            .await?;
         }
         let mut gone = Vec::new();
-        for batch in keys.chunks(PUTS_IN_FLIGHT) {
+        for (n, batch) in keys.chunks(PUTS_IN_FLIGHT).enumerate() {
             let asked = futures::future::try_join_all(batch.iter().map(|key| self.exists(key)));
             let answers = asked.await?;
+            let first = n * PUTS_IN_FLIGHT;
             gone.extend(
-                (batch.iter().zip(answers))
-                    .filter(|(_, exists)| !exists)
-                    .map(|(key, _)| key),
+                (answers.iter().enumerate())
+                    .filter(|(_, exists)| !**exists)
+                    .map(|(i, _)| first + i),
             );
         }
         Ok(gone)

@@ -958,10 +958,7 @@ pub async fn commit_generation(
     // took it may have gone since, and is written again (one still there was synced above).
     let keys: Vec<BlobKey> = new.iter().map(|(key, _)| key.clone()).collect();
     for gone in app.blobs.missing(&keys).await? {
-        let (key, bytes) = new
-            .iter()
-            .find(|(key, _)| key == gone)
-            .expect("one of them");
+        let (key, bytes) = &new[gone];
         app.blobs.put_bytes(key, bytes.clone()).await?;
     }
     // So may a chunk's blob written while the publish built.
@@ -999,8 +996,8 @@ pub async fn restore_written(
     let keys = (blobs.iter())
         .map(|(c, _)| BlobKey::from_sha256(&c.sha256))
         .collect::<Result<Vec<_>>>()?;
-    for key in app.blobs.missing(&keys).await? {
-        let (compressed, chunk) = blobs[keys.iter().position(|k| k == key).expect("one of them")];
+    for gone in app.blobs.missing(&keys).await? {
+        let (key, (compressed, chunk)) = (&keys[gone], blobs[gone]);
         let stored = crate::db::generations::chunk(&app.db, target, &chunk.part, chunk.chunk_no)
             .await?
             .into_iter()
