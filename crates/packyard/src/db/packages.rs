@@ -349,8 +349,8 @@ pub async fn committed_watermark(db: &Db) -> Result<i64> {
 /// sit in memory twice over.
 const LIST_PAGE: i64 = 50_000;
 
-/// The live packages of a distribution version with an id above `after` (0: all of them), in
-/// id order, without entries; and how many packages had been removed from it (deleted or
+/// The live packages of a distribution version with an id above `after` (0: all of them) whose
+/// architecture is `listed`, in id order, without entries; and how many packages had been removed from it (deleted or
 /// destroyed, counted by triggers) before they were read: a removal while they are read
 /// makes the count stale, which the next publish notices.
 pub async fn index_list_since(
@@ -358,6 +358,7 @@ pub async fn index_list_since(
     repository_id: i64,
     distro_version_id: i64,
     after: i64,
+    listed: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<(Vec<IndexEntry>, i64)> {
     let removals: i64 = run!(
         db,
@@ -369,8 +370,8 @@ pub async fn index_list_since(
         .bind(distro_version_id),
         fetch_one
     )?;
-    // A handful of architectures, each shared by every entry that has it.
-    let mut architectures: Vec<Arc<String>> = Vec::new();
+    // A handful of architectures, each shared by every entry that has it (and listed or not).
+    let mut architectures: Vec<(Arc<String>, bool)> = Vec::new();
     // A whole list is allocated at its size with room for the pushes of a while (grown by
     // doubling, its last copy would hold one and a half lists at once, and a list of a
     // million would take two million's room).
@@ -398,15 +399,19 @@ pub async fn index_list_since(
         )?;
         let full = rows.len() as i64 == LIST_PAGE;
         for (id, architecture, indexed) in rows {
-            let architecture = match architectures.iter().find(|a| ***a == *architecture) {
-                Some(shared) => shared.clone(),
+            after = id;
+            let (architecture, listed) = match architectures.iter().find(|a| *a.0 == architecture) {
+                Some((shared, listed)) => (shared.clone(), *listed),
                 None => {
+                    let listed = listed(&architecture);
                     let shared = Arc::new(architecture);
-                    architectures.push(shared.clone());
-                    shared
+                    architectures.push((shared.clone(), listed));
+                    (shared, listed)
                 }
             };
-            after = id;
+            if !listed {
+                continue;
+            }
             entries.push(IndexEntry {
                 id,
                 architecture,
@@ -415,6 +420,11 @@ pub async fn index_list_since(
             });
         }
         if !full {
+            // Room reserved for every live package and never touched takes no memory; a list
+            // of a few of them gives it back rather than keep it for later pushes.
+            if entries.len() < entries.capacity() / 2 {
+                entries.shrink_to(with_room(entries.len()));
+            }
             return Ok((entries, removals));
         }
     }
@@ -1150,7 +1160,9 @@ mod tests {
         );
         assert_eq!(db.execute_sql(&sql).await.unwrap() as i64, n);
 
-        let (all, removals) = index_list_since(&db, repository_id, 12, 0).await.unwrap();
+        let (all, removals) = index_list_since(&db, repository_id, 12, 0, &|_| true)
+            .await
+            .unwrap();
         assert_eq!(removals, 0);
         assert_eq!(all.len() as i64, n);
         assert!(all.windows(2).all(|w| w[0].id < w[1].id), "in id order");
@@ -1159,22 +1171,38 @@ mod tests {
             Arc::ptr_eq(&all[0].architecture, &all[all.len() - 1].architecture),
             "one architecture string for the whole listing"
         );
-        let (above, _) = index_list_since(&db, repository_id, 12, all[LIST_PAGE as usize].id)
+        let (above, _) =
+            index_list_since(&db, repository_id, 12, all[LIST_PAGE as usize].id, &|_| {
+                true
+            })
             .await
             .unwrap();
         assert_eq!(above.len() as i64, n - LIST_PAGE - 1);
+        // Only the architectures asked for, in a list without the room of every package.
+        let (arm64, _) = index_list_since(&db, repository_id, 12, 0, &|a| a == "arm64")
+            .await
+            .unwrap();
+        let every_third: Vec<i64> = all.iter().skip(2).step_by(3).map(|e| e.id).collect();
+        assert_eq!(arm64.iter().map(|e| e.id).collect::<Vec<_>>(), every_third);
+        assert!(arm64.capacity() < all.len() / 2, "{}", arm64.capacity());
 
         // A delete and a destroy each count.
         let first = all[0].id;
         let delete = format!("UPDATE packages SET deleted_at = 1 WHERE id = {first}");
         db.execute_sql(&delete).await.unwrap();
-        let (listed, removals) = index_list_since(&db, repository_id, 12, 0).await.unwrap();
+        let (listed, removals) = index_list_since(&db, repository_id, 12, 0, &|_| true)
+            .await
+            .unwrap();
         assert_eq!((listed.len() as i64, removals), (n - 1, 1));
         let destroy = format!("DELETE FROM packages WHERE id = {first}");
         db.execute_sql(&destroy).await.unwrap();
-        let (_, removals) = index_list_since(&db, repository_id, 12, 0).await.unwrap();
+        let (_, removals) = index_list_since(&db, repository_id, 12, 0, &|_| true)
+            .await
+            .unwrap();
         assert_eq!(removals, 2);
-        let (_, other) = index_list_since(&db, repository_id, 13, 0).await.unwrap();
+        let (_, other) = index_list_since(&db, repository_id, 13, 0, &|_| true)
+            .await
+            .unwrap();
         assert_eq!(other, 0, "counted per distribution version");
     }
 }

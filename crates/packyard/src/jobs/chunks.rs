@@ -881,13 +881,14 @@ pub async fn cache_for(
         Box::new(move |chunks| runtime.block_on(write_ahead(&app, &target, claim, chunks)))
     };
     let ahead = usize::try_from(app.config.index_write_ahead_mib << 20).unwrap_or(usize::MAX);
-    let kept = app.hash_states.take_chunks(target);
     if run.rebuild {
+        // Nothing kept is used, and holding it would add to the rebuild's memory.
+        app.hash_states.forget(target);
         return Ok(ChunkCache::new(Vec::new(), CHUNK_SPAN, PartStates::new())
             .reading_entries(entries)
             .writing_ahead(writer, ahead));
     }
-    let cached = match kept {
+    let cached = match app.hash_states.take_chunks(target) {
         Some(kept) => kept,
         None => crate::db::generations::chunks(&app.db, target).await?,
     };

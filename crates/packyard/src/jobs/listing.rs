@@ -48,13 +48,16 @@ pub struct Listed {
 
 impl Listings {
     /// `watermark` is the committed watermark of the job's claim, when there is one; without
-    /// it one is taken now.
+    /// it one is taken now. Only packages of architectures `listed` in the target are read:
+    /// a target holding a few packages of a distribution version of a million keeps a few
+    /// entries, and a rebuild of it never holds the million beside another target's list.
     pub async fn list(
         &self,
         db: &Db,
         target: &Target,
         max_age: Duration,
         watermark: Option<i64>,
+        listed: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<Listed> {
         let kept = self
             .kept
@@ -73,6 +76,7 @@ impl Listings {
                 repository_id,
                 distro_version_id,
                 listing.at.watermark,
+                listed,
             )
             .await?;
             if removals == listing.at.removals {
@@ -87,7 +91,7 @@ impl Listings {
             }
         }
         let (entries, removals) =
-            packages::index_list_since(db, repository_id, distro_version_id, 0).await?;
+            packages::index_list_since(db, repository_id, distro_version_id, 0, listed).await?;
         Ok(Listed {
             entries,
             at: ListedAt {

@@ -49,7 +49,10 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         // Read the list, and which packages are indexed, from the database.
         app.listings.forget(target);
     }
-    let listed = app.listings.list(&app.db, target, grace, watermark).await?;
+    let listed = app
+        .listings
+        .list(&app.db, target, grace, watermark, &|_| true)
+        .await?;
     let entries = listed.entries;
     let list_ms = started.elapsed().as_millis() as u64;
     // Every architecture's Packages and Sources consist of entries of the part "packages".

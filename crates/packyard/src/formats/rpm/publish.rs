@@ -39,7 +39,10 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         // Read the list, and which packages are indexed, from the database.
         app.listings.forget(target);
     }
-    let listing = app.listings.list(&app.db, target, grace, watermark).await?;
+    let listed = |architecture: &str| listed_in(&target.arch, architecture);
+    let listing = (app.listings)
+        .list(&app.db, target, grace, watermark, &listed)
+        .await?;
     let list_ms = started.elapsed().as_millis() as u64;
     // repomd.xml names SHA-256 digests only. Each part's chunks consist of its own entries,
     // which the cache reads a chunk at a time when it must compress one.
@@ -55,8 +58,8 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
     let (built, entries) = tokio::task::spawn_blocking(move || {
         let signer = Signer::from_armored(&secret_keys)?;
         // The three parts list the entries of this target's architecture (and noarch): every
-        // entry of the list, unless the distribution has packages of other architectures. A
-        // list of a million entries is then built from without a reference to each.
+        // entry of the list, which holds no others (a list of a million entries is then built
+        // from without a reference to each). One that did would be told apart here.
         let (built, entries) = match members(&arch, &entries) {
             None => (
                 build(&repo, &[&entries[..]; 3], chunks, &signer, revision)?,
