@@ -349,10 +349,10 @@ pub async fn committed_watermark(db: &Db) -> Result<i64> {
 /// sit in memory twice over.
 const LIST_PAGE: i64 = 50_000;
 
-/// The live packages of a distribution version with an id above `after` (0: all of them) whose
-/// architecture is `listed`, in id order, without entries; and how many packages had been removed from it (deleted or
-/// destroyed, counted by triggers) before they were read: a removal while they are read
-/// makes the count stale, which the next publish notices.
+/// The live packages of a distribution version with an id above `after` (0: all of them)
+/// whose architecture is `listed`, in id order, without entries; and how many packages had
+/// been removed from it (deleted or destroyed, counted by triggers) before they were read: a
+/// removal while they are read makes the count stale, which the next publish notices.
 pub async fn index_list_since(
     db: &Db,
     repository_id: i64,

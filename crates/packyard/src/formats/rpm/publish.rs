@@ -58,28 +58,11 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
     let (built, entries) = tokio::task::spawn_blocking(move || {
         let signer = Signer::from_armored(&secret_keys)?;
         // The three parts list the entries of this target's architecture (and noarch): every
-        // entry of the list, which holds no others (a list of a million entries is then built
-        // from without a reference to each). One that did would be told apart here.
-        let (built, entries) = match members(&arch, &entries) {
-            None => (
-                build(&repo, &[&entries[..]; 3], chunks, &signer, revision)?,
-                entries,
-            ),
-            Some(members) => {
-                let built = build(&repo, &[&members[..]; 3], chunks, &signer, revision)?;
-                // The list kept for the next publish is this target's alone: that of a target
-                // holding a few noarch packages beside a million of another architecture is a
-                // few entries, not a second million. Entries listed since are added to it and
-                // told apart again.
-                drop(members);
-                let listed = entries
-                    .into_iter()
-                    .filter(|e| listed_in(&arch, &e.architecture));
-                let mut listed: Vec<IndexEntry> = listed.collect();
-                // Collected in place, it would keep the whole list's room.
-                listed.shrink_to_fit();
-                (built, listed)
-            }
+        // entry of the list, which the listing read for those architectures alone (a list of
+        // a million entries is then built from without a reference to each).
+        let built = match members(&arch, &entries) {
+            None => build(&repo, &[&entries[..]; 3], chunks, &signer, revision)?,
+            Some(members) => build(&repo, &[&members[..]; 3], chunks, &signer, revision)?,
         };
         anyhow::Ok((built, entries))
     })
