@@ -259,7 +259,9 @@ pub async fn mark_deleted(tx: &mut Tx, id: i64) -> Result<()> {
 }
 
 /// What the indexer needs of one package for one index part. A publish holds one for every
-/// package of its target, so it is kept to 32 bytes: 32 MB at a million packages.
+/// package of its target, so it is kept to three words: 24 MB at a million packages. Which of
+/// them no index lists yet is kept beside the list ([`LiveList::unindexed`]): a flag here
+/// would pad every entry to four words.
 #[derive(Debug, Clone)]
 pub struct IndexEntry {
     pub id: i64,
@@ -269,7 +271,18 @@ pub struct IndexEntry {
     /// which reads the entries of a chunk only when it compresses that chunk. A thin pointer
     /// too, as nearly every entry holds none.
     pub body: Option<Box<String>>,
-    pub indexed: bool,
+}
+
+/// Live packages of a distribution version, as [`index_list_since`] reads them.
+#[derive(Debug, Default)]
+pub struct LiveList {
+    /// In id order.
+    pub entries: Vec<IndexEntry>,
+    /// The ids among them that no published index lists yet, in id order.
+    pub unindexed: Vec<i64>,
+    /// How many packages had been removed from the distribution version before they were
+    /// read (deleted or destroyed, counted by triggers).
+    pub removals: i64,
 }
 
 /// The entries for `part` of the live packages with ids in `from..to`, in id order.
@@ -351,15 +364,15 @@ const LIST_PAGE: i64 = 50_000;
 
 /// The live packages of a distribution version with an id above `after` (0: all of them)
 /// whose architecture is `listed`, in id order, without entries; and how many packages had
-/// been removed from it (deleted or destroyed, counted by triggers) before they were read: a
-/// removal while they are read makes the count stale, which the next publish notices.
+/// been removed from it before they were read: a removal while they are read makes the count
+/// stale, which the next publish notices.
 pub async fn index_list_since(
     db: &Db,
     repository_id: i64,
     distro_version_id: i64,
     after: i64,
     listed: &(dyn Fn(&str) -> bool + Sync),
-) -> Result<(Vec<IndexEntry>, i64)> {
+) -> Result<LiveList> {
     let removals: i64 = run!(
         db,
         sqlx::query_scalar(
@@ -381,6 +394,7 @@ pub async fn index_list_since(
         )),
         _ => Vec::new(),
     };
+    let mut unindexed = Vec::new();
     let mut after = after;
     loop {
         let rows: Vec<(i64, String, bool)> = run!(
@@ -416,8 +430,10 @@ pub async fn index_list_since(
                 id,
                 architecture,
                 body: None,
-                indexed,
             });
+            if !indexed {
+                unindexed.push(id);
+            }
         }
         if !full {
             // Room reserved for every live package and never touched takes no memory; a list
@@ -425,7 +441,11 @@ pub async fn index_list_since(
             if entries.len() < entries.capacity() / 2 {
                 entries.shrink_to(with_room(entries.len()));
             }
-            return Ok((entries, removals));
+            return Ok(LiveList {
+                entries,
+                unindexed,
+                removals,
+            });
         }
     }
 }
@@ -1160,10 +1180,21 @@ mod tests {
         );
         assert_eq!(db.execute_sql(&sql).await.unwrap() as i64, n);
 
-        let (all, removals) = index_list_since(&db, repository_id, 12, 0, &|_| true)
-            .await
-            .unwrap();
-        assert_eq!(removals, 0);
+        // Every tenth package is in a published index already.
+        let indexed = "UPDATE packages SET indexed = TRUE WHERE id % 10 = 0";
+        db.execute_sql(indexed).await.unwrap();
+        let list = |after: i64, listed: fn(&str) -> bool| {
+            let db = db.clone();
+            async move {
+                index_list_since(&db, repository_id, 12, after, &listed)
+                    .await
+                    .unwrap()
+            }
+        };
+
+        let all = list(0, |_| true).await;
+        assert_eq!(all.removals, 0);
+        let (all, unindexed) = (all.entries, all.unindexed);
         assert_eq!(all.len() as i64, n);
         assert!(all.windows(2).all(|w| w[0].id < w[1].id), "in id order");
         assert_eq!(&*all[2].architecture, "arm64");
@@ -1171,38 +1202,42 @@ mod tests {
             Arc::ptr_eq(&all[0].architecture, &all[all.len() - 1].architecture),
             "one architecture string for the whole listing"
         );
-        let (above, _) =
-            index_list_since(&db, repository_id, 12, all[LIST_PAGE as usize].id, &|_| {
-                true
-            })
-            .await
-            .unwrap();
-        assert_eq!(above.len() as i64, n - LIST_PAGE - 1);
+        let not_tenth: Vec<i64> = all.iter().map(|e| e.id).filter(|id| id % 10 != 0).collect();
+        assert_eq!(unindexed, not_tenth);
+        let above = list(all[LIST_PAGE as usize].id, |_| true).await;
+        assert_eq!(above.entries.len() as i64, n - LIST_PAGE - 1);
+        assert!(
+            above
+                .unindexed
+                .iter()
+                .all(|&id| id > all[LIST_PAGE as usize].id)
+        );
         // Only the architectures asked for, in a list without the room of every package.
-        let (arm64, _) = index_list_since(&db, repository_id, 12, 0, &|a| a == "arm64")
-            .await
-            .unwrap();
+        let arm64 = list(0, |a| a == "arm64").await;
         let every_third: Vec<i64> = all.iter().skip(2).step_by(3).map(|e| e.id).collect();
-        assert_eq!(arm64.iter().map(|e| e.id).collect::<Vec<_>>(), every_third);
-        assert!(arm64.capacity() < all.len() / 2, "{}", arm64.capacity());
+        let ids: Vec<i64> = arm64.entries.iter().map(|e| e.id).collect();
+        assert_eq!(ids, every_third);
+        let unindexed_arm64: Vec<i64> = ids.iter().copied().filter(|id| id % 10 != 0).collect();
+        assert_eq!(arm64.unindexed, unindexed_arm64);
+        assert!(
+            arm64.entries.capacity() < all.len() / 2,
+            "{}",
+            arm64.entries.capacity()
+        );
 
         // A delete and a destroy each count.
         let first = all[0].id;
         let delete = format!("UPDATE packages SET deleted_at = 1 WHERE id = {first}");
         db.execute_sql(&delete).await.unwrap();
-        let (listed, removals) = index_list_since(&db, repository_id, 12, 0, &|_| true)
-            .await
-            .unwrap();
-        assert_eq!((listed.len() as i64, removals), (n - 1, 1));
+        let listed = list(0, |_| true).await;
+        assert_eq!((listed.entries.len() as i64, listed.removals), (n - 1, 1));
         let destroy = format!("DELETE FROM packages WHERE id = {first}");
         db.execute_sql(&destroy).await.unwrap();
-        let (_, removals) = index_list_since(&db, repository_id, 12, 0, &|_| true)
+        assert_eq!(list(0, |_| true).await.removals, 2);
+        let other = index_list_since(&db, repository_id, 13, 0, &|_| true)
             .await
-            .unwrap();
-        assert_eq!(removals, 2);
-        let (_, other) = index_list_since(&db, repository_id, 13, 0, &|_| true)
-            .await
-            .unwrap();
+            .unwrap()
+            .removals;
         assert_eq!(other, 0, "counted per distribution version");
     }
 }

@@ -17,12 +17,12 @@ use anyhow::Result;
 
 use crate::db::Db;
 use crate::db::generations::Target;
-use crate::db::packages::{self, IndexEntry};
+use crate::db::packages::{self, IndexEntry, LiveList};
 
 struct Listing {
     taken_at: Instant,
     at: ListedAt,
-    /// In id order, without bodies.
+    /// In id order, without bodies; every one of them in the index published from it.
     entries: Vec<IndexEntry>,
 }
 
@@ -41,6 +41,9 @@ pub struct Listings {
 /// A target's live packages, and what to keep them under once published.
 pub struct Listed {
     pub entries: Vec<IndexEntry>,
+    /// The ids among `entries` that no published index lists yet, which the publish marks
+    /// indexed.
+    pub unindexed: Vec<i64>,
     pub at: ListedAt,
     /// Whether only the packages above the kept list's watermark were read.
     pub incremental: bool,
@@ -71,7 +74,7 @@ impl Listings {
         };
         let (repository_id, distro_version_id) = (target.repository_id, target.distro_version_id);
         if let Some(listing) = kept {
-            let (added, removals) = packages::index_list_since(
+            let added = packages::index_list_since(
                 db,
                 repository_id,
                 distro_version_id,
@@ -79,21 +82,27 @@ impl Listings {
                 listed,
             )
             .await?;
-            if removals == listing.at.removals {
+            if added.removals == listing.at.removals {
+                // Every kept entry is indexed, and an entry read again is the newer row.
                 return Ok(Listed {
-                    entries: merge(listing.entries, added),
+                    entries: merge(listing.entries, added.entries),
+                    unindexed: added.unindexed,
                     at: ListedAt {
                         watermark,
-                        removals,
+                        removals: added.removals,
                     },
                     incremental: true,
                 });
             }
         }
-        let (entries, removals) =
-            packages::index_list_since(db, repository_id, distro_version_id, 0, listed).await?;
+        let LiveList {
+            entries,
+            unindexed,
+            removals,
+        } = packages::index_list_since(db, repository_id, distro_version_id, 0, listed).await?;
         Ok(Listed {
             entries,
+            unindexed,
             at: ListedAt {
                 watermark,
                 removals,
@@ -122,7 +131,6 @@ impl Listings {
     pub fn keep(&self, target: &Target, at: ListedAt, mut entries: Vec<IndexEntry>) {
         for entry in &mut entries {
             entry.body = None;
-            entry.indexed = true;
         }
         let listing = Listing {
             taken_at: Instant::now(),
@@ -146,7 +154,7 @@ fn merge(kept: Vec<IndexEntry>, added: Vec<IndexEntry>) -> Vec<IndexEntry> {
     let tail = kept.split_off(split);
     let mut merged = kept;
     // Out of room, the list grows by a little rather than doubling: at a million entries
-    // doubling would hold 96 MB at once for 32 MB of list.
+    // doubling would hold 72 MB at once for 24 MB of list.
     let needed = merged.len() + tail.len() + added.len();
     if needed > merged.capacity() {
         merged.reserve_exact(packages::with_room(needed) - merged.len());
@@ -173,7 +181,6 @@ mod tests {
                 id,
                 architecture: std::sync::Arc::new("amd64".to_owned()),
                 body: None,
-                indexed: true,
             })
             .collect()
     }
@@ -183,9 +190,9 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_without_its_text_is_four_words() {
-        // A kept list holds one for every package of its target: 32 MB at a million.
-        assert_eq!(std::mem::size_of::<IndexEntry>(), 32);
+    fn an_entry_without_its_text_is_three_words() {
+        // A kept list holds one for every package of its target: 24 MB at a million.
+        assert_eq!(std::mem::size_of::<IndexEntry>(), 24);
     }
 
     #[test]
@@ -214,9 +221,9 @@ mod tests {
         );
         // Above the watermark, ids committed out of order: 4 shows up after 5 was kept.
         let mut added = entries(&[4, 5, 7]);
-        added[1].indexed = false;
+        added[1].architecture = std::sync::Arc::new("all".to_owned());
         let merged = merge(entries(&[1, 5]), added);
         assert_eq!(ids(&merged), [1, 4, 5, 7]);
-        assert!(!merged[2].indexed, "the newer row of 5 wins");
+        assert_eq!(*merged[2].architecture, "all", "the newer row of 5 wins");
     }
 }

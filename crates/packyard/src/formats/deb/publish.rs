@@ -84,7 +84,7 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         changed_chunks: &built.changed_chunks,
         live_chunks: &built.live_chunks,
         written_chunks: &built.written_chunks,
-        newly_indexed: &built.newly_indexed,
+        newly_indexed: &listed.unindexed,
         build: run,
     };
     let committing = std::time::Instant::now();
@@ -128,7 +128,6 @@ struct Built {
     /// Chunks stored while the publish built, as references.
     written_chunks: Vec<Chunk>,
     live_chunks: Vec<(String, i64)>,
-    newly_indexed: Vec<i64>,
     package_count: usize,
     hash_states: PartStates,
     used_chunks: Vec<Chunk>,
@@ -281,11 +280,6 @@ fn build(
         written_chunks: finished.written,
         live_chunks: finished.live,
         used_chunks: finished.used,
-        newly_indexed: entries
-            .iter()
-            .filter(|e| !e.indexed)
-            .map(|e| e.id)
-            .collect(),
         package_count: entries.len(),
         hash_states: finished.states,
         hashed_bytes: finished.hashed_bytes,
@@ -320,7 +314,6 @@ mod tests {
             id,
             architecture: Arc::new(architecture.to_owned()),
             body: Some(stanza.into()),
-            indexed: false,
         }
     }
 
@@ -498,7 +491,6 @@ mod tests {
         // Span 2: chunks 0 (id 1), 1 (2, 3), 2 (4, 5) and 3 (7) for amd64; chunk 3 for the rest.
         let first = from_nothing(distro, &entries, &signer);
         assert_eq!(first.changed_chunks.len(), 4 + 2);
-        assert_eq!(first.newly_indexed, [1, 2, 3, 4, 5, 7]);
 
         // One more package: one new chunk, nothing else recompressed; and with the hash states
         // of the first publish, the entries of the unchanged chunks are not needed at all.

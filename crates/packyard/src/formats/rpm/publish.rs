@@ -4,7 +4,6 @@
 //! transaction. Because the data files are content-addressed, the flip of `repomd.xml` is the
 //! whole publish: a client holding the previous `repomd.xml` still finds every file it names.
 
-use std::borrow::Borrow;
 use std::collections::HashSet;
 
 use anyhow::{Context, Result};
@@ -13,7 +12,6 @@ use packyard_formats::rpm::{RepomdRecord, render_repomd, xml_frame};
 use super::listed_in;
 use crate::app::App;
 use crate::db::generations::{Build, Chunk, IndexFile, NewGeneration, Target};
-use crate::db::packages::IndexEntry;
 use crate::db::{self, repos::Repo};
 use crate::distros;
 use crate::sign::Signer;
@@ -54,16 +52,11 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
 
     let read_ms = started.elapsed().as_millis() as u64;
     let entries = listing.entries;
-    let arch = target.arch.clone();
     let (built, entries) = tokio::task::spawn_blocking(move || {
         let signer = Signer::from_armored(&secret_keys)?;
         // The three parts list the entries of this target's architecture (and noarch): every
-        // entry of the list, which the listing read for those architectures alone (a list of
-        // a million entries is then built from without a reference to each).
-        let built = match members(&arch, &entries) {
-            None => build(&repo, &[&entries[..]; 3], chunks, &signer, revision)?,
-            Some(members) => build(&repo, &[&members[..]; 3], chunks, &signer, revision)?,
-        };
+        // entry of the list, which the listing read for those architectures alone.
+        let built = build(&repo, &[&entries[..]; 3], chunks, &signer, revision)?;
         anyhow::Ok((built, entries))
     })
     .await??;
@@ -78,7 +71,7 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         changed_chunks: &built.changed_chunks,
         live_chunks: &built.live_chunks,
         written_chunks: &built.written_chunks,
-        newly_indexed: &built.newly_indexed,
+        newly_indexed: &listing.unindexed,
         build: run,
     };
     let generation_id = commit_generation(
@@ -97,7 +90,7 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         distro_version_id = target.distro_version_id,
         arch = %target.arch,
         generation_id,
-        packages = built.newly_indexed.len(),
+        packages = listing.unindexed.len(),
         entries_read = built.entries_read,
         chunks_compressed = built.changed_chunks.len() + built.written_chunks.len(),
         list_ms,
@@ -120,7 +113,6 @@ struct Built {
     /// Chunks stored while the publish built, as references.
     written_chunks: Vec<Chunk>,
     live_chunks: Vec<(String, i64)>,
-    newly_indexed: Vec<i64>,
     /// Every chunk the files consist of, kept for the next publish.
     used_chunks: Vec<Chunk>,
     /// The hash states after each chunk, from which the next publish resumes.
@@ -131,15 +123,6 @@ struct Built {
     entries_read: u64,
     /// The blobs of the current generation this publish started from.
     current_blobs: HashSet<String>,
-}
-
-/// The entries of `entries` listed in a target of `arch`, or `None` when that is every one.
-fn members<'a>(arch: &str, entries: &'a [IndexEntry]) -> Option<Vec<&'a IndexEntry>> {
-    if entries.iter().all(|e| listed_in(arch, &e.architecture)) {
-        return None;
-    }
-    let listed = entries.iter().filter(|e| listed_in(arch, &e.architecture));
-    Some(listed.collect())
 }
 
 fn build<E: Entry>(
@@ -193,12 +176,6 @@ fn build<E: Entry>(
         hashed_bytes: finished.hashed_bytes,
         entries_read: finished.entries_read,
         current_blobs: finished.current,
-        newly_indexed: parts[0]
-            .iter()
-            .map(Borrow::borrow)
-            .filter(|e: &&IndexEntry| !e.indexed)
-            .map(|e| e.id)
-            .collect(),
     })
 }
 
@@ -209,6 +186,7 @@ mod tests {
     use packyard_formats::digest::sha256_hex;
 
     use super::*;
+    use crate::db::packages::IndexEntry;
     use crate::jobs::chunks::testing::{repo, stored_bytes};
     use crate::sign::{self, KeyAlgorithm};
 
@@ -223,7 +201,6 @@ mod tests {
                         body: (id >= with_bodies_from).then(|| {
                             format!("<package><name>p{id}</name><{part}/></package>\n").into()
                         }),
-                        indexed: false,
                     })
                     .collect()
             })
@@ -247,20 +224,6 @@ mod tests {
 
     fn refs(parts: &[Vec<IndexEntry>]) -> Vec<&[IndexEntry]> {
         parts.iter().map(|part| &part[..]).collect()
-    }
-
-    #[test]
-    fn a_target_of_every_listed_entry_builds_from_the_list_itself() {
-        let arch = |a: &str, id| IndexEntry {
-            architecture: std::sync::Arc::new(a.to_owned()),
-            ..entries(&[id], 0).remove(0).remove(0)
-        };
-        let one_arch = [arch("x86_64", 1), arch("noarch", 2), arch("x86_64", 3)];
-        assert!(members("x86_64", &one_arch).is_none(), "every entry");
-        let mixed = [arch("x86_64", 1), arch("aarch64", 2), arch("noarch", 3)];
-        let ids = |m: Option<Vec<&IndexEntry>>| m.unwrap().iter().map(|e| e.id).collect::<Vec<_>>();
-        assert_eq!(ids(members("x86_64", &mixed)), [1, 3]);
-        assert_eq!(ids(members("aarch64", &mixed)), [2, 3]);
     }
 
     fn publish(
