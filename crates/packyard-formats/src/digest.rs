@@ -1,6 +1,8 @@
 //! The digests that index files list for each file, computed in one pass over the bytes.
 
 use md5::Digest as _;
+use sha2::digest::common::hazmat::{SerializableState, SerializedState};
+use sha2::digest::typenum::Unsigned;
 
 /// MD5, SHA-1, SHA-256 and SHA-512 of one file, as lowercase hex, with its size in bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +119,59 @@ impl MultiHasher {
         }
     }
 
+    /// This state as bytes, from which [`MultiHasher::from_bytes`] makes it again, in this
+    /// process or a later one. They end with a check of the digests the state finishes with,
+    /// so bytes laid out otherwise (by another version of a hash crate) are refused rather
+    /// than resumed from.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = vec![self.which, u8::from(self.others.is_some())];
+        bytes.extend_from_slice(&self.size.to_le_bytes());
+        bytes.extend_from_slice(&self.sha256.serialize());
+        if let Some(others) = &self.others {
+            bytes.extend_from_slice(&others.md5.serialize());
+            bytes.extend_from_slice(&others.sha1.serialize());
+            bytes.extend_from_slice(&others.sha512.serialize());
+        }
+        bytes.extend_from_slice(&self.clone().check());
+        bytes
+    }
+
+    /// The state `to_bytes` gave, or `None` for bytes it did not give.
+    pub fn from_bytes(bytes: &[u8]) -> Option<MultiHasher> {
+        let (&[which, has_others], rest) = bytes.split_first_chunk::<2>()?;
+        let (size, rest) = rest.split_first_chunk::<8>()?;
+        let (sha256, rest) = take_state(rest)?;
+        let (others, rest) = match has_others {
+            0 => (None, rest),
+            1 => {
+                let (md5, rest) = take_state(rest)?;
+                let (sha1, rest) = take_state(rest)?;
+                let (sha512, rest) = take_state(rest)?;
+                (Some(Box::new(Others { md5, sha1, sha512 })), rest)
+            }
+            _ => return None,
+        };
+        let hasher = MultiHasher {
+            size: u64::from_le_bytes(*size),
+            which,
+            sha256,
+            others,
+        };
+        (rest == hasher.clone().check()).then_some(hasher)
+    }
+
+    /// Eight bytes of the SHA-256 of what this state finishes with.
+    fn check(self) -> [u8; 8] {
+        let d = self.finish();
+        let text = [&d.md5, &d.sha1, &d.sha256, &d.sha512]
+            .map(String::as_str)
+            .join(":");
+        let digest = sha2::Sha256::digest(format!("{}:{text}", d.size));
+        let mut check = [0; 8];
+        check.copy_from_slice(&digest[..8]);
+        check
+    }
+
     pub fn finish(self) -> FileDigests {
         let which = self.which;
         let hex_if = |bit: u8, digest: &[u8]| {
@@ -158,9 +213,30 @@ impl FileDigests {
     }
 }
 
+/// A hash's state serialized at the start of `bytes`, and the bytes after it.
+fn take_state<H: SerializableState>(bytes: &[u8]) -> Option<(H, &[u8])> {
+    let (state, rest) = bytes.split_at_checked(H::SerializedStateSize::USIZE)?;
+    let state: &SerializedState<H> = state.try_into().ok()?;
+    Some((H::deserialize(state).ok()?, rest))
+}
+
 /// SHA-256 of a byte string as lowercase hex.
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(data))
+}
+
+/// SHA-256 of everything `reader` gives, as lowercase hex, read 64 KiB at a time.
+pub fn sha256_hex_of(mut reader: impl std::io::Read) -> std::io::Result<String> {
+    let mut hasher = sha2::Sha256::new();
+    let mut buffer = vec![0; 64 << 10];
+    loop {
+        match reader.read(&mut buffer) {
+            Ok(0) => return Ok(hex::encode(hasher.finalize())),
+            Ok(n) => hasher.update(&buffer[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -178,6 +254,45 @@ mod tests {
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
         assert!(d.sha512.starts_with("cf83e1357eefb8bd"));
+    }
+
+    #[test]
+    fn a_state_made_again_from_its_bytes_finishes_alike() {
+        let hashers = [
+            MultiHasher::default(),
+            MultiHasher::sha256_only(),
+            MultiHasher::halves().1,
+        ];
+        for mut hasher in hashers {
+            // Past a block and into the next, so the buffered bytes matter too.
+            hasher.update(&[7; 200]);
+            let bytes = hasher.to_bytes();
+            let mut again = MultiHasher::from_bytes(&bytes).expect("its own bytes");
+            again.update(b"more");
+            let computes_sha256 = hasher.which & SHA256 != 0;
+            hasher.update(b"more");
+            assert_eq!(again.finish(), hasher.finish());
+
+            // Bytes that are not its own are refused: the head, a state it finishes (the
+            // SHA-256 state starts at byte 10), the check, or cut short.
+            let mut damaged = vec![0, 1, 5, bytes.len() - 1];
+            if computes_sha256 {
+                damaged.extend([10, 20]);
+            }
+            for at in damaged {
+                let mut changed = bytes.clone();
+                changed[at] ^= 1;
+                assert!(MultiHasher::from_bytes(&changed).is_none(), "byte {at}");
+            }
+            assert!(MultiHasher::from_bytes(&bytes[..bytes.len() - 1]).is_none());
+            assert!(MultiHasher::from_bytes(&[bytes.clone(), vec![0]].concat()).is_none());
+        }
+    }
+
+    #[test]
+    fn a_reader_hashes_as_its_bytes() {
+        let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        assert_eq!(sha256_hex_of(&bytes[..]).unwrap(), sha256_hex(&bytes));
     }
 
     #[test]

@@ -259,12 +259,8 @@ async fn undo(app: &App) -> Result<()> {
 }
 
 fn file_sha256(path: &Path) -> Result<String> {
-    use sha2::Digest;
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut hasher = sha2::Sha256::new();
-    std::io::copy(&mut file, &mut hasher)?;
-    Ok(hex::encode(hasher.finalize()))
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(packyard_formats::digest::sha256_hex_of(file)?)
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {

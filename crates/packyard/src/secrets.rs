@@ -80,7 +80,7 @@ impl SecretBox {
 
     /// HMAC-SHA256 of `message` under a key derived from the secret, as hex.
     pub fn mac(&self, message: &[u8]) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.mac_key)
+        let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(&self.mac_key)
             .expect("HMAC takes keys of any length");
         mac.update(message);
         hex::encode(mac.finalize().into_bytes())
@@ -91,7 +91,7 @@ impl SecretBox {
         let Ok(tag) = hex::decode(tag) else {
             return false;
         };
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.mac_key)
+        let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(&self.mac_key)
             .expect("HMAC takes keys of any length");
         mac.update(message);
         mac.verify_slice(&tag).is_ok()

@@ -136,6 +136,9 @@ pub(super) async fn measure(
             )
         }
     };
+    // The server starts as after a graceful stop, which saves the hash states kept by its
+    // workers: the first push after the start resumes hashing as the others do.
+    crate::jobs::saved_states::save(&app.hash_states, &data)?;
     drop(app);
 
     let log = dir.join("end-to-end.log");

@@ -1,6 +1,7 @@
 //! `packyard serve`: the HTTP server, index workers and the collector in one process, with
 //! graceful shutdown on SIGTERM or Ctrl-C: workers take no new job, requests drain (see
-//! `http::server`), and the job in hand finishes.
+//! `http::server`), the job in hand finishes, and the hash states the workers kept are saved
+//! for the next start (`jobs::saved_states`).
 
 use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
@@ -18,6 +19,7 @@ pub async fn run(config: Config) -> Result<()> {
     let shutdown = CancellationToken::new();
     let mut background = Vec::new();
     if app.config.role.runs_workers() {
+        restore_hash_states(&app);
         for _ in 0..app.config.index_workers.max(1) {
             background.push(tokio::spawn(jobs::run_worker(
                 app.clone(),
@@ -71,7 +73,41 @@ pub async fn run(config: Config) -> Result<()> {
     for task in background {
         task.await?;
     }
+    if app.config.role.runs_workers() {
+        save_hash_states(&app);
+    }
     Ok(())
+}
+
+/// Takes back the hash states the last process saved when it stopped (`jobs::saved_states`).
+fn restore_hash_states(app: &App) {
+    let started = std::time::Instant::now();
+    match jobs::saved_states::restore(&app.hash_states, &app.config.data_dir) {
+        Ok(0) => {}
+        Ok(states) => tracing::info!(
+            states,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "took back the hash states saved at the last stop"
+        ),
+        Err(e) => tracing::warn!(
+            error = %format!("{e:#}"),
+            "the hash states saved at the last stop are unreadable; the first publishes will hash again"
+        ),
+    }
+}
+
+/// Saves the hash states the workers kept, for the next start: its first publishes then
+/// resume hashing rather than read every chunk of their indexes.
+fn save_hash_states(app: &App) {
+    let started = std::time::Instant::now();
+    match jobs::saved_states::save(&app.hash_states, &app.config.data_dir) {
+        Ok(targets) => tracing::info!(
+            targets,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "saved the index hash states for the next start"
+        ),
+        Err(e) => tracing::warn!(error = %format!("{e:#}"), "saving the index hash states failed"),
+    }
 }
 
 /// Tells other processes (`status`) this one runs, every half minute, and that it stopped.

@@ -175,6 +175,16 @@ impl HashStates {
             .remove(target);
     }
 
+    /// Every target's hash states, taken out.
+    pub fn take_all(&self) -> HashMap<Target, PartStates> {
+        std::mem::take(
+            &mut self
+                .states
+                .lock()
+                .expect("the hash state lock is never poisoned"),
+        )
+    }
+
     /// Keeps the chunks a publish just committed.
     pub fn keep_chunks(&self, target: &Target, chunks: Vec<Chunk>) {
         self.chunks

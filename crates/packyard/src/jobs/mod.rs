@@ -4,6 +4,7 @@
 pub mod chunks;
 pub mod gc;
 pub mod listing;
+pub mod saved_states;
 
 use std::convert::Infallible;
 use std::time::{Duration, Instant};

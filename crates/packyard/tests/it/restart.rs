@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::apt_client::{Apt, dearmor};
 use crate::deployment::Deployment;
 use crate::fixtures::{BOOKWORM, deb, deb_filename};
 use crate::rpm_fixtures::{EL9, file_name, rpmbuild, simple_spec};
@@ -186,4 +187,121 @@ pub(crate) async fn primary_xml(client: &reqwest::Client, base: &str) -> String 
         .read_to_string(&mut xml)
         .unwrap();
     xml
+}
+
+/// A stop saves the hash states the workers kept, and the next start takes them back: its
+/// first publish hashes only the new package's entry, not the index's text before it, and apt
+/// accepts the digests it publishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hash_states_saved_at_a_stop_resume_the_first_publish_after_the_start() {
+    let deployment = Deployment::new().await;
+    let port = free_port();
+    let server = deployment.serve_on("server", "all", port, &[]).await;
+    let base = server.base.clone();
+    let token = deployment.create_token().await;
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!("{base}/api/v1/repos.json"))
+        .basic_auth(&token, Some(""))
+        .form(&[("repository[name]", "stable")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let push = |name: &str| {
+        let form = reqwest::multipart::Form::new()
+            .text("package[distro_version_id]", BOOKWORM.to_string())
+            .part(
+                "package[package_file]",
+                reqwest::multipart::Part::bytes(deb(name, "1.0", "amd64"))
+                    .file_name(deb_filename(name, "1.0", "amd64")),
+            );
+        client
+            .post(format!("{base}/api/v1/repos/admin/stable/packages.json"))
+            .basic_auth(&token, Some(""))
+            .multipart(form)
+            .send()
+    };
+    let packages_url =
+        format!("{base}/admin/stable/debian/dists/bookworm/main/binary-amd64/Packages");
+    let until_listed = |name: String| {
+        let (client, url) = (client.clone(), packages_url.clone());
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let packages = client.get(&url).send().await.unwrap().text().await.unwrap();
+                if packages.contains(&format!("Package: {name}\n")) {
+                    return packages;
+                }
+                assert!(Instant::now() < deadline, "{name} never listed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    for i in 0..12 {
+        assert_eq!(push(&format!("early{i:02}")).await.unwrap().status(), 201);
+    }
+    let before = until_listed("early11".into()).await;
+
+    server.signal("-TERM").await;
+    let mut server = server;
+    let status = tokio::time::timeout(Duration::from_secs(30), server.child.wait())
+        .await
+        .expect("the server stops after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    let saved = deployment.data_dir("server").join("index-hash-states.json");
+    assert!(saved.exists(), "the stop saved the hash states");
+
+    let server = deployment.serve_on("server", "all", port, &[]).await;
+    assert_eq!(push("late").await.unwrap().status(), 201);
+    let after = until_listed("late".into()).await;
+    assert!(!saved.exists(), "the start took the file");
+    let log = server.log();
+    let restart = log
+        .rfind("took back the hash states saved at the last stop")
+        .expect("the start took back the saved states");
+    // The first publish after the start resumed after the text it had hashed before the stop:
+    // it hashed the new stanza (and the index's tail), not the twelve before it.
+    let hashed = published_hashed_bytes(&log[restart..]);
+    let stanza = after.len() - before.len();
+    assert!(
+        !hashed.is_empty() && hashed.iter().all(|&h| h < stanza as u64 * 3),
+        "hashed {hashed:?} bytes of text; the new stanza is {stanza}, the index {}",
+        after.len()
+    );
+    // Without the saved states it hashes every stanza again: the check can fail.
+    assert!(before.len() as u64 > stanza as u64 * 3);
+
+    // And apt accepts what it published.
+    let armored = reqwest::get(format!("{base}/admin/stable/gpgkey"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let apt = Apt::new(
+        &format!("{base}/admin/stable/debian/"),
+        "bookworm",
+        &dearmor(&armored).await,
+    );
+    apt.update().await;
+    assert_eq!(apt.versions("late").await, ["1.0"]);
+    assert_eq!(apt.versions("early00").await, ["1.0"]);
+}
+
+/// `hashed_bytes` of every `published apt index` line of a log.
+fn published_hashed_bytes(log: &str) -> Vec<u64> {
+    log.lines()
+        .filter(|line| line.contains("published apt index"))
+        .filter_map(|line| {
+            let at = line.find("hashed_bytes")? + "hashed_bytes".len();
+            let digits: String = line[at..]
+                .chars()
+                .skip_while(|c| !c.is_ascii_digit())
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse().ok()
+        })
+        .collect()
 }

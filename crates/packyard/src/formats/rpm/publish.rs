@@ -187,7 +187,9 @@ mod tests {
 
     use super::*;
     use crate::db::packages::IndexEntry;
+    use crate::jobs::chunks::HashStates;
     use crate::jobs::chunks::testing::{repo, stored_bytes};
+    use crate::jobs::saved_states;
     use crate::sign::{self, KeyAlgorithm};
 
     fn entries(ids: &[i64], with_bodies_from: i64) -> Vec<Vec<IndexEntry>> {
@@ -306,6 +308,28 @@ mod tests {
                 )
         };
         assert!(build(&repo, &refs(&entries(&ids, 6)), cache(states), &signer, 7).is_ok());
+        // So does a server restarted after saving its states, taking them back from the file.
+        let data_dir = tempfile::tempdir().unwrap();
+        let target = Target {
+            repository_id: 1,
+            distro_version_id: 21,
+            arch: "x86_64".into(),
+        };
+        let stopping = HashStates::default();
+        stopping.set(&target, first.hash_states.clone());
+        assert_eq!(saved_states::save(&stopping, data_dir.path()).unwrap(), 1);
+        let started = HashStates::default();
+        let taken = saved_states::restore(&started, data_dir.path()).unwrap();
+        assert_eq!(taken, 3 * 3, "three chunks of three parts");
+        let restored = build(
+            &repo,
+            &refs(&entries(&ids, 6)),
+            cache(started.take(&target)),
+            &signer,
+            7,
+        )
+        .unwrap();
+        assert_eq!(records(&restored), records(&second));
         assert!(
             build(
                 &repo,

@@ -366,9 +366,7 @@ async fn store(
 }
 
 fn hash_file(path: &std::path::Path) -> std::io::Result<String> {
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
-    Ok(hex::encode(hasher.finalize()))
+    packyard_formats::digest::sha256_hex_of(std::fs::File::open(path)?)
 }
 
 /// `GET` of a session: where it stands.
