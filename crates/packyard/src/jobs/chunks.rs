@@ -485,6 +485,19 @@ impl ChunkCache {
                 Some(c) if last => (None, appended_at(&c, group, self.span).map(|at| (c, at))),
                 _ => (None, None),
             };
+            // A chunk listed from the database rather than kept (the first publish after a
+            // start) is read to learn its blobs when a state saved at the last stop could
+            // resume past it: reading it costs a fraction of decompressing and hashing it,
+            // which it would be read for otherwise.
+            let cached = match cached {
+                Some(c) if !c.is_read() && c.gz.sha256.is_empty() && resumable && !keep_text => {
+                    match resume.get(index).is_some_and(Option::is_some) {
+                        true => Some(self.read(c)?),
+                        false => Some(c),
+                    }
+                }
+                other => other,
+            };
             // A hash state is resumed only past bytes reused as they were, after the same head
             // and with everything before them resumed too.
             let resumable_past = |chunk: &Chunk, held: &str| {
@@ -509,6 +522,7 @@ impl ChunkCache {
                 // are the ones it had followed by the new entries' own member and frame.
                 (None, _) if grown.is_some() => {
                     let (old, at) = grown.expect("matched as present");
+                    let old = self.read(old)?;
                     // With everything before it reused as it was and the hash state after its
                     // old bytes kept, only the appended entries and their member are hashed.
                     let held = old
@@ -516,7 +530,6 @@ impl ChunkCache {
                         .strip_prefix(OPEN)
                         .unwrap_or(&old.fingerprint);
                     let state = resumable_past(&old, held).filter(|_| resuming);
-                    let old = self.read(old)?;
                     resumable = false;
                     let text = self.text(part, &group[at..])?;
                     let member = chunked::gzip_member(text.as_bytes());

@@ -196,7 +196,9 @@ pub(crate) async fn primary_xml(client: &reqwest::Client, base: &str) -> String 
 async fn hash_states_saved_at_a_stop_resume_the_first_publish_after_the_start() {
     let deployment = Deployment::new().await;
     let port = free_port();
-    let server = deployment.serve_on("server", "all", port, &[]).await;
+    // A JSON log, whose fields the test reads.
+    let json = [("PACKYARD_LOG_FORMAT", "json")];
+    let server = deployment.serve_on("server", "all", port, &json).await;
     let base = server.base.clone();
     let token = deployment.create_token().await;
     let client = reqwest::Client::new();
@@ -253,7 +255,7 @@ async fn hash_states_saved_at_a_stop_resume_the_first_publish_after_the_start() 
     let saved = deployment.data_dir("server").join("index-hash-states.json");
     assert!(saved.exists(), "the stop saved the hash states");
 
-    let server = deployment.serve_on("server", "all", port, &[]).await;
+    let server = deployment.serve_on("server", "all", port, &json).await;
     assert_eq!(push("late").await.unwrap().status(), 201);
     let after = until_listed("late".into()).await;
     assert!(!saved.exists(), "the start took the file");
@@ -290,18 +292,15 @@ async fn hash_states_saved_at_a_stop_resume_the_first_publish_after_the_start() 
     assert_eq!(apt.versions("early00").await, ["1.0"]);
 }
 
-/// `hashed_bytes` of every `published apt index` line of a log.
+/// `hashed_bytes` of every `published apt index` line of a JSON log.
 fn published_hashed_bytes(log: &str) -> Vec<u64> {
     log.lines()
-        .filter(|line| line.contains("published apt index"))
-        .filter_map(|line| {
-            let at = line.find("hashed_bytes")? + "hashed_bytes".len();
-            let digits: String = line[at..]
-                .chars()
-                .skip_while(|c| !c.is_ascii_digit())
-                .take_while(char::is_ascii_digit)
-                .collect();
-            digits.parse().ok()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["fields"]["message"] == "published apt index")
+        .map(|line| {
+            line["fields"]["hashed_bytes"]
+                .as_u64()
+                .expect("hashed_bytes")
         })
         .collect()
 }
