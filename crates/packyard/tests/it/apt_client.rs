@@ -158,6 +158,22 @@ impl Apt {
     }
 }
 
+/// A real apt for the repository at `repository` (`BASE/OWNER/NAME`), reading its `debian/`
+/// tree at `dist` and trusting the key the repository serves.
+pub async fn apt_trusting(repository: &str, dist: &str) -> Apt {
+    let armored = reqwest::get(format!("{repository}/gpgkey"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    Apt::new(
+        &format!("{repository}/debian/"),
+        dist,
+        &dearmor(&armored).await,
+    )
+}
+
 pub fn combined(out: &Output) -> String {
     format!(
         "{}{}",

@@ -116,6 +116,19 @@ pub async fn create_token(mut command: Command) -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
+/// Creates the public repository `NAME` of the token's user through packagecloud's API on the
+/// server at `base`.
+pub async fn create_repository(base: &str, token: &str, name: &str) {
+    let created = reqwest::Client::new()
+        .post(format!("{base}/api/v1/repos.json"))
+        .basic_auth(token, Some(""))
+        .form(&[("repository[name]", name)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201, "creating {name}");
+}
+
 /// Whether `BASE/readyz` answers 200 within `limit`.
 pub async fn ready_within(base: &str, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::process::Command;
 
-use crate::deployment::BIN;
+use crate::deployment::{BIN, create_repository};
 use crate::fixtures::{BOOKWORM, deb, deb_filename};
 use crate::support::free_port;
 
@@ -64,14 +64,7 @@ async fn a_pushed_blob_and_its_directories_are_synced_before_the_commit() {
         .unwrap();
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let client = reqwest::Client::new();
-    let created = client
-        .post(format!("{base}/api/v1/repos.json"))
-        .basic_auth(&token, Some(""))
-        .form(&[("repository[name]", "stable")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
+    create_repository(&base, &token, "stable").await;
     let bytes = deb("durable", "1.0", "amd64");
     let sha256 = packyard_formats::digest::sha256_hex(&bytes);
     let part =

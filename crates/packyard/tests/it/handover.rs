@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::apt_client::{Apt, combined};
-use crate::deployment::{BIN, Deployment};
+use crate::deployment::{BIN, Deployment, create_repository};
 use crate::fixtures::{BOOKWORM, deb, deb_filename};
 use crate::support::free_port;
 
@@ -134,14 +134,7 @@ async fn a_second_server_takes_over_the_port_and_no_request_fails() {
 
     let token = deployment.create_token().await;
     let client = reqwest::Client::new();
-    let created = client
-        .post(format!("{base}/api/v1/repos.json"))
-        .basic_auth(&token, Some(""))
-        .form(&[("repository[name]", "stable")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
+    create_repository(&base, &token, "stable").await;
     assert_eq!(push(&client, &base, &token, "seed").await, Ok(201));
     let deadline = Instant::now() + Duration::from_secs(30);
     while client

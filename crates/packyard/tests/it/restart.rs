@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::apt_client::{Apt, dearmor};
-use crate::deployment::Deployment;
+use crate::apt_client::apt_trusting;
+use crate::deployment::{Deployment, create_repository};
 use crate::fixtures::{BOOKWORM, deb, deb_filename};
 use crate::rpm_fixtures::{EL9, file_name, rpmbuild, simple_spec};
 use crate::support::free_port;
@@ -20,14 +20,7 @@ async fn pushes_acknowledged_before_sigterm_survive_a_restart() {
     let token = deployment.create_token().await;
     assert!(token.len() >= 48, "tokens are at least 48 characters");
     let client = reqwest::Client::new();
-    let created = client
-        .post(format!("{base}/api/v1/repos.json"))
-        .basic_auth(&token, Some(""))
-        .form(&[("repository[name]", "stable")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
+    create_repository(&base, &token, "stable").await;
 
     // Debs and rpms, interleaved.
     let work = tempfile::tempdir().unwrap();
@@ -202,14 +195,7 @@ async fn hash_states_saved_at_a_stop_resume_the_first_publish_after_the_start() 
     let base = server.base.clone();
     let token = deployment.create_token().await;
     let client = reqwest::Client::new();
-    let created = client
-        .post(format!("{base}/api/v1/repos.json"))
-        .basic_auth(&token, Some(""))
-        .form(&[("repository[name]", "stable")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
+    create_repository(&base, &token, "stable").await;
     let push = |name: &str| {
         let form = reqwest::multipart::Form::new()
             .text("package[distro_version_id]", BOOKWORM.to_string())
@@ -276,17 +262,7 @@ async fn hash_states_saved_at_a_stop_resume_the_first_publish_after_the_start() 
     assert!(before.len() as u64 > stanza as u64 * 3);
 
     // And apt accepts what it published.
-    let armored = reqwest::get(format!("{base}/admin/stable/gpgkey"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let apt = Apt::new(
-        &format!("{base}/admin/stable/debian/"),
-        "bookworm",
-        &dearmor(&armored).await,
-    );
+    let apt = apt_trusting(&format!("{base}/admin/stable"), "bookworm").await;
     apt.update().await;
     assert_eq!(apt.versions("late").await, ["1.0"]);
     assert_eq!(apt.versions("early00").await, ["1.0"]);

@@ -151,19 +151,11 @@ async fn an_extended_key_verifies_after_its_old_expiry_for_hosts_that_fetch_it_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_warns_of_a_key_close_to_expiry_at_start_up() {
-    use crate::deployment::Deployment;
+    use crate::deployment::{Deployment, create_repository};
     let deployment = Deployment::new().await;
     let server = deployment.serve("all", "all", &[]).await;
     let token = deployment.create_token().await;
-    let client = reqwest::Client::new();
-    let created = client
-        .post(server.url("/api/v1/repos.json"))
-        .basic_auth(&token, Some(""))
-        .form(&[("repository[name]", "stable")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
+    create_repository(&server.base, &token, "stable").await;
     let key = |args: &[&str]| {
         let mut command = deployment.command(&deployment.data_dir("cli"));
         command.arg("key").args(args);
