@@ -158,9 +158,9 @@ impl Apt {
     }
 }
 
-/// A real apt for the repository at `repository` (`BASE/OWNER/NAME`), reading its `debian/`
-/// tree at `dist` and trusting the key the repository serves.
-pub async fn apt_trusting(repository: &str, dist: &str) -> Apt {
+/// A real apt for the repository at `repository` (`BASE/OWNER/NAME`), reading its tree of `os`
+/// at `dist` and trusting the key the repository serves.
+pub async fn apt_trusting(repository: &str, os: &str, dist: &str) -> Apt {
     let armored = reqwest::get(format!("{repository}/gpgkey"))
         .await
         .unwrap()
@@ -168,7 +168,7 @@ pub async fn apt_trusting(repository: &str, dist: &str) -> Apt {
         .await
         .unwrap();
     Apt::new(
-        &format!("{repository}/debian/"),
+        &format!("{repository}/{os}/"),
         dist,
         &dearmor(&armored).await,
     )

@@ -129,6 +129,30 @@ pub async fn create_repository(base: &str, token: &str, name: &str) {
     assert_eq!(created.status(), 201, "creating {name}");
 }
 
+/// Pushes a generated deb `NAME` 1.0 for amd64 to `admin/stable`'s bookworm, as
+/// packagecloud's client does.
+pub async fn push_deb(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    name: &str,
+) -> reqwest::Result<reqwest::Response> {
+    use crate::fixtures::{BOOKWORM, deb, deb_filename};
+    let form = reqwest::multipart::Form::new()
+        .text("package[distro_version_id]", BOOKWORM.to_string())
+        .part(
+            "package[package_file]",
+            reqwest::multipart::Part::bytes(deb(name, "1.0", "amd64"))
+                .file_name(deb_filename(name, "1.0", "amd64")),
+        );
+    client
+        .post(format!("{base}/api/v1/repos/admin/stable/packages.json"))
+        .basic_auth(token, Some(""))
+        .multipart(form)
+        .send()
+        .await
+}
+
 /// Whether `BASE/readyz` answers 200 within `limit`.
 pub async fn ready_within(base: &str, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;

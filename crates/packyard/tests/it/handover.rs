@@ -11,7 +11,6 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::apt_client::{Apt, combined};
 use crate::deployment::{BIN, Deployment, create_repository};
-use crate::fixtures::{BOOKWORM, deb, deb_filename};
 use crate::support::free_port;
 
 /// Holds the listening socket, as systemd does with socket activation, and starts servers
@@ -81,18 +80,7 @@ async fn push(
     token: &str,
     name: &str,
 ) -> Result<u16, String> {
-    let form = reqwest::multipart::Form::new()
-        .text("package[distro_version_id]", BOOKWORM.to_string())
-        .part(
-            "package[package_file]",
-            reqwest::multipart::Part::bytes(deb(name, "1.0", "amd64"))
-                .file_name(deb_filename(name, "1.0", "amd64")),
-        );
-    client
-        .post(format!("{base}/api/v1/repos/admin/stable/packages.json"))
-        .basic_auth(token, Some(""))
-        .multipart(form)
-        .send()
+    crate::deployment::push_deb(client, base, token, name)
         .await
         .map(|r| r.status().as_u16())
         .map_err(|e| format!("{e:?}"))

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::apt_client::apt_trusting;
-use crate::deployment::{Deployment, create_repository};
+use crate::deployment::{Deployment, create_repository, push_deb};
 use crate::fixtures::{BOOKWORM, deb, deb_filename};
 use crate::rpm_fixtures::{EL9, file_name, rpmbuild, simple_spec};
 use crate::support::free_port;
@@ -196,20 +196,6 @@ async fn hash_states_saved_at_a_stop_resume_the_first_publish_after_the_start() 
     let token = deployment.create_token().await;
     let client = reqwest::Client::new();
     create_repository(&base, &token, "stable").await;
-    let push = |name: &str| {
-        let form = reqwest::multipart::Form::new()
-            .text("package[distro_version_id]", BOOKWORM.to_string())
-            .part(
-                "package[package_file]",
-                reqwest::multipart::Part::bytes(deb(name, "1.0", "amd64"))
-                    .file_name(deb_filename(name, "1.0", "amd64")),
-            );
-        client
-            .post(format!("{base}/api/v1/repos/admin/stable/packages.json"))
-            .basic_auth(&token, Some(""))
-            .multipart(form)
-            .send()
-    };
     let packages_url =
         format!("{base}/admin/stable/debian/dists/bookworm/main/binary-amd64/Packages");
     let until_listed = |name: String| {
@@ -227,7 +213,13 @@ async fn hash_states_saved_at_a_stop_resume_the_first_publish_after_the_start() 
         }
     };
     for i in 0..12 {
-        assert_eq!(push(&format!("early{i:02}")).await.unwrap().status(), 201);
+        assert_eq!(
+            push_deb(&client, &base, &token, &format!("early{i:02}"))
+                .await
+                .unwrap()
+                .status(),
+            201
+        );
     }
     let before = until_listed("early11".into()).await;
 
@@ -242,7 +234,13 @@ async fn hash_states_saved_at_a_stop_resume_the_first_publish_after_the_start() 
     assert!(saved.exists(), "the stop saved the hash states");
 
     let server = deployment.serve_on("server", "all", port, &json).await;
-    assert_eq!(push("late").await.unwrap().status(), 201);
+    assert_eq!(
+        push_deb(&client, &base, &token, "late")
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
     let after = until_listed("late".into()).await;
     assert!(!saved.exists(), "the start took the file");
     let log = server.log();
@@ -262,7 +260,7 @@ async fn hash_states_saved_at_a_stop_resume_the_first_publish_after_the_start() 
     assert!(before.len() as u64 > stanza as u64 * 3);
 
     // And apt accepts what it published.
-    let apt = apt_trusting(&format!("{base}/admin/stable"), "bookworm").await;
+    let apt = apt_trusting(&format!("{base}/admin/stable"), "debian", "bookworm").await;
     apt.update().await;
     assert_eq!(apt.versions("late").await, ["1.0"]);
     assert_eq!(apt.versions("early00").await, ["1.0"]);

@@ -9,7 +9,7 @@ use reqwest::multipart::{Form, Part};
 
 use packyard::bench::memory::{memory_kib, reset_peak_memory};
 
-use crate::apt_client::{Apt, dearmor};
+use crate::apt_client::{Apt, apt_trusting};
 use crate::deployment::{Deployment, Server};
 use crate::fixtures::{BOOKWORM, JAMMY, deb, deb_filename};
 use crate::support::{TestDatabase, TestStorage};
@@ -56,17 +56,7 @@ async fn create_repo(api: &Server, token: &str) {
 /// A real apt for `admin/fleet` at `OS/DIST`, trusting the repository's key.
 async fn apt_for(web: &Server, os_dist: &str) -> Apt {
     let (os, dist) = os_dist.split_once('/').unwrap();
-    let armored = reqwest::get(web.url("/admin/fleet/gpgkey"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    Apt::new(
-        &web.url(&format!("/admin/fleet/{os}/")),
-        dist,
-        &dearmor(&armored).await,
-    )
+    apt_trusting(&web.url("/admin/fleet"), os, dist).await
 }
 
 /// The package names in the Packages files apt downloaded and verified, with their counts.
