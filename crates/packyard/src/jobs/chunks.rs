@@ -489,12 +489,14 @@ impl ChunkCache {
             // start) is read to learn its blobs when a state saved at the last stop could
             // resume past it: reading it costs a fraction of decompressing and hashing it,
             // which it would be read for otherwise.
+            let resuming = resumable && !keep_text;
             let cached = match cached {
-                Some(c) if !c.is_read() && c.gz.sha256.is_empty() && resumable && !keep_text => {
-                    match resume.get(index).is_some_and(Option::is_some) {
-                        true => Some(self.read(c)?),
-                        false => Some(c),
-                    }
+                Some(c)
+                    if c.gz.sha256.is_empty()
+                        && resuming
+                        && resume.get(index).is_some_and(Option::is_some) =>
+                {
+                    Some(self.read(c)?)
                 }
                 other => other,
             };
@@ -509,7 +511,6 @@ impl ChunkCache {
                         && s.fingerprint == held
                 })
             };
-            let resuming = resumable && !keep_text;
             let resumed = cached
                 .as_ref()
                 .filter(|_| resuming)

@@ -93,7 +93,7 @@ pub fn restore(states: &HashStates, data_dir: &Path) -> Result<usize> {
             .parts
             .into_iter()
             .map(|(part, saved)| {
-                let chain: Vec<ChunkState> = saved.iter().map_while(state).collect();
+                let chain: Vec<ChunkState> = saved.into_iter().map_while(state).collect();
                 (part, chain)
             })
             .collect();
@@ -120,16 +120,16 @@ fn saved(state: &ChunkState) -> SavedState {
     }
 }
 
-fn state(saved: &SavedState) -> Option<ChunkState> {
+fn state(saved: SavedState) -> Option<ChunkState> {
     let hasher = |text: &str| MultiHasher::from_bytes(&hex::decode(text).ok()?);
     Some(ChunkState {
-        head: saved.head.clone(),
-        chunk_no: saved.chunk_no,
-        fingerprint: saved.fingerprint.clone(),
-        blobs: saved.blobs.clone(),
         state: hasher(&saved.state)?,
         gz: hasher(&saved.gz)?,
         zst: hasher(&saved.zst)?,
+        head: saved.head,
+        chunk_no: saved.chunk_no,
+        fingerprint: saved.fingerprint,
+        blobs: saved.blobs,
     })
 }
 

@@ -38,7 +38,8 @@ pub async fn publish(app: &App, target: &Target, run: &Build) -> Result<()> {
         app.listings.forget(target);
     }
     let listed = |architecture: &str| listed_in(&target.arch, architecture);
-    let listing = (app.listings)
+    let listing = app
+        .listings
         .list(&app.db, target, grace, watermark, &listed)
         .await?;
     let list_ms = started.elapsed().as_millis() as u64;
